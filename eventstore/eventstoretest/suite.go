@@ -1,0 +1,186 @@
+// Package eventstoretest is the conformance suite every eventstore adapter
+// must pass: Run(t, newStore) from the adapter's own tests.
+package eventstoretest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+// Run runs the whole suite. newStore may return a fresh store or a shared
+// one: every case works on streams named with a prefix of its own and looks
+// at the global log only through that prefix.
+func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, s eventstore.Store)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"ExpectedVersion", testExpectedVersion},
+		{"ConcurrentSameVersion", testConcurrentSameVersion},
+		{"ConcurrentAny", testConcurrentAny},
+		{"IdempotentRetry", testIdempotentRetry},
+		{"ConcurrentRetry", testConcurrentRetry},
+		{"ReadStream", testReadStream},
+		{"Paging", testPaging},
+		{"ReadAllOrder", testReadAllOrder},
+		{"ReadAllConcurrent", testReadAllConcurrent},
+		{"SubscribeHandoff", testSubscribeHandoff},
+		{"SubscribeFrom", testSubscribeFrom},
+		{"Filters", testFilters},
+		{"SubscriptionClose", testSubscriptionClose},
+		{"BadInput", testBadInput},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.fn(t, newStore(t))
+		})
+	}
+}
+
+// Prefix returns a stream-name prefix no other test uses.
+func Prefix(t *testing.T) string {
+	return fmt.Sprintf("t%s_%s-", strings.ReplaceAll(uuid.NewString()[:8], "-", ""), sanitize(t.Name()))
+}
+
+func sanitize(name string) string {
+	name = name[strings.LastIndex(name, "/")+1:]
+	if len(name) > 24 {
+		name = name[:24]
+	}
+	return strings.ToLower(name)
+}
+
+// Ctx returns a context that ends with the test or after a minute.
+func Ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Ev builds an event of type typ whose data carries n.
+func Ev(typ string, n int) eventstore.EventData {
+	return eventstore.EventData{
+		ID:   uuid.Must(uuid.NewV7()),
+		Type: typ,
+		Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n)),
+	}
+}
+
+// N decodes the n an Ev carries.
+func N(t *testing.T, e eventstore.Event) int {
+	t.Helper()
+	var d struct{ N int }
+	if err := json.Unmarshal(e.Data, &d); err != nil {
+		t.Fatalf("decode %s: %v", e.Data, err)
+	}
+	return d.N
+}
+
+// MustAppend appends or fails the test.
+func MustAppend(t *testing.T, s eventstore.Store, stream string, exp eventstore.ExpectedVersion, evs ...eventstore.EventData) eventstore.AppendResult {
+	t.Helper()
+	res, err := s.Append(Ctx(t), stream, exp, evs...)
+	if err != nil {
+		t.Fatalf("append to %s: %v", stream, err)
+	}
+	return res
+}
+
+// ReadStreamAll reads the whole stream forwards, or nil when it does not exist.
+func ReadStreamAll(t *testing.T, s eventstore.Store, stream string) []eventstore.Event {
+	t.Helper()
+	var out []eventstore.Event
+	for from := int64(0); ; {
+		page, err := s.ReadStream(Ctx(t), stream, eventstore.Forwards, from, 1000)
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return nil
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", stream, err)
+		}
+		out = append(out, page...)
+		if len(page) < 1000 {
+			return out
+		}
+		from = page[len(page)-1].Version + 1
+	}
+}
+
+// ReadAllPrefix reads the global log from the start in pages of pageSize and
+// keeps the events whose stream starts with prefix.
+func ReadAllPrefix(t *testing.T, s eventstore.Store, prefix string, pageSize int) []eventstore.Event {
+	t.Helper()
+	var out []eventstore.Event
+	pos := eventstore.Start
+	for {
+		page, err := s.ReadAll(Ctx(t), pos, pageSize)
+		if err != nil {
+			t.Fatalf("read all from %s: %v", pos, err)
+		}
+		for _, e := range page {
+			if !pos.Less(e.Position) {
+				t.Fatalf("read all: position %s does not come after %s", e.Position, pos)
+			}
+			pos = e.Position
+			if strings.HasPrefix(e.StreamID, prefix) {
+				out = append(out, e)
+			}
+		}
+		if len(page) < pageSize {
+			return out
+		}
+	}
+}
+
+// Collect takes n events from sub, failing the test if they do not arrive
+// within the deadline.
+func Collect(t *testing.T, sub *eventstore.Subscription, n int, within time.Duration) []eventstore.Event {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	out := make([]eventstore.Event, 0, n)
+	for len(out) < n {
+		select {
+		case e, ok := <-sub.Events():
+			if !ok {
+				t.Fatalf("subscription ended after %d of %d events: %v", len(out), n, sub.Err())
+			}
+			out = append(out, e)
+		case <-deadline.C:
+			t.Fatalf("got %d of %d events within %s", len(out), n, within)
+		}
+	}
+	return out
+}
+
+func ids(evs []eventstore.Event) []uuid.UUID {
+	out := make([]uuid.UUID, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func sameIDs(t *testing.T, what string, got, want []eventstore.Event) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d events, want %d", what, len(got), len(want))
+	}
+	g, w := ids(got), ids(want)
+	for i := range g {
+		if g[i] != w[i] {
+			t.Fatalf("%s: event %d is %s (%s v%d), want %s (%s v%d)", what, i,
+				g[i], got[i].StreamID, got[i].Version, w[i], want[i].StreamID, want[i].Version)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+// Package memory is an in-process event store. It is the working fake that
+// unit tests of higher layers use, and passes the same conformance suite as
+// the durable adapters. Nothing survives the process.
+package memory
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+// Store keeps events in memory. The zero value is not usable; use New.
+type Store struct {
+	mu      sync.RWMutex
+	log     []eventstore.Event // global order; log[i].Position.Commit == i+1
+	streams map[string][]int   // stream id → indexes into log
+	byID    map[uuid.UUID]int  // event id → index into log
+	wake    *eventstore.Waker
+	now     func() time.Time
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		streams: map[string][]int{},
+		byID:    map[uuid.UUID]int{},
+		wake:    eventstore.NewWaker(),
+		now:     time.Now,
+	}
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	events, err := eventstore.PrepareAppend(stream, expected, events, s.now())
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	idx := s.streams[stream]
+	current := int64(len(idx)) - 1
+	if res, done, err := s.replayed(stream, expected, events); done {
+		return res, err
+	}
+	if !expected.Satisfied(current) {
+		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: current}
+	}
+	for _, e := range events {
+		current++
+		n := len(s.log)
+		s.log = append(s.log, eventstore.Event{
+			EventData: e,
+			StreamID:  stream,
+			Version:   current,
+			Position:  eventstore.Position{Commit: uint64(n + 1), Prepare: uint64(n + 1)},
+		})
+		s.streams[stream] = append(s.streams[stream], n)
+		s.byID[e.ID] = n
+	}
+	s.wake.Wake()
+	return eventstore.AppendResult{Version: current, Position: s.log[len(s.log)-1].Position}, nil
+}
+
+// replayed decides an append whose event ids were seen before: done is
+// true when the append must not write, with the original result for a
+// retry of the stream's latest run or an error otherwise.
+func (s *Store) replayed(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
+	first, seen := s.byID[events[0].ID]
+	if !seen {
+		for _, e := range events[1:] {
+			if _, dup := s.byID[e.ID]; dup {
+				return eventstore.AppendResult{}, true, eventstore.ErrDuplicateEventID
+			}
+		}
+		return eventstore.AppendResult{}, false, nil
+	}
+	e0 := s.log[first]
+	idx := s.streams[stream]
+	end := int(e0.Version) + len(events)
+	if e0.StreamID != stream || end > len(idx) || !expected.Satisfied(e0.Version-1) {
+		return eventstore.AppendResult{}, true, s.conflict(stream, expected)
+	}
+	for i, e := range events {
+		if s.log[idx[int(e0.Version)+i]].ID != e.ID {
+			return eventstore.AppendResult{}, true, s.conflict(stream, expected)
+		}
+	}
+	last := s.log[idx[end-1]]
+	return eventstore.AppendResult{Version: last.Version, Position: last.Position}, true, nil
+}
+
+func (s *Store) conflict(stream string, expected eventstore.ExpectedVersion) error {
+	return &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: int64(len(s.streams[stream])) - 1}
+}
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from int64, count int) ([]eventstore.Event, error) {
+	if err := eventstore.ValidateReadStream(stream, dir, from, count); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	idx := s.streams[stream]
+	if len(idx) == 0 {
+		return nil, eventstore.ErrStreamNotFound
+	}
+	out := []eventstore.Event{}
+	if dir == eventstore.Forwards {
+		for v := from; v < int64(len(idx)) && len(out) < count; v++ {
+			out = append(out, s.log[idx[v]])
+		}
+		return out, nil
+	}
+	if from == eventstore.StreamEnd || from >= int64(len(idx)) {
+		from = int64(len(idx)) - 1
+	}
+	for v := from; v >= 0 && len(out) < count; v-- {
+		out = append(out, s.log[idx[v]])
+	}
+	return out, nil
+}
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.Event, error) {
+	if err := eventstore.ValidateCount(count); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	start := min(int(from.Commit), len(s.log)) // Commit n is log[n-1]
+	end := min(start+count, len(s.log))
+	return slices.Clone(s.log[start:end]), nil
+}
+
+// SubscribeAll implements eventstore.Store.
+func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filter eventstore.Filter) (*eventstore.Subscription, error) {
+	read := func(ctx context.Context, from eventstore.Position, count int) ([]eventstore.Event, bool, error) {
+		evs, err := s.ReadAll(ctx, from, count)
+		return evs, false, err
+	}
+	return eventstore.NewSubscription(ctx, eventstore.CatchUp(from, filter, 256, time.Minute, s.wake, read)), nil
+}

@@ -1,0 +1,113 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+const columns = `id, tx_id, event_id, stream_id, version, type, schema_version, data,
+	correlation_id, causation_id, actor_id, created_at`
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from int64, count int) ([]eventstore.Event, error) {
+	if err := eventstore.ValidateReadStream(stream, dir, from, count); err != nil {
+		return nil, err
+	}
+	q := `SELECT ` + columns + ` FROM events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`
+	if dir == eventstore.Backwards {
+		q = `SELECT ` + columns + ` FROM events WHERE stream_id = $1 AND version <= $2 ORDER BY version DESC LIMIT $3`
+		if from == eventstore.StreamEnd {
+			from = math.MaxInt64
+		}
+	}
+	events, err := s.query(ctx, count, q, stream, from, count)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	if len(events) == 0 {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)`, stream).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("read stream %s: %w", stream, err)
+		}
+		if !exists {
+			return nil, eventstore.ErrStreamNotFound
+		}
+	}
+	return events, nil
+}
+
+// visibleBelow is the first transaction id that may still be in progress:
+// every transaction below it has committed or aborted, so rows below it
+// are final and nothing will ever be inserted among them.
+const visibleBelow = `(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)`
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.Event, error) {
+	events, _, err := s.readAll(ctx, from, count)
+	return events, err
+}
+
+// readAll reads the global log after from. held reports that the page came
+// back short because events of transactions younger than one still in
+// progress exist; they become readable when it ends.
+func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int) (events []eventstore.Event, held bool, err error) {
+	if err := eventstore.ValidateCount(count); err != nil {
+		return nil, false, err
+	}
+	if from.Commit > math.MaxInt64 || from.Prepare > math.MaxInt64 {
+		return nil, false, &eventstore.ValidationError{Field: "position", Reason: "not a position of this store"}
+	}
+	events, err = s.query(ctx, count, `SELECT `+columns+` FROM events
+		WHERE (tx_id, id) > ($1, $2) AND tx_id < `+visibleBelow+`
+		ORDER BY tx_id, id LIMIT $3`, int64(from.Commit), int64(from.Prepare), count)
+	if err != nil {
+		return nil, false, fmt.Errorf("read all from %s: %w", from, err)
+	}
+	if len(events) < count {
+		after := from
+		if len(events) > 0 {
+			after = events[len(events)-1].Position
+		}
+		err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, id) > ($1, $2))`,
+			int64(after.Commit), int64(after.Prepare)).Scan(&held)
+		if err != nil {
+			return nil, false, fmt.Errorf("read all from %s: %w", from, err)
+		}
+	}
+	return events, held, nil
+}
+
+func (s *Store) query(ctx context.Context, capacity int, sql string, args ...any) ([]eventstore.Event, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]eventstore.Event, 0, min(capacity, 1024))
+	var txID, id int64
+	for rows.Next() {
+		var e eventstore.Event
+		m := &e.Metadata
+		if err := rows.Scan(&id, &txID, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, &e.Data,
+			&m.CorrelationID, &m.CausationID, &m.ActorID, &m.Timestamp); err != nil {
+			return nil, err
+		}
+		m.Timestamp = m.Timestamp.UTC()
+		e.Position = eventstore.Position{Commit: uint64(txID), Prepare: uint64(id)}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// SubscribeAll implements eventstore.Store.
+func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filter eventstore.Filter) (*eventstore.Subscription, error) {
+	s.listenOnce.Do(func() {
+		s.wg.Add(1)
+		go s.listenLoop()
+	})
+	return eventstore.NewSubscription(ctx, eventstore.CatchUp(from, filter, 1000, s.poll, s.wake, s.readAll)), nil
+}

@@ -1,0 +1,201 @@
+// Package postgres is the PostgreSQL event store adapter (pgx v5), the
+// default wherever no EventStoreDB runs.
+//
+// Appends are one statement (the es_append function of the embedded
+// migrations); UNIQUE (stream_id, version) is the concurrency guard. The
+// global order is (transaction id, row id) and readers only see
+// transactions older than every transaction still in progress, so a
+// reader that continues from the last position it saw never skips an event
+// whose transaction commits late. Readers are woken by LISTEN/NOTIFY and,
+// in the same process, directly; polling is only the fallback.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+// Options tune a Store; the zero value is usable.
+type Options struct {
+	// Schema holds the event store's tables; default "eventstore".
+	Schema string
+	// PollInterval is how often an idle subscription reads even without a
+	// notification; default 1 s.
+	PollInterval time.Duration
+	// Logger receives reconnect warnings; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is the PostgreSQL event store.
+type Store struct {
+	pool    *pgxpool.Pool
+	schema  string
+	channel string
+	poll    time.Duration
+	log     *slog.Logger
+	wake    *eventstore.Waker
+	now     func() time.Time
+
+	dirty      chan struct{} // an append committed; tell other processes
+	listenOnce sync.Once
+	ctx        context.Context // ends at Close
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL; pool_max_conns
+// and the other pgxpool settings may ride on it), applies the migrations,
+// and checks the concurrency guard is in place. Errors: connection and
+// migration failures.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if opts.Schema == "" {
+		opts.Schema = "eventstore"
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("event store: parse database url: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = 20
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+	cfg.ConnConfig.RuntimeParams["application_name"] = "eventshop"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("event store: %w", err)
+	}
+	if err := migrate(ctx, pool, opts.Schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("event store: %w", err)
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	s := &Store{
+		pool: pool, schema: opts.Schema, channel: "eventstore_" + opts.Schema,
+		poll: opts.PollInterval, log: opts.Logger, wake: eventstore.NewWaker(), now: time.Now,
+		dirty: make(chan struct{}, 1), ctx: bg, cancel: cancel,
+	}
+	s.wg.Add(1)
+	go s.notifyLoop()
+	return s, nil
+}
+
+// Pool is the store's connection pool, for callers that keep other tables
+// in the same database.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping checks the database answers. Errors: the connection's.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Close stops the background work and closes the pool. Subscriptions end.
+func (s *Store) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	s.pool.Close()
+	return nil
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	events, err := eventstore.PrepareAppend(stream, expected, events, s.now())
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	args := appendArgs(stream, expected, events)
+	for {
+		res, err := s.append(ctx, args)
+		if err == nil {
+			s.committed()
+			return res, nil
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+		}
+		switch {
+		case pgErr.Code == "ES001":
+			return eventstore.AppendResult{}, wrongVersion(stream, expected, pgErr.Detail)
+		case pgErr.Code == "ES002":
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, eventstore.ErrDuplicateEventID)
+		case pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" && expected != eventstore.Any:
+			// A concurrent append took the version first.
+			return eventstore.AppendResult{}, s.conflict(ctx, stream, expected)
+		case pgErr.Code == "23505":
+			// Any lost a race for the next version, or a concurrent retry
+			// of the same batch committed first: go again, and the next
+			// attempt sees the winner.
+			if err := ctx.Err(); err != nil {
+				return eventstore.AppendResult{}, err
+			}
+			continue
+		default:
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+		}
+	}
+}
+
+func (s *Store) append(ctx context.Context, a []any) (eventstore.AppendResult, error) {
+	var res eventstore.AppendResult
+	var txID, id int64
+	err := s.pool.QueryRow(ctx, `SELECT version, tx_id, id FROM es_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, a...).
+		Scan(&res.Version, &txID, &id)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	res.Position = eventstore.Position{Commit: uint64(txID), Prepare: uint64(id)}
+	return res, nil
+}
+
+func appendArgs(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) []any {
+	n := len(events)
+	ids := make([][16]byte, n)
+	types := make([]string, n)
+	versions := make([]int32, n)
+	data := make([]string, n)
+	corr, cause, actor := make([]string, n), make([]string, n), make([]string, n)
+	created := make([]time.Time, n)
+	for i, e := range events {
+		ids[i], types[i], versions[i], data[i] = e.ID, e.Type, int32(e.SchemaVersion), string(e.Data)
+		corr[i], cause[i], actor[i], created[i] = e.Metadata.CorrelationID, e.Metadata.CausationID, e.Metadata.ActorID, e.Metadata.Timestamp
+	}
+	return []any{stream, int64(expected), ids, types, versions, data, corr, cause, actor, created}
+}
+
+// conflict builds the wrong-expected-version error with the stream's
+// current version.
+func (s *Store) conflict(ctx context.Context, stream string, expected eventstore.ExpectedVersion) error {
+	var actual *int64
+	if err := s.pool.QueryRow(ctx, `SELECT max(version) FROM events WHERE stream_id = $1`, stream).Scan(&actual); err != nil {
+		return fmt.Errorf("append to %s: %w (reading the actual version: %v)", stream, eventstore.ErrWrongExpectedVersion, err)
+	}
+	a := int64(-1)
+	if actual != nil {
+		a = *actual
+	}
+	return &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: a}
+}
+
+func wrongVersion(stream string, expected eventstore.ExpectedVersion, detail string) error {
+	var actual int64
+	if _, err := fmt.Sscan(detail, &actual); err != nil {
+		actual = -1
+	}
+	return &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: actual}
+}

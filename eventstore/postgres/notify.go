@@ -18,7 +18,7 @@ func (s *Store) committed() {
 }
 
 // notifyLoop sends one NOTIFY for any number of appends that committed
-// while the previous one was in flight. NOTIFY is not part of the append
+// while the previous one was in flight or within notifySpacing of it. NOTIFY is not part of the append
 // transaction: in PostgreSQL a notifying commit takes a cluster-wide lock
 // until it is flushed, which would serialise every append. The loop's own
 // connection runs with synchronous_commit off, as a lost notification only
@@ -61,6 +61,13 @@ func (s *Store) notifyLoop() {
 			}
 			backoff.reset()
 			break
+		}
+		t := time.NewTimer(notifySpacing)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 
-
 	"github.com/eventshop/eventshop/eventstore"
 )
 
@@ -92,7 +91,7 @@ func (s *Store) query(ctx context.Context, capacity int, sql string, args ...any
 	for rows.Next() {
 		var e eventstore.Event
 		m := &e.Metadata
-		if err := rows.Scan(&id, &txID, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, &e.Data,
+		if err := rows.Scan(&id, &txID, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, (*[]byte)(&e.Data),
 			&m.CorrelationID, &m.CausationID, &m.ActorID, &m.Timestamp); err != nil {
 			return nil, err
 		}

@@ -55,6 +55,16 @@ type Store struct {
 
 var _ eventstore.Store = (*Store)(nil)
 
+// maxAnyAttempts bounds how often an append with Any retries after
+// concurrent appends took the version it wanted.
+const maxAnyAttempts = 100
+
+// notifySpacing is the least time between two notifications from this
+// process: appends in between ride on the next one, so other processes
+// hear of new events within a few milliseconds without a notification
+// per append.
+const notifySpacing = 3 * time.Millisecond
+
 // Open connects to the database at url (a postgres:// URL; pool_max_conns
 // and the other pgxpool settings may ride on it), applies the migrations,
 // and checks the concurrency guard is in place. Errors: connection and
@@ -119,48 +129,71 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		return eventstore.AppendResult{}, err
 	}
 	args := appendArgs(stream, expected, events)
-	for {
+	for attempt := 1; ; attempt++ {
 		res, err := s.append(ctx, args)
 		if err == nil {
 			s.committed()
 			return res, nil
 		}
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) {
+		var w errWrongVersion
+		wrong := errors.As(err, &w)
+		if !wrong && (!errors.As(err, &pgErr) || pgErr.Code != "23505") {
 			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
 		}
+		// The append conflicted: it may be a retry of a batch already
+		// written, which succeeds with the first result.
+		res, found, reused, werr := s.written(ctx, stream, expected, args[2])
 		switch {
-		case pgErr.Code == "ES001":
-			return eventstore.AppendResult{}, wrongVersion(stream, expected, pgErr.Detail)
-		case pgErr.Code == "ES002":
+		case werr != nil:
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, werr)
+		case found:
+			return res, nil
+		case wrong:
+			return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: w.actual}
+		case pgErr.ConstraintName == "events_event_id_key" && reused:
 			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, eventstore.ErrDuplicateEventID)
-		case pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" && expected != eventstore.Any:
+		case expected != eventstore.Any:
 			// A concurrent append took the version first.
 			return eventstore.AppendResult{}, s.conflict(ctx, stream, expected)
-		case pgErr.Code == "23505":
-			// Any lost a race for the next version, or a concurrent retry
-			// of the same batch committed first: go again, and the next
-			// attempt sees the winner.
-			if err := ctx.Err(); err != nil {
-				return eventstore.AppendResult{}, err
-			}
-			continue
-		default:
-			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+		}
+		// Any lost a race for the next version: go again.
+		if attempt == maxAnyAttempts {
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s: lost the race for the next version %d times: %w", stream, attempt, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return eventstore.AppendResult{}, err
 		}
 	}
 }
 
+// written runs writtenSQL: are ids already written as a run of
+// stream that an append with expected could have written.
+func (s *Store) written(ctx context.Context, stream string, expected eventstore.ExpectedVersion, ids any) (res eventstore.AppendResult, found, reused bool, err error) {
+	var version, txID, id *int64
+	err = s.pool.QueryRow(ctx, writtenSQL, stream, int64(expected), ids).
+		Scan(&found, &reused, &version, &txID, &id)
+	if err != nil || !found {
+		return res, false, reused, err
+	}
+	return eventstore.AppendResult{Version: *version, Position: eventstore.Position{Commit: uint64(*txID), Prepare: uint64(*id)}}, true, reused, nil
+}
+
+// errWrongVersion is append's report that the expected version did not hold.
+type errWrongVersion struct{ actual int64 }
+
+func (e errWrongVersion) Error() string { return fmt.Sprintf("stream is at version %d", e.actual) }
+
 func (s *Store) append(ctx context.Context, a []any) (eventstore.AppendResult, error) {
-	var res eventstore.AppendResult
-	var txID, id int64
-	err := s.pool.QueryRow(ctx, `SELECT version, tx_id, id FROM es_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, a...).
-		Scan(&res.Version, &txID, &id)
-	if err != nil {
+	var before int64
+	var version, txID, id *int64
+	if err := s.pool.QueryRow(ctx, appendSQL, a...).Scan(&before, &version, &txID, &id); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	res.Position = eventstore.Position{Commit: uint64(txID), Prepare: uint64(id)}
-	return res, nil
+	if version == nil {
+		return eventstore.AppendResult{}, errWrongVersion{actual: before}
+	}
+	return eventstore.AppendResult{Version: *version, Position: eventstore.Position{Commit: uint64(*txID), Prepare: uint64(*id)}}, nil
 }
 
 func appendArgs(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) []any {
@@ -190,12 +223,4 @@ func (s *Store) conflict(ctx context.Context, stream string, expected eventstore
 		a = *actual
 	}
 	return &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: a}
-}
-
-func wrongVersion(stream string, expected eventstore.ExpectedVersion, detail string) error {
-	var actual int64
-	if _, err := fmt.Sscan(detail, &actual); err != nil {
-		actual = -1
-	}
-	return &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: actual}
 }

@@ -6,6 +6,7 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -47,16 +48,8 @@ func NewDatabase(tb testing.TB) string {
 		tb.Fatalf("pgtest: create database: %v", err)
 	}
 	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			tb.Errorf("pgtest: drop %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("pgtest: drop %s: %v", name, err)
+		if err := drop(name); err != nil {
+			tb.Errorf("pgtest: %v", err)
 		}
 	})
 	u, err := url.Parse(admin)
@@ -75,3 +68,33 @@ func redact(raw string) string {
 	return u.Redacted()
 }
 
+// Drop drops the database at dbURL now, disconnecting its clients, as a
+// test of what happens when a database goes away.
+func Drop(tb testing.TB, dbURL string) {
+	tb.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if !strings.HasPrefix(name, Prefix) {
+		tb.Fatalf("pgtest: refusing to drop %q, which this package did not create", name)
+	}
+	if err := drop(name); err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+}
+
+func drop(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, AdminURL())
+	if err != nil {
+		return fmt.Errorf("drop %s: %w", name, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop %s: %w", name, err)
+	}
+	return nil
+}

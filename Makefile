@@ -1,0 +1,39 @@
+# eventshop. `make run` starts the system locally; `make test` runs every test.
+GO ?= go
+GOTEST_FLAGS ?= -race -count=1 -timeout 30m
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: run test bench build lint services clean-testdbs
+
+## run: start eventshop locally on http://127.0.0.1:8080
+run: services-run
+	$(GO) run ./cmd/eventshop serve
+
+## test: every test, with the race detector, against real PostgreSQL and Redis
+test: services
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+## bench: event store throughput next to raw PostgreSQL baselines
+bench: services
+	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m ./eventstore/postgres/
+
+## build: a static binary in bin/eventshop
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/eventshop ./cmd/eventshop
+
+## lint: go vet and staticcheck
+lint:
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## services: make sure PostgreSQL and Redis are up (installs them on Debian as root)
+services:
+	@scripts/services.sh
+
+services-run:
+	@scripts/services.sh eventshop
+
+## clean-testdbs: drop test databases left behind by killed test runs
+clean-testdbs:
+	@psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'eventshop\_test\_%'" \
+		| while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE \"$$db\" WITH (FORCE)"; done

@@ -1,0 +1,50 @@
+package postgres
+
+// appendSQL appends a batch in one statement, so an append costs one round
+// trip. It returns the stream's version before the append and the last
+// inserted row's (version, tx_id, id); when the expected version
+// ($2: -2 any, -1 no stream, -4 stream exists, n ≥ 0 exact) does not hold
+// it inserts nothing and the last three are NULL. A concurrent append of
+// the same version or event id fails on the unique constraints.
+const appendSQL = `
+WITH cur AS (
+    SELECT coalesce(max(version), -1) AS v FROM events WHERE stream_id = $1
+), ok AS (
+    SELECT v FROM cur
+     WHERE $2::bigint = -2 OR ($2 = -1 AND v = -1) OR ($2 = -4 AND v >= 0) OR $2 = v
+), ins AS (
+    INSERT INTO events (event_id, stream_id, version, type, schema_version, data,
+                        correlation_id, causation_id, actor_id, created_at)
+    SELECT b.event_id, $1, ok.v + b.n, b.type, b.schema_version, b.data::json,
+           b.correlation, b.causation, b.actor, b.created
+      FROM ok, unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+               WITH ORDINALITY AS b(event_id, type, schema_version, data, correlation, causation, actor, created, n)
+     ORDER BY b.n
+    RETURNING version, tx_id, id
+)
+SELECT (SELECT v FROM cur), max(version), max(tx_id), max(id) FROM ins`
+
+// writtenSQL says whether the event ids $3 are already written, in order,
+// as one run of stream $1 that an append with expected version $2 could
+// have written (a retry): found, with that run's last (version, tx_id, id).
+// reused says some of the ids exist at all.
+const writtenSQL = `
+WITH batch AS (
+    SELECT b.n, e.stream_id, e.version, e.tx_id, e.id
+      FROM unnest($3::uuid[]) WITH ORDINALITY AS b(event_id, n)
+      LEFT JOIN events e ON e.event_id = b.event_id
+), first AS (
+    SELECT version AS v FROM batch WHERE n = 1 AND stream_id = $1
+), counted AS (
+    SELECT count(*) FILTER (WHERE b.stream_id = $1 AND b.version = f.v + b.n - 1) = cardinality($3) AS run,
+           count(b.stream_id) > 0 AS reused,
+           max(f.v) AS v
+      FROM batch b LEFT JOIN first f ON true
+), verdict AS (
+    SELECT coalesce(c.run AND ($2::bigint = -2 OR ($2 = -1 AND c.v = 0) OR ($2 = -4 AND c.v > 0) OR $2 = c.v - 1), false) AS found,
+           c.reused
+      FROM counted c
+)
+SELECT v.found, v.reused, l.version, l.tx_id, l.id
+  FROM verdict v
+  LEFT JOIN batch l ON v.found AND l.n = cardinality($3)`

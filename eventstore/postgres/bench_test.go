@@ -19,13 +19,17 @@ import (
 	"github.com/eventshop/eventshop/internal/pgtest"
 )
 
+// The benchmarks measure the store and a raw baseline in alternating
+// rounds of the same size, so that drift of the shared machine (fsync
+// latency, other load) hits both alike; ratio = store rate ÷ raw rate.
+
 // payload is about 300 bytes of JSON, the size the machine's pgbench
 // anchors were measured with.
 var payload = json.RawMessage(`{"order_id":"0190d9b4-8b9e-7c3a-9f51-2d3c4b5a6978","user_id":"0190d9b4-8b9e-7c3a-9f51-2d3c4b5a6979",` +
 	`"items":[{"product_id":"0190d9b4-8b9e-7c3a-9f51-2d3c4b5a6970","sku":"SKU-12345","name":"Blue mug","quantity":2,"price":12.5}],` +
 	`"total":25.0,"currency":"EUR","note":"leave at the door, please ring twice"}`)
 
-const baselineFor = 2 * time.Second
+const rounds = 10
 
 func benchEvent() eventstore.EventData {
 	return eventstore.EventData{
@@ -34,10 +38,32 @@ func benchEvent() eventstore.EventData {
 	}
 }
 
+// concurrently runs n calls of op spread over conc workers and returns
+// the wall time they took.
+func concurrently(b *testing.B, conc, n int, op func(worker int) error) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				if err := op(w); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
 // BenchmarkAppend reports appends/s for 1- and 10-event appends at
-// concurrency 1 and 8, next to plain INSERTs of as many rows per statement
-// into a table like the event table, at the same concurrency, measured in
-// the same run. ratio = appends/s ÷ raw statements/s.
+// concurrency 1 and 8, next to plain INSERT statements of as many rows
+// into a table like the event table (same columns, indexes and defaults)
+// from as many connections in autocommit.
 func BenchmarkAppend(b *testing.B) {
 	ctx := context.Background()
 	store, err := postgres.Open(ctx, pgtest.NewDatabase(b), postgres.Options{})
@@ -51,37 +77,49 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	for _, events := range []int{1, 10} {
 		for _, conc := range []int{1, 8} {
-			var raw float64
 			b.Run(fmt.Sprintf("events=%d/conc=%d", events, conc), func(b *testing.B) {
-				if raw == 0 {
-					raw = rawInserts(b, pool, events, conc)
+				streams := make([]string, conc)
+				versions := make([]int64, conc)
+				rawVersions := make([]int, conc)
+				for w := range streams {
+					streams[w] = "bench-" + uuid.NewString()
+					versions[w] = -1
 				}
-				var next atomic.Int64
-				var wg sync.WaitGroup
+				rawSQL := rawInsertSQL(events)
+				appendOne := func(w int) error {
+					evs := make([]eventstore.EventData, events)
+					for i := range evs {
+						evs[i] = benchEvent()
+					}
+					res, err := store.Append(ctx, streams[w], eventstore.Exact(versions[w]), evs...)
+					versions[w] = res.Version
+					return err
+				}
+				insertOne := func(w int) error {
+					args := make([]any, 0, 8*events)
+					for range events {
+						e := benchEvent()
+						args = append(args, e.ID, streams[w], rawVersions[w], e.Type, string(e.Data),
+							e.Metadata.CorrelationID, e.Metadata.CausationID, e.Metadata.ActorID)
+						rawVersions[w]++
+					}
+					_, err := pool.Exec(ctx, rawSQL, args...)
+					return err
+				}
+				var storeTime, rawTime time.Duration
+				per := max(b.N/rounds, 1)
+				done := 0
 				b.ResetTimer()
-				start := time.Now()
-				for w := range conc {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						stream := fmt.Sprintf("bench-%s-%d", uuid.NewString()[:8], w)
-						version := int64(-1)
-						for next.Add(1) <= int64(b.N) {
-							evs := make([]eventstore.EventData, events)
-							for i := range evs {
-								evs[i] = benchEvent()
-							}
-							res, err := store.Append(ctx, stream, eventstore.Exact(version), evs...)
-							if err != nil {
-								b.Error(err)
-								return
-							}
-							version = res.Version
-						}
-					}()
+				for done < b.N {
+					n := min(per, b.N-done)
+					b.StartTimer()
+					storeTime += concurrently(b, conc, n, appendOne)
+					b.StopTimer()
+					rawTime += concurrently(b, conc, n, insertOne)
+					done += n
 				}
-				wg.Wait()
-				rate := float64(b.N) / time.Since(start).Seconds()
+				rate := float64(b.N) / storeTime.Seconds()
+				raw := float64(b.N) / rawTime.Seconds()
 				b.ReportMetric(rate, "appends/s")
 				b.ReportMetric(rate*float64(events), "events/s")
 				b.ReportMetric(raw, "raw_stmts/s")
@@ -91,52 +129,21 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// rawInserts measures plain INSERT statements of n rows each, in
-// autocommit, from conc connections, for baselineFor.
-func rawInserts(b *testing.B, pool *pgxpool.Pool, n, conc int) float64 {
-	ctx := context.Background()
+func rawInsertSQL(rows int) string {
 	var sb strings.Builder
 	sb.WriteString(`INSERT INTO raw_events (event_id, stream_id, version, type, schema_version, data, correlation_id, causation_id, actor_id, created_at) VALUES `)
-	for i := range n {
+	for i := range rows {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, 1, $%d, $%d, $%d, $%d, now())", 8*i+1, 8*i+2, 8*i+3, 8*i+4, 8*i+5, 8*i+6, 8*i+7, 8*i+8)
 	}
-	sql := sb.String()
-	var count atomic.Int64
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(baselineFor)
-	start := time.Now()
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stream := "raw-" + uuid.NewString()
-			version := 0
-			args := make([]any, 0, 8*n)
-			for time.Now().Before(deadline) {
-				args = args[:0]
-				for range n {
-					e := benchEvent()
-					args = append(args, e.ID, stream, version, e.Type, string(e.Data), e.Metadata.CorrelationID, e.Metadata.CausationID, e.Metadata.ActorID)
-					version++
-				}
-				if _, err := pool.Exec(ctx, sql, args...); err != nil {
-					b.Error(err)
-					return
-				}
-				count.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(count.Load()) / time.Since(start).Seconds()
+	return sb.String()
 }
 
 // BenchmarkReadAll reports events/s of reading 200,000 events through
-// ReadAll, next to a plain pgx Query+Scan of the same rows ORDER BY the
-// same key, measured in the same run. ratio = store ÷ raw.
+// ReadAll, next to one plain pgx Query+Scan of the same rows in the same
+// order.
 func BenchmarkReadAll(b *testing.B) {
 	const total = 200_000
 	ctx := context.Background()
@@ -157,10 +164,11 @@ func BenchmarkReadAll(b *testing.B) {
 	if _, err := store.Pool().Exec(ctx, "VACUUM ANALYZE events"); err != nil {
 		b.Fatal(err)
 	}
-	raw := rawScan(b, store.Pool(), total)
+	var storeTime, rawTime time.Duration
 	b.ResetTimer()
-	start := time.Now()
 	for range b.N {
+		b.StartTimer()
+		start := time.Now()
 		n := 0
 		for pos := eventstore.Start; ; {
 			page, err := store.ReadAll(ctx, pos, eventstore.MaxReadCount)
@@ -173,20 +181,27 @@ func BenchmarkReadAll(b *testing.B) {
 			}
 			pos = page[len(page)-1].Position
 		}
+		storeTime += time.Since(start)
+		b.StopTimer()
 		if n != total {
 			b.Fatalf("read %d events, want %d", n, total)
 		}
+		start = time.Now()
+		if rows := rawScan(b, store.Pool()); rows != total {
+			b.Fatalf("raw scan read %d rows, want %d", rows, total)
+		}
+		rawTime += time.Since(start)
 	}
-	rate := float64(b.N*total) / time.Since(start).Seconds()
+	rate := float64(b.N*total) / storeTime.Seconds()
+	raw := float64(b.N*total) / rawTime.Seconds()
 	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(raw, "raw_rows/s")
 	b.ReportMetric(rate/raw, "ratio")
 }
 
-// rawScan reads every row of the event table in one pgx query, scanning
-// each column, for baselineFor at least, and returns rows/s.
-func rawScan(b *testing.B, pool *pgxpool.Pool, total int) float64 {
-	ctx := context.Background()
+// rawScan reads every row of the event table in one query, scanning each
+// column into reused variables, and returns how many rows it read.
+func rawScan(b *testing.B, pool *pgxpool.Pool) int {
 	var (
 		id, txID, version  int64
 		eventID            [16]byte
@@ -195,25 +210,19 @@ func rawScan(b *testing.B, pool *pgxpool.Pool, total int) float64 {
 		data               []byte
 		corr, cause, actor string
 		created            time.Time
-		rows               int
+		n                  int
 	)
-	start := time.Now()
-	for time.Since(start) < baselineFor {
-		r, err := pool.Query(ctx, `SELECT id, tx_id, event_id, stream_id, version, type, schema_version, data,
-			correlation_id, causation_id, actor_id, created_at FROM events ORDER BY tx_id, id`)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, err = pgx.ForEachRow(r, []any{&id, &txID, &eventID, &stream, &version, &typ, &schemaVersion, &data, &corr, &cause, &actor, &created}, func() error {
-			rows++
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
+	r, err := pool.Query(context.Background(), `SELECT id, tx_id, event_id, stream_id, version, type, schema_version, data,
+		correlation_id, causation_id, actor_id, created_at FROM events ORDER BY tx_id, id`)
+	if err != nil {
+		b.Fatal(err)
 	}
-	if rows%total != 0 {
-		b.Fatalf("raw scan read %d rows, not a multiple of %d", rows, total)
+	_, err = pgx.ForEachRow(r, []any{&id, &txID, &eventID, &stream, &version, &typ, &schemaVersion, &data, &corr, &cause, &actor, &created}, func() error {
+		n++
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
-	return float64(rows) / time.Since(start).Seconds()
+	return n
 }

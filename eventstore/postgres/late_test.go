@@ -40,7 +40,8 @@ func heldAppend(t *testing.T, s *Store, stream string, ev eventstore.EventData) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, appendSQL, appendArgs(stream, eventstore.Any, evs)...); err != nil {
+	args := appendArgs(stream, eventstore.Any, evs)
+	if _, err := tx.Exec(ctx, appendStatement(args), args...); err != nil {
 		t.Fatal(err)
 	}
 	return tx, conn

@@ -6,7 +6,22 @@ package postgres
 // ($2: -2 any, -1 no stream, -4 stream exists, n ≥ 0 exact) does not hold
 // it inserts nothing and the last three are NULL. A concurrent append of
 // the same version or event id fails on the unique constraints.
-const appendSQL = `
+const appendSQL = appendHead + `
+    SELECT b.event_id, $1, ok.v + b.n, b.type, b.schema_version, b.data::json,
+           b.correlation, b.causation, b.actor, b.created
+      FROM ok, unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+               WITH ORDINALITY AS b(event_id, type, schema_version, data, correlation, causation, actor, created, n)
+     ORDER BY b.n` + appendTail
+
+// appendOneSQL is appendSQL for the common single-event append, with
+// scalar parameters but the ids: fewer arrays to encode and no unnest.
+const appendOneSQL = appendHead + `
+    SELECT ($3::uuid[])[1], $1, ok.v + 1, $4::text, $5::int, $6::text::json, $7::text, $8::text, $9::text, $10::timestamptz
+      FROM ok` + appendTail
+
+// appendHead and appendTail surround the rows an append inserts: the
+// stream's current version, the expected-version check, and the result.
+const appendHead = `
 WITH cur AS (
     SELECT coalesce(max(version), -1) AS v FROM events WHERE stream_id = $1
 ), ok AS (
@@ -14,12 +29,9 @@ WITH cur AS (
      WHERE $2::bigint = -2 OR ($2 = -1 AND v = -1) OR ($2 = -4 AND v >= 0) OR $2 = v
 ), ins AS (
     INSERT INTO events (event_id, stream_id, version, type, schema_version, data,
-                        correlation_id, causation_id, actor_id, created_at)
-    SELECT b.event_id, $1, ok.v + b.n, b.type, b.schema_version, b.data::json,
-           b.correlation, b.causation, b.actor, b.created
-      FROM ok, unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
-               WITH ORDINALITY AS b(event_id, type, schema_version, data, correlation, causation, actor, created, n)
-     ORDER BY b.n
+                        correlation_id, causation_id, actor_id, created_at)`
+
+const appendTail = `
     RETURNING version, tx_id, id
 )
 SELECT (SELECT v FROM cur), max(version), max(tx_id), max(id) FROM ins`

@@ -1,8 +1,8 @@
 // Package postgres is the PostgreSQL event store adapter (pgx v5), the
 // default wherever no EventStoreDB runs.
 //
-// Appends are one statement (the es_append function of the embedded
-// migrations); UNIQUE (stream_id, version) is the concurrency guard. The
+// An append is one statement (sql.go), so it costs one round trip;
+// UNIQUE (stream_id, version) is the concurrency guard. The
 // global order is (transaction id, row id) and readers only see
 // transactions older than every transaction still in progress, so a
 // reader that continues from the last position it saw never skips an event
@@ -187,7 +187,7 @@ func (e errWrongVersion) Error() string { return fmt.Sprintf("stream is at versi
 func (s *Store) append(ctx context.Context, a []any) (eventstore.AppendResult, error) {
 	var before int64
 	var version, txID, id *int64
-	if err := s.pool.QueryRow(ctx, appendSQL, a...).Scan(&before, &version, &txID, &id); err != nil {
+	if err := s.pool.QueryRow(ctx, appendStatement(a), a...).Scan(&before, &version, &txID, &id); err != nil {
 		return eventstore.AppendResult{}, err
 	}
 	if version == nil {
@@ -196,16 +196,36 @@ func (s *Store) append(ctx context.Context, a []any) (eventstore.AppendResult, e
 	return eventstore.AppendResult{Version: *version, Position: eventstore.Position{Commit: uint64(*txID), Prepare: uint64(*id)}}, nil
 }
 
+// appendStatement is the statement that takes the parameters a.
+func appendStatement(a []any) string {
+	if _, one := a[3].(string); one {
+		return appendOneSQL
+	}
+	return appendSQL
+}
+
+// appendArgs are the parameters of appendSQL, or of appendOneSQL for a
+// single event (then the type, $4, is a plain string). $3, the event ids,
+// is what writtenSQL takes as well, always an array.
 func appendArgs(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) []any {
 	n := len(events)
 	ids := make([][16]byte, n)
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	if n == 1 {
+		e := events[0]
+		m := e.Metadata
+		return []any{stream, int64(expected), ids, e.Type, int32(e.SchemaVersion), string(e.Data),
+			m.CorrelationID, m.CausationID, m.ActorID, m.Timestamp}
+	}
 	types := make([]string, n)
 	versions := make([]int32, n)
 	data := make([]string, n)
 	corr, cause, actor := make([]string, n), make([]string, n), make([]string, n)
 	created := make([]time.Time, n)
 	for i, e := range events {
-		ids[i], types[i], versions[i], data[i] = e.ID, e.Type, int32(e.SchemaVersion), string(e.Data)
+		types[i], versions[i], data[i] = e.Type, int32(e.SchemaVersion), string(e.Data)
 		corr[i], cause[i], actor[i], created[i] = e.Metadata.CorrelationID, e.Metadata.CausationID, e.Metadata.ActorID, e.Metadata.Timestamp
 	}
 	return []any{stream, int64(expected), ids, types, versions, data, corr, cause, actor, created}

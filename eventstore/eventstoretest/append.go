@@ -237,6 +237,15 @@ func testIdempotentRetry(t *testing.T, s eventstore.Store) {
 	if err != nil || r2 != r1 {
 		t.Fatalf("exact retry: %+v %v, want %+v", r2, err, r1)
 	}
+	// A retry that arrives after the stream moved on still finds its
+	// events; one that differs from what was written is a conflict.
+	late, err := s.Append(Ctx(t), stream, eventstore.NoStream, batch...)
+	if err != nil || late != first {
+		t.Fatalf("late retry: %+v %v, want the first result %+v", late, err, first)
+	}
+	if _, err := s.Append(Ctx(t), stream, eventstore.NoStream, batch[0], Ev("x.other", 5)); !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+		t.Fatalf("retry with a different batch: %v, want ErrWrongExpectedVersion", err)
+	}
 	if got := ReadStreamAll(t, s, stream); len(got) != 4 {
 		t.Fatalf("stream has %d events, want 4", len(got))
 	}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/eventshop/eventshop/eventstore"
 )
-
-const columns = `id, tx_id, event_id, stream_id, version, type, schema_version, data,
-	correlation_id, causation_id, actor_id, created_at`
 
 // ReadStream implements eventstore.Store.
 func (s *Store) ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from int64, count int) ([]eventstore.Event, error) {
@@ -80,23 +78,30 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 	return events, held, nil
 }
 
+// query runs an event query (selecting columns) and reads its rows.
 func (s *Store) query(ctx context.Context, capacity int, sql string, args ...any) ([]eventstore.Event, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.pool.Query(ctx, sql, append([]any{binaryColumns}, args...)...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := make([]eventstore.Event, 0, min(capacity, 1024))
-	var txID, id int64
+	binary := allBinary(rows.FieldDescriptions())
+	// Start small for the common short read; a page that fills that up
+	// is likely a full page of catch-up, so grow once to the whole count.
+	out := make([]eventstore.Event, 0, min(capacity, 64))
 	for rows.Next() {
+		if len(out) == cap(out) && cap(out) < capacity {
+			out = slices.Grow(out, capacity-len(out))
+		}
 		var e eventstore.Event
-		m := &e.Metadata
-		if err := rows.Scan(&id, &txID, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, (*[]byte)(&e.Data),
-			&m.CorrelationID, &m.CausationID, &m.ActorID, &m.Timestamp); err != nil {
+		if binary {
+			err = decodeRow(rows.RawValues(), &e)
+		} else {
+			err = scanRow(rows, &e)
+		}
+		if err != nil {
 			return nil, err
 		}
-		m.Timestamp = m.Timestamp.UTC()
-		e.Position = eventstore.Position{Commit: uint64(txID), Prepare: uint64(id)}
 		out = append(out, e)
 	}
 	return out, rows.Err()

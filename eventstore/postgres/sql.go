@@ -48,7 +48,7 @@ WITH batch AS (
 ), first AS (
     SELECT version AS v FROM batch WHERE n = 1 AND stream_id = $1
 ), counted AS (
-    SELECT count(*) FILTER (WHERE b.stream_id = $1 AND b.version = f.v + b.n - 1) = cardinality($3) AS run,
+    SELECT count(*) FILTER (WHERE b.stream_id = $1 AND b.version = f.v + b.n - 1) = cardinality($3::uuid[]) AS run,
            count(b.stream_id) > 0 AS reused,
            max(f.v) AS v
       FROM batch b LEFT JOIN first f ON true
@@ -59,4 +59,4 @@ WITH batch AS (
 )
 SELECT v.found, v.reused, l.version, l.tx_id, l.id
   FROM verdict v
-  LEFT JOIN batch l ON v.found AND l.n = cardinality($3)`
+  LEFT JOIN batch l ON v.found AND l.n = cardinality($3::uuid[])`

@@ -209,9 +209,11 @@ func appendStatement(a []any) string {
 // is what writtenSQL takes as well, always an array.
 func appendArgs(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) []any {
 	n := len(events)
-	ids := make([][16]byte, n)
+	// Ids travel as text, which every query mode can encode; the
+	// statement casts them to uuid[].
+	ids := make([]string, n)
 	for i, e := range events {
-		ids[i] = e.ID
+		ids[i] = e.ID.String()
 	}
 	if n == 1 {
 		e := events[0]

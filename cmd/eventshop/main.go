@@ -1,0 +1,85 @@
+// Command eventshop is the eventshop backend: one binary whose subcommands
+// run each part of the system. Configuration comes from the environment,
+// read here and nowhere else.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "eventshop:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `eventshop: an event-sourced e-commerce backend
+
+Usage: eventshop <command>
+
+Commands:
+  serve     run the HTTP server (health and readiness for now) on HTTP_ADDR
+  migrate   apply the event store's migrations and exit
+  help      show this text
+
+Configuration is read from the environment; see the README.
+`
+
+// run is the whole program: main only wires the process to it, and tests
+// call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, log, stdout)
+	case "migrate":
+		store, err := openStore(ctx, cfg.EventStoreURL, log)
+		if err != nil {
+			return err
+		}
+		log.Info("event store migrated", "eventstore", redactURL(cfg.EventStoreURL))
+		return store.Close()
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "eventshop: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", "eventshop")
+}
+
+// redactURL hides a password in a connection URL for logs and errors.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable url)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,99 @@
+package esdb_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/eventstore/esdb"
+	"github.com/eventshop/eventshop/eventstore/eventstoretest"
+	"github.com/eventshop/eventshop/internal/esdbtest"
+)
+
+// url is the node the tests run against: a real one when EVENTSTORE_URL
+// names one, the in-process stand-in otherwise.
+func url(t *testing.T) string {
+	if u := os.Getenv("EVENTSTORE_URL"); strings.HasPrefix(u, "esdb://") || strings.HasPrefix(u, "esdb+discover://") {
+		return u
+	}
+	return esdbtest.Start(t).URL()
+}
+
+func open(t *testing.T, url string) *esdb.Store {
+	t.Helper()
+	s, err := esdb.Open(context.Background(), url, esdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	s := open(t, url(t))
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return s })
+}
+
+// TestSystemEventsHidden: the node's own records, which open its log, are
+// never returned.
+func TestSystemEventsHidden(t *testing.T) {
+	s := open(t, url(t))
+	p := eventstoretest.Prefix(t)
+	eventstoretest.MustAppend(t, s, p+"a", eventstore.NoStream, eventstoretest.Ev("x.a", 1))
+	page, err := s.ReadAll(eventstoretest.Ctx(t), eventstore.Start, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 1 || strings.HasPrefix(page[0].StreamID, "$") || strings.HasPrefix(page[0].Type, "$") {
+		t.Fatalf("first page of the log: %+v, want one user event", page)
+	}
+	sub, err := s.SubscribeAll(eventstoretest.Ctx(t), eventstore.Start, eventstore.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if e := eventstoretest.Collect(t, sub, 1, 30*time.Second)[0]; strings.HasPrefix(e.StreamID, "$") || strings.HasPrefix(e.Type, "$") {
+		t.Fatalf("subscription delivered system event %s on %s", e.Type, e.StreamID)
+	}
+}
+
+// TestSubscriptionEndsWhenNodeGoes: a subscription whose node goes away
+// ends with an error, so that its owner can report it and start again.
+func TestSubscriptionEndsWhenNodeGoes(t *testing.T) {
+	node := esdbtest.Start(t)
+	s := open(t, node.URL())
+	p := eventstoretest.Prefix(t)
+	eventstoretest.MustAppend(t, s, p+"a", eventstore.NoStream, eventstoretest.Ev("x.a", 1))
+	sub, err := s.SubscribeAll(eventstoretest.Ctx(t), eventstore.Start, eventstore.Filter{StreamPrefixes: []string{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	eventstoretest.Collect(t, sub, 1, 30*time.Second)
+	node.Stop()
+	select {
+	case <-sub.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("subscription still running 30s after its node went away")
+	}
+	if sub.Err() == nil {
+		t.Fatal("subscription ended without an error although its node went away")
+	}
+}
+
+func TestOpenFailsWithoutNode(t *testing.T) {
+	node := esdbtest.Start(t)
+	node.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if s, err := esdb.Open(ctx, node.URL(), esdb.Options{}); err == nil {
+		s.Close()
+		t.Fatal("Open succeeded without a node to talk to")
+	}
+	if _, err := esdb.Open(ctx, "esdb://", esdb.Options{}); err == nil {
+		t.Fatal("Open accepted an empty connection string")
+	}
+}

@@ -6,8 +6,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 .PHONY: run test bench build lint services clean-testdbs
 
 ## run: start eventshop locally on http://127.0.0.1:8080
-run: services-run
-	$(GO) run ./cmd/eventshop serve
+run: services-run build
+	bin/eventshop serve
 
 ## test: every test, with the race detector, against real PostgreSQL and Redis
 test: services

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,4 +234,55 @@ func rawScan(b *testing.B, pool *pgxpool.Pool) int {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// BenchmarkLiveDelivery reports how long an appended event takes to reach
+// a live subscription: on the appending store (woken in-process) and on
+// another store on the same database (woken by LISTEN/NOTIFY), as between
+// processes. Polling is set to an hour, so it cannot deliver in time. The
+// time includes the append's own round trip.
+func BenchmarkLiveDelivery(b *testing.B) {
+	ctx := context.Background()
+	db := pgtest.NewDatabase(b)
+	writer, err := postgres.Open(ctx, db, postgres.Options{PollInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer writer.Close()
+	other, err := postgres.Open(ctx, db, postgres.Options{PollInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer other.Close()
+	for _, tc := range []struct {
+		name   string
+		reader *postgres.Store
+	}{{"same-process", writer}, {"other-process", other}} {
+		b.Run(tc.name, func(b *testing.B) {
+			stream := "live-" + uuid.NewString()
+			sub, err := tc.reader.SubscribeAll(ctx, eventstore.Start, eventstore.Filter{StreamPrefixes: []string{stream}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sub.Close()
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				start := time.Now()
+				if _, err := writer.Append(ctx, stream, eventstore.Exact(int64(i)-1), benchEvent()); err != nil {
+					b.Fatal(err)
+				}
+				select {
+				case <-sub.Events():
+					lat = append(lat, time.Since(start))
+				case <-time.After(10 * time.Second):
+					b.Fatalf("event %d not delivered within 10s", i)
+				}
+			}
+			slices.Sort(lat)
+			p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
+			b.ReportMetric(float64(p50.Microseconds())/1000, "p50_ms")
+			b.ReportMetric(float64(p99.Microseconds())/1000, "p99_ms")
+		})
+	}
 }

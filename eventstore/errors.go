@@ -14,9 +14,11 @@ var (
 	// ErrInvalidArgument is returned for bad input; nothing is written. The
 	// concrete error is a *ValidationError.
 	ErrInvalidArgument = errors.New("invalid argument")
-	// ErrDuplicateEventID is returned when an append reuses event ids that
-	// were written elsewhere than the latest run of the same stream.
+	// ErrDuplicateEventID is returned when an append reuses event ids
+	// other than as a retry of the append that wrote them.
 	ErrDuplicateEventID = errors.New("duplicate event id")
+	// ErrClosed ends the subscriptions of a store that was closed.
+	ErrClosed = errors.New("event store closed")
 )
 
 // WrongExpectedVersionError says which stream was not at the expected version.

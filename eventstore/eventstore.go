@@ -26,6 +26,9 @@ type Store interface {
 	// already written, in the same order, to the same stream with a
 	// compatible expected version (a client retry) succeeds with the first
 	// append's result and writes nothing.
+	// An event id used again other than by such a retry fails with
+	// ErrDuplicateEventID where the store can tell (not on EventStoreDB,
+	// which keeps no index of ids).
 	// Errors: *WrongExpectedVersionError (errors.Is ErrWrongExpectedVersion),
 	// *ValidationError (errors.Is ErrInvalidArgument), ErrDuplicateEventID.
 	Append(ctx context.Context, stream string, expected ExpectedVersion, events ...EventData) (AppendResult, error)
@@ -45,7 +48,8 @@ type Store interface {
 	// SubscribeAll delivers every event after from that matches filter:
 	// first the history, then live events as they are committed, each
 	// exactly once and in global order. The subscription ends when ctx is
-	// done, Close is called, or the store fails; Err says which.
+	// done, the subscription or the store is closed, or the store fails;
+	// Err says which (ErrClosed when the store was closed).
 	SubscribeAll(ctx context.Context, from Position, filter Filter) (*Subscription, error)
 }
 
@@ -70,6 +74,8 @@ const (
 	MaxAppendBytes    = 1 << 20
 	MaxStreamIDLength = 256
 	MaxTypeLength     = 256
+	// MaxMetadataIDLength bounds the correlation, causation and actor ids.
+	MaxMetadataIDLength = 256
 )
 
 // ExpectedVersion is the optimistic concurrency condition of an append:
@@ -124,6 +130,14 @@ func (e ExpectedVersion) String() string {
 // Position is an event's place in the global log. Positions are totally
 // ordered by (Commit, Prepare); their meaning is the adapter's own. The zero
 // Position is Start.
+//
+// Every event has a position, but only positions that ReadAll or
+// SubscribeAll delivered are checkpoints to resume reading from. On
+// PostgreSQL an append's position can lie ahead of an earlier-numbered
+// transaction that has not committed yet: a reader that starts from it
+// would never see that transaction's events. The position of an append
+// (or of an event read from its stream) is for ordering: "has this reader
+// got as far as my write?" is Less on the reader's checkpoint.
 type Position struct {
 	Commit  uint64
 	Prepare uint64
@@ -179,6 +193,7 @@ type EventData struct {
 	// Data is the JSON payload.
 	Data json.RawMessage
 	// Metadata; a zero Timestamp is set to the time of the append.
+	// Timestamps are kept to the microsecond, in UTC.
 	Metadata Metadata
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -52,13 +53,23 @@ func PrepareAppend(stream string, expected ExpectedVersion, events []EventData, 
 		if e.SchemaVersion == 0 {
 			e.SchemaVersion = 1
 		}
-		if len(e.Data) == 0 || !json.Valid(e.Data) {
-			return nil, invalid(field+".data", "not valid JSON")
+		if len(e.Data) == 0 || !json.Valid(e.Data) || !utf8.Valid(e.Data) {
+			return nil, invalid(field+".data", "not valid JSON in UTF-8")
 		}
-		if e.Metadata.Timestamp.IsZero() {
-			e.Metadata.Timestamp = now
+		m := &e.Metadata
+		for _, id := range []struct{ name, value string }{
+			{"correlation_id", m.CorrelationID}, {"causation_id", m.CausationID}, {"actor_id", m.ActorID},
+		} {
+			if id.value != "" {
+				if err := validateName(field+".metadata."+id.name, id.value, MaxMetadataIDLength); err != nil {
+					return nil, err
+				}
+			}
 		}
-		e.Metadata.Timestamp = e.Metadata.Timestamp.UTC()
+		if m.Timestamp.IsZero() {
+			m.Timestamp = now
+		}
+		m.Timestamp = m.Timestamp.UTC().Truncate(time.Microsecond)
 		size += len(e.Data) + len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) + len(e.Metadata.ActorID) + len(e.Type)
 		out[i] = e
 	}

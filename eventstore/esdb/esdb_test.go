@@ -97,3 +97,23 @@ func TestOpenFailsWithoutNode(t *testing.T) {
 		t.Fatal("Open accepted an empty connection string")
 	}
 }
+
+func TestCloseEndsSubscriptions(t *testing.T) {
+	s, err := esdb.Open(context.Background(), url(t), esdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventstoretest.ClosingEndsSubscriptions(t, s, s.Close)
+}
+
+// TestPasswordNotInErrors: a connection string the client rejects is not
+// quoted back with its password.
+func TestPasswordNotInErrors(t *testing.T) {
+	_, err := esdb.Open(context.Background(), "esdb://admin:s3cr3t-pw@localhost:notaport?tls=false", esdb.Options{})
+	if err == nil {
+		t.Fatal("Open accepted a bad port")
+	}
+	if strings.Contains(err.Error(), "s3cr3t-pw") || !strings.Contains(err.Error(), "notaport") {
+		t.Fatalf("error shows the password or hides what is wrong: %v", err)
+	}
+}

@@ -141,15 +141,22 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filt
 	}
 	return eventstore.NewSubscription(ctx, func(ctx context.Context, emit func(eventstore.Event) error) error {
 		defer sub.Close()
+		// Recv blocks: the subscription's end or the store's closes it.
 		stop := context.AfterFunc(ctx, func() { sub.Close() })
 		defer stop()
+		stopStore := context.AfterFunc(s.ctx, func() { sub.Close() })
+		defer stopStore()
 		for {
 			ev := sub.Recv()
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
 			switch {
+			case s.ctx.Err() != nil:
+				return eventstore.ErrClosed
+			case ctx.Err() != nil:
+				return ctx.Err()
 			case ev.SubscriptionDropped != nil:
+				if ev.SubscriptionDropped.Error == nil {
+					return errors.New("subscription to all dropped by the node")
+				}
 				return fmt.Errorf("subscription to all dropped: %w", ev.SubscriptionDropped.Error)
 			case ev.EventAppeared != nil && ev.EventAppeared.Event != nil:
 				e, ok := fromRecorded(ev.EventAppeared.Event)

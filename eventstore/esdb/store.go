@@ -15,6 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
+	"regexp"
+	"strings"
 	"time"
 
 	client "github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -30,7 +33,9 @@ type Options struct {
 
 // Store is the EventStoreDB event store.
 type Store struct {
-	c *client.Client
+	c      *client.Client
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -44,14 +49,16 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	cfg, err := client.ParseConnectionString(url)
 	if err != nil {
-		return nil, fmt.Errorf("event store: parse connection string: %w", err)
+		// The client's message may quote the whole string, password included.
+		return nil, fmt.Errorf("event store: parse connection string: %s", scrub(err.Error(), url))
 	}
 	cfg.Logger = clientLogger(opts.Logger)
 	c, err := client.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("event store: %w", err)
 	}
-	s := &Store{c: c}
+	bg, cancel := context.WithCancel(context.Background())
+	s := &Store{c: c, ctx: bg, cancel: cancel}
 	if err := s.Ping(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("event store: %w", err)
@@ -85,8 +92,25 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection. Subscriptions end.
-func (s *Store) Close() error { return s.c.Close() }
+// Close closes the connection. Subscriptions end with eventstore.ErrClosed.
+func (s *Store) Close() error {
+	s.cancel()
+	return s.c.Close()
+}
+
+// scrub hides the password of the connection string url in msg, where
+// msg quotes the string or the password alone.
+func scrub(msg, url string) string {
+	if u, err := neturl.Parse(url); err == nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	return userinfoPassword.ReplaceAllString(msg, "${1}xxxxx@")
+}
+
+// userinfoPassword matches the password in "scheme://user:password@".
+var userinfoPassword = regexp.MustCompile(`(://[^:/@\s"]*:)[^@\s"]*@`)
 
 // metadata is the custom metadata of an event as stored.
 type metadata struct {

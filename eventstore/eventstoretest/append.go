@@ -172,9 +172,18 @@ func testConcurrentSameVersion(t *testing.T, s eventstore.Store) {
 	}
 }
 
+// testConcurrentAny: appends that accept any version, or any version of
+// an existing stream, all succeed however many race for the next version.
 func testConcurrentAny(t *testing.T, s eventstore.Store) {
+	for _, exp := range []eventstore.ExpectedVersion{eventstore.Any, eventstore.StreamExists} {
+		t.Run(exp.String(), func(t *testing.T) { concurrentAppends(t, s, exp) })
+	}
+}
+
+func concurrentAppends(t *testing.T, s eventstore.Store, exp eventstore.ExpectedVersion) {
 	stream := Prefix(t) + "any"
 	const writers, each = 8, 25
+	MustAppend(t, s, stream, eventstore.NoStream, Ev("x.first", -1))
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
 	for w := range writers {
@@ -182,7 +191,7 @@ func testConcurrentAny(t *testing.T, s eventstore.Store) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				if _, err := s.Append(Ctx(t), stream, eventstore.Any, Ev("x.any", w*1000+i)); err != nil {
+				if _, err := s.Append(Ctx(t), stream, exp, Ev("x.any", w*1000+i)); err != nil {
 					errs <- err
 				}
 			}
@@ -191,11 +200,11 @@ func testConcurrentAny(t *testing.T, s eventstore.Store) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Fatalf("append with Any failed under concurrency: %v", err)
+		t.Fatalf("append with %s failed under concurrency: %v", exp, err)
 	}
 	got := ReadStreamAll(t, s, stream)
-	if len(got) != writers*each {
-		t.Fatalf("%d events, want %d", len(got), writers*each)
+	if len(got) != writers*each+1 {
+		t.Fatalf("%d events, want %d", len(got), writers*each+1)
 	}
 	seen := map[int]bool{}
 	for i, e := range got {
@@ -204,8 +213,8 @@ func testConcurrentAny(t *testing.T, s eventstore.Store) {
 		}
 		seen[N(t, e)] = true
 	}
-	if len(seen) != writers*each {
-		t.Fatalf("%d distinct events, want %d", len(seen), writers*each)
+	if len(seen) != writers*each+1 {
+		t.Fatalf("%d distinct events, want %d", len(seen), writers*each+1)
 	}
 }
 
@@ -279,5 +288,61 @@ func testConcurrentRetry(t *testing.T, s eventstore.Store) {
 	}
 	if got := ReadStreamAll(t, s, stream); len(got) != 1 {
 		t.Fatalf("stream has %d events, want 1", len(got))
+	}
+}
+
+// testDuplicateEventID: an id already written can only come back as a
+// retry of the append that wrote it.
+func testDuplicateEventID(t *testing.T, s eventstore.Store) {
+	p := Prefix(t)
+	a := Ev("x.a", 1)
+	MustAppend(t, s, p+"one", eventstore.NoStream, a)
+	for _, tc := range []struct {
+		name     string
+		stream   string
+		expected eventstore.ExpectedVersion
+		events   []eventstore.EventData
+	}{
+		{"in another stream", p + "two", eventstore.NoStream, []eventstore.EventData{a}},
+		{"again at the stream's end", p + "one", eventstore.Exact(0), []eventstore.EventData{a}},
+		{"after a new event", p + "one", eventstore.Any, []eventstore.EventData{Ev("x.b", 2), a}},
+	} {
+		if _, err := s.Append(Ctx(t), tc.stream, tc.expected, tc.events...); !errors.Is(err, eventstore.ErrDuplicateEventID) {
+			t.Errorf("%s: %v, want ErrDuplicateEventID", tc.name, err)
+		}
+	}
+	if got := ReadStreamAll(t, s, p+"one"); len(got) != 1 {
+		t.Fatalf("stream one has %d events, want 1", len(got))
+	}
+	if got := ReadStreamAll(t, s, p+"two"); len(got) != 0 {
+		t.Fatalf("stream two has %d events, want none", len(got))
+	}
+	// Where the expected version does not hold, that is the error.
+	if _, err := s.Append(Ctx(t), p+"one", eventstore.Exact(5), a); !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+		t.Errorf("reused id at a wrong version: %v, want ErrWrongExpectedVersion", err)
+	}
+}
+
+// testTimestamps: timestamps keep their instant to the microsecond, far
+// from now too, and come back in UTC.
+func testTimestamps(t *testing.T, s eventstore.Store) {
+	stream := Prefix(t) + "ts"
+	at := []time.Time{
+		time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 999_999_999, time.FixedZone("x", 5*3600)),
+		time.Date(2026, 6, 1, 12, 0, 0, 123_456_789, time.UTC),
+		time.Date(2500, 12, 31, 23, 59, 59, 999_999_000, time.UTC),
+	}
+	in := make([]eventstore.EventData, len(at))
+	for i, ts := range at {
+		in[i] = Ev("x.ts", i)
+		in[i].Metadata.Timestamp = ts
+	}
+	MustAppend(t, s, stream, eventstore.NoStream, in...)
+	for i, e := range ReadStreamAll(t, s, stream) {
+		want := at[i].UTC().Truncate(time.Microsecond)
+		if !e.Metadata.Timestamp.Equal(want) || e.Metadata.Timestamp.Location() != time.UTC {
+			t.Errorf("timestamp %d: %v, want %v", i, e.Metadata.Timestamp, want)
+		}
 	}
 }

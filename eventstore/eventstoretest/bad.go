@@ -14,6 +14,7 @@ func testBadInput(t *testing.T, s eventstore.Store) {
 	good := func() eventstore.EventData { return Ev("x.ok", 1) }
 	withType := func(typ string) eventstore.EventData { e := good(); e.Type = typ; return e }
 	withData := func(d string) eventstore.EventData { e := good(); e.Data = json.RawMessage(d); return e }
+	withMeta := func(m eventstore.Metadata) eventstore.EventData { e := good(); e.Metadata = m; return e }
 	dup := good()
 	many := make([]eventstore.EventData, eventstore.MaxAppendEvents+1)
 	for i := range many {
@@ -37,6 +38,10 @@ func testBadInput(t *testing.T, s eventstore.Store) {
 		{"bad expected version", p + "v", eventstore.ExpectedVersion(-3), []eventstore.EventData{good()}},
 		{"duplicate id in batch", p + "d", eventstore.Any, []eventstore.EventData{dup, dup}},
 		{"one bad event spoils the batch", p + "b", eventstore.Any, []eventstore.EventData{good(), withData("nope")}},
+		{"data not UTF-8", p + "u", eventstore.Any, []eventstore.EventData{withData("\"caf\xe9\"")}},
+		{"correlation id with NUL", p + "c", eventstore.Any, []eventstore.EventData{withMeta(eventstore.Metadata{CorrelationID: "a\x00b"})}},
+		{"actor id not UTF-8", p + "a", eventstore.Any, []eventstore.EventData{withMeta(eventstore.Metadata{ActorID: "\xff"})}},
+		{"causation id too long", p + "l", eventstore.Any, []eventstore.EventData{withMeta(eventstore.Metadata{CausationID: strings.Repeat("c", eventstore.MaxMetadataIDLength+1)})}},
 		{"too large", p + "big", eventstore.Any, []eventstore.EventData{withData(`"` + strings.Repeat("x", eventstore.MaxAppendBytes) + `"`)}},
 	} {
 		_, err := s.Append(Ctx(t), tc.stream, tc.expected, tc.events...)

@@ -2,6 +2,7 @@ package eventstoretest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -13,9 +14,15 @@ const deliveryDeadline = 30 * time.Second
 
 func testSubscribeHandoff(t *testing.T, s eventstore.Store) {
 	p := Prefix(t)
-	const before, writers, each = 150, 4, 75
-	for i := range before {
-		MustAppend(t, s, p+"pre", eventstore.Any, Ev("x.pre", i))
+	// More history than any adapter reads in one page, so catch-up takes
+	// several reads while the writers below add more.
+	const before, batch, writers, each = 2500, 25, 4, 75
+	for i := 0; i < before; i += batch {
+		evs := make([]eventstore.EventData, batch)
+		for j := range evs {
+			evs[j] = Ev("x.pre", i+j)
+		}
+		MustAppend(t, s, p+"pre", eventstore.Any, evs...)
 	}
 	sub, err := s.SubscribeAll(Ctx(t), eventstore.Start, eventstore.Filter{StreamPrefixes: []string{p}})
 	if err != nil {
@@ -56,13 +63,18 @@ func expectMarkerNext(t *testing.T, s eventstore.Store, sub *eventstore.Subscrip
 	}
 }
 
+// testSubscribeFrom resumes from a checkpoint: the position of an event
+// that ReadAll delivered.
 func testSubscribeFrom(t *testing.T, s eventstore.Store) {
 	p := Prefix(t)
-	var results []eventstore.AppendResult
 	for i := range 10 {
-		results = append(results, MustAppend(t, s, p+"s", eventstore.Any, Ev("x.n", i)))
+		MustAppend(t, s, p+"s", eventstore.Any, Ev("x.n", i))
 	}
-	sub, err := s.SubscribeAll(Ctx(t), results[6].Position, eventstore.Filter{StreamPrefixes: []string{p}})
+	read := ReadAllPrefix(t, s, p, 1000)
+	if len(read) != 10 || N(t, read[6]) != 6 {
+		t.Fatalf("read %d events, want the 10 appended", len(read))
+	}
+	sub, err := s.SubscribeAll(Ctx(t), read[6].Position, eventstore.Filter{StreamPrefixes: []string{p}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,5 +182,27 @@ func testSubscriptionClose(t *testing.T, s eventstore.Store) {
 	}
 	if err := sub2.Err(); err != nil {
 		t.Fatalf("cancelled subscription reports %v, want nil", err)
+	}
+}
+
+// ClosingEndsSubscriptions checks, for stores that can be closed, that
+// closing s ends its subscriptions with eventstore.ErrClosed, even when
+// nothing else would wake them.
+func ClosingEndsSubscriptions(t *testing.T, s eventstore.Store, closeStore func() error) {
+	t.Helper()
+	sub, err := s.SubscribeAll(Ctx(t), eventstore.Start, eventstore.Filter{StreamPrefixes: []string{Prefix(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := closeStore(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	select {
+	case <-sub.Done():
+	case <-time.After(deliveryDeadline):
+		t.Fatalf("subscription still running %s after the store closed", deliveryDeadline)
+	}
+	if err := sub.Err(); !errors.Is(err, eventstore.ErrClosed) {
+		t.Fatalf("subscription of a closed store ended with %v, want ErrClosed", err)
 	}
 }

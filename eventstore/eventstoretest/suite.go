@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,15 +17,25 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 )
 
+// Option declares what an adapter can promise beyond the port's minimum.
+type Option int
+
+const (
+	// UniqueEventIDs: the store refuses an event id used again other than
+	// by a retry (EventStoreDB keeps no index of ids and cannot).
+	UniqueEventIDs Option = iota + 1
+)
+
 // Run runs the whole suite. newStore may return a fresh store or a shared
 // one: every case works on streams named with a prefix of its own and looks
 // at the global log only through that prefix.
-func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store, opts ...Option) {
 	cases := []struct {
 		name string
 		fn   func(t *testing.T, s eventstore.Store)
 	}{
 		{"RoundTrip", testRoundTrip},
+		{"Timestamps", testTimestamps},
 		{"ExpectedVersion", testExpectedVersion},
 		{"ConcurrentSameVersion", testConcurrentSameVersion},
 		{"ConcurrentAny", testConcurrentAny},
@@ -39,6 +50,12 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		{"Filters", testFilters},
 		{"SubscriptionClose", testSubscriptionClose},
 		{"BadInput", testBadInput},
+	}
+	if slices.Contains(opts, UniqueEventIDs) {
+		cases = append(cases, struct {
+			name string
+			fn   func(t *testing.T, s eventstore.Store)
+		}{"DuplicateEventID", testDuplicateEventID})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -47,13 +48,17 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	idx := s.streams[stream]
-	current := int64(len(idx)) - 1
-	if res, done, err := s.replayed(stream, expected, events); done {
-		return res, err
+	if res, ok := s.retried(stream, expected, events); ok {
+		return res, nil
 	}
+	current := int64(len(s.streams[stream])) - 1
 	if !expected.Satisfied(current) {
 		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: current}
+	}
+	for _, e := range events {
+		if _, dup := s.byID[e.ID]; dup {
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s: event %s: %w", stream, e.ID, eventstore.ErrDuplicateEventID)
+		}
 	}
 	for _, e := range events {
 		current++
@@ -71,36 +76,26 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	return eventstore.AppendResult{Version: current, Position: s.log[len(s.log)-1].Position}, nil
 }
 
-// replayed decides an append whose event ids were seen before: done is
-// true when the append must not write, with the original result for a
-// retry of the stream's latest run or an error otherwise.
-func (s *Store) replayed(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
+// retried reports whether events were written before, in order, as a run
+// of stream that an append with expected could have written, and that
+// append's result.
+func (s *Store) retried(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, bool) {
 	first, seen := s.byID[events[0].ID]
-	if !seen {
-		for _, e := range events[1:] {
-			if _, dup := s.byID[e.ID]; dup {
-				return eventstore.AppendResult{}, true, eventstore.ErrDuplicateEventID
-			}
-		}
-		return eventstore.AppendResult{}, false, nil
+	if !seen || s.log[first].StreamID != stream || !expected.Satisfied(s.log[first].Version-1) {
+		return eventstore.AppendResult{}, false
 	}
-	e0 := s.log[first]
 	idx := s.streams[stream]
-	end := int(e0.Version) + len(events)
-	if e0.StreamID != stream || end > len(idx) || !expected.Satisfied(e0.Version-1) {
-		return eventstore.AppendResult{}, true, s.conflict(stream, expected)
+	from := int(s.log[first].Version)
+	if from+len(events) > len(idx) {
+		return eventstore.AppendResult{}, false
 	}
 	for i, e := range events {
-		if s.log[idx[int(e0.Version)+i]].ID != e.ID {
-			return eventstore.AppendResult{}, true, s.conflict(stream, expected)
+		if s.log[idx[from+i]].ID != e.ID {
+			return eventstore.AppendResult{}, false
 		}
 	}
-	last := s.log[idx[end-1]]
-	return eventstore.AppendResult{Version: last.Version, Position: last.Position}, true, nil
-}
-
-func (s *Store) conflict(stream string, expected eventstore.ExpectedVersion) error {
-	return &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: int64(len(s.streams[stream])) - 1}
+	last := s.log[idx[from+len(events)-1]]
+	return eventstore.AppendResult{Version: last.Version, Position: last.Position}, true
 }
 
 // ReadStream implements eventstore.Store.
@@ -137,7 +132,10 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, count int
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	start := min(int(from.Commit), len(s.log)) // Commit n is log[n-1]
+	start := len(s.log) // Commit n is log[n-1]
+	if from.Commit < uint64(start) {
+		start = int(from.Commit)
+	}
 	end := min(start+count, len(s.log))
 	return slices.Clone(s.log[start:end]), nil
 }

@@ -1,6 +1,8 @@
 package memory_test
 
 import (
+	"context"
+	"math"
 	"testing"
 
 	"github.com/eventshop/eventshop/eventstore"
@@ -9,5 +11,18 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return memory.New() })
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return memory.New() }, eventstoretest.UniqueEventIDs)
+}
+
+// TestReadAllBeyondTheEnd: a position past every event (or past what a
+// slice index can hold) reads nothing.
+func TestReadAllBeyondTheEnd(t *testing.T) {
+	s := memory.New()
+	eventstoretest.MustAppend(t, s, "s-1", eventstore.NoStream, eventstoretest.Ev("x.a", 1))
+	for _, p := range []eventstore.Position{{Commit: 2, Prepare: 2}, {Commit: math.MaxUint64}, {Commit: 1 << 63}} {
+		got, err := s.ReadAll(context.Background(), p, 10)
+		if err != nil || len(got) != 0 {
+			t.Errorf("ReadAll from %s: %d events, %v; want none", p, len(got), err)
+		}
+	}
 }

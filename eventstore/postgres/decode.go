@@ -20,8 +20,9 @@ const columns = `id, tx_id, event_id, stream_id, version, type, schema_version, 
 // binaryColumns asks for every column of columns in binary form.
 var binaryColumns = pgx.QueryResultFormats{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
 
-// pgEpoch is where PostgreSQL's binary timestamps count from.
-var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+// pgEpochUnix is where PostgreSQL's binary timestamps count from
+// (2000-01-01 UTC), in Unix seconds.
+const pgEpochUnix = 946_684_800
 
 // allBinary reports whether the server sent columns in binary form; it
 // does not under the simple protocol, which a connection string may ask for.
@@ -51,7 +52,8 @@ func decodeRow(v [][]byte, e *eventstore.Event) error {
 	e.Version = int64(be.Uint64(v[4]))
 	e.SchemaVersion = int(int32(be.Uint32(v[6])))
 	e.Data = append([]byte(nil), v[7]...)
-	e.Metadata.Timestamp = pgEpoch.Add(time.Duration(int64(be.Uint64(v[11]))) * time.Microsecond)
+	us := int64(be.Uint64(v[11]))
+	e.Metadata.Timestamp = time.Unix(pgEpochUnix+us/1e6, us%1e6*1e3).UTC()
 
 	// One string holds the five text columns; each field is a part of it.
 	var sb strings.Builder

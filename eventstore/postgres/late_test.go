@@ -1,7 +1,12 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,9 +157,12 @@ func TestAbortedAppend(t *testing.T) {
 // TestHeldByOtherTransaction: an unrelated transaction holding back the
 // readable horizon delays delivery, and when it ends the subscription
 // delivers without any notification (polling is set to an hour).
+// While held, a warning names the transaction that holds the readers.
 func TestHeldByOtherTransaction(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	s := openStore(t, url, Options{PollInterval: time.Hour})
+	var logs syncBuffer
+	s := openStore(t, url, Options{PollInterval: time.Hour, HeldWarning: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	p := eventstoretest.Prefix(t)
 	ctx := eventstoretest.Ctx(t)
 	sub, err := s.SubscribeAll(ctx, eventstore.Start, eventstore.Filter{StreamPrefixes: []string{p}})
@@ -178,6 +186,13 @@ func TestHeldByOtherTransaction(t *testing.T) {
 	eventstoretest.MustAppend(t, s, p+"s", eventstore.Any, ev)
 	if evs, _ := readPrefix(t, s, eventstore.Start, p); len(evs) != 0 {
 		t.Fatalf("event readable while an older transaction is open")
+	}
+	want := fmt.Sprintf(`"blocking_pid":%d`, other.PgConn().PID())
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning naming the blocking transaction (%s) within 30s; logs: %s", want, logs.String())
+		}
+		<-time.After(10 * time.Millisecond) // the subscription rereads on its own meanwhile
 	}
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -207,4 +222,22 @@ func TestCrossProcessWake(t *testing.T) {
 			t.Fatalf("event %d: got %s", i, e.Type)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger and a test may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -57,6 +57,9 @@ func (s *Store) notifyLoop() {
 				s.log.Warn("event store notifier: notify", "err", err)
 				conn.Close(context.Background())
 				conn = nil
+				if !backoff.wait(s.ctx) {
+					return
+				}
 				continue
 			}
 			backoff.reset()

@@ -74,6 +74,7 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 		if err != nil {
 			return nil, false, fmt.Errorf("read all from %s: %w", from, err)
 		}
+		s.noteHeld(ctx, held)
 	}
 	return events, held, nil
 }
@@ -113,5 +114,17 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filt
 		s.wg.Add(1)
 		go s.listenLoop()
 	})
-	return eventstore.NewSubscription(ctx, eventstore.CatchUp(from, filter, 1000, s.poll, s.wake, s.readAll)), nil
+	catchUp := eventstore.CatchUp(from, filter, 1000, s.poll, s.wake, s.readAll)
+	return eventstore.NewSubscription(ctx, func(ctx context.Context, emit func(eventstore.Event) error) error {
+		// Closing the store ends its subscriptions.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(s.ctx, cancel)
+		defer stop()
+		err := catchUp(ctx, emit)
+		if s.ctx.Err() != nil {
+			return eventstore.ErrClosed
+		}
+		return err
+	}), nil
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -27,24 +28,30 @@ import (
 
 // Options tune a Store; the zero value is usable.
 type Options struct {
-	// Schema holds the event store's tables; default "eventstore".
+	// Schema holds the event store's tables: lower-case letters, digits
+	// and underscores, at most 52 bytes; default "eventstore".
 	Schema string
 	// PollInterval is how often an idle subscription reads even without a
 	// notification; default 1 s.
 	PollInterval time.Duration
 	// Logger receives reconnect warnings; default slog.Default().
 	Logger *slog.Logger
+	// HeldWarning is how long readers may be held back by an open
+	// transaction before a warning names it; default 10 s.
+	HeldWarning time.Duration
 }
 
 // Store is the PostgreSQL event store.
 type Store struct {
-	pool    *pgxpool.Pool
-	schema  string
-	channel string
-	poll    time.Duration
-	log     *slog.Logger
-	wake    *eventstore.Waker
-	now     func() time.Time
+	pool     *pgxpool.Pool
+	schema   string
+	channel  string
+	poll     time.Duration
+	log      *slog.Logger
+	wake     *eventstore.Waker
+	now      func() time.Time
+	held     heldWatch
+	heldWarn time.Duration
 
 	dirty      chan struct{} // an append committed; tell other processes
 	listenOnce sync.Once
@@ -54,6 +61,8 @@ type Store struct {
 }
 
 var _ eventstore.Store = (*Store)(nil)
+
+var validSchema = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,51}$`)
 
 // maxAnyAttempts bounds how often an append with Any retries after
 // concurrent appends took the version it wanted.
@@ -73,11 +82,19 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Schema == "" {
 		opts.Schema = "eventstore"
 	}
+	if !validSchema.MatchString(opts.Schema) {
+		// The schema also names the notification channel, which
+		// PostgreSQL cuts at 63 bytes.
+		return nil, fmt.Errorf("event store: schema %q: want 1 to 52 lower-case letters, digits or underscores", opts.Schema)
+	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.HeldWarning <= 0 {
+		opts.HeldWarning = 10 * time.Second
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -99,7 +116,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	s := &Store{
 		pool: pool, schema: opts.Schema, channel: "eventstore_" + opts.Schema,
-		poll: opts.PollInterval, log: opts.Logger, wake: eventstore.NewWaker(), now: time.Now,
+		poll: opts.PollInterval, log: opts.Logger, wake: eventstore.NewWaker(), now: time.Now, heldWarn: opts.HeldWarning,
 		dirty: make(chan struct{}, 1), ctx: bg, cancel: cancel,
 	}
 	s.wg.Add(1)
@@ -153,11 +170,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: w.actual}
 		case pgErr.ConstraintName == "events_event_id_key" && reused:
 			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, eventstore.ErrDuplicateEventID)
-		case expected != eventstore.Any:
+		case expected != eventstore.Any && expected != eventstore.StreamExists:
 			// A concurrent append took the version first.
 			return eventstore.AppendResult{}, s.conflict(ctx, stream, expected)
 		}
-		// Any lost a race for the next version: go again.
+		// Any (or StreamExists, on a stream that exists) lost a race for
+		// the next version: go again.
 		if attempt == maxAnyAttempts {
 			return eventstore.AppendResult{}, fmt.Errorf("append to %s: lost the race for the next version %d times: %w", stream, attempt, err)
 		}

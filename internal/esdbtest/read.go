@@ -2,6 +2,7 @@ package esdbtest
 
 import (
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
@@ -93,7 +94,7 @@ func (s *Server) readAll(ao *pb.ReadReq_Options_AllOptions, backwards bool, coun
 		from := 0
 		switch v := ao.GetAllOption().(type) {
 		case *pb.ReadReq_Options_AllOptions_Position:
-			from = s.index(v.Position.GetCommitPosition(), false)
+			from = s.index(v.Position, false)
 		case *pb.ReadReq_Options_AllOptions_End:
 			from = len(s.log)
 		}
@@ -107,7 +108,7 @@ func (s *Server) readAll(ao *pb.ReadReq_Options_AllOptions, backwards bool, coun
 	from := len(s.log) - 1
 	switch v := ao.GetAllOption().(type) {
 	case *pb.ReadReq_Options_AllOptions_Position:
-		from = s.index(v.Position.GetCommitPosition(), false) - 1
+		from = s.index(v.Position, false) - 1
 	case *pb.ReadReq_Options_AllOptions_Start:
 		from = -1
 	}
@@ -119,20 +120,19 @@ func (s *Server) readAll(ao *pb.ReadReq_Options_AllOptions, backwards bool, coun
 	return out
 }
 
-// index is the first log index whose position is at least pos (after pos
-// when exclusive); the caller holds s.mu.
-func (s *Server) index(pos uint64, exclusive bool) int {
-	lo, hi := 0, len(s.log)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		p := s.log[mid].position
-		if p < pos || (exclusive && p == pos) {
-			lo = mid + 1
-		} else {
-			hi = mid
+// index is the first log index whose position is at least (commit,
+// prepare), or after it when exclusive; the caller holds s.mu.
+func (s *Server) index(pos *pb.ReadReq_Options_Position, exclusive bool) int {
+	return sort.Search(len(s.log), func(i int) bool {
+		r := s.log[i]
+		if r.commit != pos.GetCommitPosition() {
+			return r.commit > pos.GetCommitPosition()
 		}
-	}
-	return lo
+		if exclusive {
+			return r.prepare > pos.GetPreparePosition()
+		}
+		return r.prepare >= pos.GetPreparePosition()
+	})
 }
 
 // subscribe sends the log after the start point, then live records as they
@@ -149,7 +149,7 @@ func (s *Server) subscribe(call pb.Streams_ReadServer, ao *pb.ReadReq_Options_Al
 	next := 0
 	switch v := ao.GetAllOption().(type) {
 	case *pb.ReadReq_Options_AllOptions_Position:
-		next = s.index(v.Position.GetCommitPosition(), true)
+		next = s.index(v.Position, true)
 	case *pb.ReadReq_Options_AllOptions_End:
 		next = len(s.log)
 	}
@@ -171,9 +171,9 @@ func (s *Server) subscribe(call pb.Streams_ReadServer, ao *pb.ReadReq_Options_Al
 		if filtered && len(batch) > 0 {
 			// Filtered subscriptions tell the client how far the server
 			// has searched, matching or not.
-			last := batch[len(batch)-1].position
+			last := batch[len(batch)-1]
 			err := call.Send(&pb.ReadResp{Content: &pb.ReadResp_Checkpoint_{
-				Checkpoint: &pb.ReadResp_Checkpoint{CommitPosition: last, PreparePosition: last},
+				Checkpoint: &pb.ReadResp_Checkpoint{CommitPosition: last.commit, PreparePosition: last.prepare},
 			}})
 			if err != nil {
 				return err
@@ -232,14 +232,14 @@ func eventResp(r *record, asString, withCommit bool) *pb.ReadResp {
 		Id:               protoUUID(r.id, asString),
 		StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(r.stream)},
 		StreamRevision:   r.revision,
-		PreparePosition:  r.position,
-		CommitPosition:   r.position,
+		PreparePosition:  r.prepare,
+		CommitPosition:   r.commit,
 		Metadata:         r.metadata,
 		CustomMetadata:   r.custom,
 		Data:             r.data,
 	}}
 	if withCommit {
-		ev.Position = &pb.ReadResp_ReadEvent_CommitPosition{CommitPosition: r.position}
+		ev.Position = &pb.ReadResp_ReadEvent_CommitPosition{CommitPosition: r.commit}
 	} else {
 		ev.Position = &pb.ReadResp_ReadEvent_NoPosition{NoPosition: &shared.Empty{}}
 	}

@@ -37,7 +37,9 @@ type record struct {
 	metadata map[string]string // type, content-type, created
 	custom   []byte
 	data     []byte
-	position uint64 // commit and prepare position alike
+	// A record's prepare position is where it lies in the log; its commit
+	// position is where its write committed, shared by a write's records.
+	commit, prepare uint64
 }
 
 // Server is the stand-in node. Start it with Start.
@@ -162,7 +164,7 @@ func (s *Server) decide(stream string, opts *pb.AppendReq_Options, msgs []*pb.Ap
 		return wrongVersion(current, expected)
 	}
 	last := s.write(stream, msgs)
-	return success(int64(last.revision), &last.position)
+	return success(int64(last.revision), last)
 }
 
 // matches reports whether recs from revision from on carry ids, and the last of them.
@@ -181,38 +183,42 @@ func matches(recs []*record, from int64, ids []uuid.UUID) (*record, bool) {
 // write appends msgs to stream; the caller holds s.mu or has not started serving.
 func (s *Server) write(stream string, msgs []*pb.AppendReq_ProposedMessage) *record {
 	created := strconv.FormatInt(time.Now().UnixNano()/100, 10) // .NET ticks since the Unix epoch
-	var r *record
-	for _, m := range msgs {
+	recs := make([]*record, len(msgs))
+	for i, m := range msgs {
 		md := map[string]string{"created": created}
 		for k, v := range m.Metadata {
 			md[k] = v
 		}
-		r = &record{
+		recs[i] = &record{
 			id: fromProtoUUID(m.GetId()), stream: stream, revision: uint64(len(s.streams[stream])),
-			metadata: md, custom: m.CustomMetadata, data: m.Data, position: s.next,
+			metadata: md, custom: m.CustomMetadata, data: m.Data, prepare: s.next,
 		}
 		// Positions are byte offsets in a real node's log: ordered, not dense.
 		s.next += uint64(128 + len(m.Data) + len(m.CustomMetadata))
-		s.log = append(s.log, r)
-		s.streams[stream] = append(s.streams[stream], r)
-		s.byID[r.id] = r
+		s.log = append(s.log, recs[i])
+		s.streams[stream] = append(s.streams[stream], recs[i])
+		s.byID[recs[i].id] = recs[i]
+	}
+	last := recs[len(recs)-1]
+	for _, r := range recs {
+		r.commit = last.prepare
 	}
 	s.wake.Wake()
-	return r
+	return last
 }
 
-func success(current int64, pos *uint64) *pb.AppendResp {
+func success(current int64, last *record) *pb.AppendResp {
 	ok := &pb.AppendResp_Success{}
 	if current < 0 {
 		ok.CurrentRevisionOption = &pb.AppendResp_Success_NoStream{NoStream: &shared.Empty{}}
 	} else {
 		ok.CurrentRevisionOption = &pb.AppendResp_Success_CurrentRevision{CurrentRevision: uint64(current)}
 	}
-	if pos == nil {
+	if last == nil {
 		// A retry that wrote nothing reports no position, as real nodes may.
 		ok.PositionOption = &pb.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}}
 	} else {
-		ok.PositionOption = &pb.AppendResp_Success_Position{Position: &pb.AppendResp_Position{CommitPosition: *pos, PreparePosition: *pos}}
+		ok.PositionOption = &pb.AppendResp_Success_Position{Position: &pb.AppendResp_Position{CommitPosition: last.commit, PreparePosition: last.prepare}}
 	}
 	return &pb.AppendResp{Result: &pb.AppendResp_Success_{Success: ok}}
 }

@@ -125,8 +125,26 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
-	got := redactURL("postgres://user:s3cret@db:5432/x")
-	if strings.Contains(got, "s3cret") || !strings.Contains(got, "user:xxxxx@db:5432/x") {
-		t.Fatalf("redactURL leaked or mangled: %s", got)
+	for raw, want := range map[string]string{
+		"postgres://user:s3cret@db:5432/x":                  "postgres://user:xxxxx@db:5432/x",
+		"postgres://user@db/x?password=s3cret&sslmode=off":  "postgres://user@db/x?password=xxxxx&sslmode=off",
+		"esdb://admin:s3cret@node:2113?tls=false":           "esdb://admin:xxxxx@node:2113?tls=false",
+		"host=db user=u password=s3cret dbname=x":           "(not a URL)",
+		"postgres://user@db/x?sslpassword=s3cret&tls=false": "postgres://user@db/x?sslpassword=xxxxx&tls=false",
+	} {
+		if got := redactURL(raw); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+// TestConfigErrorsHideSecrets: a rejected URL is not echoed with its password.
+func TestConfigErrorsHideSecrets(t *testing.T) {
+	for _, v := range []string{"host=db password=s3cret", "mysql://u:s3cret@db/x"} {
+		env := map[string]string{"EVENTSTORE_URL": v}
+		err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("EVENTSTORE_URL %q: error %v, want one without the password", v, err)
+		}
 	}
 }

@@ -10,7 +10,8 @@ run: services-run build
 	bin/eventshop serve
 
 ## test: every test, with the race detector, against real PostgreSQL and Redis
-test: services
+test:
+	@scripts/services.sh --cc
 	$(GO) test $(GOTEST_FLAGS) ./...
 
 ## bench: event store throughput next to raw PostgreSQL baselines

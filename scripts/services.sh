@@ -4,6 +4,10 @@
 # 127.0.0.1:6379. Starts them if installed but stopped; on Debian as root,
 # installs them if absent; otherwise says what to install and fails.
 # Set EVENTSHOP_SKIP_SERVICES=1 to manage them yourself.
+#
+# Usage: services.sh [--cc] [DATABASE...]
+#   --cc       also make sure a C compiler is there (the race detector needs cgo)
+#   DATABASE   create these databases for the local run if missing
 set -euo pipefail
 
 [ "${EVENTSHOP_SKIP_SERVICES:-}" = 1 ] && exit 0
@@ -53,7 +57,10 @@ postgres_up() {
 	version=$(ls /etc/postgresql | sort -V | tail -n1)
 	say "starting PostgreSQL $version"
 	if command -v pg_ctlcluster >/dev/null; then
-		pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+		# The package may have started the cluster before the trust
+		# edit above: reload it, or start it if it is down.
+		pg_ctlcluster --skip-systemctl-redirect "$version" main reload 2>/dev/null ||
+			pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
 	fi
 	wait_port "$PGPORT" || { say "PostgreSQL did not come up on $PGHOST:$PGPORT"; exit 1; }
 }
@@ -83,6 +90,23 @@ ensure_db() {
 	fi
 }
 
+# cc_up makes sure cgo has a C compiler, which `go test -race` needs.
+cc_up() {
+	command -v "${CC:-gcc}" >/dev/null && return 0
+	if ! can_install; then
+		say "no C compiler (${CC:-gcc}) found: the race detector needs one. Install gcc."
+		exit 1
+	fi
+	apt_install gcc libc6-dev
+}
+
+databases=()
+for arg in "$@"; do
+	case "$arg" in
+	--cc) cc_up ;;
+	*) databases+=("$arg") ;;
+	esac
+done
 postgres_up
 redis_up
-for db in "$@"; do ensure_db "$db"; done
+for db in "${databases[@]}"; do ensure_db "$db"; done

@@ -117,3 +117,23 @@ func TestPasswordNotInErrors(t *testing.T) {
 		t.Fatalf("error shows the password or hides what is wrong: %v", err)
 	}
 }
+
+// TestRetryAnsweredWithCurrentRevision: a node that answers a recognised
+// retry with the stream's current revision still gets the retry's own
+// result from the adapter.
+func TestRetryAnsweredWithCurrentRevision(t *testing.T) {
+	node := esdbtest.Start(t)
+	node.AnswerRetriesWithCurrentRevision()
+	s := open(t, node.URL())
+	stream := eventstoretest.Prefix(t) + "r"
+	batch := []eventstore.EventData{eventstoretest.Ev("x.a", 1), eventstoretest.Ev("x.b", 2)}
+	first := eventstoretest.MustAppend(t, s, stream, eventstore.NoStream, batch...)
+	eventstoretest.MustAppend(t, s, stream, eventstore.Exact(1), eventstoretest.Ev("x.c", 3))
+	again := eventstoretest.MustAppend(t, s, stream, eventstore.NoStream, batch...)
+	if again != first {
+		t.Fatalf("retry after the stream moved on: %+v, want the first result %+v", again, first)
+	}
+	if got := eventstoretest.ReadStreamAll(t, s, stream); len(got) != 3 {
+		t.Fatalf("stream has %d events, want 3", len(got))
+	}
+}

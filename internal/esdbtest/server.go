@@ -46,6 +46,8 @@ type record struct {
 type Server struct {
 	pb.UnimplementedStreamsServer
 
+	retryAnswersCurrent bool // see AnswerRetriesWithCurrentRevision
+
 	mu      sync.Mutex
 	log     []*record
 	streams map[string][]*record
@@ -82,6 +84,15 @@ func Start(tb testing.TB) *Server {
 	go s.grpc.Serve(ln) //nolint:errcheck // Serve returns when Stop is called
 	tb.Cleanup(s.Stop)
 	return s
+}
+
+// AnswerRetriesWithCurrentRevision makes a recognised retry answer with
+// the stream's current revision instead of the retried batch's last one,
+// as some server versions may; the adapter must cope with either.
+func (s *Server) AnswerRetriesWithCurrentRevision() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retryAnswersCurrent = true
 }
 
 // URL is the connection string of the node for the official client.
@@ -151,13 +162,13 @@ func (s *Server) decide(stream string, opts *pb.AppendReq_Options, msgs []*pb.Ap
 	case expected == -2 || (expected == -4 && current >= 0):
 		if r, ok := s.byID[ids[0]]; ok && r.stream == stream {
 			if last, ok := matches(recs, int64(r.revision), ids); ok {
-				return success(int64(last.revision), nil)
+				return s.retried(last, current)
 			}
 			return wrongVersion(current, expected)
 		}
 	case expected >= -1 && current > expected:
 		if last, ok := matches(recs, expected+1, ids); ok {
-			return success(int64(last.revision), nil)
+			return s.retried(last, current)
 		}
 		return wrongVersion(current, expected)
 	case expected != current:
@@ -165,6 +176,14 @@ func (s *Server) decide(stream string, opts *pb.AppendReq_Options, msgs []*pb.Ap
 	}
 	last := s.write(stream, msgs)
 	return success(int64(last.revision), last)
+}
+
+// retried answers a recognised retry whose batch ends at last.
+func (s *Server) retried(last *record, current int64) *pb.AppendResp {
+	if s.retryAnswersCurrent {
+		return success(current, nil)
+	}
+	return success(int64(last.revision), nil)
 }
 
 // matches reports whether recs from revision from on carry ids, and the last of them.

@@ -46,6 +46,24 @@ func NewSubscription(ctx context.Context, produce func(ctx context.Context, emit
 	return s
 }
 
+// NewStoreSubscription is NewSubscription for a store that can be closed:
+// the subscription also ends when store (a context that ends when the
+// store closes) is done, and then reports ErrClosed. It ends even while
+// its consumer has stopped reading.
+func NewStoreSubscription(ctx, store context.Context, produce func(ctx context.Context, emit func(Event) error) error) *Subscription {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(store, cancel)
+	return NewSubscription(ctx, func(ctx context.Context, emit func(Event) error) error {
+		defer cancel()
+		defer stop()
+		err := produce(ctx, emit)
+		if store.Err() != nil {
+			return ErrClosed
+		}
+		return err
+	})
+}
+
 // Events is the delivery channel. It is closed when the subscription ends.
 func (s *Subscription) Events() <-chan Event { return s.ch }
 

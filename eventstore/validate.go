@@ -70,6 +70,9 @@ func PrepareAppend(stream string, expected ExpectedVersion, events []EventData, 
 			m.Timestamp = now
 		}
 		m.Timestamp = m.Timestamp.UTC().Truncate(time.Microsecond)
+		if y := m.Timestamp.Year(); y < 1 || y > 9999 {
+			return nil, invalid(field+".metadata.timestamp", fmt.Sprintf("year %d: want 1 to 9999", y))
+		}
 		size += len(e.Data) + len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) + len(e.Metadata.ActorID) + len(e.Type)
 		out[i] = e
 	}

@@ -92,9 +92,12 @@ ensure_db() {
 
 # cc_up makes sure cgo has a C compiler, which `go test -race` needs.
 cc_up() {
-	command -v "${CC:-gcc}" >/dev/null && return 0
+	local cc
+	cc=$(go env CC 2>/dev/null || true)
+	cc=${cc%% *} # CC may carry arguments, as in "ccache gcc"
+	command -v "${cc:-gcc}" >/dev/null && return 0
 	if ! can_install; then
-		say "no C compiler (${CC:-gcc}) found: the race detector needs one. Install gcc."
+		say "no C compiler (${cc:-gcc}) found: the race detector needs one. Install gcc."
 		exit 1
 	fi
 	apt_install gcc libc6-dev
@@ -109,4 +112,4 @@ for arg in "$@"; do
 done
 postgres_up
 redis_up
-for db in "${databases[@]}"; do ensure_db "$db"; done
+for db in ${databases[@]+"${databases[@]}"}; do ensure_db "$db"; done

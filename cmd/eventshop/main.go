@@ -86,7 +86,7 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 // URL with a scheme is not shown at all.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.Host == "" {
 		return "(not a URL)"
 	}
 	q := u.Query()

@@ -130,6 +130,7 @@ func TestRedactURL(t *testing.T) {
 		"postgres://user@db/x?password=s3cret&sslmode=off":  "postgres://user@db/x?password=xxxxx&sslmode=off",
 		"esdb://admin:s3cret@node:2113?tls=false":           "esdb://admin:xxxxx@node:2113?tls=false",
 		"host=db user=u password=s3cret dbname=x":           "(not a URL)",
+		"admin:s3cret@db:5432/x":                            "(not a URL)",
 		"postgres://user@db/x?sslpassword=s3cret&tls=false": "postgres://user@db/x?sslpassword=xxxxx&tls=false",
 	} {
 		if got := redactURL(raw); got != want {
@@ -140,7 +141,7 @@ func TestRedactURL(t *testing.T) {
 
 // TestConfigErrorsHideSecrets: a rejected URL is not echoed with its password.
 func TestConfigErrorsHideSecrets(t *testing.T) {
-	for _, v := range []string{"host=db password=s3cret", "mysql://u:s3cret@db/x"} {
+	for _, v := range []string{"host=db password=s3cret", "mysql://u:s3cret@db/x", "u:s3cret@db:5432/x"} {
 		env := map[string]string{"EVENTSTORE_URL": v}
 		err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
 		if err == nil || strings.Contains(err.Error(), "s3cret") {

@@ -139,18 +139,14 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filt
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to all from %s: %w", from, err)
 	}
-	return eventstore.NewSubscription(ctx, func(ctx context.Context, emit func(eventstore.Event) error) error {
+	return eventstore.NewStoreSubscription(ctx, s.ctx, func(ctx context.Context, emit func(eventstore.Event) error) error {
 		defer sub.Close()
-		// Recv blocks: the subscription's end or the store's closes it.
+		// Recv blocks: the end of the subscription (or of the store) closes it.
 		stop := context.AfterFunc(ctx, func() { sub.Close() })
 		defer stop()
-		stopStore := context.AfterFunc(s.ctx, func() { sub.Close() })
-		defer stopStore()
 		for {
 			ev := sub.Recv()
 			switch {
-			case s.ctx.Err() != nil:
-				return eventstore.ErrClosed
 			case ctx.Err() != nil:
 				return ctx.Err()
 			case ev.SubscriptionDropped != nil:

@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	neturl "net/url"
-	"regexp"
-	"strings"
 	"time"
 
 	client "github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -49,8 +47,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	cfg, err := client.ParseConnectionString(url)
 	if err != nil {
-		// The client's message may quote the whole string, password included.
-		return nil, fmt.Errorf("event store: parse connection string: %s", scrub(err.Error(), url))
+		var urlErr *neturl.Error
+		if errors.As(err, &urlErr) {
+			// That message quotes the whole string, password included.
+			return nil, errors.New("event store: the EventStoreDB connection string is not a valid URL " +
+				"(percent-encode special characters in the user name and password)")
+		}
+		return nil, fmt.Errorf("event store: EventStoreDB connection string: %w", err)
 	}
 	cfg.Logger = clientLogger(opts.Logger)
 	c, err := client.NewClient(cfg)
@@ -97,20 +100,6 @@ func (s *Store) Close() error {
 	s.cancel()
 	return s.c.Close()
 }
-
-// scrub hides the password of the connection string url in msg, where
-// msg quotes the string or the password alone.
-func scrub(msg, url string) string {
-	if u, err := neturl.Parse(url); err == nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	}
-	return userinfoPassword.ReplaceAllString(msg, "${1}xxxxx@")
-}
-
-// userinfoPassword matches the password in "scheme://user:password@".
-var userinfoPassword = regexp.MustCompile(`(://[^:/@\s"]*:)[^@\s"]*@`)
 
 // metadata is the custom metadata of an event as stored.
 type metadata struct {

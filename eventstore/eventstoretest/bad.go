@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventshop/eventshop/eventstore"
 )
@@ -42,6 +43,8 @@ func testBadInput(t *testing.T, s eventstore.Store) {
 		{"correlation id with NUL", p + "c", eventstore.Any, []eventstore.EventData{withMeta(eventstore.Metadata{CorrelationID: "a\x00b"})}},
 		{"actor id not UTF-8", p + "a", eventstore.Any, []eventstore.EventData{withMeta(eventstore.Metadata{ActorID: "\xff"})}},
 		{"causation id too long", p + "l", eventstore.Any, []eventstore.EventData{withMeta(eventstore.Metadata{CausationID: strings.Repeat("c", eventstore.MaxMetadataIDLength+1)})}},
+		{"timestamp after 9999", p + "ty", eventstore.Any, []eventstore.EventData{withMeta(eventstore.Metadata{Timestamp: time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC)})}},
+		{"timestamp before year 1", p + "tb", eventstore.Any, []eventstore.EventData{withMeta(eventstore.Metadata{Timestamp: time.Date(-5000, 1, 1, 0, 0, 0, 0, time.UTC)})}},
 		{"too large", p + "big", eventstore.Any, []eventstore.EventData{withData(`"` + strings.Repeat("x", eventstore.MaxAppendBytes) + `"`)}},
 	} {
 		_, err := s.Append(Ctx(t), tc.stream, tc.expected, tc.events...)

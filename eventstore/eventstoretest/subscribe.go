@@ -186,23 +186,47 @@ func testSubscriptionClose(t *testing.T, s eventstore.Store) {
 }
 
 // ClosingEndsSubscriptions checks, for stores that can be closed, that
-// closing s ends its subscriptions with eventstore.ErrClosed, even when
-// nothing else would wake them.
+// closing s ends its subscriptions with eventstore.ErrClosed: one idle at
+// the end of the log and one whose consumer stopped reading with more
+// events due than its buffer holds.
 func ClosingEndsSubscriptions(t *testing.T, s eventstore.Store, closeStore func() error) {
 	t.Helper()
-	sub, err := s.SubscribeAll(Ctx(t), eventstore.Start, eventstore.Filter{StreamPrefixes: []string{Prefix(t)}})
+	idle, err := s.SubscribeAll(Ctx(t), eventstore.Start, eventstore.Filter{StreamPrefixes: []string{Prefix(t)}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	p := Prefix(t)
+	const batch = 100
+	for i := 0; i < eventstore.SubscriptionBuffer+2*batch; i += batch {
+		evs := make([]eventstore.EventData, batch)
+		for j := range evs {
+			evs[j] = Ev("x.fill", i+j)
+		}
+		MustAppend(t, s, p+"fill", eventstore.Any, evs...)
+	}
+	stuck, err := s.SubscribeAll(Ctx(t), eventstore.Start, eventstore.Filter{StreamPrefixes: []string{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let the stuck one fill its buffer and block on the next event.
+	Collect(t, stuck, 1, deliveryDeadline)
+	for deadline := time.Now().Add(deliveryDeadline); len(stuck.Events()) < eventstore.SubscriptionBuffer; {
+		if time.Now().After(deadline) {
+			t.Fatalf("subscription buffered only %d events", len(stuck.Events()))
+		}
+		<-time.After(time.Millisecond)
 	}
 	if err := closeStore(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	select {
-	case <-sub.Done():
-	case <-time.After(deliveryDeadline):
-		t.Fatalf("subscription still running %s after the store closed", deliveryDeadline)
-	}
-	if err := sub.Err(); !errors.Is(err, eventstore.ErrClosed) {
-		t.Fatalf("subscription of a closed store ended with %v, want ErrClosed", err)
+	for name, sub := range map[string]*eventstore.Subscription{"idle": idle, "stuck": stuck} {
+		select {
+		case <-sub.Done():
+		case <-time.After(deliveryDeadline):
+			t.Fatalf("%s subscription still running %s after the store closed", name, deliveryDeadline)
+		}
+		if err := sub.Err(); !errors.Is(err, eventstore.ErrClosed) {
+			t.Fatalf("%s subscription of a closed store ended with %v, want ErrClosed", name, err)
+		}
 	}
 }

@@ -14,18 +14,27 @@ type heldWatch struct {
 	mu     sync.Mutex
 	since  time.Time // when the current hold began; zero when not held
 	warned time.Time
+	every  time.Duration // the least time between two warnings
 }
 
-// heldReportEvery spaces the warnings of one long hold.
-const heldReportEvery = time.Minute
+// blocker is an open transaction readers may be waiting for.
+type blocker struct {
+	PID         int32    `json:"pid"`
+	Application string   `json:"application"`
+	State       *string  `json:"state"` // null when the role may not see it
+	AgeSeconds  *float64 `json:"age_s"` // likewise
+	Database    *string  `json:"database"`
+}
 
 // noteHeld records the outcome of a read that reached the readable end of
-// the log, and warns when a hold has lasted longer than s.heldWarn.
-func (s *Store) noteHeld(ctx context.Context, held bool) {
+// the log: stalled is true when events exist beyond it and the read got
+// none (a read that got events is progress, even if more are held back).
+// It warns when a stall has lasted longer than s.heldWarn.
+func (s *Store) noteHeld(ctx context.Context, stalled bool) {
 	w := &s.held
 	now := time.Now()
 	w.mu.Lock()
-	if !held {
+	if !stalled {
 		w.since = time.Time{}
 		w.mu.Unlock()
 		return
@@ -34,30 +43,48 @@ func (s *Store) noteHeld(ctx context.Context, held bool) {
 		w.since = now
 	}
 	since := w.since
-	report := now.Sub(since) >= s.heldWarn && now.Sub(w.warned) >= heldReportEvery
+	report := now.Sub(since) >= s.heldWarn && now.Sub(w.warned) >= w.every
 	if report {
 		w.warned = now
 	}
 	w.mu.Unlock()
-	if !report {
-		return
+	if report {
+		s.warnHeld(ctx, now.Sub(since))
 	}
-	// Name the oldest open transaction that holds a transaction id: it is
-	// what readers are waiting for (or a prepared transaction, if none).
-	var pid int32
-	var app, state string
-	var age time.Duration
-	err := s.pool.QueryRow(ctx, `SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
-			coalesce(now() - xact_start, '0')
+}
+
+// warnHeld logs the stall with the oldest open transactions that hold a
+// transaction id: readers wait for the oldest of them (or for a prepared
+// transaction, when there is none).
+func (s *Store) warnHeld(ctx context.Context, stalledFor time.Duration) {
+	attrs := []any{"stalled_for", stalledFor.Round(time.Second).String(),
+		"hint", "end the blocking transaction; idle_in_transaction_session_timeout limits such holds; " +
+			"seeing other roles' sessions needs pg_read_all_stats"}
+	rows, err := s.pool.Query(ctx, `SELECT pid, coalesce(application_name, ''), state,
+			extract(epoch FROM now() - xact_start)::float8, datname
 		  FROM pg_stat_activity WHERE backend_xid IS NOT NULL
-		 ORDER BY age(backend_xid) DESC LIMIT 1`).Scan(&pid, &app, &state, &age)
-	attrs := []any{"held_for", now.Sub(since).Round(time.Second).String(),
-		"hint", "end that transaction; idle_in_transaction_session_timeout limits such holds"}
+		 ORDER BY age(backend_xid) DESC LIMIT 3`)
+	var blockers []blocker
 	if err == nil {
-		attrs = append(attrs, "blocking_pid", pid, "blocking_application", app, "blocking_state", state,
-			"blocking_transaction_age", age.Round(time.Second).String())
-	} else {
-		attrs = append(attrs, "blocking", "no open transaction found; look for prepared transactions (pg_prepared_xacts)")
+		for rows.Next() {
+			var b blocker
+			if err = rows.Scan(&b.PID, &b.Application, &b.State, &b.AgeSeconds, &b.Database); err != nil {
+				break
+			}
+			blockers = append(blockers, b)
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	switch {
+	case err != nil:
+		attrs = append(attrs, "blocking_unknown", err.Error())
+	case len(blockers) == 0:
+		attrs = append(attrs, "blocking", "no open transaction; look for prepared transactions (pg_prepared_xacts)")
+	default:
+		attrs = append(attrs, "blocking", blockers)
 	}
 	s.log.WarnContext(ctx, "event store: readers held back by an open transaction; live delivery is paused", attrs...)
 }

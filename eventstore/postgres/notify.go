@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eventshop/eventshop/eventstore"
 )
 
 // committed wakes this process's subscriptions at once and asks the notify
@@ -73,6 +75,22 @@ func (s *Store) notifyLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// listen starts the listen loop with the first subscription. Errors:
+// eventstore.ErrClosed once the store is closed.
+func (s *Store) listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return eventstore.ErrClosed
+	}
+	if !s.listening {
+		s.listening = true
+		s.wg.Add(1)
+		go s.listenLoop()
+	}
+	return nil
 }
 
 // listenLoop wakes this process's subscriptions whenever any process

@@ -74,7 +74,7 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 		if err != nil {
 			return nil, false, fmt.Errorf("read all from %s: %w", from, err)
 		}
-		s.noteHeld(ctx, held)
+		s.noteHeld(ctx, held && len(events) == 0)
 	}
 	return events, held, nil
 }
@@ -110,21 +110,8 @@ func (s *Store) query(ctx context.Context, capacity int, sql string, args ...any
 
 // SubscribeAll implements eventstore.Store.
 func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filter eventstore.Filter) (*eventstore.Subscription, error) {
-	s.listenOnce.Do(func() {
-		s.wg.Add(1)
-		go s.listenLoop()
-	})
-	catchUp := eventstore.CatchUp(from, filter, 1000, s.poll, s.wake, s.readAll)
-	return eventstore.NewSubscription(ctx, func(ctx context.Context, emit func(eventstore.Event) error) error {
-		// Closing the store ends its subscriptions.
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		stop := context.AfterFunc(s.ctx, cancel)
-		defer stop()
-		err := catchUp(ctx, emit)
-		if s.ctx.Err() != nil {
-			return eventstore.ErrClosed
-		}
-		return err
-	}), nil
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	return eventstore.NewStoreSubscription(ctx, s.ctx, eventstore.CatchUp(from, filter, 1000, s.poll, s.wake, s.readAll)), nil
 }

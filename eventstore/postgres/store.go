@@ -53,11 +53,14 @@ type Store struct {
 	held     heldWatch
 	heldWarn time.Duration
 
-	dirty      chan struct{} // an append committed; tell other processes
-	listenOnce sync.Once
-	ctx        context.Context // ends at Close
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
+	dirty  chan struct{}   // an append committed; tell other processes
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex // guards listening and closed
+	listening bool
+	closed    bool
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -116,7 +119,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	s := &Store{
 		pool: pool, schema: opts.Schema, channel: "eventstore_" + opts.Schema,
-		poll: opts.PollInterval, log: opts.Logger, wake: eventstore.NewWaker(), now: time.Now, heldWarn: opts.HeldWarning,
+		poll: opts.PollInterval, log: opts.Logger, wake: eventstore.NewWaker(), now: time.Now,
+		heldWarn: opts.HeldWarning, held: heldWatch{every: time.Minute},
 		dirty: make(chan struct{}, 1), ctx: bg, cancel: cancel,
 	}
 	s.wg.Add(1)
@@ -133,6 +137,9 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // Close stops the background work and closes the pool. Subscriptions end.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 	s.pool.Close()

@@ -63,7 +63,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	s := &Store{c: c, ctx: bg, cancel: cancel}
 	if err := s.Ping(ctx); err != nil {
-		c.Close()
+		s.Close()
 		return nil, fmt.Errorf("event store: %w", err)
 	}
 	return s, nil

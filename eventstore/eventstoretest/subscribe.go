@@ -16,14 +16,8 @@ func testSubscribeHandoff(t *testing.T, s eventstore.Store) {
 	p := Prefix(t)
 	// More history than any adapter reads in one page, so catch-up takes
 	// several reads while the writers below add more.
-	const before, batch, writers, each = 2500, 25, 4, 75
-	for i := 0; i < before; i += batch {
-		evs := make([]eventstore.EventData, batch)
-		for j := range evs {
-			evs[j] = Ev("x.pre", i+j)
-		}
-		MustAppend(t, s, p+"pre", eventstore.Any, evs...)
-	}
+	const before, writers, each = 2500, 4, 75
+	appendMany(t, s, p+"pre", "x.pre", before, 25)
 	sub, err := s.SubscribeAll(Ctx(t), eventstore.Start, eventstore.Filter{StreamPrefixes: []string{p}})
 	if err != nil {
 		t.Fatal(err)
@@ -196,14 +190,7 @@ func ClosingEndsSubscriptions(t *testing.T, s eventstore.Store, closeStore func(
 		t.Fatal(err)
 	}
 	p := Prefix(t)
-	const batch = 100
-	for i := 0; i < eventstore.SubscriptionBuffer+2*batch; i += batch {
-		evs := make([]eventstore.EventData, batch)
-		for j := range evs {
-			evs[j] = Ev("x.fill", i+j)
-		}
-		MustAppend(t, s, p+"fill", eventstore.Any, evs...)
-	}
+	appendMany(t, s, p+"fill", "x.fill", eventstore.SubscriptionBuffer+200, 100)
 	stuck, err := s.SubscribeAll(Ctx(t), eventstore.Start, eventstore.Filter{StreamPrefixes: []string{p}})
 	if err != nil {
 		t.Fatal(err)

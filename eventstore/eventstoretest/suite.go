@@ -113,6 +113,19 @@ func MustAppend(t *testing.T, s eventstore.Store, stream string, exp eventstore.
 	return res
 }
 
+// appendMany appends n events of type typ, carrying 0 to n-1, to stream
+// in appends of up to batch events.
+func appendMany(t *testing.T, s eventstore.Store, stream, typ string, n, batch int) {
+	t.Helper()
+	for i := 0; i < n; i += batch {
+		evs := make([]eventstore.EventData, min(batch, n-i))
+		for j := range evs {
+			evs[j] = Ev(typ, i+j)
+		}
+		MustAppend(t, s, stream, eventstore.Any, evs...)
+	}
+}
+
 // ReadStreamAll reads the whole stream forwards, or nil when it does not exist.
 func ReadStreamAll(t *testing.T, s eventstore.Store, stream string) []eventstore.Event {
 	t.Helper()

@@ -14,6 +14,7 @@ type heldWatch struct {
 	mu     sync.Mutex
 	since  time.Time // when the current hold began; zero when not held
 	warned time.Time
+	after  time.Duration // how long a stall lasts before a warning
 	every  time.Duration // the least time between two warnings
 }
 
@@ -29,7 +30,7 @@ type blocker struct {
 // noteHeld records the outcome of a read that reached the readable end of
 // the log: stalled is true when events exist beyond it and the read got
 // none (a read that got events is progress, even if more are held back).
-// It warns when a stall has lasted longer than s.heldWarn.
+// It warns when a stall has lasted longer than w.after.
 func (s *Store) noteHeld(ctx context.Context, stalled bool) {
 	w := &s.held
 	now := time.Now()
@@ -43,7 +44,7 @@ func (s *Store) noteHeld(ctx context.Context, stalled bool) {
 		w.since = now
 	}
 	since := w.since
-	report := now.Sub(since) >= s.heldWarn && now.Sub(w.warned) >= w.every
+	report := now.Sub(since) >= w.after && now.Sub(w.warned) >= w.every
 	if report {
 		w.warned = now
 	}

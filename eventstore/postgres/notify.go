@@ -82,7 +82,7 @@ func (s *Store) notifyLoop() {
 func (s *Store) listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.ctx.Err() != nil {
 		return eventstore.ErrClosed
 	}
 	if !s.listening {

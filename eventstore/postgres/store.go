@@ -43,24 +43,21 @@ type Options struct {
 
 // Store is the PostgreSQL event store.
 type Store struct {
-	pool     *pgxpool.Pool
-	schema   string
-	channel  string
-	poll     time.Duration
-	log      *slog.Logger
-	wake     *eventstore.Waker
-	now      func() time.Time
-	held     heldWatch
-	heldWarn time.Duration
+	pool    *pgxpool.Pool
+	channel string
+	poll    time.Duration
+	log     *slog.Logger
+	wake    *eventstore.Waker
+	now     func() time.Time
+	held    heldWatch
 
 	dirty  chan struct{}   // an append committed; tell other processes
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex // guards listening and closed
+	mu        sync.Mutex // orders starting the listener against Close
 	listening bool
-	closed    bool
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -118,9 +115,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s := &Store{
-		pool: pool, schema: opts.Schema, channel: "eventstore_" + opts.Schema,
+		pool: pool, channel: "eventstore_" + opts.Schema,
 		poll: opts.PollInterval, log: opts.Logger, wake: eventstore.NewWaker(), now: time.Now,
-		heldWarn: opts.HeldWarning, held: heldWatch{every: time.Minute},
+		held:  heldWatch{after: opts.HeldWarning, every: time.Minute},
 		dirty: make(chan struct{}, 1), ctx: bg, cancel: cancel,
 	}
 	s.wg.Add(1)
@@ -138,9 +135,8 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 // Close stops the background work and closes the pool. Subscriptions end.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
 	s.cancel()
+	s.mu.Unlock()
 	s.wg.Wait()
 	s.pool.Close()
 	return nil

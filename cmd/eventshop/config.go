@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -12,8 +13,26 @@ type config struct {
 	HTTPAddr        string
 	DatabaseURL     string
 	EventStoreURL   string
+	RedisURL        string
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+
+	JWTSecret       string
+	JWTIssuer       string
+	JWTAudience     string
+	AccessTTL       time.Duration
+	RefreshTTL      time.Duration
+	PaymentTimeout  time.Duration
+	PlacementGrace  time.Duration
+	SagaTick        time.Duration
+	LoginPerAccount int
+	LoginPerIP      int
+	LoginWindow     time.Duration
+	TrustProxy      bool
+
+	AdminEmail    string
+	AdminPassword string
+	DataDir       string
 }
 
 // defaultDatabaseURL is the local server with trust auth, as `make services` sets up.
@@ -26,18 +45,48 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		return def
 	}
+	var errs []string
+	dur := func(key, def string) time.Duration {
+		d, err := time.ParseDuration(get(key, def))
+		if err != nil || d <= 0 {
+			errs = append(errs, key+": want a positive duration such as "+def)
+		}
+		return d
+	}
+	num := func(key string, def int) int {
+		n, err := strconv.Atoi(get(key, strconv.Itoa(def)))
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Sprintf("%s: want a positive whole number such as %d", key, def))
+		}
+		return n
+	}
 	cfg := config{
-		HTTPAddr:    get("HTTP_ADDR", "127.0.0.1:8080"),
-		DatabaseURL: get("DATABASE_URL", defaultDatabaseURL),
+		HTTPAddr:        get("HTTP_ADDR", "127.0.0.1:8080"),
+		DatabaseURL:     get("DATABASE_URL", defaultDatabaseURL),
+		RedisURL:        get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		ShutdownTimeout: dur("SHUTDOWN_TIMEOUT", "15s"),
+		JWTSecret:       getenv("JWT_SECRET"),
+		JWTIssuer:       get("JWT_ISSUER", "eventshop"),
+		JWTAudience:     get("JWT_AUDIENCE", "eventshop-api"),
+		AccessTTL:       dur("ACCESS_TOKEN_TTL", "15m"),
+		RefreshTTL:      dur("REFRESH_TOKEN_TTL", "168h"),
+		PaymentTimeout:  dur("ORDER_PAYMENT_TIMEOUT", "15m"),
+		PlacementGrace:  dur("ORDER_PLACEMENT_GRACE", "60s"),
+		SagaTick:        dur("SAGA_TICK", "1s"),
+		LoginPerAccount: num("LOGIN_FAILURES_PER_ACCOUNT", 5),
+		LoginPerIP:      num("LOGIN_FAILURES_PER_IP", 20),
+		LoginWindow:     dur("LOGIN_FAILURE_WINDOW", "15m"),
+		TrustProxy:      get("TRUST_PROXY_HEADERS", "false") == "true",
+		AdminEmail:      get("ADMIN_EMAIL", ""),
+		AdminPassword:   getenv("ADMIN_PASSWORD"),
+		DataDir:         get("DATA_DIR", ".data"),
 	}
 	cfg.EventStoreURL = get("EVENTSTORE_URL", cfg.DatabaseURL)
 	if err := cfg.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
-		return config{}, fmt.Errorf("LOG_LEVEL: %w", err)
+		errs = append(errs, "LOG_LEVEL: want debug, info, warn or error")
 	}
-	d, err := time.ParseDuration(get("SHUTDOWN_TIMEOUT", "15s"))
-	if err != nil || d <= 0 {
-		return config{}, fmt.Errorf("SHUTDOWN_TIMEOUT: want a positive duration such as 15s")
+	if len(errs) > 0 {
+		return config{}, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}
-	cfg.ShutdownTimeout = d
 	return cfg, nil
 }

@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/eventshop/eventshop/internal/correlation"
 )
 
 func main() {
@@ -39,9 +41,14 @@ const usage = `eventshop: an event-sourced e-commerce backend
 Usage: eventshop <command>
 
 Commands:
-  serve     run the HTTP server (health and readiness for now) on HTTP_ADDR
-  migrate   apply the event store's migrations and exit
-  help      show this text
+  serve         the local run: write API, order process manager and health
+                on HTTP_ADDR, with the demo data seeded once
+  writeapi      the write API and order process manager alone, for a
+                deployment (JWT_SECRET required, nothing seeded)
+  create-admin  register ADMIN_EMAIL with ADMIN_PASSWORD (or take the
+                existing user) and make it an admin, then exit
+  migrate       apply the event store's migrations and exit
+  help          show this text
 
 Configuration is read from the environment; see the README.
 `
@@ -60,7 +67,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, cfg, log, stdout)
+		return serve(ctx, cfg, log, stdout, true)
+	case "writeapi":
+		return serve(ctx, cfg, log, stdout, false)
+	case "create-admin":
+		return createAdmin(ctx, cfg, log, stdout)
 	case "migrate":
 		store, err := openStore(ctx, cfg.EventStoreURL, log)
 		if err != nil {
@@ -78,7 +89,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", "eventshop")
+	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
+	return slog.New(correlation.Handler{Handler: h}).With("service", "eventshop")
+}
+
+// createAdmin is the operator's way to the first admin outside the local
+// run: nothing is created by default.
+func createAdmin(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	if cfg.AdminEmail == "" || cfg.AdminPassword == "" {
+		return errors.New("create-admin: set ADMIN_EMAIL and ADMIN_PASSWORD")
+	}
+	a, err := buildApp(ctx, cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	u, err := a.cmd.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword, "Administrator")
+	if err != nil {
+		return fmt.Errorf("create-admin: %w", err)
+	}
+	fmt.Fprintf(stdout, "admin %s (%s) is ready\n", u.Email, u.ID)
+	return nil
 }
 
 // redactURL shows a connection URL without its password, in the user

@@ -9,36 +9,50 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/eventshop/eventshop/writeapi"
 )
 
-// serve runs the HTTP server until ctx ends, then drains it.
-func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	store, err := openStore(ctx, cfg.EventStoreURL, log)
+// serve runs the HTTP server, and the order process manager, until ctx
+// ends, then drains it. local is the local run (`eventshop serve`): it
+// seeds the demo data once and may make its own JWT secret.
+func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, local bool) error {
+	a, err := buildApp(ctx, cfg, log, local)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer a.Close()
+	if local {
+		if err := seed(ctx, a.cmd, cfg, log); err != nil {
+			return fmt.Errorf("seed demo data: %w", err)
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           routes(store, log),
+		Handler:           routes(a, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	base := "http://" + ln.Addr().String()
-	fmt.Fprintf(stdout, "eventshop is up:\n  health     %s/healthz\n  readiness  %s/readyz\n", base, base)
+	fmt.Fprintf(stdout, "eventshop is up:\n  api        %s/api\n  health     %s/healthz\n  readiness  %s/readyz\n", base, base, base)
 	log.Info("listening", "addr", ln.Addr().String(), "eventstore", redactURL(cfg.EventStoreURL))
+
+	pmCtx, stopPM := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { runProcessManager(pmCtx, a, log) })
+	defer func() { stopPM(); wg.Wait() }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -60,31 +74,55 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	return nil
 }
 
-type pinger interface {
-	Ping(ctx context.Context) error
+// runProcessManager keeps the order process manager running, starting it
+// again with backoff when its subscription fails (the store went away).
+func runProcessManager(ctx context.Context, a *app, log *slog.Logger) {
+	wait := time.Second
+	for ctx.Err() == nil {
+		err := a.pm.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Error("order process manager stopped; restarting", "err", err, "in", wait.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }
 
-func routes(store pinger, log *slog.Logger) http.Handler {
+func routes(a *app, log *slog.Logger) http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(writeapi.Middleware(log))
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := store.Ping(ctx); err != nil {
+		checks, ok := map[string]string{"eventstore": "ok", "redis": "ok"}, true
+		if err := a.store.Ping(ctx); err != nil {
 			log.WarnContext(ctx, "readiness: event store", "err", err)
+			checks["eventstore"], ok = "unreachable", false
+		}
+		if err := a.redis.Ping(ctx).Err(); err != nil {
+			log.WarnContext(ctx, "readiness: redis", "err", err)
+			checks["redis"], ok = "unreachable", false
+		}
+		if !ok {
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_ = json.NewEncoder(w).Encode(map[string]any{
 				"type": "about:blank", "title": "Service Unavailable", "status": http.StatusServiceUnavailable,
-				"detail": "a dependency is not ready", "checks": map[string]string{"eventstore": "unreachable"},
+				"detail": "a dependency is not ready", "checks": checks,
 			})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": map[string]string{"eventstore": "ok"}})
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": checks})
 	})
+	a.api.Routes(r)
 	return r
 }
 

@@ -1,0 +1,208 @@
+package commands
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strconv"
+
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/order"
+	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/internal/payment"
+)
+
+// Order returns order id if actor may see it: its customer, an admin, or
+// a vendor with items in it. Anyone else gets CodeNotFound, as for a
+// missing order, so ids cannot be probed.
+func (h *Handler) Order(ctx context.Context, actor Actor, id string) (order.State, Result, error) {
+	o, err := load(ctx, h, orderKind, order.Stream(id))
+	if err != nil {
+		return order.State{}, Result{}, wrap("load order", err)
+	}
+	ok, err := h.canSee(ctx, actor, o.state)
+	if err != nil {
+		return order.State{}, Result{}, err
+	}
+	if !ok {
+		return order.State{}, Result{}, domain.NotFound("order", id)
+	}
+	return o.state, Result{Version: o.state.Version, Position: o.pos}, nil
+}
+
+func (h *Handler) canSee(ctx context.Context, actor Actor, s order.State) (bool, error) {
+	switch {
+	case !s.Exists():
+		return false, nil
+	case actor.Has(user.RoleAdmin) || s.UserID == actor.ID:
+		return true, nil
+	case actor.Has(user.RoleVendor):
+		for _, it := range s.Items {
+			p, err := load(ctx, h, productKind, product.Stream(it.ProductID))
+			if err != nil {
+				return false, wrap("load order", err)
+			}
+			if p.state.VendorID == actor.ID {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// ownOrder wraps an order decision with the per-object check: the order
+// exists and belongs to actor, or actor is an admin; otherwise it is not
+// found.
+func ownOrder(actor Actor, id string, decide decision[order.State]) decision[order.State] {
+	return func(s order.State) ([]domain.Event, error) {
+		if !s.Exists() || (s.UserID != actor.ID && !actor.Has(user.RoleAdmin)) {
+			return nil, domain.NotFound("order", id)
+		}
+		return decide(s)
+	}
+}
+
+// PayOrder charges card for the order's total and records the payment.
+// Only the order's customer or an admin may pay it. The card is validated
+// first and never stored: only its last four digits are kept. A charge is
+// made with an idempotency key derived from the order, its version and the
+// card, so a retried request charges once. If the order changed under the
+// payment (cancelled meanwhile), the charge is refunded. Errors:
+// CodeNotFound, ErrPreconditionFailed, CodeConflict "order_not_pending",
+// CodeInvalid for a bad card, payment.ErrDeclined.
+func (h *Handler) PayOrder(ctx context.Context, actor Actor, id string, ifMatch int64, card payment.Card) (order.State, Result, error) {
+	o, err := load(ctx, h, orderKind, order.Stream(id))
+	if err != nil {
+		return order.State{}, Result{}, wrap("pay order", err)
+	}
+	s := o.state
+	if _, err := ownOrder(actor, id, func(order.State) ([]domain.Event, error) { return nil, nil })(s); err != nil {
+		return s, Result{}, err
+	}
+	if ifMatch != NoVersion && ifMatch != s.Version {
+		return s, Result{}, ErrPreconditionFailed
+	}
+	if err := order.CheckPayable(s); err != nil {
+		return s, Result{}, err
+	}
+	if err := payment.ValidateCard(card, h.now()); err != nil {
+		return s, Result{}, cardError(err)
+	}
+	sum := sha256.Sum256([]byte(card.Number))
+	charge, err := h.payments.Charge(ctx, payment.ChargeRequest{
+		OrderID: id, AmountCents: int64(s.Total), Currency: "USD", Card: card,
+		IdempotencyKey: "pay:" + id + ":" + strconv.FormatInt(s.Version, 10) + ":" + hex.EncodeToString(sum[:8]),
+	})
+	if err != nil {
+		return s, Result{}, wrap("charge card", err)
+	}
+	st, res, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, ownOrder(actor, id, func(s order.State) ([]domain.Event, error) {
+		return order.DecidePay(s, charge.ID, domain.Cents(charge.AmountCents), charge.Last4)
+	}))
+	if err != nil {
+		// The order can no longer take this payment: give the money back.
+		if _, rerr := h.payments.Refund(context.WithoutCancel(ctx), charge.ID, charge.AmountCents, "refund:"+charge.ID); rerr != nil {
+			h.log.ErrorContext(ctx, "refund of an unrecorded charge failed; refund it by hand", "order_id", id, "charge_id", charge.ID, "err", rerr)
+		}
+		return st, res, wrap("pay order", err)
+	}
+	return st, res, nil
+}
+
+// cardError turns the payment package's field errors into a domain
+// validation error.
+func cardError(err error) error {
+	var ce *payment.CardError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	var f domain.Fields
+	for _, fe := range ce.Fields {
+		f.Add(fe.Field, "%s", fe.Message)
+	}
+	return f.Err()
+}
+
+// CompleteOrder fulfils a paid order and deducts its held stock. Only
+// admins may. Errors: ErrForbidden, CodeNotFound, ErrPreconditionFailed,
+// CodeConflict "order_not_paid".
+func (h *Handler) CompleteOrder(ctx context.Context, actor Actor, id string, ifMatch int64) (order.State, Result, error) {
+	if !actor.Has(user.RoleAdmin) {
+		return order.State{}, Result{}, ErrForbidden
+	}
+	st, res, err := execute(ctx, h, orderKind, order.Stream(id), ifMatch, order.DecideComplete)
+	if err != nil {
+		return st, res, wrap("complete order", err)
+	}
+	if err := h.DeductStock(context.WithoutCancel(ctx), id, productIDs(st.Items)); err != nil {
+		h.log.WarnContext(ctx, "deduct stock; the process manager will retry", "order_id", id, "err", err)
+	}
+	return st, res, nil
+}
+
+// CancelOrder cancels a pending or paid order, refunding a paid one, and
+// releases its stock. The order's customer or an admin may. Errors:
+// CodeNotFound, ErrPreconditionFailed, CodeConflict "order_not_cancellable".
+func (h *Handler) CancelOrder(ctx context.Context, actor Actor, id string, ifMatch int64, reason string) (order.State, Result, error) {
+	st, res, err := execute(ctx, h, orderKind, order.Stream(id), ifMatch, ownOrder(actor, id, func(s order.State) ([]domain.Event, error) {
+		return h.decideCancel(ctx, s, reason)
+	}))
+	if err != nil {
+		return st, res, wrap("cancel order", err)
+	}
+	h.releaseAll(ctx, id, productIDs(st.Items), "order_cancelled")
+	return st, res, nil
+}
+
+// decideCancel refunds a paid order (idempotently: the refund key is the
+// order's) before deciding the cancellation.
+func (h *Handler) decideCancel(ctx context.Context, s order.State, reason string) ([]domain.Event, error) {
+	if err := order.CheckCancellable(s, reason); err != nil {
+		return nil, err
+	}
+	refundID := ""
+	if s.Status == order.StatusPaid {
+		r, err := h.payments.Refund(ctx, s.Payment.ID, int64(s.Payment.Amount), "refund:"+s.ID)
+		if err != nil {
+			return nil, wrap("refund", err)
+		}
+		refundID = r.ID
+	}
+	return order.DecideCancel(s, reason, refundID)
+}
+
+// ExpireOrder cancels order id with reason payment_timeout if it is still
+// pending past the payment timeout, and releases its stock; otherwise it
+// does nothing. The process manager runs it.
+func (h *Handler) ExpireOrder(ctx context.Context, id string) (order.State, error) {
+	st, _, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
+		return order.DecideExpire(s, h.now(), h.timeout), nil
+	})
+	if err != nil {
+		return st, wrap("expire order", err)
+	}
+	if st.Status == order.StatusCancelled {
+		return st, h.ReleaseStock(ctx, id, productIDs(st.Items), order.ReasonPaymentTimeout)
+	}
+	return st, nil
+}
+
+// AbandonPlacement fences order id if it was never recorded, so a stalled
+// placement can no longer record it, and then releases its holds on
+// products. It reports whether the order exists after all (then nothing is
+// released). The process manager runs it for reservations whose order did
+// not appear within the grace period.
+func (h *Handler) AbandonPlacement(ctx context.Context, id string, products []string) (exists bool, err error) {
+	st, _, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
+		return order.DecideAbandon(s, id, "placement_not_recorded"), nil
+	})
+	if err != nil {
+		return false, wrap("abandon placement", err)
+	}
+	if st.Exists() {
+		return true, nil
+	}
+	return false, h.ReleaseStock(ctx, id, products, "placement_abandoned")
+}

@@ -1,0 +1,198 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/eventshop/eventshop/domain/order"
+	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/correlation"
+)
+
+// ProcessManager finishes what the order saga's requests may leave half
+// done. It follows the log (reservations, releases, deductions and order
+// events) and, on a timer:
+//   - fences and releases reservations whose order never appeared within
+//     the grace period (the placing process stopped part-way);
+//   - expires pending orders left unpaid past the payment timeout;
+//   - deducts or releases stock still held by completed or cancelled
+//     orders (the request stopped after recording the order's new status).
+//
+// Every action loads the aggregates it touches and decides again, so acting
+// twice, from two processes, or on a view that lags the log, does nothing
+// wrong. Its view is rebuilt from the log at start.
+type ProcessManager struct {
+	h     *Handler
+	tick  time.Duration
+	retry time.Duration
+
+	placements map[string]*tracked // reservations whose order has not appeared
+	orders     map[string]*tracked // orders that are live or still hold stock
+}
+
+// tracked is the process manager's view of one order id.
+type tracked struct {
+	status      order.Status // "" for a placement not recorded yet
+	since       time.Time    // first reservation, order creation, or final status
+	held        map[string]bool
+	correlation string
+	causation   string
+	nextTry     time.Time
+}
+
+// NewProcessManager builds a process manager over h that checks its
+// deadlines every tick (default 1s).
+func (h *Handler) NewProcessManager(tick time.Duration) *ProcessManager {
+	if tick <= 0 {
+		tick = time.Second
+	}
+	return &ProcessManager{h: h, tick: tick, retry: 5 * tick,
+		placements: map[string]*tracked{}, orders: map[string]*tracked{}}
+}
+
+// pmFilter selects the events the process manager follows.
+var pmFilter = eventstore.Filter{EventTypePrefixes: []string{"inventory.reserved", "inventory.released", "inventory.deducted", "order."}}
+
+// Run follows the log from its start until ctx ends. Errors: the
+// subscription's failure.
+func (pm *ProcessManager) Run(ctx context.Context) error {
+	sub, err := pm.h.store.SubscribeAll(ctx, eventstore.Start, pmFilter)
+	if err != nil {
+		return fmt.Errorf("process manager: subscribe: %w", err)
+	}
+	t := time.NewTicker(pm.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-sub.Events():
+			if !ok {
+				if err := sub.Err(); err != nil {
+					return fmt.Errorf("process manager: %w", err)
+				}
+				return nil
+			}
+			if err := pm.apply(&e); err != nil {
+				return fmt.Errorf("process manager: %w", err)
+			}
+		case <-t.C:
+			pm.act(ctx)
+		}
+	}
+}
+
+func (pm *ProcessManager) apply(e *eventstore.Event) error {
+	r, err := pm.h.decode(e)
+	if err != nil {
+		return err
+	}
+	at := e.Metadata.Timestamp
+	switch ev := r.Event.(type) {
+	case product.Reserved:
+		t := pm.orders[ev.OrderID]
+		if t == nil {
+			if t = pm.placements[ev.OrderID]; t == nil {
+				t = &tracked{since: at, held: map[string]bool{}}
+				pm.placements[ev.OrderID] = t
+			}
+		}
+		t.held[ev.ProductID] = true
+	case product.Released:
+		pm.unhold(ev.OrderID, ev.ProductID)
+	case product.Deducted:
+		pm.unhold(ev.OrderID, ev.ProductID)
+	case order.Created:
+		t := pm.placements[ev.OrderID]
+		delete(pm.placements, ev.OrderID)
+		if t == nil {
+			t = &tracked{held: map[string]bool{}}
+		}
+		t.status, t.since, t.nextTry = order.StatusPending, at, time.Time{}
+		t.correlation, t.causation = e.Metadata.CorrelationID, e.ID.String()
+		pm.orders[ev.OrderID] = t
+	case order.Paid:
+		pm.setStatus(ev.OrderID, order.StatusPaid, at)
+	case order.Completed:
+		pm.setStatus(ev.OrderID, order.StatusCompleted, at)
+	case order.Cancelled:
+		pm.setStatus(ev.OrderID, order.StatusCancelled, at)
+	case order.PlacementAbandoned:
+		if t := pm.placements[ev.OrderID]; t != nil {
+			t.status, t.nextTry = order.StatusAbandoned, time.Time{}
+		}
+	}
+	return nil
+}
+
+func (pm *ProcessManager) unhold(orderID, productID string) {
+	for _, m := range []map[string]*tracked{pm.placements, pm.orders} {
+		if t := m[orderID]; t != nil {
+			delete(t.held, productID)
+			if len(t.held) == 0 && t.status != order.StatusPending && t.status != order.StatusPaid {
+				delete(m, orderID)
+			}
+		}
+	}
+}
+
+func (pm *ProcessManager) setStatus(orderID string, s order.Status, at time.Time) {
+	t := pm.orders[orderID]
+	if t == nil {
+		return
+	}
+	t.status, t.nextTry = s, time.Time{}
+	if s != order.StatusPaid {
+		t.since = at
+	}
+	if len(t.held) == 0 && (s == order.StatusCompleted || s == order.StatusCancelled) {
+		delete(pm.orders, orderID)
+	}
+}
+
+// act runs the actions whose time has come. Results show up as events,
+// which update the view; a failed action is tried again later.
+func (pm *ProcessManager) act(ctx context.Context) {
+	now := pm.h.now()
+	for id, t := range pm.placements {
+		if now.Before(t.nextTry) || (t.status != order.StatusAbandoned && now.Sub(t.since) < pm.h.grace) {
+			continue
+		}
+		t.nextTry = now.Add(pm.retry)
+		pm.do(ctx, t, "abandon placement", id, func(ctx context.Context) error {
+			_, err := pm.h.AbandonPlacement(ctx, id, slices.Sorted(maps.Keys(t.held)))
+			return err
+		})
+	}
+	for id, t := range pm.orders {
+		if now.Before(t.nextTry) {
+			continue
+		}
+		var action func(context.Context) error
+		switch {
+		case t.status == order.StatusPending && now.Sub(t.since) >= pm.h.timeout:
+			action = func(ctx context.Context) error { _, err := pm.h.ExpireOrder(ctx, id); return err }
+		case t.status == order.StatusCompleted && len(t.held) > 0 && now.Sub(t.since) >= pm.tick:
+			action = func(ctx context.Context) error { return pm.h.DeductStock(ctx, id, slices.Sorted(maps.Keys(t.held))) }
+		case t.status == order.StatusCancelled && len(t.held) > 0 && now.Sub(t.since) >= pm.tick:
+			action = func(ctx context.Context) error {
+				return pm.h.ReleaseStock(ctx, id, slices.Sorted(maps.Keys(t.held)), "order_cancelled")
+			}
+		default:
+			continue
+		}
+		t.nextTry = now.Add(pm.retry)
+		pm.do(ctx, t, "finish order", id, action)
+	}
+}
+
+func (pm *ProcessManager) do(ctx context.Context, t *tracked, what, orderID string, action func(context.Context) error) {
+	ctx = correlation.With(ctx, correlation.IDs{Correlation: t.correlation, Causation: t.causation, Actor: "system"})
+	if err := action(ctx); err != nil && ctx.Err() == nil {
+		pm.h.log.WarnContext(ctx, "process manager: "+what+" failed; will retry", "order_id", orderID, "err", err)
+	}
+}

@@ -1,0 +1,126 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/domain/unique"
+	"github.com/eventshop/eventshop/domain/user"
+)
+
+// CreateProduct lists a product. VendorID is honoured only for admins;
+// a vendor always lists as themself.
+type CreateProduct struct {
+	SKU         string
+	Name        string
+	Description string
+	Price       domain.Cents
+	Category    string
+	VendorID    string
+	Images      []string
+	Metadata    json.RawMessage
+	Quantity    int64
+	Warehouse   string
+}
+
+// CreateProduct lists a product owned by the calling vendor (or, for an
+// admin, by the vendor named). The SKU is claimed first, then the product
+// is written. Errors: ErrForbidden (not a vendor or admin), CodeInvalid,
+// CodeConflict "sku_taken".
+func (h *Handler) CreateProduct(ctx context.Context, actor Actor, c CreateProduct) (product.State, Result, error) {
+	if !actor.Has(user.RoleVendor) && !actor.Has(user.RoleAdmin) {
+		return product.State{}, Result{}, ErrForbidden
+	}
+	vendor := actor.ID
+	if actor.Has(user.RoleAdmin) && c.VendorID != "" {
+		vendor = c.VendorID
+	}
+	id := h.newID()
+	cmd := product.Create{
+		ProductID: id, SKU: c.SKU, Name: c.Name, Description: c.Description, Price: c.Price,
+		Category: c.Category, VendorID: vendor, Images: c.Images, Metadata: c.Metadata,
+		Quantity: c.Quantity, Warehouse: c.Warehouse,
+	}
+	// Validate before claiming the SKU, so bad input writes nothing.
+	if _, err := product.DecideCreate(product.New(), cmd); err != nil {
+		return product.State{}, Result{}, err
+	}
+	sku := product.NormaliseSKU(c.SKU)
+	if _, err := h.claim(ctx, unique.Stream(product.SKUStreamPrefix, sku), sku, id, "sku_taken", h.productOwner()); err != nil {
+		return product.State{}, Result{}, err
+	}
+	st, res, err := execute(ctx, h, productKind, product.Stream(id), NoVersion, func(s product.State) ([]domain.Event, error) {
+		return product.DecideCreate(s, cmd)
+	})
+	return st, res, wrap("create product", err)
+}
+
+func (h *Handler) productOwner() owner {
+	return owner{
+		state: func(ctx context.Context, id string) (bool, bool, error) {
+			p, err := load(ctx, h, productKind, product.Stream(id))
+			return p.state.Exists(), p.state.Abandoned(), err
+		},
+		fence: func(ctx context.Context, id string) (bool, bool, error) {
+			s, _, err := execute(ctx, h, productKind, product.Stream(id), NoVersion, func(s product.State) ([]domain.Event, error) {
+				return product.DecideAbandon(s, id), nil
+			})
+			return s.Exists(), s.Abandoned(), err
+		},
+	}
+}
+
+// Product returns the current state of product id. Errors: CodeNotFound.
+func (h *Handler) Product(ctx context.Context, id string) (product.State, Result, error) {
+	p, err := load(ctx, h, productKind, product.Stream(id))
+	if err != nil {
+		return product.State{}, Result{}, wrap("load product", err)
+	}
+	if !p.state.Exists() {
+		return product.State{}, Result{}, domain.NotFound("product", id)
+	}
+	return p.state, Result{Version: p.state.Version, Position: p.pos}, nil
+}
+
+// ownProduct wraps a product decision with the per-object check: the
+// product exists, and the actor is its vendor or an admin.
+func ownProduct(actor Actor, id string, decide decision[product.State]) decision[product.State] {
+	return func(s product.State) ([]domain.Event, error) {
+		if !s.Exists() {
+			return nil, domain.NotFound("product", id)
+		}
+		if !actor.Has(user.RoleAdmin) && !(actor.Has(user.RoleVendor) && s.VendorID == actor.ID) {
+			return nil, ErrForbidden
+		}
+		return decide(s)
+	}
+}
+
+// UpdateProduct changes catalogue fields. ifMatch is the version the
+// client last saw, or NoVersion. Errors: ErrForbidden (another vendor's
+// product), ErrPreconditionFailed, CodeNotFound, CodeConflict, CodeInvalid.
+func (h *Handler) UpdateProduct(ctx context.Context, actor Actor, id string, ifMatch int64, c product.Update) (product.State, Result, error) {
+	st, res, err := execute(ctx, h, productKind, product.Stream(id), ifMatch, ownProduct(actor, id, func(s product.State) ([]domain.Event, error) {
+		return product.DecideUpdate(s, c)
+	}))
+	return st, res, wrap("update product", err)
+}
+
+// DiscontinueProduct takes a product off sale. Errors: ErrForbidden,
+// ErrPreconditionFailed, CodeNotFound.
+func (h *Handler) DiscontinueProduct(ctx context.Context, actor Actor, id string, ifMatch int64) (product.State, Result, error) {
+	st, res, err := execute(ctx, h, productKind, product.Stream(id), ifMatch, ownProduct(actor, id, product.DecideDiscontinue))
+	return st, res, wrap("discontinue product", err)
+}
+
+// AdjustInventory changes stock on hand. Errors: ErrForbidden,
+// ErrPreconditionFailed, CodeNotFound, CodeInvalid, CodeConflict
+// "below_reserved".
+func (h *Handler) AdjustInventory(ctx context.Context, actor Actor, id string, ifMatch int64, c product.AdjustInventory) (product.State, Result, error) {
+	st, res, err := execute(ctx, h, productKind, product.Stream(id), ifMatch, ownProduct(actor, id, func(s product.State) ([]domain.Event, error) {
+		return product.DecideAdjustInventory(s, c)
+	}))
+	return st, res, wrap("adjust inventory", err)
+}

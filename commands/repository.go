@@ -1,0 +1,251 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/order"
+	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/domain/unique"
+	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/correlation"
+)
+
+// kind describes one aggregate type to the generic load/execute code.
+type kind[S any] struct {
+	new     func() S
+	evolve  func(S, domain.Recorded) S
+	version func(S) int64
+	clone   func(S) S
+}
+
+func same[S any](s S) S { return s }
+
+var (
+	userKind    = kind[user.State]{user.New, user.Evolve, func(s user.State) int64 { return s.Version }, same[user.State]}
+	adminsKind  = kind[user.Admins]{user.NewAdmins, user.EvolveAdmins, func(s user.Admins) int64 { return s.Version }, same[user.Admins]}
+	productKind = kind[product.State]{product.New, product.Evolve, func(s product.State) int64 { return s.Version }, product.State.Clone}
+	orderKind   = kind[order.State]{order.New, order.Evolve, func(s order.State) int64 { return s.Version }, same[order.State]}
+	claimKind   = kind[unique.Claim]{unique.New, unique.Evolve, func(s unique.Claim) int64 { return s.Version }, same[unique.Claim]}
+)
+
+// loaded is a folded state and the position of its last event.
+type loaded[S any] struct {
+	state S
+	pos   eventstore.Position
+}
+
+// load folds stream: it starts from the cached state, if any, and reads
+// only the events after it. The result shares nothing with the cache.
+func load[S any](ctx context.Context, h *Handler, k kind[S], stream string) (loaded[S], error) {
+	cur := loaded[S]{state: k.new()}
+	if c, ok := h.cache.get(stream); ok {
+		cur = loaded[S]{state: k.clone(c.state.(S)), pos: c.pos}
+	}
+	from := k.version(cur.state) + 1
+	for {
+		evs, err := h.store.ReadStream(ctx, stream, eventstore.Forwards, from, eventstore.MaxReadCount)
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return cur, nil
+		}
+		if err != nil {
+			return cur, fmt.Errorf("read %s: %w", stream, err)
+		}
+		for i := range evs {
+			r, err := h.decode(&evs[i])
+			if err != nil {
+				return cur, fmt.Errorf("read %s: %w", stream, err)
+			}
+			cur.state = k.evolve(cur.state, r)
+			cur.pos = evs[i].Position
+		}
+		if len(evs) < eventstore.MaxReadCount {
+			break
+		}
+		from += int64(len(evs))
+	}
+	if k.version(cur.state) >= 0 {
+		h.cache.put(stream, cached{state: k.clone(cur.state), pos: cur.pos, version: k.version(cur.state)})
+	}
+	return cur, nil
+}
+
+func (h *Handler) decode(e *eventstore.Event) (domain.Recorded, error) {
+	ev, err := h.registry.Decode(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return domain.Recorded{}, err
+	}
+	return domain.Recorded{Event: ev, Version: e.Version, At: e.Metadata.Timestamp, ActorID: e.Metadata.ActorID}, nil
+}
+
+// decision is what a command decides on a loaded state.
+type decision[S any] func(S) ([]domain.Event, error)
+
+// execute runs one command on one aggregate: load, check If-Match, decide,
+// append with the loaded version; on a version conflict it reloads and
+// decides again, a bounded number of times with jittered backoff. It
+// returns the state after the command.
+func execute[S any](ctx context.Context, h *Handler, k kind[S], stream string, ifMatch int64, decide decision[S]) (S, Result, error) {
+	if h.serialized {
+		unlock := h.locks.lock(stream)
+		defer unlock()
+	}
+	var zero S
+	for attempt := 1; ; attempt++ {
+		cur, err := load(ctx, h, k, stream)
+		if err != nil {
+			return zero, Result{}, err
+		}
+		v := k.version(cur.state)
+		if ifMatch != NoVersion && ifMatch != v {
+			return cur.state, Result{Version: v, Position: cur.pos}, ErrPreconditionFailed
+		}
+		events, err := decide(cur.state)
+		if err != nil {
+			return cur.state, Result{Version: v, Position: cur.pos}, err
+		}
+		if len(events) == 0 {
+			return cur.state, Result{Version: v, Position: cur.pos}, nil
+		}
+		data, at, err := h.encode(ctx, events)
+		if err != nil {
+			return zero, Result{}, err
+		}
+		expected := eventstore.NoStream
+		if v >= 0 {
+			expected = eventstore.Exact(v)
+		}
+		res, err := h.store.Append(ctx, stream, expected, data...)
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			h.cache.drop(stream)
+			if attempt >= h.attempts {
+				return zero, Result{}, fmt.Errorf("%s after %d attempts: %w", stream, attempt, ErrContention)
+			}
+			if err := backoff(ctx, attempt); err != nil {
+				return zero, Result{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return zero, Result{}, fmt.Errorf("append to %s: %w", stream, err)
+		}
+		st := cur.state
+		for i, e := range events {
+			st = k.evolve(st, domain.Recorded{Event: e, Version: v + 1 + int64(i), At: at, ActorID: correlation.From(ctx).Actor})
+		}
+		h.cache.put(stream, cached{state: k.clone(st), pos: res.Position, version: res.Version})
+		return st, Result{Version: res.Version, Position: res.Position}, nil
+	}
+}
+
+// encode turns domain events into event data with the request's
+// correlation, causation and actor ids; it returns the timestamp set.
+func (h *Handler) encode(ctx context.Context, events []domain.Event) ([]eventstore.EventData, time.Time, error) {
+	ids := correlation.From(ctx)
+	at := h.now().UTC().Truncate(time.Microsecond)
+	out := make([]eventstore.EventData, len(events))
+	for i, e := range events {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, at, fmt.Errorf("encode %s: %w", e.EventType(), err)
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, at, fmt.Errorf("event id: %w", err)
+		}
+		out[i] = eventstore.EventData{
+			ID: id, Type: e.EventType(), SchemaVersion: 1, Data: b,
+			Metadata: eventstore.Metadata{CorrelationID: ids.Correlation, CausationID: ids.Causation, ActorID: ids.Actor, Timestamp: at},
+		}
+	}
+	return out, at, nil
+}
+
+// cached is a folded state kept between commands.
+type cached struct {
+	state   any
+	pos     eventstore.Position
+	version int64
+}
+
+// stateCache keeps folded states so a command reads only the events after
+// them. It is bounded; when full, an arbitrary entry goes. A cached state
+// is only a starting point: load always reads what came after it.
+type stateCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]cached
+}
+
+func newStateCache(max int) *stateCache { return &stateCache{max: max, m: map[string]cached{}} }
+
+func (c *stateCache) get(stream string) (cached, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[stream]
+	return e, ok
+}
+
+// put keeps e unless the cache holds a newer state of the stream.
+func (c *stateCache) put(stream string, e cached) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[stream]; ok && old.version > e.version {
+		return
+	}
+	if _, ok := c.m[stream]; !ok && len(c.m) >= c.max {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[stream] = e
+}
+
+func (c *stateCache) drop(stream string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, stream)
+}
+
+// keyedMutex serialises work per key within this process.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func newKeyedMutex() *keyedMutex { return &keyedMutex{m: map[string]*keyLock{}} }
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	l := k.m[key]
+	if l == nil {
+		l = &keyLock{}
+		k.m[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,211 @@
+package commands
+
+import (
+	"context"
+	"errors"
+
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/internal/auth"
+)
+
+// RegisterUser is the sign-up command.
+type RegisterUser struct {
+	Email    string
+	Password string
+	FullName string
+}
+
+// RegisterUser creates a customer. The email is claimed first (unique,
+// case-insensitive), then the user is written with the password hashed by
+// argon2id. Errors: CodeInvalid listing every bad field, CodeConflict
+// "email_taken".
+func (h *Handler) RegisterUser(ctx context.Context, c RegisterUser) (user.State, Result, error) {
+	var f domain.Fields
+	email, err := user.NormaliseEmail(c.Email)
+	if err != nil {
+		f = append(f, fieldsOf(err)...)
+	}
+	if err := user.CheckPassword(c.Password); err != nil {
+		f = append(f, fieldsOf(err)...)
+	}
+	f.CheckName("full_name", c.FullName, user.MaxNameLength)
+	if err := f.Err(); err != nil {
+		return user.State{}, Result{}, err
+	}
+	id := h.newID()
+	hash, err := auth.HashPassword(c.Password)
+	if err != nil {
+		return user.State{}, Result{}, wrap("hash password", err)
+	}
+	if _, err := h.claim(ctx, user.EmailStream(email), email, id, "email_taken", h.userOwner()); err != nil {
+		return user.State{}, Result{}, err
+	}
+	st, res, err := execute(ctx, h, userKind, user.Stream(id), NoVersion, func(s user.State) ([]domain.Event, error) {
+		return user.DecideRegister(s, user.Register{UserID: id, Email: email, FullName: c.FullName, PasswordHash: hash})
+	})
+	return st, res, wrap("register user", err)
+}
+
+func fieldsOf(err error) []domain.FieldError {
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return de.Fields
+	}
+	return nil
+}
+
+func (h *Handler) userOwner() owner {
+	return owner{
+		state: func(ctx context.Context, id string) (bool, bool, error) {
+			u, err := load(ctx, h, userKind, user.Stream(id))
+			return u.state.Exists(), u.state.Abandoned, err
+		},
+		fence: func(ctx context.Context, id string) (bool, bool, error) {
+			s, _, err := execute(ctx, h, userKind, user.Stream(id), NoVersion, func(s user.State) ([]domain.Event, error) {
+				return user.DecideAbandon(s, id), nil
+			})
+			return s.Exists(), s.Abandoned, err
+		},
+	}
+}
+
+// Authenticate checks an email and password. Unknown email and wrong
+// password give the same error and take the same time. Errors:
+// ErrBadCredentials.
+func (h *Handler) Authenticate(ctx context.Context, email, password string) (user.State, error) {
+	norm, err := user.NormaliseEmail(email)
+	if err != nil || len(password) > 4*user.MaxPasswordLength {
+		auth.DummyVerify(password)
+		return user.State{}, ErrBadCredentials
+	}
+	claim, err := load(ctx, h, claimKind, user.EmailStream(norm))
+	if err != nil {
+		return user.State{}, wrap("authenticate", err)
+	}
+	if claim.state.Owner == "" {
+		auth.DummyVerify(password)
+		return user.State{}, ErrBadCredentials
+	}
+	u, err := load(ctx, h, userKind, user.Stream(claim.state.Owner))
+	if err != nil {
+		return user.State{}, wrap("authenticate", err)
+	}
+	if !u.state.Exists() || u.state.PasswordHash == "" {
+		auth.DummyVerify(password)
+		return user.State{}, ErrBadCredentials
+	}
+	ok, err := auth.VerifyPassword(u.state.PasswordHash, password)
+	if err != nil {
+		return user.State{}, wrap("authenticate", err)
+	}
+	if !ok {
+		return user.State{}, ErrBadCredentials
+	}
+	return u.state, nil
+}
+
+// User returns the current state of user id. Errors: CodeNotFound.
+func (h *Handler) User(ctx context.Context, id string) (user.State, Result, error) {
+	u, err := load(ctx, h, userKind, user.Stream(id))
+	if err != nil {
+		return user.State{}, Result{}, wrap("load user", err)
+	}
+	if !u.state.Exists() {
+		return user.State{}, Result{}, domain.NotFound("user", id)
+	}
+	return u.state, Result{Version: u.state.Version, Position: u.pos}, nil
+}
+
+// GrantRole gives a user a role. Only admins may. Errors: ErrForbidden,
+// CodeNotFound, CodeInvalid for an unknown role.
+func (h *Handler) GrantRole(ctx context.Context, actor Actor, userID, role string) (user.State, Result, error) {
+	if !actor.Has(user.RoleAdmin) {
+		return user.State{}, Result{}, ErrForbidden
+	}
+	st, res, err := execute(ctx, h, userKind, user.Stream(userID), NoVersion, func(s user.State) ([]domain.Event, error) {
+		if !s.Exists() {
+			return nil, domain.NotFound("user", userID)
+		}
+		return user.DecideGrantRole(s, role)
+	})
+	if err != nil {
+		return st, res, wrap("grant role", err)
+	}
+	if role == user.RoleAdmin {
+		// The user stream is written first, so a crash in between leaves
+		// the admins set short of an admin, never holding one too many:
+		// the last real admin can never lose the role. Granting again
+		// repairs the set.
+		if _, _, err := execute(ctx, h, adminsKind, user.AdminsStream, NoVersion, func(a user.Admins) ([]domain.Event, error) {
+			return user.DecideAdminAdded(a, userID), nil
+		}); err != nil {
+			return st, res, wrap("grant role", err)
+		}
+	}
+	return st, res, nil
+}
+
+// RevokeRole takes a role away. Only admins may; the last admin keeps the
+// admin role. Errors: ErrForbidden, CodeNotFound, CodeInvalid,
+// CodeConflict "last_admin".
+func (h *Handler) RevokeRole(ctx context.Context, actor Actor, userID, role string) (user.State, Result, error) {
+	if !actor.Has(user.RoleAdmin) {
+		return user.State{}, Result{}, ErrForbidden
+	}
+	u, err := load(ctx, h, userKind, user.Stream(userID))
+	if err != nil {
+		return user.State{}, Result{}, wrap("revoke role", err)
+	}
+	if !u.state.Exists() {
+		return user.State{}, Result{}, domain.NotFound("user", userID)
+	}
+	admins := user.NewAdmins()
+	if role == user.RoleAdmin && u.state.HasRole(user.RoleAdmin) {
+		// The admins set is written first (and is where two concurrent
+		// revocations collide), so no interleaving removes the last admin.
+		if admins, _, err = execute(ctx, h, adminsKind, user.AdminsStream, NoVersion, func(a user.Admins) ([]domain.Event, error) {
+			return user.DecideAdminRemoved(a, userID)
+		}); err != nil {
+			return u.state, Result{}, wrap("revoke role", err)
+		}
+	}
+	st, res, err := execute(ctx, h, userKind, user.Stream(userID), NoVersion, func(s user.State) ([]domain.Event, error) {
+		return user.DecideRevokeRole(s, role, admins)
+	})
+	return st, res, wrap("revoke role", err)
+}
+
+// EnsureAdmin makes sure a user with email exists and is an admin,
+// registering it with password when absent. It is how an operator (the
+// local run's seed, or the `eventshop admin` command) creates the first
+// admin; it never runs by default outside the local run.
+func (h *Handler) EnsureAdmin(ctx context.Context, email, password, fullName string) (user.State, error) {
+	u, _, err := h.RegisterUser(ctx, RegisterUser{Email: email, Password: password, FullName: fullName})
+	if errors.Is(err, &domain.Error{Reason: "email_taken"}) {
+		u.ID, err = h.UserIDByEmail(ctx, email)
+	}
+	if err != nil {
+		return user.State{}, err
+	}
+	system := Actor{ID: "system", Roles: []string{user.RoleAdmin}}
+	u, _, err = h.GrantRole(ctx, system, u.ID, user.RoleAdmin)
+	return u, err
+}
+
+// UserIDByEmail returns the id of the user who holds email. Errors:
+// CodeNotFound.
+func (h *Handler) UserIDByEmail(ctx context.Context, email string) (string, error) {
+	norm, err := user.NormaliseEmail(email)
+	if err != nil {
+		return "", err
+	}
+	claim, err := load(ctx, h, claimKind, user.EmailStream(norm))
+	if err != nil {
+		return "", wrap("find user", err)
+	}
+	if claim.state.Owner == "" {
+		return "", domain.NotFound("user", email)
+	}
+	return claim.state.Owner, nil
+}

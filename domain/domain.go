@@ -1,0 +1,87 @@
+// Package domain holds what the aggregates share: the typed domain error,
+// money in cents, the event contract and the registry that decodes stored
+// events. The aggregates live in domain/user, domain/product and
+// domain/order. Everything here is pure: no I/O, no clock, no randomness;
+// time and ids are passed in.
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"time"
+)
+
+// Event is a domain event: a value with a stable wire name such as
+// "order.created". Renaming a Go type never changes the wire name.
+type Event interface {
+	EventType() string
+}
+
+// Recorded is an event as it was stored: its place in the stream and when
+// it happened. Aggregates fold Recorded events.
+type Recorded struct {
+	Event   Event
+	Version int64
+	At      time.Time
+	ActorID string
+}
+
+// Registry decodes stored events by wire name. It is a value, built by each
+// aggregate package and merged by its users, never a global.
+type Registry map[string]func() Event
+
+// Merge returns a registry holding the entries of r and others.
+func (r Registry) Merge(others ...Registry) Registry {
+	out := Registry{}
+	for _, reg := range append([]Registry{r}, others...) {
+		for k, v := range reg {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Decode builds the event named eventType from its JSON data. Schema
+// version 1 is the only one so far; a later version is refused rather than
+// misread. Errors: *UnknownEventError, or the JSON error.
+func (r Registry) Decode(eventType string, schemaVersion int, data []byte) (Event, error) {
+	mk, ok := r[eventType]
+	if !ok {
+		return nil, &UnknownEventError{Type: eventType}
+	}
+	if schemaVersion > 1 {
+		return nil, fmt.Errorf("decode %s: schema version %d is newer than this build understands", eventType, schemaVersion)
+	}
+	e := mk()
+	if err := json.Unmarshal(data, e); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", eventType, err)
+	}
+	// Factories return pointers so Unmarshal can fill them; aggregates
+	// switch on values.
+	return deref(e), nil
+}
+
+// UnknownEventError names a stored event type no registry knows.
+type UnknownEventError struct{ Type string }
+
+func (e *UnknownEventError) Error() string { return fmt.Sprintf("unknown event type %q", e.Type) }
+
+func deref(e Event) Event {
+	if v := reflect.ValueOf(e); v.Kind() == reflect.Pointer {
+		if ev, ok := v.Elem().Interface().(Event); ok {
+			return ev
+		}
+	}
+	return e
+}
+
+// Register adds the event type of the zero value of T to r; T must be a
+// struct type whose value implements Event.
+func Register[T Event](r Registry) {
+	var zero T
+	r[zero.EventType()] = func() Event {
+		// A pointer, so json.Unmarshal can fill it.
+		return any(new(T)).(Event)
+	}
+}

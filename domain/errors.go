@@ -1,0 +1,102 @@
+package domain
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Code classifies a domain error; the HTTP layer maps each code to one
+// status in one place.
+type Code string
+
+const (
+	// CodeInvalid: the command is well-formed but breaks a rule of its
+	// fields (422).
+	CodeInvalid Code = "invalid"
+	// CodeConflict: the command is not allowed in the aggregate's current
+	// state, such as an illegal status transition (409).
+	CodeConflict Code = "conflict"
+	// CodeNotFound: the aggregate does not exist (404).
+	CodeNotFound Code = "not_found"
+)
+
+// FieldError names a bad field and what is wrong with it.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Error is the one typed error of the domain. Reason is a stable machine
+// name ("insufficient_stock", "order_not_pending"); Detail says, for a
+// person, what was wrong and with which values; Fields lists bad fields of
+// an invalid command; Extra carries structured context a client can act on
+// (for insufficient stock: the product and what is available).
+type Error struct {
+	Code   Code
+	Reason string
+	Detail string
+	Fields []FieldError
+	Extra  map[string]any
+}
+
+func (e *Error) Error() string {
+	if len(e.Fields) == 0 {
+		return fmt.Sprintf("%s: %s", e.Reason, e.Detail)
+	}
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Message
+	}
+	return fmt.Sprintf("%s: %s", e.Reason, strings.Join(parts, "; "))
+}
+
+// Is makes errors.Is(err, &Error{Code: c}) match any domain error of code
+// c, and errors.Is(err, &Error{Reason: r}) any of reason r.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	if !ok {
+		return false
+	}
+	return (t.Code == "" || t.Code == e.Code) && (t.Reason == "" || t.Reason == e.Reason)
+}
+
+// Conflict builds a CodeConflict error.
+func Conflict(reason, format string, args ...any) *Error {
+	return &Error{Code: CodeConflict, Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// NotFound builds a CodeNotFound error.
+func NotFound(what, id string) *Error {
+	return &Error{Code: CodeNotFound, Reason: what + "_not_found", Detail: fmt.Sprintf("%s %s does not exist", what, id)}
+}
+
+// Fields collects field errors of one command; Err returns nil when there
+// are none.
+type Fields []FieldError
+
+// Add records that field is wrong.
+func (f *Fields) Add(field, format string, args ...any) {
+	*f = append(*f, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// Err returns a CodeInvalid error listing the fields, or nil.
+func (f Fields) Err() error {
+	if len(f) == 0 {
+		return nil
+	}
+	return &Error{Code: CodeInvalid, Reason: "validation_failed", Detail: "the request has invalid fields", Fields: f}
+}
+
+// CheckName checks a required, bounded, printable name field.
+func (f *Fields) CheckName(field, name string, max int) {
+	switch {
+	case strings.TrimSpace(name) == "":
+		f.Add(field, "is required")
+	case utf8.RuneCountInString(name) > max:
+		f.Add(field, "must be at most %d characters", max)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		f.Add(field, "must not contain control characters")
+	}
+}

@@ -1,0 +1,262 @@
+package order
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eventshop/eventshop/domain"
+)
+
+// Status of an order.
+type Status string
+
+// The statuses of API.md, plus Abandoned for a placement that never
+// finished (such an order does not exist for clients).
+const (
+	StatusNone      Status = ""
+	StatusPending   Status = "pending"
+	StatusPaid      Status = "paid"
+	StatusCompleted Status = "completed"
+	StatusCancelled Status = "cancelled"
+	StatusAbandoned Status = "abandoned"
+)
+
+// ReasonPaymentTimeout is the cancel reason of an expired order.
+const ReasonPaymentTimeout = "payment_timeout"
+
+// Payment is the captured payment of an order.
+type Payment struct {
+	ID       string
+	Amount   domain.Cents
+	Last4    string
+	Refunded bool
+	RefundID string
+}
+
+// State is an order as folded from its stream. Version is -1 before the
+// first event.
+type State struct {
+	ID           string
+	UserID       string
+	Status       Status
+	Items        []Item
+	Total        domain.Cents
+	Payment      *Payment
+	CancelReason string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	Version      int64
+}
+
+// New is the state of a stream with no events.
+func New() State { return State{Version: -1} }
+
+// Exists reports whether the order was placed.
+func (s State) Exists() bool { return s.Status != StatusNone && s.Status != StatusAbandoned }
+
+// Evolve applies one recorded event and never fails.
+func Evolve(s State, r domain.Recorded) State {
+	s.Version = r.Version
+	s.UpdatedAt = r.At
+	switch e := r.Event.(type) {
+	case Created:
+		s.ID, s.UserID, s.Items, s.Total = e.OrderID, e.UserID, slices.Clone(e.Items), e.Total
+		s.Status, s.CreatedAt = StatusPending, r.At
+	case Paid:
+		s.Status = StatusPaid
+		s.Payment = &Payment{ID: e.PaymentID, Amount: e.Amount, Last4: e.Last4}
+	case Completed:
+		s.Status = StatusCompleted
+	case Cancelled:
+		s.Status, s.CancelReason = StatusCancelled, e.Reason
+		if e.Refunded && s.Payment != nil {
+			p := *s.Payment
+			p.Refunded, p.RefundID = true, e.RefundID
+			s.Payment = &p
+		}
+	case PlacementAbandoned:
+		s.ID, s.Status = e.OrderID, StatusAbandoned
+	}
+	return s
+}
+
+// Fold folds history from New.
+func Fold(history []domain.Recorded) State {
+	s := New()
+	for _, r := range history {
+		s = Evolve(s, r)
+	}
+	return s
+}
+
+// Limits on an order.
+const (
+	MaxItems       = 100
+	MaxLineUnits   = 10_000
+	MaxReasonChars = 500
+)
+
+// Line is what a client asks for: a product and a quantity.
+type Line struct {
+	ProductID string
+	Quantity  int64
+}
+
+// CheckLines validates the lines of a new order before any stock is
+// touched: at least one, at most MaxItems, each quantity 1..MaxLineUnits,
+// no product twice. Errors: CodeInvalid listing every bad line.
+func CheckLines(lines []Line) error {
+	var f domain.Fields
+	if len(lines) == 0 {
+		f.Add("items", "must hold at least one item")
+	}
+	if len(lines) > MaxItems {
+		f.Add("items", "must hold at most %d items", MaxItems)
+	}
+	seen := map[string]bool{}
+	for i, l := range lines {
+		field := "items[" + strconv.Itoa(i) + "]"
+		if l.ProductID == "" {
+			f.Add(field+".product_id", "is required")
+		} else if seen[l.ProductID] {
+			f.Add(field+".product_id", "names a product already in the order; send one line per product")
+		}
+		seen[l.ProductID] = true
+		if l.Quantity < 1 {
+			f.Add(field+".quantity", "must be at least 1")
+		} else if l.Quantity > MaxLineUnits {
+			f.Add(field+".quantity", "must be at most %d", MaxLineUnits)
+		}
+	}
+	return f.Err()
+}
+
+// Place is the command to record an order whose items are already
+// reserved, with prices captured.
+type Place struct {
+	OrderID string
+	UserID  string
+	Items   []Item
+}
+
+// DecidePlace records a new order. Errors: CodeConflict "order_exists"
+// when the id is taken or fenced, CodeInvalid.
+func DecidePlace(s State, c Place) ([]domain.Event, error) {
+	if s.Version >= 0 {
+		return nil, domain.Conflict("order_exists", "order %s already exists or was abandoned", c.OrderID)
+	}
+	lines := make([]Line, len(c.Items))
+	var total domain.Cents
+	for i, it := range c.Items {
+		lines[i] = Line{ProductID: it.ProductID, Quantity: it.Quantity}
+		total += it.Price * domain.Cents(it.Quantity)
+	}
+	if err := CheckLines(lines); err != nil {
+		return nil, err
+	}
+	if c.UserID == "" {
+		var f domain.Fields
+		f.Add("user_id", "is required")
+		return nil, f.Err()
+	}
+	return []domain.Event{Created{OrderID: c.OrderID, UserID: c.UserID, Items: slices.Clone(c.Items), Total: total}}, nil
+}
+
+// DecidePay records a captured payment of the full total. Errors:
+// CodeNotFound, CodeConflict "order_not_pending", CodeInvalid
+// "amount_mismatch".
+func DecidePay(s State, paymentID string, amount domain.Cents, last4 string) ([]domain.Event, error) {
+	if err := CheckPayable(s); err != nil {
+		return nil, err
+	}
+	if amount != s.Total {
+		return nil, &domain.Error{Code: domain.CodeInvalid, Reason: "amount_mismatch",
+			Detail: "payment of " + amount.String() + " does not match the order total " + s.Total.String()}
+	}
+	return []domain.Event{Paid{OrderID: s.ID, PaymentID: paymentID, Amount: amount, Last4: last4}}, nil
+}
+
+// CheckPayable says whether the order can be paid now, before the card is
+// charged. Errors: CodeNotFound, CodeConflict "order_not_pending".
+func CheckPayable(s State) error {
+	if !s.Exists() {
+		return domain.NotFound("order", s.ID)
+	}
+	if s.Status != StatusPending {
+		return domain.Conflict("order_not_pending", "order %s is %s; only a pending order can be paid", s.ID, s.Status)
+	}
+	return nil
+}
+
+// DecideComplete fulfils a paid order. Errors: CodeNotFound, CodeConflict
+// "order_not_paid".
+func DecideComplete(s State) ([]domain.Event, error) {
+	if !s.Exists() {
+		return nil, domain.NotFound("order", s.ID)
+	}
+	if s.Status != StatusPaid {
+		return nil, domain.Conflict("order_not_paid", "order %s is %s; only a paid order can be completed", s.ID, s.Status)
+	}
+	return []domain.Event{Completed{OrderID: s.ID}}, nil
+}
+
+// CheckCancellable says whether the order can be cancelled now, before a
+// refund is made. Errors: CodeNotFound, CodeConflict "order_not_cancellable",
+// CodeInvalid for an over-long reason.
+func CheckCancellable(s State, reason string) error {
+	if utf8.RuneCountInString(reason) > MaxReasonChars {
+		var f domain.Fields
+		f.Add("reason", "must be at most %d characters", MaxReasonChars)
+		return f.Err()
+	}
+	if !s.Exists() {
+		return domain.NotFound("order", s.ID)
+	}
+	if s.Status != StatusPending && s.Status != StatusPaid {
+		return domain.Conflict("order_not_cancellable", "order %s is %s; only a pending or paid order can be cancelled", s.ID, s.Status)
+	}
+	return nil
+}
+
+// DecideCancel cancels a pending or paid order; a paid order must come
+// with its refund id. Errors: those of CheckCancellable, CodeInvalid
+// "refund_missing" for a paid order without a refund.
+func DecideCancel(s State, reason, refundID string) ([]domain.Event, error) {
+	reason = strings.TrimSpace(reason)
+	if err := CheckCancellable(s, reason); err != nil {
+		return nil, err
+	}
+	if reason == "" {
+		reason = "cancelled"
+	}
+	paid := s.Status == StatusPaid
+	if paid && refundID == "" {
+		return nil, &domain.Error{Code: domain.CodeInvalid, Reason: "refund_missing", Detail: "a paid order is cancelled only with its refund"}
+	}
+	if !paid {
+		refundID = ""
+	}
+	return []domain.Event{Cancelled{OrderID: s.ID, Reason: reason, Refunded: paid, RefundID: refundID}}, nil
+}
+
+// DecideExpire cancels a pending order left unpaid for timeout or longer,
+// with reason payment_timeout; for any other order, or one not yet due,
+// nothing happens.
+func DecideExpire(s State, now time.Time, timeout time.Duration) []domain.Event {
+	if s.Status != StatusPending || now.Sub(s.CreatedAt) < timeout {
+		return nil
+	}
+	return []domain.Event{Cancelled{OrderID: s.ID, Reason: ReasonPaymentTimeout}}
+}
+
+// DecideAbandon fences an order id whose placement never recorded the
+// order; nothing happens for an order that exists or is already fenced.
+func DecideAbandon(s State, orderID, reason string) []domain.Event {
+	if s.Version >= 0 {
+		return nil
+	}
+	return []domain.Event{PlacementAbandoned{OrderID: orderID, Reason: reason}}
+}

@@ -1,0 +1,572 @@
+package order_test
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/order"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// given records events as a stream: versions from 0, a minute apart from
+// t0, so the order is created at t0.
+func given(events ...domain.Event) []domain.Recorded {
+	h := make([]domain.Recorded, len(events))
+	for i, e := range events {
+		h[i] = domain.Recorded{Event: e, Version: int64(i), At: t0.Add(time.Duration(i) * time.Minute), ActorID: "actor"}
+	}
+	return h
+}
+
+// then checks the outcome of a decision: either the events, or a domain
+// error of code and reason with no events.
+func then(t *testing.T, got []domain.Event, err error, want []domain.Event, code domain.Code, reason string) {
+	t.Helper()
+	if code != "" {
+		var de *domain.Error
+		if !errors.As(err, &de) {
+			t.Fatalf("err = %v (%T), want a *domain.Error %s/%s; events %#v", err, err, code, reason, got)
+		}
+		if de.Code != code || de.Reason != reason {
+			t.Fatalf("err = %s/%s (%v), want %s/%s", de.Code, de.Reason, err, code, reason)
+		}
+		if len(got) != 0 {
+			t.Fatalf("events %#v alongside error %v", got, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("unexpected error %v", err)
+	}
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events\n got %#v\nwant %#v", got, want)
+	}
+}
+
+// fields lists the field names of a validation error.
+func fields(err error) []string {
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		return nil
+	}
+	var out []string
+	for _, f := range de.Fields {
+		out = append(out, f.Field)
+	}
+	return out
+}
+
+var (
+	items = []order.Item{
+		{ProductID: "p1", SKU: "MUG-1", Name: "Mug", Quantity: 2, Price: 1999},
+		{ProductID: "p2", SKU: "PEN-1", Name: "Pen", Quantity: 3, Price: 50},
+	}
+	created     = order.Created{OrderID: "o1", UserID: "u1", Items: items, Total: 4148}
+	paid        = order.Paid{OrderID: "o1", PaymentID: "pay_1", Amount: 4148, Last4: "4242"}
+	completed   = order.Completed{OrderID: "o1"}
+	cancelled   = order.Cancelled{OrderID: "o1", Reason: "changed my mind"}
+	refunded    = order.Cancelled{OrderID: "o1", Reason: "changed my mind", Refunded: true, RefundID: "re_1"}
+	expired     = order.Cancelled{OrderID: "o1", Reason: order.ReasonPaymentTimeout}
+	abandonedEv = order.PlacementAbandoned{OrderID: "o1", Reason: "placement_timeout"}
+)
+
+// Every status an order stream can be in, by the history that leads to it.
+var statuses = []struct {
+	name    string
+	history []domain.Event
+	status  order.Status
+}{
+	{"none", nil, order.StatusNone},
+	{"pending", []domain.Event{created}, order.StatusPending},
+	{"paid", []domain.Event{created, paid}, order.StatusPaid},
+	{"completed", []domain.Event{created, paid, completed}, order.StatusCompleted},
+	{"cancelled while pending", []domain.Event{created, cancelled}, order.StatusCancelled},
+	{"cancelled after payment", []domain.Event{created, paid, refunded}, order.StatusCancelled},
+	{"expired", []domain.Event{created, expired}, order.StatusCancelled},
+	{"abandoned", []domain.Event{abandonedEv}, order.StatusAbandoned},
+}
+
+func TestFoldStatus(t *testing.T) {
+	for _, s := range statuses {
+		st := order.Fold(given(s.history...))
+		if st.Status != s.status {
+			t.Errorf("%s: status %q, want %q", s.name, st.Status, s.status)
+		}
+		if st.Version != int64(len(s.history))-1 {
+			t.Errorf("%s: version %d, want %d", s.name, st.Version, len(s.history)-1)
+		}
+		wantExists := s.status != order.StatusNone && s.status != order.StatusAbandoned
+		if st.Exists() != wantExists {
+			t.Errorf("%s: Exists() = %v", s.name, st.Exists())
+		}
+	}
+}
+
+// The full status machine: pay, complete, cancel, expire, abandon and place
+// from every status. Legal: pending → paid → completed, pending | paid →
+// cancelled, expiry of a due pending order, abandon of an empty stream,
+// place on an empty stream. Everything else is refused or a no-op.
+func TestTransitions(t *testing.T) {
+	type outcome struct {
+		events []domain.Event
+		code   domain.Code
+		reason string
+	}
+	ok := func(e ...domain.Event) outcome { return outcome{events: e} }
+	noop := outcome{}
+	notFound := outcome{code: domain.CodeNotFound, reason: "order_not_found"}
+	conflict := func(r string) outcome { return outcome{code: domain.CodeConflict, reason: r} }
+
+	commands := []struct {
+		name string
+		run  func(order.State) ([]domain.Event, error)
+		want map[string]outcome // by status name
+	}{
+		{
+			name: "pay",
+			run: func(s order.State) ([]domain.Event, error) {
+				return order.DecidePay(s, "pay_2", 4148, "4242")
+			},
+			want: map[string]outcome{
+				"none":                    notFound,
+				"pending":                 ok(order.Paid{OrderID: "o1", PaymentID: "pay_2", Amount: 4148, Last4: "4242"}),
+				"paid":                    conflict("order_not_pending"),
+				"completed":               conflict("order_not_pending"),
+				"cancelled while pending": conflict("order_not_pending"),
+				"cancelled after payment": conflict("order_not_pending"),
+				"expired":                 conflict("order_not_pending"),
+				"abandoned":               notFound,
+			},
+		},
+		{
+			name: "check payable",
+			run: func(s order.State) ([]domain.Event, error) {
+				return nil, order.CheckPayable(s)
+			},
+			want: map[string]outcome{
+				"none":                    notFound,
+				"pending":                 noop,
+				"paid":                    conflict("order_not_pending"),
+				"completed":               conflict("order_not_pending"),
+				"cancelled while pending": conflict("order_not_pending"),
+				"cancelled after payment": conflict("order_not_pending"),
+				"expired":                 conflict("order_not_pending"),
+				"abandoned":               notFound,
+			},
+		},
+		{
+			name: "complete",
+			run:  order.DecideComplete,
+			want: map[string]outcome{
+				"none":                    notFound,
+				"pending":                 conflict("order_not_paid"),
+				"paid":                    ok(order.Completed{OrderID: "o1"}),
+				"completed":               conflict("order_not_paid"),
+				"cancelled while pending": conflict("order_not_paid"),
+				"cancelled after payment": conflict("order_not_paid"),
+				"expired":                 conflict("order_not_paid"),
+				"abandoned":               notFound,
+			},
+		},
+		{
+			name: "cancel",
+			run: func(s order.State) ([]domain.Event, error) {
+				return order.DecideCancel(s, "too slow", "re_9")
+			},
+			want: map[string]outcome{
+				"none": notFound,
+				// A pending order has nothing to refund: the refund id is dropped.
+				"pending":                 ok(order.Cancelled{OrderID: "o1", Reason: "too slow"}),
+				"paid":                    ok(order.Cancelled{OrderID: "o1", Reason: "too slow", Refunded: true, RefundID: "re_9"}),
+				"completed":               conflict("order_not_cancellable"),
+				"cancelled while pending": conflict("order_not_cancellable"),
+				"cancelled after payment": conflict("order_not_cancellable"),
+				"expired":                 conflict("order_not_cancellable"),
+				"abandoned":               notFound,
+			},
+		},
+		{
+			name: "check cancellable",
+			run: func(s order.State) ([]domain.Event, error) {
+				return nil, order.CheckCancellable(s, "too slow")
+			},
+			want: map[string]outcome{
+				"none":                    notFound,
+				"pending":                 noop,
+				"paid":                    noop,
+				"completed":               conflict("order_not_cancellable"),
+				"cancelled while pending": conflict("order_not_cancellable"),
+				"cancelled after payment": conflict("order_not_cancellable"),
+				"expired":                 conflict("order_not_cancellable"),
+				"abandoned":               notFound,
+			},
+		},
+		{
+			name: "expire when due",
+			run: func(s order.State) ([]domain.Event, error) {
+				return order.DecideExpire(s, t0.Add(time.Hour), 15*time.Minute), nil
+			},
+			want: map[string]outcome{
+				"none":                    noop,
+				"pending":                 ok(order.Cancelled{OrderID: "o1", Reason: "payment_timeout"}),
+				"paid":                    noop,
+				"completed":               noop,
+				"cancelled while pending": noop,
+				"cancelled after payment": noop,
+				"expired":                 noop,
+				"abandoned":               noop,
+			},
+		},
+		{
+			name: "abandon",
+			run: func(s order.State) ([]domain.Event, error) {
+				return order.DecideAbandon(s, "o1", "placement_timeout"), nil
+			},
+			want: map[string]outcome{
+				"none":                    ok(order.PlacementAbandoned{OrderID: "o1", Reason: "placement_timeout"}),
+				"pending":                 noop,
+				"paid":                    noop,
+				"completed":               noop,
+				"cancelled while pending": noop,
+				"cancelled after payment": noop,
+				"expired":                 noop,
+				"abandoned":               noop,
+			},
+		},
+		{
+			name: "place",
+			run: func(s order.State) ([]domain.Event, error) {
+				return order.DecidePlace(s, order.Place{OrderID: "o1", UserID: "u1", Items: items})
+			},
+			want: map[string]outcome{
+				"none":                    ok(created),
+				"pending":                 conflict("order_exists"),
+				"paid":                    conflict("order_exists"),
+				"completed":               conflict("order_exists"),
+				"cancelled while pending": conflict("order_exists"),
+				"cancelled after payment": conflict("order_exists"),
+				"expired":                 conflict("order_exists"),
+				// A fenced id can never be placed: the stalled placement lost.
+				"abandoned": conflict("order_exists"),
+			},
+		},
+	}
+	for _, c := range commands {
+		for _, s := range statuses {
+			want, listed := c.want[s.name]
+			if !listed {
+				t.Errorf("%s from %s: no expectation in the table", c.name, s.name)
+				continue
+			}
+			t.Run(c.name+" from "+s.name, func(t *testing.T) {
+				events, err := c.run(order.Fold(given(s.history...)))
+				then(t, events, err, want.events, want.code, want.reason)
+			})
+		}
+	}
+}
+
+func TestDecidePay(t *testing.T) {
+	tests := []struct {
+		name   string
+		given  []domain.Event
+		amount domain.Cents
+		then   []domain.Event
+		code   domain.Code
+		reason string
+	}{
+		{name: "full total", given: []domain.Event{created}, amount: 4148,
+			then: []domain.Event{order.Paid{OrderID: "o1", PaymentID: "pay_1", Amount: 4148, Last4: "4242"}}},
+		{name: "a cent short", given: []domain.Event{created}, amount: 4147, code: domain.CodeInvalid, reason: "amount_mismatch"},
+		{name: "a cent over", given: []domain.Event{created}, amount: 4149, code: domain.CodeInvalid, reason: "amount_mismatch"},
+		{name: "zero", given: []domain.Event{created}, amount: 0, code: domain.CodeInvalid, reason: "amount_mismatch"},
+		{name: "negative", given: []domain.Event{created}, amount: -4148, code: domain.CodeInvalid, reason: "amount_mismatch"},
+		// The state is checked before the amount.
+		{name: "wrong amount on a paid order", given: []domain.Event{created, paid}, amount: 1, code: domain.CodeConflict, reason: "order_not_pending"},
+		{name: "wrong amount on no order", amount: 1, code: domain.CodeNotFound, reason: "order_not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events, err := order.DecidePay(order.Fold(given(tt.given...)), "pay_1", tt.amount, "4242")
+			then(t, events, err, tt.then, tt.code, tt.reason)
+		})
+	}
+}
+
+func TestDecideCancel(t *testing.T) {
+	long := strings.Repeat("é", order.MaxReasonChars)
+	tests := []struct {
+		name     string
+		given    []domain.Event
+		reason   string
+		refundID string
+		then     []domain.Event
+		code     domain.Code
+		reasonIs string
+		fields   []string
+	}{
+		{name: "pending, reason kept", given: []domain.Event{created}, reason: "found it cheaper",
+			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "found it cheaper"}}},
+		{name: "pending, reason trimmed", given: []domain.Event{created}, reason: "  found it cheaper \n",
+			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "found it cheaper"}}},
+		{name: "pending, no reason", given: []domain.Event{created}, reason: "",
+			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "cancelled"}}},
+		{name: "pending, blank reason", given: []domain.Event{created}, reason: " \t ",
+			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "cancelled"}}},
+		{name: "pending, refund id ignored", given: []domain.Event{created}, reason: "x", refundID: "re_1",
+			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "x"}}},
+		{name: "pending, reason at the limit", given: []domain.Event{created}, reason: long,
+			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: long}}},
+		{name: "pending, reason at the limit once trimmed", given: []domain.Event{created}, reason: "  " + long + "  ",
+			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: long}}},
+		{name: "pending, reason too long", given: []domain.Event{created}, reason: long + "x",
+			code: domain.CodeInvalid, reasonIs: "validation_failed", fields: []string{"reason"}},
+		{name: "paid, with refund", given: []domain.Event{created, paid}, reason: "late", refundID: "re_1",
+			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "late", Refunded: true, RefundID: "re_1"}}},
+		{name: "paid, without refund", given: []domain.Event{created, paid}, reason: "late",
+			code: domain.CodeInvalid, reasonIs: "refund_missing"},
+		{name: "completed, with refund", given: []domain.Event{created, paid, completed}, refundID: "re_1",
+			code: domain.CodeConflict, reasonIs: "order_not_cancellable"},
+		{name: "reason too long on a completed order", given: []domain.Event{created, paid, completed}, reason: long + "x",
+			code: domain.CodeInvalid, reasonIs: "validation_failed", fields: []string{"reason"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events, err := order.DecideCancel(order.Fold(given(tt.given...)), tt.reason, tt.refundID)
+			then(t, events, err, tt.then, tt.code, tt.reasonIs)
+			if tt.fields != nil && fmt.Sprint(fields(err)) != fmt.Sprint(tt.fields) {
+				t.Errorf("fields %v, want %v", fields(err), tt.fields)
+			}
+		})
+	}
+}
+
+func TestCancelledStateKeepsPaymentAndRefund(t *testing.T) {
+	s := order.Fold(given(created, paid, refunded))
+	want := order.Payment{ID: "pay_1", Amount: 4148, Last4: "4242", Refunded: true, RefundID: "re_1"}
+	if s.Payment == nil || *s.Payment != want {
+		t.Fatalf("payment %+v, want %+v", s.Payment, want)
+	}
+	if s.CancelReason != "changed my mind" {
+		t.Errorf("cancel reason %q", s.CancelReason)
+	}
+
+	pending := order.Fold(given(created, cancelled))
+	if pending.Payment != nil {
+		t.Errorf("a pending order cancelled has payment %+v", pending.Payment)
+	}
+
+	// Evolve does not change the payment of the state it was given.
+	before := order.Fold(given(created, paid))
+	_ = order.Evolve(before, domain.Recorded{Event: refunded, Version: 2, At: t0})
+	if before.Payment.Refunded {
+		t.Error("Evolve changed the payment of an earlier state")
+	}
+}
+
+func TestFoldPlacedOrder(t *testing.T) {
+	s := order.Fold(given(created, paid))
+	if s.ID != "o1" || s.UserID != "u1" || s.Total != 4148 || !reflect.DeepEqual(s.Items, items) {
+		t.Errorf("state %+v", s)
+	}
+	if !s.CreatedAt.Equal(t0) || !s.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("created %v updated %v", s.CreatedAt, s.UpdatedAt)
+	}
+	if s.Payment == nil || s.Payment.ID != "pay_1" || s.Payment.Amount != 4148 || s.Payment.Last4 != "4242" || s.Payment.Refunded {
+		t.Errorf("payment %+v", s.Payment)
+	}
+	empty := order.Fold(nil)
+	if empty.Version != -1 || empty.Exists() || !reflect.DeepEqual(empty, order.New()) {
+		t.Errorf("empty fold %+v", empty)
+	}
+	if order.Stream("o1") != "order-o1" {
+		t.Errorf("Stream = %q", order.Stream("o1"))
+	}
+}
+
+func TestDecideExpire(t *testing.T) {
+	const timeout = 15 * time.Minute
+	due := []domain.Event{order.Cancelled{OrderID: "o1", Reason: order.ReasonPaymentTimeout}}
+	tests := []struct {
+		name  string
+		given []domain.Event
+		now   time.Time
+		then  []domain.Event
+	}{
+		{"pending, just created", []domain.Event{created}, t0, nil},
+		{"pending, a nanosecond before due", []domain.Event{created}, t0.Add(timeout - time.Nanosecond), nil},
+		{"pending, exactly at the timeout", []domain.Event{created}, t0.Add(timeout), due},
+		{"pending, long overdue", []domain.Event{created}, t0.Add(48 * time.Hour), due},
+		{"pending, clock behind creation", []domain.Event{created}, t0.Add(-time.Hour), nil},
+		{"paid, overdue", []domain.Event{created, paid}, t0.Add(time.Hour), nil},
+		{"completed, overdue", []domain.Event{created, paid, completed}, t0.Add(time.Hour), nil},
+		{"cancelled, overdue", []domain.Event{created, cancelled}, t0.Add(time.Hour), nil},
+		{"already expired", []domain.Event{created, expired}, t0.Add(time.Hour), nil},
+		{"no order", nil, t0.Add(time.Hour), nil},
+		{"abandoned", []domain.Event{abandonedEv}, t0.Add(time.Hour), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events := order.DecideExpire(order.Fold(given(tt.given...)), tt.now, timeout)
+			then(t, events, nil, tt.then, "", "")
+		})
+	}
+	// An expired order folds to cancelled, not refunded, and cannot be paid.
+	s := order.Fold(given(created, due[0]))
+	if s.Status != order.StatusCancelled || s.CancelReason != order.ReasonPaymentTimeout || s.Payment != nil {
+		t.Errorf("expired state %+v", s)
+	}
+}
+
+func TestDecidePlace(t *testing.T) {
+	tests := []struct {
+		name   string
+		given  []domain.Event
+		cmd    order.Place
+		then   []domain.Event
+		code   domain.Code
+		reason string
+		fields []string
+	}{
+		{
+			name: "total is price times quantity summed, prices captured",
+			cmd:  order.Place{OrderID: "o1", UserID: "u1", Items: items},
+			then: []domain.Event{order.Created{OrderID: "o1", UserID: "u1", Items: items, Total: 2*1999 + 3*50}},
+		},
+		{
+			name: "one line",
+			cmd:  order.Place{OrderID: "o2", UserID: "u1", Items: []order.Item{{ProductID: "p1", SKU: "S", Name: "N", Quantity: 1, Price: 1}}},
+			then: []domain.Event{order.Created{OrderID: "o2", UserID: "u1", Items: []order.Item{{ProductID: "p1", SKU: "S", Name: "N", Quantity: 1, Price: 1}}, Total: 1}},
+		},
+		{
+			name: "largest order does not overflow",
+			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: maxItems()},
+			then: []domain.Event{order.Created{OrderID: "o3", UserID: "u1", Items: maxItems(),
+				Total: domain.MaxCents * order.MaxLineUnits * order.MaxItems}},
+		},
+		{
+			name: "no items", cmd: order.Place{OrderID: "o1", UserID: "u1"},
+			code: domain.CodeInvalid, reason: "validation_failed", fields: []string{"items"},
+		},
+		{
+			name: "bad line",
+			cmd:  order.Place{OrderID: "o1", UserID: "u1", Items: []order.Item{{ProductID: "p1", Quantity: 0, Price: 100}}},
+			code: domain.CodeInvalid, reason: "validation_failed", fields: []string{"items[0].quantity"},
+		},
+		{
+			name: "no user",
+			cmd:  order.Place{OrderID: "o1", Items: items},
+			code: domain.CodeInvalid, reason: "validation_failed", fields: []string{"user_id"},
+		},
+		{
+			name: "stream taken", given: []domain.Event{created},
+			cmd:  order.Place{OrderID: "o1", UserID: "u1", Items: items},
+			code: domain.CodeConflict, reason: "order_exists",
+		},
+		{
+			name: "stream fenced", given: []domain.Event{abandonedEv},
+			cmd:  order.Place{OrderID: "o1", UserID: "u1", Items: items},
+			code: domain.CodeConflict, reason: "order_exists",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events, err := order.DecidePlace(order.Fold(given(tt.given...)), tt.cmd)
+			then(t, events, err, tt.then, tt.code, tt.reason)
+			if tt.fields != nil && fmt.Sprint(fields(err)) != fmt.Sprint(tt.fields) {
+				t.Errorf("fields %v, want %v", fields(err), tt.fields)
+			}
+		})
+	}
+}
+
+func maxItems() []order.Item {
+	out := make([]order.Item, order.MaxItems)
+	for i := range out {
+		out[i] = order.Item{ProductID: fmt.Sprintf("p%d", i), Quantity: order.MaxLineUnits, Price: domain.MaxCents}
+	}
+	return out
+}
+
+func TestDecidePlaceCapturesItems(t *testing.T) {
+	cmdItems := []order.Item{{ProductID: "p1", SKU: "MUG-1", Name: "Mug", Quantity: 1, Price: 1999}}
+	events, err := order.DecidePlace(order.New(), order.Place{OrderID: "o1", UserID: "u1", Items: cmdItems})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The caller's slice may be reused; the event keeps what was decided.
+	cmdItems[0].Price = 1
+	if got := events[0].(order.Created).Items[0].Price; got != 1999 {
+		t.Errorf("captured price changed with the command's slice: %d", got)
+	}
+	// Folding keeps the captured prices even if the event's slice changes.
+	s := order.Fold(given(events...))
+	events[0].(order.Created).Items[0].Price = 2
+	if s.Items[0].Price != 1999 || s.Total != 1999 {
+		t.Errorf("state items %+v total %d", s.Items, s.Total)
+	}
+}
+
+func TestCheckLines(t *testing.T) {
+	many := func(n int) []order.Line {
+		out := make([]order.Line, n)
+		for i := range out {
+			out[i] = order.Line{ProductID: fmt.Sprintf("p%d", i), Quantity: 1}
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		lines  []order.Line
+		fields []string // nil: valid
+	}{
+		{"one line", []order.Line{{ProductID: "p1", Quantity: 1}}, nil},
+		{"several lines", []order.Line{{ProductID: "p1", Quantity: 3}, {ProductID: "p2", Quantity: 1}}, nil},
+		{"max items", many(order.MaxItems), nil},
+		{"max units", []order.Line{{ProductID: "p1", Quantity: order.MaxLineUnits}}, nil},
+		{"nil", nil, []string{"items"}},
+		{"empty", []order.Line{}, []string{"items"}},
+		{"too many items", many(order.MaxItems + 1), []string{"items"}},
+		{"quantity 0", []order.Line{{ProductID: "p1", Quantity: 0}}, []string{"items[0].quantity"}},
+		{"quantity negative", []order.Line{{ProductID: "p1", Quantity: -1}}, []string{"items[0].quantity"}},
+		{"quantity over max", []order.Line{{ProductID: "p1", Quantity: order.MaxLineUnits + 1}}, []string{"items[0].quantity"}},
+		{"duplicate product", []order.Line{{ProductID: "p1", Quantity: 1}, {ProductID: "p2", Quantity: 1}, {ProductID: "p1", Quantity: 2}},
+			[]string{"items[2].product_id"}},
+		{"empty product id", []order.Line{{ProductID: "", Quantity: 1}}, []string{"items[0].product_id"}},
+		{"two empty product ids", []order.Line{{ProductID: "", Quantity: 1}, {ProductID: "", Quantity: 1}},
+			[]string{"items[0].product_id", "items[1].product_id"}},
+		{"every bad line is listed", []order.Line{
+			{ProductID: "p1", Quantity: 1},
+			{ProductID: "", Quantity: 0},
+			{ProductID: "p1", Quantity: order.MaxLineUnits + 1},
+		}, []string{"items[1].product_id", "items[1].quantity", "items[2].product_id", "items[2].quantity"}},
+		{"too many items and a bad one", append(many(order.MaxItems), order.Line{ProductID: "p0", Quantity: 0}),
+			[]string{"items", "items[100].product_id", "items[100].quantity"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := order.CheckLines(tt.lines)
+			if tt.fields == nil {
+				if err != nil {
+					t.Fatalf("CheckLines = %v, want valid", err)
+				}
+				return
+			}
+			if !errors.Is(err, &domain.Error{Code: domain.CodeInvalid, Reason: "validation_failed"}) {
+				t.Fatalf("CheckLines = %v, want validation_failed", err)
+			}
+			if got := fields(err); fmt.Sprint(got) != fmt.Sprint(tt.fields) {
+				t.Errorf("fields %v, want %v", got, tt.fields)
+			}
+		})
+	}
+}

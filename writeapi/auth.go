@@ -1,0 +1,156 @@
+package writeapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/resource"
+)
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+		FullName string `json:"full_name"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ctx, cancel := command(r)
+	defer cancel()
+	u, res, err := s.cmd.RegisterUser(ctx, commands.RegisterUser{Email: body.Email, Password: body.Password, FullName: body.FullName})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/users/"+u.ID)
+	writeResult(w, http.StatusCreated, res, resource.FromUser(u))
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	account := strings.ToLower(strings.TrimSpace(body.Email))
+	ip := s.clientIP(r)
+	retry, err := s.logins.Allow(r.Context(), account, ip)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if retry > 0 {
+		s.tooManyLogins(w, retry)
+		return
+	}
+	u, err := s.cmd.Authenticate(r.Context(), body.Email, body.Password)
+	if err != nil {
+		if ferr := s.logins.Failed(r.Context(), account, ip); ferr != nil {
+			s.log.WarnContext(r.Context(), "count failed login", "err", ferr)
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.logins.Succeeded(r.Context(), account); err != nil {
+		s.log.WarnContext(r.Context(), "reset login failures", "err", err)
+	}
+	tokens, err := s.auth.Issue(r.Context(), u.ID, u.Roles)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokens)
+}
+
+func (s *Server) tooManyLogins(w http.ResponseWriter, retry interface{ Seconds() float64 }) {
+	secs := int(retry.Seconds() + 0.999)
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	writeProblem(w, http.StatusTooManyRequests, "too many failed sign-ins; try again later")
+}
+
+func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tokens, err := s.auth.Refresh(r.Context(), body.RefreshToken, func(ctx context.Context, id string) ([]string, error) {
+		u, _, err := s.cmd.User(ctx, id)
+		if err != nil {
+			return nil, auth.ErrInvalidToken
+		}
+		return u.Roles, nil
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokens)
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.auth.Logout(r.Context(), body.RefreshToken, actorFrom(r.Context()).claims); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
+	u, res, err := s.cmd.User(r.Context(), actorFrom(r.Context()).ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeResult(w, http.StatusOK, res, resource.FromUser(u))
+}
+
+func (s *Server) handleGrantRole(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Role string `json:"role"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ctx, cancel := command(r)
+	defer cancel()
+	u, res, err := s.cmd.GrantRole(ctx, actorFrom(r.Context()).Actor, chi.URLParam(r, "id"), body.Role)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeResult(w, http.StatusOK, res, resource.FromUser(u))
+}
+
+func (s *Server) handleRevokeRole(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := command(r)
+	defer cancel()
+	role := chi.URLParam(r, "role")
+	u, res, err := s.cmd.RevokeRole(ctx, actorFrom(r.Context()).Actor, chi.URLParam(r, "id"), role)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeResult(w, http.StatusOK, res, resource.FromUser(u))
+}

@@ -1,0 +1,109 @@
+package writeapi
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/correlation"
+	"github.com/eventshop/eventshop/internal/problem"
+)
+
+// correlationPattern is what an incoming X-Correlation-ID may look like;
+// anything else is replaced, so logs and events never carry junk.
+var correlationPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// Middleware is what every API route runs under: a correlation id (echoed,
+// or made), a 1 MiB body limit, and panics turned into a 500 problem.
+func Middleware(log interface {
+	ErrorContext(ctx context.Context, msg string, args ...any)
+}) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.Header.Get("X-Correlation-ID")
+			if !correlationPattern.MatchString(id) {
+				id = uuid.NewString()
+			}
+			w.Header().Set("X-Correlation-ID", id)
+			ctx := correlation.With(r.Context(), correlation.IDs{Correlation: id, Causation: id})
+			if r.Body != nil {
+				r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+			}
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					log.ErrorContext(ctx, "panic in handler", "panic", v, "path", r.URL.Path)
+					problem.Write(w, problem.New(http.StatusInternalServerError, "internal error"))
+				}
+			}()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+type actorKey struct{}
+
+// actor is the signed-in caller: who, with the roles the user holds now
+// (read from the user's stream, so a revoked role stops working at once),
+// and the verified access token.
+type actor struct {
+	commands.Actor
+	claims auth.Claims
+}
+
+func actorFrom(ctx context.Context) actor {
+	a, _ := ctx.Value(actorKey{}).(actor)
+	return a
+}
+
+// authenticate requires a valid access token of an existing user.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		scheme, token, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			s.writeError(w, r, auth.ErrInvalidToken)
+			return
+		}
+		claims, err := s.auth.VerifyAccess(r.Context(), strings.TrimSpace(token))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		u, _, err := s.cmd.User(r.Context(), claims.UserID)
+		if err != nil {
+			// A token of a user that no longer exists is no token.
+			s.writeError(w, r, auth.ErrInvalidToken)
+			return
+		}
+		a := actor{Actor: commands.Actor{ID: u.ID, Roles: u.Roles}, claims: claims}
+		ctx := context.WithValue(r.Context(), actorKey{}, a)
+		ids := correlation.From(ctx)
+		ids.Actor = u.ID
+		ctx = correlation.With(ctx, ids)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// clientIP is who is calling, for login throttling.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.trustProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			parts := strings.Split(xff, ",")
+			return strings.TrimSpace(parts[len(parts)-1])
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,169 @@
+package writeapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/internal/resource"
+)
+
+// pathID reads a UUID path parameter; anything else names nothing, so it
+// is a 404 of kind.
+func pathID(r *http.Request, kind string) (string, error) {
+	id := chi.URLParam(r, "id")
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return "", domain.NotFound(kind, id)
+	}
+	return id, nil
+}
+
+// money reads a price sent as a JSON number; field names the error.
+func money(raw json.Number, field string) (domain.Cents, error) {
+	c, err := domain.ParseCents(raw.String())
+	if err != nil {
+		return 0, &requestError{status: http.StatusUnprocessableEntity, field: field, detail: field + " must be a number with at most two decimals"}
+	}
+	return c, nil
+}
+
+func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		SKU         string          `json:"sku"`
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Price       json.Number     `json:"price"`
+		Category    string          `json:"category"`
+		VendorID    string          `json:"vendor_id"`
+		Images      []string        `json:"images"`
+		Metadata    json.RawMessage `json:"metadata"`
+		Quantity    int64           `json:"quantity"`
+		Warehouse   string          `json:"warehouse"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var price domain.Cents
+	if body.Price != "" {
+		var err error
+		if price, err = money(body.Price, "price"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	a := actorFrom(r.Context())
+	if body.VendorID != "" && !a.Has("admin") {
+		// vendor_id is the caller; only an admin may name another.
+		s.writeError(w, r, &requestError{status: http.StatusUnprocessableEntity, field: "vendor_id", detail: "vendor_id may only be set by an admin"})
+		return
+	}
+	ctx, cancel := command(r)
+	defer cancel()
+	p, res, err := s.cmd.CreateProduct(ctx, a.Actor, commands.CreateProduct{
+		SKU: body.SKU, Name: body.Name, Description: body.Description, Price: price, Category: body.Category,
+		VendorID: body.VendorID, Images: body.Images, Metadata: body.Metadata, Quantity: body.Quantity, Warehouse: body.Warehouse,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/products/"+p.ID)
+	writeResult(w, http.StatusCreated, res, resource.FromProduct(p))
+}
+
+func (s *Server) handleUpdateProduct(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "product")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var body struct {
+		Name        *string         `json:"name"`
+		Description *string         `json:"description"`
+		Price       *json.Number    `json:"price"`
+		Category    *string         `json:"category"`
+		Images      *[]string       `json:"images"`
+		Metadata    json.RawMessage `json:"metadata"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	up := product.Update{Name: body.Name, Description: body.Description, Category: body.Category, Images: body.Images, Metadata: body.Metadata}
+	if body.Price != nil {
+		c, err := money(*body.Price, "price")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		up.Price = &c
+	}
+	s.productCommand(w, r, func(v int64) (product.State, commands.Result, error) {
+		ctx, cancel := command(r)
+		defer cancel()
+		return s.cmd.UpdateProduct(ctx, actorFrom(r.Context()).Actor, id, v, up)
+	}, http.StatusOK)
+}
+
+func (s *Server) handleDiscontinueProduct(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "product")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.productCommand(w, r, func(v int64) (product.State, commands.Result, error) {
+		ctx, cancel := command(r)
+		defer cancel()
+		return s.cmd.DiscontinueProduct(ctx, actorFrom(r.Context()).Actor, id, v)
+	}, http.StatusNoContent)
+}
+
+func (s *Server) handleAdjustInventory(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "product")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var body struct {
+		Adjustment int64  `json:"adjustment"`
+		Reason     string `json:"reason"`
+		Warehouse  string `json:"warehouse"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.productCommand(w, r, func(v int64) (product.State, commands.Result, error) {
+		ctx, cancel := command(r)
+		defer cancel()
+		return s.cmd.AdjustInventory(ctx, actorFrom(r.Context()).Actor, id, v,
+			product.AdjustInventory{Adjustment: body.Adjustment, Reason: body.Reason, Warehouse: body.Warehouse})
+	}, http.StatusOK)
+}
+
+// productCommand runs a command on one product with the request's
+// If-Match and writes the product (or, for 204, only the headers).
+func (s *Server) productCommand(w http.ResponseWriter, r *http.Request, run func(ifMatch int64) (product.State, commands.Result, error), status int) {
+	v, err := ifMatch(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, res, err := run(v)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if status == http.StatusNoContent {
+		w.Header().Set("X-Event-Position", res.Position.String())
+		w.WriteHeader(status)
+		return
+	}
+	writeResult(w, status, res, resource.FromProduct(p))
+}

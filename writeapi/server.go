@@ -1,0 +1,96 @@
+// Package writeapi is the command side of the HTTP API (chi): every POST,
+// PATCH and DELETE route of API.md, plus sign-in. Each handler decodes
+// strictly, runs one command, and answers with the resulting state,
+// X-Event-Position and, for single resources, ETag. Every error goes
+// through writeError, which maps it to RFC 9457 problem+json in one place.
+package writeapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/idempotency"
+)
+
+// MaxBodyBytes bounds every request body (413 beyond).
+const MaxBodyBytes = 1 << 20
+
+// Config holds the server's dependencies.
+type Config struct {
+	Commands    *commands.Handler
+	Auth        *auth.Service
+	Logins      *auth.LoginLimiter
+	Idempotency *idempotency.Store
+	Log         *slog.Logger
+	// TrustProxy takes the client's address, for login throttling, from
+	// the last X-Forwarded-For entry (the one a trusted proxy in front
+	// appended) instead of the connection's remote address.
+	TrustProxy bool
+}
+
+// Server serves the write API.
+type Server struct {
+	cmd        *commands.Handler
+	auth       *auth.Service
+	logins     *auth.LoginLimiter
+	idem       *idempotency.Store
+	log        *slog.Logger
+	trustProxy bool
+}
+
+// New builds a Server.
+func New(cfg Config) *Server {
+	s := &Server{cmd: cfg.Commands, auth: cfg.Auth, logins: cfg.Logins, idem: cfg.Idempotency, log: cfg.Log, trustProxy: cfg.TrustProxy}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s
+}
+
+// Routes mounts every route of the write API on r. r should already run
+// Middleware (correlation ids, body limit, panics).
+func (s *Server) Routes(r chi.Router) {
+	for _, svc := range []string{"auth", "products", "orders", "notifications"} {
+		r.Get("/api/"+svc+"/health", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})
+	}
+	r.Post("/api/auth/register", s.handleRegister)
+	r.Post("/api/auth/login", s.handleLogin)
+	r.Post("/api/auth/refresh", s.handleRefresh)
+
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate)
+		r.Post("/api/auth/logout", s.handleLogout)
+		r.Get("/api/auth/me", s.handleMe)
+
+		r.Post("/api/users/{id}/roles", s.handleGrantRole)
+		r.Delete("/api/users/{id}/roles/{role}", s.handleRevokeRole)
+
+		r.Post("/api/products", s.handleCreateProduct)
+		r.Patch("/api/products/{id}", s.handleUpdateProduct)
+		r.Delete("/api/products/{id}", s.handleDiscontinueProduct)
+		r.Post("/api/products/{id}/inventory", s.handleAdjustInventory)
+
+		r.Group(func(r chi.Router) {
+			r.Use(s.idem.Middleware(func(r *http.Request) string { return actorFrom(r.Context()).ID }))
+			r.Post("/api/orders", s.handlePlaceOrder)
+			r.Post("/api/orders/{id}/pay", s.handlePayOrder)
+		})
+		r.Post("/api/orders/{id}/complete", s.handleCompleteOrder)
+		r.Post("/api/orders/{id}/cancel", s.handleCancelOrder)
+	})
+}
+
+// command gives a command the request's context, detached from the
+// client's connection: once a command starts writing it finishes, even if
+// the client goes away, so a saga never stops half-way on a disconnect.
+func command(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/eventshop/eventshop/domain"
@@ -200,6 +201,9 @@ func TestDecodeErrors(t *testing.T) {
 		var unknown *domain.UnknownEventError
 		if !errors.As(err, &unknown) || unknown.Type != "order.teleported" {
 			t.Fatalf("err = %v (%T), want *UnknownEventError for order.teleported", err, err)
+		}
+		if !strings.Contains(err.Error(), "order.teleported") {
+			t.Errorf("Error() = %q does not name the type", err.Error())
 		}
 	})
 	t.Run("unknown in an empty registry", func(t *testing.T) {

@@ -133,9 +133,14 @@ func (s *Server) handleGrantRole(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	id, err := pathID(r, "user")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	ctx, cancel := command(r)
 	defer cancel()
-	u, res, err := s.cmd.GrantRole(ctx, actorFrom(r.Context()).Actor, chi.URLParam(r, "id"), body.Role)
+	u, res, err := s.cmd.GrantRole(ctx, actorFrom(r.Context()).Actor, id, body.Role)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -144,10 +149,14 @@ func (s *Server) handleGrantRole(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleRevokeRole(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "user")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	ctx, cancel := command(r)
 	defer cancel()
-	role := chi.URLParam(r, "role")
-	u, res, err := s.cmd.RevokeRole(ctx, actorFrom(r.Context()).Actor, chi.URLParam(r, "id"), role)
+	u, res, err := s.cmd.RevokeRole(ctx, actorFrom(r.Context()).Actor, id, chi.URLParam(r, "role"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

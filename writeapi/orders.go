@@ -2,10 +2,14 @@ package writeapi
 
 import (
 	"net/http"
+	"strconv"
+
+	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/problem"
 	"github.com/eventshop/eventshop/internal/resource"
 )
 
@@ -21,8 +25,19 @@ func (s *Server) handlePlaceOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lines := make([]order.Line, len(body.Items))
+	var bad problem.Details
 	for i, it := range body.Items {
 		lines[i] = order.Line{ProductID: it.ProductID, Quantity: it.Quantity}
+		if _, err := uuid.Parse(it.ProductID); err != nil && it.ProductID != "" {
+			bad.Errors = append(bad.Errors, problem.FieldError{
+				Field: "items[" + strconv.Itoa(i) + "].product_id", Message: "product " + it.ProductID + " does not exist"})
+		}
+	}
+	if len(bad.Errors) > 0 {
+		p := problem.New(http.StatusUnprocessableEntity, "the order names products that do not exist")
+		p.Code, p.Errors = "product_unavailable", bad.Errors
+		problem.Write(w, p)
+		return
 	}
 	ctx, cancel := command(r)
 	defer cancel()

@@ -53,7 +53,7 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, local bool) (*a
 	}
 	tokens, err := auth.New(auth.Config{
 		Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
-		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, KeyPrefix: "eventshop:",
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, KeyPrefix: cfg.RedisPrefix,
 	}, rdb)
 	if err != nil {
 		st.Close()
@@ -66,10 +66,10 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, local bool) (*a
 	})
 	api := writeapi.New(writeapi.Config{
 		Commands: h, Auth: tokens, Log: log, TrustProxy: cfg.TrustProxy,
-		Logins: auth.NewLoginLimiter(rdb, "eventshop:", auth.LoginLimits{
+		Logins: auth.NewLoginLimiter(rdb, cfg.RedisPrefix, auth.LoginLimits{
 			PerAccount: cfg.LoginPerAccount, PerIP: cfg.LoginPerIP, Window: cfg.LoginWindow,
 		}),
-		Idempotency: idempotency.New(rdb, idempotency.Config{KeyPrefix: "eventshop:"}),
+		Idempotency: idempotency.New(rdb, idempotency.Config{KeyPrefix: cfg.RedisPrefix}),
 	})
 	return &app{store: st, redis: rdb, cmd: h, pm: h.NewProcessManager(cfg.SagaTick), api: api}, nil
 }

@@ -14,6 +14,7 @@ type config struct {
 	DatabaseURL     string
 	EventStoreURL   string
 	RedisURL        string
+	RedisPrefix     string
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 
@@ -64,6 +65,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HTTPAddr:        get("HTTP_ADDR", "127.0.0.1:8080"),
 		DatabaseURL:     get("DATABASE_URL", defaultDatabaseURL),
 		RedisURL:        get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisPrefix:     get("REDIS_KEY_PREFIX", "eventshop:"),
 		ShutdownTimeout: dur("SHUTDOWN_TIMEOUT", "15s"),
 		JWTSecret:       getenv("JWT_SECRET"),
 		JWTIssuer:       get("JWT_ISSUER", "eventshop"),

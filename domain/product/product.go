@@ -181,7 +181,7 @@ func DecideCreate(s State, c Create) ([]domain.Event, error) {
 	warehouse := strings.TrimSpace(c.Warehouse)
 	if warehouse == "" {
 		warehouse = DefaultWarehouse
-	} else if len(warehouse) > MaxCategoryLength {
+	} else if utf8.RuneCountInString(warehouse) > MaxCategoryLength {
 		f.Add("warehouse", "must be at most %d characters", MaxCategoryLength)
 	}
 	if err := f.Err(); err != nil {

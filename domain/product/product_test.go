@@ -156,6 +156,12 @@ func TestDecideCreate(t *testing.T) {
 			with(func(e *product.Created) { e.Name = strings.Repeat("é", product.MaxNameLength) })},
 		{"description at max length", nil, func(c *product.Create) { c.Description = strings.Repeat("é", product.MaxDescriptionLength) },
 			with(func(e *product.Created) { e.Description = strings.Repeat("é", product.MaxDescriptionLength) })},
+		{"warehouse at max length in multi-byte characters", nil, func(c *product.Create) {
+			c.Warehouse = strings.Repeat("é", product.MaxCategoryLength)
+		}, with(func(e *product.Created) { e.Warehouse = strings.Repeat("é", product.MaxCategoryLength) })},
+		{"category at max length in multi-byte characters", nil, func(c *product.Create) {
+			c.Category = strings.Repeat("é", product.MaxCategoryLength)
+		}, with(func(e *product.Created) { e.Category = strings.Repeat("é", product.MaxCategoryLength) })},
 		{"empty description", nil, func(c *product.Create) { c.Description = "" }, with(func(e *product.Created) { e.Description = "" })},
 		{"smallest price", nil, func(c *product.Create) { c.Price = 1 }, with(func(e *product.Created) { e.Price = 1 })},
 		{"largest price", nil, func(c *product.Create) { c.Price = domain.MaxCents }, with(func(e *product.Created) { e.Price = domain.MaxCents })},
@@ -208,6 +214,9 @@ func TestDecideCreate(t *testing.T) {
 			invalid("category")},
 		{"warehouse too long", nil, func(c *product.Create) { c.Warehouse = strings.Repeat("w", product.MaxCategoryLength+1) },
 			invalid("warehouse")},
+		{"warehouse too long in multi-byte characters", nil, func(c *product.Create) {
+			c.Warehouse = strings.Repeat("é", product.MaxCategoryLength+1)
+		}, invalid("warehouse")},
 		{"too many images", nil, func(c *product.Create) { c.Images = images(product.MaxImages + 1) }, invalid("images")},
 		{"image ftp", nil, func(c *product.Create) { c.Images = []string{"ftp://img.example/a.png"} }, invalid("images")},
 		{"image javascript", nil, func(c *product.Create) { c.Images = []string{"javascript:alert(1)"} }, invalid("images")},
@@ -469,6 +478,11 @@ func TestDecideAdjustInventory(t *testing.T) {
 			adj(product.MaxQuantity-10, product.MaxQuantity, "r", ""), nil},
 		{"reason at max length", held, product.AdjustInventory{Adjustment: 1, Reason: strings.Repeat("r", 500)},
 			adj(1, 11, strings.Repeat("r", 500), ""), nil},
+		{"reason at max length in multi-byte characters", held, product.AdjustInventory{Adjustment: 1, Reason: strings.Repeat("é", 500)},
+			adj(1, 11, strings.Repeat("é", 500), ""), nil},
+		{"warehouse at max length in multi-byte characters", held,
+			product.AdjustInventory{Adjustment: 1, Reason: "r", Warehouse: strings.Repeat("é", product.MaxCategoryLength)},
+			adj(1, 11, "r", strings.Repeat("é", product.MaxCategoryLength)), nil},
 
 		{"below reserved", held, product.AdjustInventory{Adjustment: -7, Reason: "breakage"},
 			belowReserved, map[string]any{"product_id": "p1", "quantity": int64(10), "reserved": int64(4)}},
@@ -482,6 +496,8 @@ func TestDecideAdjustInventory(t *testing.T) {
 		{"no reason", held, product.AdjustInventory{Adjustment: 1}, invalid("reason"), nil},
 		{"blank reason", held, product.AdjustInventory{Adjustment: 1, Reason: " \n "}, invalid("reason"), nil},
 		{"reason too long", held, product.AdjustInventory{Adjustment: 1, Reason: strings.Repeat("r", 501)}, invalid("reason"), nil},
+		{"reason too long in multi-byte characters", held, product.AdjustInventory{Adjustment: 1, Reason: strings.Repeat("é", 501)},
+			invalid("reason"), nil},
 		{"warehouse too long", held, product.AdjustInventory{Adjustment: 1, Reason: "r", Warehouse: strings.Repeat("w", product.MaxCategoryLength+1)},
 			invalid("warehouse"), nil},
 		{"zero and no reason: both listed", held, product.AdjustInventory{}, invalid("adjustment", "reason"), nil},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/eventshop/eventshop/domain"
 )
@@ -107,10 +108,10 @@ func DecideAdjustInventory(s State, c AdjustInventory) ([]domain.Event, error) {
 	reason := strings.TrimSpace(c.Reason)
 	if reason == "" {
 		f.Add("reason", "is required")
-	} else if len(reason) > 500 {
+	} else if utf8.RuneCountInString(reason) > 500 {
 		f.Add("reason", "must be at most 500 characters")
 	}
-	if len(c.Warehouse) > MaxCategoryLength {
+	if utf8.RuneCountInString(c.Warehouse) > MaxCategoryLength {
 		f.Add("warehouse", "must be at most %d characters", MaxCategoryLength)
 	}
 	if err := f.Err(); err != nil {

@@ -98,17 +98,16 @@ func (h *Handler) PayOrder(ctx context.Context, actor Actor, id string, ifMatch 
 	if err != nil {
 		return s, Result{}, wrap("charge card", err)
 	}
+	// Of concurrent requests with the same card (one charge, by its key),
+	// one records the payment; the others find the order paid: 409, as
+	// for a request that comes after, and the charge is not refunded.
 	st, res, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, ownOrder(actor, id, func(s order.State) ([]domain.Event, error) {
 		return order.DecidePay(s, charge.ID, domain.Cents(charge.AmountCents), charge.Last4)
 	}))
 	if err != nil {
-		// The order can no longer take this payment: give the money back.
-		if _, rerr := h.payments.Refund(context.WithoutCancel(ctx), charge.ID, charge.AmountCents, "refund:"+charge.ID); rerr != nil {
-			h.log.ErrorContext(ctx, "refund of an unrecorded charge failed; refund it by hand", "order_id", id, "charge_id", charge.ID, "err", rerr)
-		}
-		return st, res, wrap("pay order", err)
+		h.compensateCharge(context.WithoutCancel(ctx), id, charge)
 	}
-	return st, res, nil
+	return st, res, wrap("pay order", err)
 }
 
 // cardError turns the payment package's field errors into a domain
@@ -142,35 +141,74 @@ func (h *Handler) CompleteOrder(ctx context.Context, actor Actor, id string, ifM
 	return st, res, nil
 }
 
-// CancelOrder cancels a pending or paid order, refunding a paid one, and
-// releases its stock. The order's customer or an admin may. Errors:
-// CodeNotFound, ErrPreconditionFailed, CodeConflict "order_not_cancellable".
+// CancelOrder cancels a pending or paid order, releases its stock and
+// refunds a paid one. The order's customer or an admin may. The refund is
+// made after the cancellation is recorded, so a cancellation that loses a
+// race (say, with completion) never refunds; if the refund fails, the
+// cancellation stands with the refund pending and the process manager
+// tries again. Errors: CodeNotFound, ErrPreconditionFailed, CodeConflict
+// "order_not_cancellable".
 func (h *Handler) CancelOrder(ctx context.Context, actor Actor, id string, ifMatch int64, reason string) (order.State, Result, error) {
 	st, res, err := execute(ctx, h, orderKind, order.Stream(id), ifMatch, ownOrder(actor, id, func(s order.State) ([]domain.Event, error) {
-		return h.decideCancel(ctx, s, reason)
+		return order.DecideCancel(s, reason)
 	}))
 	if err != nil {
 		return st, res, wrap("cancel order", err)
 	}
 	h.releaseAll(ctx, id, productIDs(st.Items), "order_cancelled")
+	if st.RefundPending() {
+		refunded, rres, err := h.RefundOrder(context.WithoutCancel(ctx), id)
+		if err != nil {
+			h.log.WarnContext(ctx, "refund; the process manager will retry", "order_id", id, "err", err)
+		} else {
+			st, res = refunded, rres
+		}
+	}
 	return st, res, nil
 }
 
-// decideCancel refunds a paid order (idempotently: the refund key is the
-// order's) before deciding the cancellation.
-func (h *Handler) decideCancel(ctx context.Context, s order.State, reason string) ([]domain.Event, error) {
-	if err := order.CheckCancellable(s, reason); err != nil {
-		return nil, err
+// RefundOrder refunds the payment of a cancelled order whose refund is
+// pending and records the refund; otherwise it does nothing. The refund's
+// idempotency key is the charge's, so repeating it (or racing the payment's
+// own compensation) refunds once.
+func (h *Handler) RefundOrder(ctx context.Context, id string) (order.State, Result, error) {
+	o, err := load(ctx, h, orderKind, order.Stream(id))
+	if err != nil {
+		return order.State{}, Result{}, wrap("refund order", err)
 	}
-	refundID := ""
-	if s.Status == order.StatusPaid {
-		r, err := h.payments.Refund(ctx, s.Payment.ID, int64(s.Payment.Amount), "refund:"+s.ID)
-		if err != nil {
-			return nil, wrap("refund", err)
-		}
-		refundID = r.ID
+	if !o.state.RefundPending() {
+		return o.state, Result{Version: o.state.Version, Position: o.pos}, nil
 	}
-	return order.DecideCancel(s, reason, refundID)
+	p := o.state.Payment
+	r, err := h.payments.Refund(ctx, p.ID, int64(p.Amount), refundKey(p.ID))
+	if err != nil {
+		return o.state, Result{}, wrap("refund order", err)
+	}
+	st, res, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
+		return order.DecideRecordRefund(s, r.ID), nil
+	})
+	return st, res, wrap("refund order", err)
+}
+
+func refundKey(chargeID string) string { return "refund:" + chargeID }
+
+// compensateCharge gives back a charge whose payment could not be
+// recorded. It reads the order again first: a charge the order holds after
+// all (an append that failed on the way back, or a concurrent request that
+// recorded the same charge) is never refunded here — cancelling the order
+// does that, with the same key.
+func (h *Handler) compensateCharge(ctx context.Context, id string, charge payment.Charge) {
+	o, err := load(ctx, h, orderKind, order.Stream(id))
+	if err != nil {
+		h.log.ErrorContext(ctx, "charge may be unrecorded; check it by hand", "order_id", id, "charge_id", charge.ID, "err", err)
+		return
+	}
+	if p := o.state.Payment; p != nil && p.ID == charge.ID {
+		return
+	}
+	if _, err := h.payments.Refund(ctx, charge.ID, charge.AmountCents, refundKey(charge.ID)); err != nil {
+		h.log.ErrorContext(ctx, "refund of an unrecorded charge failed; refund it by hand", "order_id", id, "charge_id", charge.ID, "err", err)
+	}
 }
 
 // ExpireOrder cancels order id with reason payment_timeout if it is still

@@ -40,6 +40,7 @@ func (h *Handler) PlaceOrder(ctx context.Context, actor Actor, lines []order.Lin
 	if err != nil {
 		return order.State{}, Result{}, err
 	}
+	fresh(h, orderKind, order.Stream(id))
 	st, res, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
 		return order.DecidePlace(s, order.Place{OrderID: id, UserID: actor.ID, Items: items})
 	})
@@ -57,6 +58,13 @@ func (h *Handler) PlaceOrder(ctx context.Context, actor Actor, lines []order.Lin
 func (h *Handler) checkProducts(ctx context.Context, lines []order.Line) error {
 	var bad domain.Fields
 	for i, l := range lines {
+		// A cached product on sale is trusted here: the reservation
+		// decides again on the current state.
+		if c, ok := h.cache.get(product.Stream(l.ProductID)); ok {
+			if p := c.state.(product.State); p.Exists() && !p.Discontinued {
+				continue
+			}
+		}
 		p, err := load(ctx, h, productKind, product.Stream(l.ProductID))
 		if err != nil {
 			return wrap("place order", err)

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,7 +21,9 @@ import (
 //     the grace period (the placing process stopped part-way);
 //   - expires pending orders left unpaid past the payment timeout;
 //   - deducts or releases stock still held by completed or cancelled
-//     orders (the request stopped after recording the order's new status).
+//     orders, and refunds cancelled paid orders whose refund is not
+//     recorded (the request stopped after recording the order's new
+//     status, or the payment provider failed).
 //
 // Every action loads the aggregates it touches and decides again, so acting
 // twice, from two processes, or on a view that lags the log, does nothing
@@ -39,6 +42,7 @@ type tracked struct {
 	status      order.Status // "" for a placement not recorded yet
 	since       time.Time    // first reservation, order creation, or final status
 	held        map[string]bool
+	refundDue   bool
 	correlation string
 	causation   string
 	nextTry     time.Time
@@ -120,7 +124,15 @@ func (pm *ProcessManager) apply(e *eventstore.Event) error {
 	case order.Completed:
 		pm.setStatus(ev.OrderID, order.StatusCompleted, at)
 	case order.Cancelled:
+		if t := pm.orders[ev.OrderID]; t != nil {
+			t.refundDue = ev.Refunded
+		}
 		pm.setStatus(ev.OrderID, order.StatusCancelled, at)
+	case order.Refunded:
+		if t := pm.orders[ev.OrderID]; t != nil {
+			t.refundDue = false
+			pm.forgetIfDone(pm.orders, ev.OrderID)
+		}
 	case order.PlacementAbandoned:
 		if t := pm.placements[ev.OrderID]; t != nil {
 			t.status, t.nextTry = order.StatusAbandoned, time.Time{}
@@ -133,10 +145,17 @@ func (pm *ProcessManager) unhold(orderID, productID string) {
 	for _, m := range []map[string]*tracked{pm.placements, pm.orders} {
 		if t := m[orderID]; t != nil {
 			delete(t.held, productID)
-			if len(t.held) == 0 && t.status != order.StatusPending && t.status != order.StatusPaid {
-				delete(m, orderID)
-			}
+			pm.forgetIfDone(m, orderID)
 		}
+	}
+}
+
+// forgetIfDone drops an order id that needs nothing more: it holds no
+// stock, is not live, and owes no refund.
+func (pm *ProcessManager) forgetIfDone(m map[string]*tracked, orderID string) {
+	t := m[orderID]
+	if len(t.held) == 0 && !t.refundDue && t.status != order.StatusPending && t.status != order.StatusPaid {
+		delete(m, orderID)
 	}
 }
 
@@ -149,9 +168,7 @@ func (pm *ProcessManager) setStatus(orderID string, s order.Status, at time.Time
 	if s != order.StatusPaid {
 		t.since = at
 	}
-	if len(t.held) == 0 && (s == order.StatusCompleted || s == order.StatusCancelled) {
-		delete(pm.orders, orderID)
-	}
+	pm.forgetIfDone(pm.orders, orderID)
 }
 
 // act runs the actions whose time has come. Results show up as events,
@@ -178,9 +195,14 @@ func (pm *ProcessManager) act(ctx context.Context) {
 			action = func(ctx context.Context) error { _, err := pm.h.ExpireOrder(ctx, id); return err }
 		case t.status == order.StatusCompleted && len(t.held) > 0 && now.Sub(t.since) >= pm.tick:
 			action = func(ctx context.Context) error { return pm.h.DeductStock(ctx, id, slices.Sorted(maps.Keys(t.held))) }
-		case t.status == order.StatusCancelled && len(t.held) > 0 && now.Sub(t.since) >= pm.tick:
+		case t.status == order.StatusCancelled && (len(t.held) > 0 || t.refundDue) && now.Sub(t.since) >= pm.tick:
 			action = func(ctx context.Context) error {
-				return pm.h.ReleaseStock(ctx, id, slices.Sorted(maps.Keys(t.held)), "order_cancelled")
+				err := pm.h.ReleaseStock(ctx, id, slices.Sorted(maps.Keys(t.held)), "order_cancelled")
+				if t.refundDue {
+					_, _, rerr := pm.h.RefundOrder(ctx, id)
+					err = errors.Join(err, rerr)
+				}
+				return err
 			}
 		default:
 			continue

@@ -51,6 +51,7 @@ func (h *Handler) CreateProduct(ctx context.Context, actor Actor, c CreateProduc
 	if _, err := h.claim(ctx, unique.Stream(product.SKUStreamPrefix, sku), sku, id, "sku_taken", h.productOwner()); err != nil {
 		return product.State{}, Result{}, err
 	}
+	fresh(h, productKind, product.Stream(id))
 	st, res, err := execute(ctx, h, productKind, product.Stream(id), NoVersion, func(s product.State) ([]domain.Event, error) {
 		return product.DecideCreate(s, cmd)
 	})

@@ -44,7 +44,8 @@ type loaded[S any] struct {
 }
 
 // load folds stream: it starts from the cached state, if any, and reads
-// only the events after it. The result shares nothing with the cache.
+// only the events after it. The result is a copy of its own, also kept in
+// the cache, which only ever reads it.
 func load[S any](ctx context.Context, h *Handler, k kind[S], stream string) (loaded[S], error) {
 	cur := loaded[S]{state: k.new()}
 	if c, ok := h.cache.get(stream); ok {
@@ -73,7 +74,7 @@ func load[S any](ctx context.Context, h *Handler, k kind[S], stream string) (loa
 		from += int64(len(evs))
 	}
 	if k.version(cur.state) >= 0 {
-		h.cache.put(stream, cached{state: k.clone(cur.state), pos: cur.pos, version: k.version(cur.state)})
+		h.cache.put(stream, cached{state: cur.state, pos: cur.pos, version: k.version(cur.state)})
 	}
 	return cur, nil
 }
@@ -93,22 +94,48 @@ type decision[S any] func(S) ([]domain.Event, error)
 // append with the loaded version; on a version conflict it reloads and
 // decides again, a bounded number of times with jittered backoff. It
 // returns the state after the command.
+//
+// When the cache holds the stream, the first try decides on the cached
+// state without reading and appends with its version: if another writer
+// moved the stream on, the append fails on the version and the command
+// reloads. Only a decision that writes is trusted that way; a refusal or a
+// no-op decided on the cached state is decided again on a fresh load, so
+// a stale cache can cost a retry but never a wrong answer.
 func execute[S any](ctx context.Context, h *Handler, k kind[S], stream string, ifMatch int64, decide decision[S]) (S, Result, error) {
 	if h.serialized {
 		unlock := h.locks.lock(stream)
 		defer unlock()
 	}
 	var zero S
-	for attempt := 1; ; attempt++ {
-		cur, err := load(ctx, h, k, stream)
-		if err != nil {
-			return zero, Result{}, err
+	fromCache := true
+	for attempt := 1; ; {
+		var cur loaded[S]
+		c, cachedOK := h.cache.get(stream)
+		if fromCache && cachedOK {
+			cur = loaded[S]{state: k.clone(c.state.(S)), pos: c.pos}
+		} else {
+			fromCache = false
+			var err error
+			if cur, err = load(ctx, h, k, stream); err != nil {
+				return zero, Result{}, err
+			}
+			// load's result is shared with the cache; this command
+			// evolves its own copy.
+			cur.state = k.clone(cur.state)
 		}
 		v := k.version(cur.state)
 		if ifMatch != NoVersion && ifMatch != v {
+			if fromCache {
+				fromCache = false
+				continue
+			}
 			return cur.state, Result{Version: v, Position: cur.pos}, ErrPreconditionFailed
 		}
 		events, err := decide(cur.state)
+		if fromCache && (err != nil || len(events) == 0) {
+			fromCache = false
+			continue
+		}
 		if err != nil {
 			return cur.state, Result{Version: v, Position: cur.pos}, err
 		}
@@ -126,24 +153,38 @@ func execute[S any](ctx context.Context, h *Handler, k kind[S], stream string, i
 		res, err := h.store.Append(ctx, stream, expected, data...)
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 			h.cache.drop(stream)
+			if fromCache {
+				// The cache was behind another writer: reload at once.
+				fromCache = false
+				continue
+			}
 			if attempt >= h.attempts {
 				return zero, Result{}, fmt.Errorf("%s after %d attempts: %w", stream, attempt, ErrContention)
 			}
 			if err := backoff(ctx, attempt); err != nil {
 				return zero, Result{}, err
 			}
+			attempt++
 			continue
 		}
 		if err != nil {
 			return zero, Result{}, fmt.Errorf("append to %s: %w", stream, err)
 		}
+		// cur.state is this command's own copy: evolve it in place and
+		// hand it to the cache, which treats what it holds as read-only.
 		st := cur.state
 		for i, e := range events {
 			st = k.evolve(st, domain.Recorded{Event: e, Version: v + 1 + int64(i), At: at, ActorID: correlation.From(ctx).Actor})
 		}
-		h.cache.put(stream, cached{state: k.clone(st), pos: res.Position, version: res.Version})
+		h.cache.put(stream, cached{state: st, pos: res.Position, version: res.Version})
 		return st, Result{Version: res.Version, Position: res.Position}, nil
 	}
+}
+
+// fresh tells the cache that stream is new (its id was just made), so the
+// command that creates it appends with NoStream without reading first.
+func fresh[S any](h *Handler, k kind[S], stream string) {
+	h.cache.put(stream, cached{state: k.new(), version: -1})
 }
 
 // encode turns domain events into event data with the request's

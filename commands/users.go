@@ -41,6 +41,7 @@ func (h *Handler) RegisterUser(ctx context.Context, c RegisterUser) (user.State,
 	if _, err := h.claim(ctx, user.EmailStream(email), email, id, "email_taken", h.userOwner()); err != nil {
 		return user.State{}, Result{}, err
 	}
+	fresh(h, userKind, user.Stream(id))
 	st, res, err := execute(ctx, h, userKind, user.Stream(id), NoVersion, func(s user.State) ([]domain.Event, error) {
 		return user.DecideRegister(s, user.Register{UserID: id, Email: email, FullName: c.FullName, PasswordHash: hash})
 	})

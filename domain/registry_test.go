@@ -45,8 +45,10 @@ var storedEvents = []struct {
 	{"order.paid", order.Paid{OrderID: "o1", PaymentID: "pay_1", Amount: 4148, Last4: "4242"},
 		`{"order_id":"o1","payment_id":"pay_1","amount":41.48,"last4":"4242"}`},
 	{"order.completed", order.Completed{OrderID: "o1"}, `{"order_id":"o1"}`},
-	{"order.cancelled", order.Cancelled{OrderID: "o1", Reason: "changed my mind", Refunded: true, RefundID: "re_1"},
-		`{"order_id":"o1","reason":"changed my mind","refunded":true,"refund_id":"re_1"}`},
+	{"order.cancelled", order.Cancelled{OrderID: "o1", Reason: "changed my mind", Refunded: true},
+		`{"order_id":"o1","reason":"changed my mind","refunded":true}`},
+	{"order.refunded", order.Refunded{OrderID: "o1", RefundID: "re_1", Amount: 4148},
+		`{"order_id":"o1","refund_id":"re_1","amount":41.48}`},
 	{"order.placement_abandoned", order.PlacementAbandoned{OrderID: "o1", Reason: "placement_timeout"},
 		`{"order_id":"o1","reason":"placement_timeout"}`},
 

@@ -1,12 +1,14 @@
 package writeapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -80,8 +82,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// decode reads one JSON object strictly into v: JSON content type,
-// unknown fields refused, nothing after the object.
+// decode reads one JSON object strictly into v: JSON content type, an
+// object (not an array, string or null), unknown fields refused, nothing
+// after the object.
 func decode(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -89,33 +92,59 @@ func decode(r *http.Request, v any) error {
 			return &requestError{status: http.StatusUnsupportedMediaType, detail: "send application/json"}
 		}
 	}
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &requestError{status: http.StatusRequestEntityTooLarge, detail: fmt.Sprintf("the body is over %d bytes", MaxBodyBytes)}
+	}
+	if err != nil {
+		return &requestError{status: http.StatusBadRequest, detail: "the body could not be read"}
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return &requestError{status: http.StatusBadRequest, detail: "the body must be a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("more than one JSON value")
+			return &requestError{status: http.StatusBadRequest, detail: "the body must hold one JSON object and nothing after it"}
 		}
-	}
-	if err == nil {
 		return nil
 	}
-	var (
-		mbe *http.MaxBytesError
-		ute *json.UnmarshalTypeError
-	)
+	var ute *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &mbe):
-		return &requestError{status: http.StatusRequestEntityTooLarge, detail: fmt.Sprintf("the body is over %d bytes", MaxBodyBytes)}
-	case errors.As(err, &ute):
-		return &requestError{status: http.StatusUnprocessableEntity, field: ute.Field, detail: fmt.Sprintf("%s must be a %s", ute.Field, ute.Type)}
-	case errors.Is(err, io.EOF):
-		return &requestError{status: http.StatusBadRequest, detail: "the body must be a JSON object"}
+	case errors.As(err, &ute) && ute.Field != "":
+		return &requestError{status: http.StatusUnprocessableEntity, field: ute.Field, detail: fmt.Sprintf("%s must be %s", ute.Field, jsonKind(ute.Type))}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json reports unknown fields only by this message.
 		return &requestError{status: http.StatusBadRequest, detail: strings.TrimPrefix(err.Error(), "json: ")}
 	default:
 		return &requestError{status: http.StatusBadRequest, detail: "malformed JSON"}
+	}
+}
+
+// jsonKind names, for a client, the JSON a Go type is read from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		if t == reflect.TypeFor[json.Number]() {
+			return "a number"
+		}
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	default:
+		return "an object"
 	}
 }
 

@@ -23,9 +23,10 @@ func pathID(r *http.Request, kind string) (string, error) {
 	return id, nil
 }
 
-// money reads a price sent as a JSON number; field names the error.
-func money(raw json.Number, field string) (domain.Cents, error) {
-	c, err := domain.ParseCents(raw.String())
+// money reads a price sent as a JSON number (a string holding one is
+// refused, though json.Number would take it); field names the error.
+func money(raw json.RawMessage, field string) (domain.Cents, error) {
+	c, err := domain.ParseCents(string(raw))
 	if err != nil {
 		return 0, &requestError{status: http.StatusUnprocessableEntity, field: field, detail: field + " must be a number with at most two decimals"}
 	}
@@ -37,7 +38,7 @@ func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 		SKU         string          `json:"sku"`
 		Name        string          `json:"name"`
 		Description string          `json:"description"`
-		Price       json.Number     `json:"price"`
+		Price       json.RawMessage `json:"price"`
 		Category    string          `json:"category"`
 		VendorID    string          `json:"vendor_id"`
 		Images      []string        `json:"images"`
@@ -50,7 +51,7 @@ func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var price domain.Cents
-	if body.Price != "" {
+	if body.Price != nil {
 		var err error
 		if price, err = money(body.Price, "price"); err != nil {
 			s.writeError(w, r, err)
@@ -86,7 +87,7 @@ func (s *Server) handleUpdateProduct(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Name        *string         `json:"name"`
 		Description *string         `json:"description"`
-		Price       *json.Number    `json:"price"`
+		Price       json.RawMessage `json:"price"`
 		Category    *string         `json:"category"`
 		Images      *[]string       `json:"images"`
 		Metadata    json.RawMessage `json:"metadata"`
@@ -97,7 +98,7 @@ func (s *Server) handleUpdateProduct(w http.ResponseWriter, r *http.Request) {
 	}
 	up := product.Update{Name: body.Name, Description: body.Description, Category: body.Category, Images: body.Images, Metadata: body.Metadata}
 	if body.Price != nil {
-		c, err := money(*body.Price, "price")
+		c, err := money(body.Price, "price")
 		if err != nil {
 			s.writeError(w, r, err)
 			return

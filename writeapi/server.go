@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/internal/auth"
 	"github.com/eventshop/eventshop/internal/idempotency"
 )
@@ -70,20 +71,21 @@ func (s *Server) Routes(r chi.Router) {
 		r.Post("/api/auth/logout", s.handleLogout)
 		r.Get("/api/auth/me", s.handleMe)
 
-		r.Post("/api/users/{id}/roles", s.handleGrantRole)
-		r.Delete("/api/users/{id}/roles/{role}", s.handleRevokeRole)
+		admin := r.With(requireRole(user.RoleAdmin))
+		admin.Post("/api/users/{id}/roles", s.handleGrantRole)
+		admin.Delete("/api/users/{id}/roles/{role}", s.handleRevokeRole)
 
-		r.Post("/api/products", s.handleCreateProduct)
+		r.With(requireRole(user.RoleVendor, user.RoleAdmin)).Post("/api/products", s.handleCreateProduct)
 		r.Patch("/api/products/{id}", s.handleUpdateProduct)
 		r.Delete("/api/products/{id}", s.handleDiscontinueProduct)
 		r.Post("/api/products/{id}/inventory", s.handleAdjustInventory)
 
 		r.Group(func(r chi.Router) {
 			r.Use(s.idem.Middleware(func(r *http.Request) string { return actorFrom(r.Context()).ID }))
-			r.Post("/api/orders", s.handlePlaceOrder)
+			r.With(requireRole(user.RoleCustomer, user.RoleAdmin)).Post("/api/orders", s.handlePlaceOrder)
 			r.Post("/api/orders/{id}/pay", s.handlePayOrder)
 		})
-		r.Post("/api/orders/{id}/complete", s.handleCompleteOrder)
+		admin.Post("/api/orders/{id}/complete", s.handleCompleteOrder)
 		r.Post("/api/orders/{id}/cancel", s.handleCancelOrder)
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/eventshop/eventshop/internal/problem"
 	"github.com/eventshop/eventshop/writeapi"
 )
 
@@ -96,6 +97,12 @@ func runProcessManager(ctx context.Context, a *app, log *slog.Logger) {
 func routes(a *app, log *slog.Logger) http.Handler {
 	r := chi.NewRouter()
 	r.Use(writeapi.Middleware(log))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, problem.New(http.StatusNotFound, "no such route"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, problem.New(http.StatusMethodNotAllowed, "this route does not take "+r.Method))
+	})
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

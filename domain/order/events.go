@@ -45,13 +45,21 @@ type Completed struct {
 	OrderID string `json:"order_id"`
 }
 
-// Cancelled: the order ended without a sale; its stock is released and a
-// payment, if any, refunded.
+// Cancelled: the order ended without a sale; its stock is released.
+// Refunded says the order was paid and its payment is refunded: the refund
+// is made right after the cancellation is recorded (so a cancellation that
+// loses a race with completion never refunds) and Refunded follows it.
 type Cancelled struct {
 	OrderID  string `json:"order_id"`
 	Reason   string `json:"reason"`
 	Refunded bool   `json:"refunded"`
-	RefundID string `json:"refund_id,omitempty"`
+}
+
+// Refunded: the payment provider refunded the payment of a cancelled order.
+type Refunded struct {
+	OrderID  string       `json:"order_id"`
+	RefundID string       `json:"refund_id"`
+	Amount   domain.Cents `json:"amount"`
 }
 
 // PlacementAbandoned fences an order id whose placement never finished
@@ -67,6 +75,7 @@ func (Created) EventType() string            { return "order.created" }
 func (Paid) EventType() string               { return "order.paid" }
 func (Completed) EventType() string          { return "order.completed" }
 func (Cancelled) EventType() string          { return "order.cancelled" }
+func (Refunded) EventType() string           { return "order.refunded" }
 func (PlacementAbandoned) EventType() string { return "order.placement_abandoned" }
 
 // Registry decodes every event of this package.
@@ -76,6 +85,7 @@ func Registry() domain.Registry {
 	domain.Register[Paid](r)
 	domain.Register[Completed](r)
 	domain.Register[Cancelled](r)
+	domain.Register[Refunded](r)
 	domain.Register[PlacementAbandoned](r)
 	return r
 }

@@ -74,6 +74,12 @@ func Evolve(s State, r domain.Recorded) State {
 		s.Status, s.CancelReason = StatusCancelled, e.Reason
 		if e.Refunded && s.Payment != nil {
 			p := *s.Payment
+			p.Refunded = true
+			s.Payment = &p
+		}
+	case Refunded:
+		if s.Payment != nil {
+			p := *s.Payment
 			p.Refunded, p.RefundID = true, e.RefundID
 			s.Payment = &p
 		}
@@ -221,10 +227,16 @@ func CheckCancellable(s State, reason string) error {
 	return nil
 }
 
-// DecideCancel cancels a pending or paid order; a paid order must come
-// with its refund id. Errors: those of CheckCancellable, CodeInvalid
-// "refund_missing" for a paid order without a refund.
-func DecideCancel(s State, reason, refundID string) ([]domain.Event, error) {
+// RefundPending reports whether the order was cancelled after payment and
+// the provider's refund is not recorded yet.
+func (s State) RefundPending() bool {
+	return s.Status == StatusCancelled && s.Payment != nil && s.Payment.Refunded && s.Payment.RefundID == ""
+}
+
+// DecideCancel cancels a pending or paid order; a paid order's payment is
+// to be refunded (Cancelled.Refunded), which DecideRecordRefund records.
+// Errors: those of CheckCancellable.
+func DecideCancel(s State, reason string) ([]domain.Event, error) {
 	reason = strings.TrimSpace(reason)
 	if err := CheckCancellable(s, reason); err != nil {
 		return nil, err
@@ -232,14 +244,16 @@ func DecideCancel(s State, reason, refundID string) ([]domain.Event, error) {
 	if reason == "" {
 		reason = "cancelled"
 	}
-	paid := s.Status == StatusPaid
-	if paid && refundID == "" {
-		return nil, &domain.Error{Code: domain.CodeInvalid, Reason: "refund_missing", Detail: "a paid order is cancelled only with its refund"}
+	return []domain.Event{Cancelled{OrderID: s.ID, Reason: reason, Refunded: s.Status == StatusPaid}}, nil
+}
+
+// DecideRecordRefund records the provider's refund of a cancelled order's
+// payment; nothing happens when no refund is pending.
+func DecideRecordRefund(s State, refundID string) []domain.Event {
+	if !s.RefundPending() {
+		return nil
 	}
-	if !paid {
-		refundID = ""
-	}
-	return []domain.Event{Cancelled{OrderID: s.ID, Reason: reason, Refunded: paid, RefundID: refundID}}, nil
+	return []domain.Event{Refunded{OrderID: s.ID, RefundID: refundID, Amount: s.Payment.Amount}}
 }
 
 // DecideExpire cancels a pending order left unpaid for timeout or longer,

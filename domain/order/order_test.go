@@ -74,7 +74,8 @@ var (
 	paid        = order.Paid{OrderID: "o1", PaymentID: "pay_1", Amount: 4148, Last4: "4242"}
 	completed   = order.Completed{OrderID: "o1"}
 	cancelled   = order.Cancelled{OrderID: "o1", Reason: "changed my mind"}
-	refunded    = order.Cancelled{OrderID: "o1", Reason: "changed my mind", Refunded: true, RefundID: "re_1"}
+	refunded    = order.Cancelled{OrderID: "o1", Reason: "changed my mind", Refunded: true}
+	refundDone  = order.Refunded{OrderID: "o1", RefundID: "re_1", Amount: 4148}
 	expired     = order.Cancelled{OrderID: "o1", Reason: order.ReasonPaymentTimeout}
 	abandonedEv = order.PlacementAbandoned{OrderID: "o1", Reason: "placement_timeout"}
 )
@@ -180,13 +181,13 @@ func TestTransitions(t *testing.T) {
 		{
 			name: "cancel",
 			run: func(s order.State) ([]domain.Event, error) {
-				return order.DecideCancel(s, "too slow", "re_9")
+				return order.DecideCancel(s, "too slow")
 			},
 			want: map[string]outcome{
 				"none": notFound,
-				// A pending order has nothing to refund: the refund id is dropped.
+				// A pending order has nothing to refund.
 				"pending":                 ok(order.Cancelled{OrderID: "o1", Reason: "too slow"}),
-				"paid":                    ok(order.Cancelled{OrderID: "o1", Reason: "too slow", Refunded: true, RefundID: "re_9"}),
+				"paid":                    ok(order.Cancelled{OrderID: "o1", Reason: "too slow", Refunded: true}),
 				"completed":               conflict("order_not_cancellable"),
 				"cancelled while pending": conflict("order_not_cancellable"),
 				"cancelled after payment": conflict("order_not_cancellable"),
@@ -308,7 +309,6 @@ func TestDecideCancel(t *testing.T) {
 		name     string
 		given    []domain.Event
 		reason   string
-		refundID string
 		then     []domain.Event
 		code     domain.Code
 		reasonIs string
@@ -322,26 +322,22 @@ func TestDecideCancel(t *testing.T) {
 			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "cancelled"}}},
 		{name: "pending, blank reason", given: []domain.Event{created}, reason: " \t ",
 			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "cancelled"}}},
-		{name: "pending, refund id ignored", given: []domain.Event{created}, reason: "x", refundID: "re_1",
-			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "x"}}},
 		{name: "pending, reason at the limit", given: []domain.Event{created}, reason: long,
 			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: long}}},
 		{name: "pending, reason at the limit once trimmed", given: []domain.Event{created}, reason: "  " + long + "  ",
 			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: long}}},
 		{name: "pending, reason too long", given: []domain.Event{created}, reason: long + "x",
 			code: domain.CodeInvalid, reasonIs: "validation_failed", fields: []string{"reason"}},
-		{name: "paid, with refund", given: []domain.Event{created, paid}, reason: "late", refundID: "re_1",
-			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "late", Refunded: true, RefundID: "re_1"}}},
-		{name: "paid, without refund", given: []domain.Event{created, paid}, reason: "late",
-			code: domain.CodeInvalid, reasonIs: "refund_missing"},
-		{name: "completed, with refund", given: []domain.Event{created, paid, completed}, refundID: "re_1",
+		{name: "paid, refund due", given: []domain.Event{created, paid}, reason: "late",
+			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "late", Refunded: true}}},
+		{name: "completed", given: []domain.Event{created, paid, completed},
 			code: domain.CodeConflict, reasonIs: "order_not_cancellable"},
 		{name: "reason too long on a completed order", given: []domain.Event{created, paid, completed}, reason: long + "x",
 			code: domain.CodeInvalid, reasonIs: "validation_failed", fields: []string{"reason"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			events, err := order.DecideCancel(order.Fold(given(tt.given...)), tt.reason, tt.refundID)
+			events, err := order.DecideCancel(order.Fold(given(tt.given...)), tt.reason)
 			then(t, events, err, tt.then, tt.code, tt.reasonIs)
 			if tt.fields != nil && fmt.Sprint(fields(err)) != fmt.Sprint(tt.fields) {
 				t.Errorf("fields %v, want %v", fields(err), tt.fields)
@@ -351,10 +347,23 @@ func TestDecideCancel(t *testing.T) {
 }
 
 func TestCancelledStateKeepsPaymentAndRefund(t *testing.T) {
-	s := order.Fold(given(created, paid, refunded))
+	due := order.Fold(given(created, paid, refunded))
+	if !due.RefundPending() || due.Payment.RefundID != "" || !due.Payment.Refunded {
+		t.Fatalf("cancelled after payment: refund pending %v, payment %+v", due.RefundPending(), due.Payment)
+	}
+	if got := order.DecideRecordRefund(due, "re_1"); len(got) != 1 || got[0] != refundDone {
+		t.Fatalf("DecideRecordRefund = %v, want [%v]", got, refundDone)
+	}
+	s := order.Fold(given(created, paid, refunded, refundDone))
 	want := order.Payment{ID: "pay_1", Amount: 4148, Last4: "4242", Refunded: true, RefundID: "re_1"}
-	if s.Payment == nil || *s.Payment != want {
+	if s.Payment == nil || *s.Payment != want || s.RefundPending() {
 		t.Fatalf("payment %+v, want %+v", s.Payment, want)
+	}
+	if got := order.DecideRecordRefund(s, "re_2"); got != nil {
+		t.Errorf("a recorded refund is recorded again: %v", got)
+	}
+	if got := order.DecideRecordRefund(order.Fold(given(created, paid)), "re_1"); got != nil {
+		t.Errorf("refund recorded for a paid order: %v", got)
 	}
 	if s.CancelReason != "changed my mind" {
 		t.Errorf("cancel reason %q", s.CancelReason)

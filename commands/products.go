@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/product"
@@ -10,20 +9,9 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 )
 
-// CreateProduct lists a product. VendorID is honoured only for admins;
-// a vendor always lists as themself.
-type CreateProduct struct {
-	SKU         string
-	Name        string
-	Description string
-	Price       domain.Cents
-	Category    string
-	VendorID    string
-	Images      []string
-	Metadata    json.RawMessage
-	Quantity    int64
-	Warehouse   string
-}
+// CreateProduct is the listing command: the domain's, whose ProductID the
+// handler sets and whose VendorID it honours for admins only.
+type CreateProduct = product.Create
 
 // CreateProduct lists a product owned by the calling vendor (or, for an
 // admin, by the vendor named). The SKU is claimed first, then the product
@@ -38,11 +26,8 @@ func (h *Handler) CreateProduct(ctx context.Context, actor Actor, c CreateProduc
 		vendor = c.VendorID
 	}
 	id := h.newID()
-	cmd := product.Create{
-		ProductID: id, SKU: c.SKU, Name: c.Name, Description: c.Description, Price: c.Price,
-		Category: c.Category, VendorID: vendor, Images: c.Images, Metadata: c.Metadata,
-		Quantity: c.Quantity, Warehouse: c.Warehouse,
-	}
+	cmd := c
+	cmd.ProductID, cmd.VendorID = id, vendor
 	// Validate before claiming the SKU, so bad input writes nothing.
 	if _, err := product.DecideCreate(product.New(), cmd); err != nil {
 		return product.State{}, Result{}, err

@@ -9,61 +9,20 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/domaintest"
 	"github.com/eventshop/eventshop/domain/order"
 )
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+// t0 and given come from domaintest: histories start at t0, a minute apart.
+var (
+	t0    = domaintest.T0
+	given = domaintest.Given
+)
 
-// given records events as a stream: versions from 0, a minute apart from
-// t0, so the order is created at t0.
-func given(events ...domain.Event) []domain.Recorded {
-	h := make([]domain.Recorded, len(events))
-	for i, e := range events {
-		h[i] = domain.Recorded{Event: e, Version: int64(i), At: t0.Add(time.Duration(i) * time.Minute), ActorID: "actor"}
-	}
-	return h
-}
-
-// then checks the outcome of a decision: either the events, or a domain
-// error of code and reason with no events.
-func then(t *testing.T, got []domain.Event, err error, want []domain.Event, code domain.Code, reason string) {
-	t.Helper()
-	if code != "" {
-		var de *domain.Error
-		if !errors.As(err, &de) {
-			t.Fatalf("err = %v (%T), want a *domain.Error %s/%s; events %#v", err, err, code, reason, got)
-		}
-		if de.Code != code || de.Reason != reason {
-			t.Fatalf("err = %s/%s (%v), want %s/%s", de.Code, de.Reason, err, code, reason)
-		}
-		if len(got) != 0 {
-			t.Fatalf("events %#v alongside error %v", got, err)
-		}
-		return
-	}
-	if err != nil {
-		t.Fatalf("unexpected error %v", err)
-	}
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("events\n got %#v\nwant %#v", got, want)
-	}
-}
-
-// fields lists the field names of a validation error.
-func fields(err error) []string {
-	var de *domain.Error
-	if !errors.As(err, &de) {
-		return nil
-	}
-	var out []string
-	for _, f := range de.Fields {
-		out = append(out, f.Field)
-	}
-	return out
-}
+var (
+	then   = domaintest.Then
+	fields = domaintest.FieldNames
+)
 
 var (
 	items = []order.Item{

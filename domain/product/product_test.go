@@ -10,19 +10,15 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/domaintest"
 	"github.com/eventshop/eventshop/domain/product"
 )
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// given records events as a stream: versions from 0, a minute apart from t0.
-func given(events ...domain.Event) []domain.Recorded {
-	h := make([]domain.Recorded, len(events))
-	for i, e := range events {
-		h[i] = domain.Recorded{Event: e, Version: int64(i), At: t0.Add(time.Duration(i) * time.Minute), ActorID: "actor"}
-	}
-	return h
-}
+// t0 and given come from domaintest: histories start at t0, a minute apart.
+var (
+	t0    = domaintest.T0
+	given = domaintest.Given
+)
 
 // outcome is what a decision should give: events, or a domain error of
 // code and reason (and, for validation, the bad fields in order).
@@ -35,36 +31,11 @@ type outcome struct {
 
 func (want outcome) check(t *testing.T, got []domain.Event, err error) {
 	t.Helper()
-	if want.code != "" {
-		var de *domain.Error
-		if !errors.As(err, &de) {
-			t.Fatalf("err = %v (%T), want a *domain.Error %s/%s; events %#v", err, err, want.code, want.reason, got)
+	domaintest.Then(t, got, err, want.events, want.code, want.reason)
+	if want.fields != nil {
+		if names := domaintest.FieldNames(err); fmt.Sprint(names) != fmt.Sprint(want.fields) {
+			t.Errorf("fields %v, want %v (%v)", names, want.fields, err)
 		}
-		if de.Code != want.code || de.Reason != want.reason {
-			t.Fatalf("err = %s/%s (%v), want %s/%s", de.Code, de.Reason, err, want.code, want.reason)
-		}
-		if want.fields != nil {
-			var names []string
-			for _, f := range de.Fields {
-				names = append(names, f.Field)
-			}
-			if fmt.Sprint(names) != fmt.Sprint(want.fields) {
-				t.Errorf("fields %v, want %v (%v)", names, want.fields, err)
-			}
-		}
-		if len(got) != 0 {
-			t.Fatalf("events %#v alongside error %v", got, err)
-		}
-		return
-	}
-	if err != nil {
-		t.Fatalf("unexpected error %v", err)
-	}
-	if len(got) == 0 && len(want.events) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want.events) {
-		t.Fatalf("events\n got %#v\nwant %#v", got, want.events)
 	}
 }
 

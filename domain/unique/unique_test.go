@@ -8,19 +8,15 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/domaintest"
 	"github.com/eventshop/eventshop/domain/unique"
 )
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// given records events as a stream: versions from 0, a minute apart from t0.
-func given(events ...domain.Event) []domain.Recorded {
-	h := make([]domain.Recorded, len(events))
-	for i, e := range events {
-		h[i] = domain.Recorded{Event: e, Version: int64(i), At: t0.Add(time.Duration(i) * time.Minute), ActorID: "actor"}
-	}
-	return h
-}
+// t0 and given come from domaintest: histories start at t0, a minute apart.
+var (
+	t0    = domaintest.T0
+	given = domaintest.Given
+)
 
 func fold(history []domain.Recorded) unique.Claim {
 	c := unique.New()

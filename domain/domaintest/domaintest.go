@@ -1,0 +1,66 @@
+// Package domaintest holds what the aggregates' given/when/then tests
+// share: a history builder and the check of a decision's outcome.
+package domaintest
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/eventshop/eventshop/domain"
+)
+
+// T0 is when every given history starts.
+var T0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// Given records events as a stream: versions from 0, a minute apart from
+// T0, by actor "actor".
+func Given(events ...domain.Event) []domain.Recorded {
+	h := make([]domain.Recorded, len(events))
+	for i, e := range events {
+		h[i] = domain.Recorded{Event: e, Version: int64(i), At: T0.Add(time.Duration(i) * time.Minute), ActorID: "actor"}
+	}
+	return h
+}
+
+// Then checks the outcome of a decision: the events want, or (when code
+// is set) a domain error of code and reason with no events.
+func Then(t testing.TB, got []domain.Event, err error, want []domain.Event, code domain.Code, reason string) {
+	t.Helper()
+	if code != "" {
+		var de *domain.Error
+		if !errors.As(err, &de) {
+			t.Fatalf("err = %v (%T), want a *domain.Error %s/%s; events %#v", err, err, code, reason, got)
+		}
+		if de.Code != code || de.Reason != reason {
+			t.Fatalf("err = %s/%s (%v), want %s/%s", de.Code, de.Reason, err, code, reason)
+		}
+		if len(got) != 0 {
+			t.Fatalf("events %#v alongside error %v", got, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("unexpected error %v", err)
+	}
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events\n got %#v\nwant %#v", got, want)
+	}
+}
+
+// FieldNames lists the field names of a validation error, in order.
+func FieldNames(err error) []string {
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		return nil
+	}
+	var names []string
+	for _, f := range de.Fields {
+		names = append(names, f.Field)
+	}
+	return names
+}

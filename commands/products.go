@@ -23,6 +23,17 @@ func (h *Handler) CreateProduct(ctx context.Context, actor Actor, c CreateProduc
 	}
 	vendor := actor.ID
 	if actor.Has(user.RoleAdmin) && c.VendorID != "" {
+		// An admin lists for a vendor, who must exist and hold the role,
+		// or nobody could ever manage the product.
+		v, err := load(ctx, h, userKind, user.Stream(c.VendorID))
+		if err != nil {
+			return product.State{}, Result{}, wrap("create product", err)
+		}
+		if !v.state.Exists() || !v.state.HasRole(user.RoleVendor) {
+			var f domain.Fields
+			f.Add("vendor_id", "must name a user with the vendor role")
+			return product.State{}, Result{}, f.Err()
+		}
 		vendor = c.VendorID
 	}
 	id := h.newID()

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/google/uuid"
-
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/internal/payment"
@@ -27,8 +25,9 @@ func (s *Server) handlePlaceOrder(w http.ResponseWriter, r *http.Request) {
 	lines := make([]order.Line, len(body.Items))
 	var bad problem.Details
 	for i, it := range body.Items {
-		lines[i] = order.Line{ProductID: it.ProductID, Quantity: it.Quantity}
-		if _, err := uuid.Parse(it.ProductID); err != nil && it.ProductID != "" {
+		id, ok := canonicalID(it.ProductID)
+		lines[i] = order.Line{ProductID: id, Quantity: it.Quantity}
+		if !ok && it.ProductID != "" {
 			bad.Errors = append(bad.Errors, problem.FieldError{
 				Field: "items[" + strconv.Itoa(i) + "].product_id", Message: "product " + it.ProductID + " does not exist"})
 		}

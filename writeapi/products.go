@@ -13,14 +13,23 @@ import (
 	"github.com/eventshop/eventshop/internal/resource"
 )
 
-// pathID reads a UUID path parameter; anything else names nothing, so it
-// is a 404 of kind.
+// pathID reads a UUID path parameter in its canonical (lower-case) form;
+// anything else names nothing, so it is a 404 of kind.
 func pathID(r *http.Request, kind string) (string, error) {
-	id := chi.URLParam(r, "id")
-	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		return "", domain.NotFound(kind, id)
+	id, ok := canonicalID(chi.URLParam(r, "id"))
+	if !ok {
+		return "", domain.NotFound(kind, chi.URLParam(r, "id"))
 	}
 	return id, nil
+}
+
+// canonicalID is id as the store names it: a hyphenated lower-case UUID.
+func canonicalID(id string) (string, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil || len(id) != 36 {
+		return "", false
+	}
+	return u.String(), true
 }
 
 // money reads a price sent as a JSON number (a string holding one is
@@ -59,6 +68,14 @@ func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a := actorFrom(r.Context())
+	if body.VendorID != "" && a.Has("admin") {
+		id, ok := canonicalID(body.VendorID)
+		if !ok {
+			s.writeError(w, r, &requestError{status: http.StatusUnprocessableEntity, field: "vendor_id", detail: "vendor_id must be a user id"})
+			return
+		}
+		body.VendorID = id
+	}
 	if body.VendorID != "" && !a.Has("admin") {
 		// vendor_id is the caller; only an admin may name another.
 		s.writeError(w, r, &requestError{status: http.StatusUnprocessableEntity, field: "vendor_id", detail: "vendor_id may only be set by an admin"})

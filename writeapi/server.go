@@ -80,11 +80,11 @@ func (s *Server) Routes(r chi.Router) {
 		r.Delete("/api/products/{id}", s.handleDiscontinueProduct)
 		r.Post("/api/products/{id}/inventory", s.handleAdjustInventory)
 
-		r.Group(func(r chi.Router) {
-			r.Use(s.idem.Middleware(func(r *http.Request) string { return actorFrom(r.Context()).ID }))
-			r.With(requireRole(user.RoleCustomer, user.RoleAdmin)).Post("/api/orders", s.handlePlaceOrder)
-			r.Post("/api/orders/{id}/pay", s.handlePayOrder)
-		})
+		// Roles are checked before the idempotency key is looked at, so a
+		// refusal is never stored under the key and replayed.
+		idem := s.idem.Middleware(func(r *http.Request) string { return actorFrom(r.Context()).ID })
+		r.With(requireRole(user.RoleCustomer, user.RoleAdmin), idem).Post("/api/orders", s.handlePlaceOrder)
+		r.With(idem).Post("/api/orders/{id}/pay", s.handlePayOrder)
 		admin.Post("/api/orders/{id}/complete", s.handleCompleteOrder)
 		r.Post("/api/orders/{id}/cancel", s.handleCancelOrder)
 	})

@@ -2,27 +2,36 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/eventshop/eventshop/internal/esdbtest"
 	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/redistest"
 )
 
-// startRun runs the real program with env and returns the base URL it
-// printed, and a func that stops it (as SIGTERM would) and returns run's error.
-func startRun(t *testing.T, env map[string]string) (string, func() error) {
+// startRun runs the real program with env and args (default "serve") and
+// returns the base URL it printed, and a func that stops it (as SIGTERM
+// would) and returns run's error. The program is also stopped when t ends;
+// its log is shown when t failed.
+func startRun(t *testing.T, env map[string]string, args ...string) (string, func() error) {
 	t.Helper()
+	if len(args) == 0 {
+		args = []string{"serve"}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
+	logs := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, pw, io.Discard)
+		done <- run(ctx, args, func(k string) string { return env[k] }, pw, logs)
 		pw.Close()
 	}()
 	urls := make(chan string, 1)
@@ -34,9 +43,23 @@ func startRun(t *testing.T, env map[string]string) (string, func() error) {
 			}
 		}
 	}()
+	var (
+		once    sync.Once
+		stopErr error
+	)
+	stop := func() error {
+		once.Do(func() { cancel(); stopErr = <-done })
+		return stopErr
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("log of eventshop %s (last 16 KiB):\n%s", args[0], logs.tail(16<<10))
+		}
+	})
 	select {
 	case u := <-urls:
-		return u, func() error { cancel(); return <-done }
+		return u, stop
 	case err := <-done:
 		cancel()
 		t.Fatalf("run ended before listening: %v", err)
@@ -45,6 +68,39 @@ func startRun(t *testing.T, env map[string]string) (string, func() error) {
 		t.Fatal("run did not print its URL within 30s")
 	}
 	return "", nil
+}
+
+// lockedBuffer collects the program's log, written from many goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.String()
+	if len(s) > n {
+		s = s[len(s)-n:]
+	}
+	return s
+}
+
+// isolated adds to env what keeps a run of the program to itself: a data
+// directory of its own (the local run keeps its JWT secret there; the
+// default, .data, is in the source tree) and a Redis key prefix of its own.
+func isolated(t *testing.T, env map[string]string) map[string]string {
+	t.Helper()
+	_, prefix := redistest.New(t)
+	env["DATA_DIR"] = t.TempDir()
+	env["REDIS_KEY_PREFIX"] = prefix
+	return env
 }
 
 func getJSON(t *testing.T, url string) (int, string, map[string]any) {
@@ -63,7 +119,7 @@ func getJSON(t *testing.T, url string) (int, string, map[string]any) {
 
 func TestServeHealthAndReadiness(t *testing.T) {
 	db := pgtest.NewDatabase(t)
-	base, stop := startRun(t, map[string]string{"DATABASE_URL": db, "HTTP_ADDR": "127.0.0.1:0"})
+	base, stop := startRun(t, isolated(t, map[string]string{"DATABASE_URL": db, "HTTP_ADDR": "127.0.0.1:0"}))
 	if code, _, body := getJSON(t, base+"/healthz"); code != 200 || body["status"] != "ok" {
 		t.Fatalf("/healthz: %d %v", code, body)
 	}
@@ -80,7 +136,7 @@ func TestServeHealthAndReadiness(t *testing.T) {
 
 func TestReadinessFailsWithoutEventStore(t *testing.T) {
 	db := pgtest.NewDatabase(t)
-	base, stop := startRun(t, map[string]string{"DATABASE_URL": db, "HTTP_ADDR": "127.0.0.1:0"})
+	base, stop := startRun(t, isolated(t, map[string]string{"DATABASE_URL": db, "HTTP_ADDR": "127.0.0.1:0"}))
 	defer stop()
 	// Take the database away under the running server.
 	pgtest.Drop(t, db)
@@ -97,7 +153,7 @@ func TestReadinessFailsWithoutEventStore(t *testing.T) {
 // EventStoreDB adapter, and readiness follows the node.
 func TestServeOnEventStoreDB(t *testing.T) {
 	node := esdbtest.Start(t)
-	base, stop := startRun(t, map[string]string{"EVENTSTORE_URL": node.URL(), "HTTP_ADDR": "127.0.0.1:0"})
+	base, stop := startRun(t, isolated(t, map[string]string{"EVENTSTORE_URL": node.URL(), "HTTP_ADDR": "127.0.0.1:0"}))
 	defer stop()
 	if code, _, body := getJSON(t, base+"/readyz"); code != 200 || body["status"] != "ok" {
 		t.Fatalf("/readyz on EventStoreDB: %d %v", code, body)
@@ -114,6 +170,7 @@ func TestConfigErrors(t *testing.T) {
 		{"LOG_LEVEL": "loud"},
 		{"SHUTDOWN_TIMEOUT": "soon"},
 	} {
+		env = isolated(t, env)
 		err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
 		if err == nil {
 			t.Errorf("env %v: run succeeded, want a configuration error", env)
@@ -142,7 +199,7 @@ func TestRedactURL(t *testing.T) {
 // TestConfigErrorsHideSecrets: a rejected URL is not echoed with its password.
 func TestConfigErrorsHideSecrets(t *testing.T) {
 	for _, v := range []string{"host=db password=s3cret", "mysql://u:s3cret@db/x", "u:s3cret@db:5432/x"} {
-		env := map[string]string{"EVENTSTORE_URL": v}
+		env := isolated(t, map[string]string{"EVENTSTORE_URL": v})
 		err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
 		if err == nil || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("EVENTSTORE_URL %q: error %v, want one without the password", v, err)

@@ -14,9 +14,11 @@ test:
 	@scripts/services.sh --cc
 	$(GO) test $(GOTEST_FLAGS) ./...
 
-## bench: event store throughput next to raw PostgreSQL baselines
+## bench: event store throughput next to raw PostgreSQL baselines, then
+## place-order commands/s and latency next to the store's raw append rate
 bench: services
 	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m ./eventstore/postgres/
+	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./commands/
 
 ## build: a static binary in bin/eventshop
 build:

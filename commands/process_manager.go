@@ -101,7 +101,10 @@ func (pm *ProcessManager) apply(e *eventstore.Event) error {
 		t := pm.orders[ev.OrderID]
 		if t == nil {
 			if t = pm.placements[ev.OrderID]; t == nil {
-				t = &tracked{since: at, held: map[string]bool{}}
+				// The placement's own ids, so what the process manager
+				// writes for it is traced to the request that reserved.
+				t = &tracked{since: at, held: map[string]bool{},
+					correlation: e.Metadata.CorrelationID, causation: e.ID.String()}
 				pm.placements[ev.OrderID] = t
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"time"
 
 	"github.com/google/uuid"
@@ -81,6 +82,7 @@ type Handler struct {
 	cache      *stateCache
 	locks      *keyedMutex
 	serialized bool
+	hashSlots  chan struct{}
 }
 
 // New builds a Handler.
@@ -91,6 +93,7 @@ func New(cfg Config) *Handler {
 		registry:   Registry(),
 		serialized: cfg.Serialize == nil || *cfg.Serialize,
 		locks:      newKeyedMutex(),
+		hashSlots:  make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -169,6 +172,13 @@ func backoff(ctx context.Context, n int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// detached is ctx without its cancellation but with a deadline of its own:
+// for the steps that must finish once a command has written (compensation,
+// follow-up stock moves), even if the caller has gone, yet must not hang.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 }
 
 // wrap adds what was being done to an infrastructure error; nil, domain

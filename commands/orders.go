@@ -2,8 +2,6 @@ package commands
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"strconv"
 
@@ -90,10 +88,11 @@ func (h *Handler) PayOrder(ctx context.Context, actor Actor, id string, ifMatch 
 	if err := payment.ValidateCard(card, h.now()); err != nil {
 		return s, Result{}, cardError(err)
 	}
-	sum := sha256.Sum256([]byte(card.Number))
+	// The key names the order's version (a void moves it on) and the
+	// card's last four digits, never a hash of the card number.
 	charge, err := h.payments.Charge(ctx, payment.ChargeRequest{
 		OrderID: id, AmountCents: int64(s.Total), Currency: "USD", Card: card,
-		IdempotencyKey: "pay:" + id + ":" + strconv.FormatInt(s.Version, 10) + ":" + hex.EncodeToString(sum[:8]),
+		IdempotencyKey: "pay:" + id + ":" + strconv.FormatInt(s.Version, 10) + ":" + payment.Last4(card.Number),
 	})
 	if err != nil {
 		return s, Result{}, wrap("charge card", err)
@@ -105,7 +104,15 @@ func (h *Handler) PayOrder(ctx context.Context, actor Actor, id string, ifMatch 
 		return order.DecidePay(s, charge.ID, domain.Cents(charge.AmountCents), charge.Last4)
 	}))
 	if err != nil {
-		h.compensateCharge(context.WithoutCancel(ctx), id, charge)
+		held, hres, ok := h.compensateCharge(ctx, id, charge)
+		var de *domain.Error
+		if ok && !errors.As(err, &de) {
+			// The store failed, yet the payment was recorded (the append
+			// failed only on its way back): the order is paid. A request
+			// refused because another one recorded the same charge first
+			// stays refused, as one that came after it would be.
+			return held, hres, nil
+		}
 	}
 	return st, res, wrap("pay order", err)
 }
@@ -135,7 +142,9 @@ func (h *Handler) CompleteOrder(ctx context.Context, actor Actor, id string, ifM
 	if err != nil {
 		return st, res, wrap("complete order", err)
 	}
-	if err := h.DeductStock(context.WithoutCancel(ctx), id, productIDs(st.Items)); err != nil {
+	dctx, cancel := detached(ctx)
+	defer cancel()
+	if err := h.DeductStock(dctx, id, productIDs(st.Items)); err != nil {
 		h.log.WarnContext(ctx, "deduct stock; the process manager will retry", "order_id", id, "err", err)
 	}
 	return st, res, nil
@@ -157,7 +166,9 @@ func (h *Handler) CancelOrder(ctx context.Context, actor Actor, id string, ifMat
 	}
 	h.releaseAll(ctx, id, productIDs(st.Items), "order_cancelled")
 	if st.RefundPending() {
-		refunded, rres, err := h.RefundOrder(context.WithoutCancel(ctx), id)
+		rctx, cancel := detached(ctx)
+		defer cancel()
+		refunded, rres, err := h.RefundOrder(rctx, id)
 		if err != nil {
 			h.log.WarnContext(ctx, "refund; the process manager will retry", "order_id", id, "err", err)
 		} else {
@@ -193,22 +204,31 @@ func (h *Handler) RefundOrder(ctx context.Context, id string) (order.State, Resu
 func refundKey(chargeID string) string { return "refund:" + chargeID }
 
 // compensateCharge gives back a charge whose payment could not be
-// recorded. It reads the order again first: a charge the order holds after
-// all (an append that failed on the way back, or a concurrent request that
-// recorded the same charge) is never refunded here — cancelling the order
-// does that, with the same key.
-func (h *Handler) compensateCharge(ctx context.Context, id string, charge payment.Charge) {
-	o, err := load(ctx, h, orderKind, order.Stream(id))
+// recorded. It first records on the order that the charge is void, with
+// the order's current version: that fails over to a no-op when the order
+// holds the charge after all (an append that failed on the way back, or a
+// concurrent request that recorded the same charge) — such a charge is
+// refunded only by cancelling the order, with the same key — and it moves
+// the order's version on, so a retried payment can never get this refunded
+// charge back from the processor.
+// It reports whether the order holds the charge, with the order then.
+func (h *Handler) compensateCharge(ctx context.Context, id string, charge payment.Charge) (order.State, Result, bool) {
+	ctx, cancel := detached(ctx)
+	defer cancel()
+	st, res, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
+		return order.DecideVoidPayment(s, charge.ID), nil
+	})
 	if err != nil {
 		h.log.ErrorContext(ctx, "charge may be unrecorded; check it by hand", "order_id", id, "charge_id", charge.ID, "err", err)
-		return
+		return st, res, false
 	}
-	if p := o.state.Payment; p != nil && p.ID == charge.ID {
-		return
+	if p := st.Payment; p != nil && p.ID == charge.ID {
+		return st, res, st.Status == order.StatusPaid
 	}
 	if _, err := h.payments.Refund(ctx, charge.ID, charge.AmountCents, refundKey(charge.ID)); err != nil {
-		h.log.ErrorContext(ctx, "refund of an unrecorded charge failed; refund it by hand", "order_id", id, "charge_id", charge.ID, "err", err)
+		h.log.ErrorContext(ctx, "refund of a voided charge failed; refund it by hand", "order_id", id, "charge_id", charge.ID, "err", err)
 	}
+	return st, res, false
 }
 
 // ExpireOrder cancels order id with reason payment_timeout if it is still

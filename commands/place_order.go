@@ -46,8 +46,20 @@ func (h *Handler) PlaceOrder(ctx context.Context, actor Actor, lines []order.Lin
 	})
 	if err != nil {
 		// The order id was fenced (this placement stalled past the grace
-		// period) or the store failed: give the stock back.
-		h.releaseAll(ctx, id, productIDs(items), "placement_failed")
+		// period), or the store failed — perhaps after the order was
+		// written. Fence it and give the stock back only if it does not
+		// exist; if that fails too, the process manager does it after the
+		// grace period.
+		actx, cancel := detached(ctx)
+		defer cancel()
+		if exists, aerr := h.AbandonPlacement(actx, id, productIDs(items)); aerr != nil {
+			h.log.WarnContext(ctx, "abandon placement; the process manager will retry", "order_id", id, "err", aerr)
+		} else if exists {
+			st, res, lerr := h.Order(actx, actor, id)
+			if lerr == nil {
+				return st, res, nil
+			}
+		}
 		return order.State{}, Result{}, wrap("place order", err)
 	}
 	return st, res, nil
@@ -139,7 +151,9 @@ func productIDs(items []order.Item) []string {
 // returned: the process manager releases what is left after the grace
 // period, so the caller's answer does not depend on them.
 func (h *Handler) releaseAll(ctx context.Context, orderID string, products []string, reason string) {
-	if err := h.ReleaseStock(context.WithoutCancel(ctx), orderID, products, reason); err != nil {
+	rctx, cancel := detached(ctx)
+	defer cancel()
+	if err := h.ReleaseStock(rctx, orderID, products, reason); err != nil {
 		h.log.WarnContext(ctx, "release stock; the process manager will retry", "order_id", orderID, "err", err)
 	}
 }

@@ -54,8 +54,7 @@ func (h *Handler) NewProcessManager(tick time.Duration) *ProcessManager {
 	if tick <= 0 {
 		tick = time.Second
 	}
-	return &ProcessManager{h: h, tick: tick, retry: 5 * tick,
-		placements: map[string]*tracked{}, orders: map[string]*tracked{}}
+	return &ProcessManager{h: h, tick: tick, retry: 5 * tick}
 }
 
 // pmFilter selects the events the process manager follows.
@@ -64,6 +63,9 @@ var pmFilter = eventstore.Filter{EventTypePrefixes: []string{"inventory.reserved
 // Run follows the log from its start until ctx ends. Errors: the
 // subscription's failure.
 func (pm *ProcessManager) Run(ctx context.Context) error {
+	// The view is rebuilt from the log on every run: a run after a failed
+	// one must not fold the log again over what the last one left.
+	pm.placements, pm.orders = map[string]*tracked{}, map[string]*tracked{}
 	sub, err := pm.h.store.SubscribeAll(ctx, eventstore.Start, pmFilter)
 	if err != nil {
 		return fmt.Errorf("process manager: subscribe: %w", err)

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/user"
@@ -34,7 +35,7 @@ func (h *Handler) RegisterUser(ctx context.Context, c RegisterUser) (user.State,
 		return user.State{}, Result{}, err
 	}
 	id := h.newID()
-	hash, err := auth.HashPassword(c.Password)
+	hash, err := h.hashPassword(ctx, c.Password)
 	if err != nil {
 		return user.State{}, Result{}, wrap("hash password", err)
 	}
@@ -75,6 +76,11 @@ func (h *Handler) userOwner() owner {
 // password give the same error and take the same time. Errors:
 // ErrBadCredentials.
 func (h *Handler) Authenticate(ctx context.Context, email, password string) (user.State, error) {
+	release, err := h.hashSlot(ctx)
+	if err != nil {
+		return user.State{}, err
+	}
+	defer release()
 	norm, err := user.NormaliseEmail(email)
 	if err != nil || len(password) > 4*user.MaxPasswordLength {
 		auth.DummyVerify(password)
@@ -124,20 +130,25 @@ func (h *Handler) GrantRole(ctx context.Context, actor Actor, userID, role strin
 	if !actor.Has(user.RoleAdmin) {
 		return user.State{}, Result{}, ErrForbidden
 	}
+	granted := false
 	st, res, err := execute(ctx, h, userKind, user.Stream(userID), NoVersion, func(s user.State) ([]domain.Event, error) {
 		if !s.Exists() {
 			return nil, domain.NotFound("user", userID)
 		}
-		return user.DecideGrantRole(s, role)
+		events, err := user.DecideGrantRole(s, role)
+		granted = len(events) > 0
+		return events, err
 	})
 	if err != nil {
 		return st, res, wrap("grant role", err)
 	}
-	if role == user.RoleAdmin {
+	if role == user.RoleAdmin && granted {
 		// The user stream is written first, so a crash in between leaves
 		// the admins set short of an admin, never holding one too many:
-		// the last real admin can never lose the role. Granting again
-		// repairs the set.
+		// the last real admin can never lose the role. Only a grant that
+		// changed the user touches the set: a no-op grant racing a
+		// revocation must not put back a member the revocation is taking
+		// out.
 		if _, _, err := execute(ctx, h, adminsKind, user.AdminsStream, NoVersion, func(a user.Admins) ([]domain.Event, error) {
 			return user.DecideAdminAdded(a, userID), nil
 		}); err != nil {
@@ -178,13 +189,19 @@ func (h *Handler) RevokeRole(ctx context.Context, actor Actor, userID, role stri
 }
 
 // EnsureAdmin makes sure a user with email exists and is an admin,
-// registering it with password when absent. It is how an operator (the
+// registering it with password when absent; an existing account is made
+// admin only when password is its password. It is how an operator (the
 // local run's seed, or the `eventshop admin` command) creates the first
 // admin; it never runs by default outside the local run.
 func (h *Handler) EnsureAdmin(ctx context.Context, email, password, fullName string) (user.State, error) {
 	u, _, err := h.RegisterUser(ctx, RegisterUser{Email: email, Password: password, FullName: fullName})
 	if errors.Is(err, &domain.Error{Reason: "email_taken"}) {
-		u.ID, err = h.UserIDByEmail(ctx, email)
+		// Only the account's owner is made admin: whoever registered the
+		// address first must have set this password.
+		u, err = h.Authenticate(ctx, email, password)
+		if errors.Is(err, ErrBadCredentials) {
+			return user.State{}, fmt.Errorf("%s is registered with another password; an admin is made only of an account whose password is given", email)
+		}
 	}
 	if err != nil {
 		return user.State{}, err
@@ -209,4 +226,25 @@ func (h *Handler) UserIDByEmail(ctx context.Context, email string) (string, erro
 		return "", domain.NotFound("user", email)
 	}
 	return claim.state.Owner, nil
+}
+
+// hashSlot bounds how many argon2id computations (19 MiB each) run at
+// once, so a burst of sign-ins or sign-ups cannot exhaust memory; callers
+// wait their turn or give up with their context.
+func (h *Handler) hashSlot(ctx context.Context) (release func(), err error) {
+	select {
+	case h.hashSlots <- struct{}{}:
+		return func() { <-h.hashSlots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (h *Handler) hashPassword(ctx context.Context, pw string) (string, error) {
+	release, err := h.hashSlot(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return auth.HashPassword(pw)
 }

@@ -49,6 +49,8 @@ var storedEvents = []struct {
 		`{"order_id":"o1","reason":"changed my mind","refunded":true}`},
 	{"order.refunded", order.Refunded{OrderID: "o1", RefundID: "re_1", Amount: 4148},
 		`{"order_id":"o1","refund_id":"re_1","amount":41.48}`},
+	{"order.payment_voided", order.PaymentVoided{OrderID: "o1", ChargeID: "ch_1"},
+		`{"order_id":"o1","charge_id":"ch_1"}`},
 	{"order.placement_abandoned", order.PlacementAbandoned{OrderID: "o1", Reason: "placement_timeout"},
 		`{"order_id":"o1","reason":"placement_timeout"}`},
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -45,9 +46,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	account := strings.ToLower(strings.TrimSpace(body.Email))
 	ip := s.clientIP(r)
-	retry, err := s.logins.Allow(r.Context(), account, ip)
+	// The attempt is counted before the password is checked, atomically,
+	// so concurrent guesses cannot slip under the limit together.
+	retry, err := s.logins.Attempt(r.Context(), account, ip)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, &unavailableError{err})
 		return
 	}
 	if retry > 0 {
@@ -56,14 +59,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.cmd.Authenticate(r.Context(), body.Email, body.Password)
 	if err != nil {
-		if ferr := s.logins.Failed(r.Context(), account, ip); ferr != nil {
-			s.log.WarnContext(r.Context(), "count failed login", "err", ferr)
-		}
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.logins.Succeeded(r.Context(), account); err != nil {
-		s.log.WarnContext(r.Context(), "reset login failures", "err", err)
+	if err := s.logins.Succeeded(r.Context(), account, ip); err != nil {
+		s.log.WarnContext(r.Context(), "reset sign-in attempts", "err", err)
 	}
 	tokens, err := s.auth.Issue(r.Context(), u.ID, u.Roles)
 	if err != nil {
@@ -73,7 +73,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, tokens)
 }
 
-func (s *Server) tooManyLogins(w http.ResponseWriter, retry interface{ Seconds() float64 }) {
+func (s *Server) tooManyLogins(w http.ResponseWriter, retry time.Duration) {
 	secs := int(retry.Seconds() + 0.999)
 	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 	writeProblem(w, http.StatusTooManyRequests, "too many failed sign-ins; try again later")

@@ -29,14 +29,26 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.detail }
 
+// unavailableError is a dependency (Redis, the event store) that failed
+// where the request cannot go on without it: 503, safe to retry.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return e.err.Error() }
+func (e *unavailableError) Unwrap() error { return e.err }
+
 // writeError maps every error to its problem response. 5xx details go to
 // the log only.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		de *domain.Error
 		re *requestError
+		ue *unavailableError
 	)
 	switch {
+	case errors.As(err, &ue):
+		s.log.ErrorContext(r.Context(), "dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, problem.New(http.StatusServiceUnavailable, "a service this request needs is unavailable; retry"))
 	case errors.As(err, &re):
 		p := problem.New(re.status, re.detail)
 		if re.field != "" {

@@ -2,6 +2,7 @@ package writeapi
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/internal/auth"
 	"github.com/eventshop/eventshop/internal/correlation"
 	"github.com/eventshop/eventshop/internal/problem"
@@ -75,13 +77,20 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		claims, err := s.auth.VerifyAccess(r.Context(), strings.TrimSpace(token))
 		if err != nil {
+			if !errors.Is(err, auth.ErrInvalidToken) {
+				err = &unavailableError{err}
+			}
 			s.writeError(w, r, err)
 			return
 		}
 		u, _, err := s.cmd.User(r.Context(), claims.UserID)
-		if err != nil {
+		switch {
+		case errors.Is(err, &domain.Error{Code: domain.CodeNotFound}):
 			// A token of a user that no longer exists is no token.
 			s.writeError(w, r, auth.ErrInvalidToken)
+			return
+		case err != nil:
+			s.writeError(w, r, &unavailableError{err})
 			return
 		}
 		a := actor{Actor: commands.Actor{ID: u.ID, Roles: u.Roles}, claims: claims}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -432,4 +434,39 @@ func TestE2ECreateAdmin(t *testing.T) {
 	}
 	// The only admin cannot drop its own admin role.
 	wantProblem(t, s.do(http.MethodDelete, "/api/users/"+admin.id+"/roles/admin", admin.token, nil), http.StatusConflict)
+}
+
+// TestE2EConcurrentLoginGuesses: wrong passwords sent all at once get no
+// more tries than sent one by one.
+func TestE2EConcurrentLoginGuesses(t *testing.T) {
+	t.Parallel()
+	const guesses, limit = 20, 3
+	s := newE2E(t, "LOGIN_FAILURES_PER_ACCOUNT", strconv.Itoa(limit), "LOGIN_FAILURES_PER_IP", "100")
+	email := uniqueEmail("guessed")
+	s.register(email, testPassword, "Guessed")
+	start := make(chan struct{})
+	codes := make([]int, guesses)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() {
+			<-start
+			codes[i] = s.post("/api/auth/login", "", map[string]any{"email": email, "password": fmt.Sprintf("guess %d", i)}).status
+		})
+	}
+	close(start)
+	wg.Wait()
+	checked, refused := 0, 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+			refused++
+		default:
+			t.Errorf("status %d", c)
+		}
+	}
+	if checked != limit || refused != guesses-limit {
+		t.Fatalf("%d guesses checked and %d refused, want %d and %d", checked, refused, limit, guesses-limit)
+	}
 }

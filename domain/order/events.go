@@ -62,6 +62,14 @@ type Refunded struct {
 	Amount   domain.Cents `json:"amount"`
 }
 
+// PaymentVoided: a charge made for the order could not be recorded as its
+// payment and is refunded. It moves the order's version on, so a retried
+// payment makes a new charge instead of getting the refunded one back.
+type PaymentVoided struct {
+	OrderID  string `json:"order_id"`
+	ChargeID string `json:"charge_id"`
+}
+
 // PlacementAbandoned fences an order id whose placement never finished
 // (stock was reserved but the order was never recorded): once it is in the
 // stream, that placement can no longer record the order, and its
@@ -76,6 +84,7 @@ func (Paid) EventType() string               { return "order.paid" }
 func (Completed) EventType() string          { return "order.completed" }
 func (Cancelled) EventType() string          { return "order.cancelled" }
 func (Refunded) EventType() string           { return "order.refunded" }
+func (PaymentVoided) EventType() string      { return "order.payment_voided" }
 func (PlacementAbandoned) EventType() string { return "order.placement_abandoned" }
 
 // Registry decodes every event of this package.
@@ -86,6 +95,7 @@ func Registry() domain.Registry {
 	domain.Register[Completed](r)
 	domain.Register[Cancelled](r)
 	domain.Register[Refunded](r)
+	domain.Register[PaymentVoided](r)
 	domain.Register[PlacementAbandoned](r)
 	return r
 }

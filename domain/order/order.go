@@ -266,6 +266,17 @@ func DecideExpire(s State, now time.Time, timeout time.Duration) []domain.Event 
 	return []domain.Event{Cancelled{OrderID: s.ID, Reason: ReasonPaymentTimeout}}
 }
 
+// DecideVoidPayment records that chargeID will be refunded because it
+// could not become the order's payment; nothing happens when the order
+// holds that charge after all (then it must not be refunded) or does not
+// exist.
+func DecideVoidPayment(s State, chargeID string) []domain.Event {
+	if !s.Exists() || (s.Payment != nil && s.Payment.ID == chargeID) {
+		return nil
+	}
+	return []domain.Event{PaymentVoided{OrderID: s.ID, ChargeID: chargeID}}
+}
+
 // DecideAbandon fences an order id whose placement never recorded the
 // order; nothing happens for an order that exists or is already fenced.
 func DecideAbandon(s State, orderID, reason string) []domain.Event {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,22 +18,35 @@ const (
 	DefaultLoginWindow     = 15 * time.Minute
 )
 
-// LoginLimits says how many failed logins are allowed per window before
-// further attempts are refused (429).
+// LoginLimits says how many sign-in attempts a window admits before further
+// attempts are refused (429). An admitted attempt counts from the moment it
+// is made, before its password is checked; a refused one does not count,
+// and one whose password was right is taken back (see
+// LoginLimiter.Succeeded), so in effect only failed attempts use up a
+// limit.
 type LoginLimits struct {
-	PerAccount int           // failures per account; default DefaultLoginPerAccount
-	PerIP      int           // failures per client IP; default DefaultLoginPerIP
-	Window     time.Duration // default DefaultLoginWindow
+	// PerAccount is how many attempts on one account a window admits,
+	// counting the admitted attempts since the window started or since the
+	// account's last successful sign-in, whichever is later; default
+	// DefaultLoginPerAccount.
+	PerAccount int
+	// PerIP is how many attempts from one client IP, on any accounts, a
+	// window admits, counting the admitted attempts since the window
+	// started except the successful ones; default DefaultLoginPerIP.
+	PerIP  int
+	Window time.Duration // from the first attempt counted; default DefaultLoginWindow
 }
 
-// LoginLimiter counts failed logins per account and per client IP in fixed
-// windows that start at the first failure.
+// LoginLimiter counts sign-in attempts per account and per client IP in
+// fixed windows that start at the first attempt counted, and refuses the
+// attempts that go over a limit. Counting and deciding is one atomic step,
+// so concurrent attempts cannot all slip under a limit.
 //
 // Redis keys (P is the key prefix; accounts and IPs are stored only as
 // sha256 hex, never raw, since both are personal data):
 //
-//	P login:acct:<sha256(account)>  failures of the account; TTL = rest of window
-//	P login:ip:<sha256(ip)>         failures from the IP; TTL = rest of window
+//	P login:acct:<sha256(account)>  attempts on the account; TTL = rest of window
+//	P login:ip:<sha256(ip)>         attempts from the IP; TTL = rest of window
 //
 // A LoginLimiter is safe for concurrent use.
 type LoginLimiter struct {
@@ -58,79 +70,91 @@ func NewLoginLimiter(rdb redis.UniversalClient, keyPrefix string, limits LoginLi
 	return &LoginLimiter{rdb: rdb, prefix: keyPrefix, limits: limits}
 }
 
-// Allow reports whether a login attempt for account (a normalised email)
-// from ip may proceed. When it may not, retryAfter > 0 is the wait until
-// the blocking window ends, rounded up to whole seconds for Retry-After.
-// It does not count the attempt. It returns only wrapped Redis errors.
-func (l *LoginLimiter) Allow(ctx context.Context, account, ip string) (retryAfter time.Duration, err error) {
-	acct, addr := l.accountKey(account), l.ipKey(ip)
-	var acctN, ipN *redis.StringCmd
-	var acctTTL, ipTTL *redis.DurationCmd
-	cmds, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		acctN, acctTTL = p.Get(ctx, acct), p.PTTL(ctx, acct)
-		ipN, ipTTL = p.Get(ctx, addr), p.PTTL(ctx, addr)
-		return nil
-	})
-	// A missing counter answers redis.Nil, which only means "no failures".
-	// Every command is checked: err is only the first command's error.
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return 0, fmt.Errorf("auth: read login failure counts: %w", err)
+// attemptScript counts one attempt against the account (KEYS[1]) and the
+// IP (KEYS[2]) in a window of ARGV[1] ms and returns both counts and TTLs;
+// when either count goes over its limit (ARGV[2], ARGV[3]) the attempt is
+// refused and taken back from both, so refusals never use up a budget.
+// NX: only the first attempt of a window sets its end; later ones must not
+// push it further out. Redis runs a script alone and with its clock frozen,
+// so no other attempt and no expiry falls between the increments and the
+// reads.
+var attemptScript = redis.NewScript(`
+local limits = {tonumber(ARGV[2]), tonumber(ARGV[3])}
+local out = {}
+local over = false
+for i, key in ipairs(KEYS) do
+	local n = redis.call('INCR', key)
+	redis.call('PEXPIRE', key, ARGV[1], 'NX')
+	out[2*i-1] = n
+	out[2*i] = redis.call('PTTL', key)
+	if n > limits[i] then over = true end
+end
+if over then
+	for _, key in ipairs(KEYS) do redis.call('DECR', key) end
+end
+return out
+`)
+
+// Attempt counts a sign-in attempt for account (a normalised email) from ip
+// before the password is checked, atomically for both counters, so
+// concurrent attempts cannot all slip under the limits. The first attempt
+// of a window starts it; later attempts never push the window's end. If,
+// counting this attempt, the account's count is above PerAccount or the
+// IP's count above PerIP, the attempt is refused: retryAfter > 0 is the
+// time until the blocking window ends (the later one, if both block),
+// rounded up to whole seconds for Retry-After. A refused attempt is not
+// counted: the counts are of attempts whose password was checked.
+// It returns only wrapped Redis errors.
+func (l *LoginLimiter) Attempt(ctx context.Context, account, ip string) (retryAfter time.Duration, err error) {
+	keys := []string{l.accountKey(account), l.ipKey(ip)}
+	res, err := attemptScript.Run(ctx, l.rdb, keys, l.limits.Window.Milliseconds(), l.limits.PerAccount, l.limits.PerIP).Int64Slice()
+	if err != nil {
+		return 0, fmt.Errorf("auth: count login attempt: %w", err)
 	}
-	for _, c := range cmds {
-		if e := c.Err(); e != nil && !errors.Is(e, redis.Nil) {
-			return 0, fmt.Errorf("auth: read login failure counts: %w", e)
-		}
+	if len(res) != 4 {
+		return 0, fmt.Errorf("auth: count login attempt: script answered %v, want 4 integers", res)
 	}
-	wait := max(
-		l.blockedFor(acctN, acctTTL, l.limits.PerAccount),
-		l.blockedFor(ipN, ipTTL, l.limits.PerIP),
-	)
-	if wait <= 0 {
+	acctWait, acctOver := blocking(res[0], res[1], l.limits.PerAccount)
+	ipWait, ipOver := blocking(res[2], res[3], l.limits.PerIP)
+	if !acctOver && !ipOver {
 		return 0, nil
 	}
-	return (wait + time.Second - 1).Truncate(time.Second), nil
+	// At least a second, so that a refusal is never mistaken for admission
+	// even if the counter expired on the very millisecond.
+	return max((max(acctWait, ipWait) + time.Second - 1).Truncate(time.Second), time.Second), nil
 }
 
-// blockedFor is how long a counter at limit still blocks, or 0.
-func (l *LoginLimiter) blockedFor(count *redis.StringCmd, ttl *redis.DurationCmd, limit int) time.Duration {
-	n, err := count.Int()
-	if err != nil || n < limit {
-		return 0
+// blocking reports whether count is over limit and, if so, for how long
+// according to ttlMS, the counter's PTTL.
+func blocking(count, ttlMS int64, limit int) (time.Duration, bool) {
+	if count <= int64(limit) {
+		return 0, false
 	}
-	switch d := ttl.Val(); {
-	case d > 0:
-		return d
-	case d == -1: // no expiry, which Failed never leaves: assume a full window
-		return l.limits.Window
-	default: // expired between GET and PTTL
-		return 0
-	}
+	return time.Duration(ttlMS) * time.Millisecond, true
 }
 
-// Failed counts a failed attempt against both the account and the ip. The
-// first failure of a window starts it. It returns only wrapped Redis errors.
-func (l *LoginLimiter) Failed(ctx context.Context, account, ip string) error {
-	window := l.limits.Window.Milliseconds()
-	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, key := range []string{l.accountKey(account), l.ipKey(ip)} {
-			p.Incr(ctx, key)
-			// NX: later failures must not push the window's end further out.
-			p.Do(ctx, "PEXPIRE", key, window, "NX")
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("auth: count login failure: %w", err)
-	}
-	return nil
-}
+// succeededScript clears the account (KEYS[1]) and takes one attempt back
+// from the IP (KEYS[2]). It only decrements an existing, positive count:
+// DECR on a missing key would create one at -1 with no expiry, a free
+// attempt for ever; DECR keeps the key's TTL, so the window is unchanged.
+var succeededScript = redis.NewScript(`
+redis.call('DEL', KEYS[1])
+local n = tonumber(redis.call('GET', KEYS[2]))
+if n and n > 0 then
+	redis.call('DECR', KEYS[2])
+end
+return 0
+`)
 
-// Succeeded clears the account's failure count. The IP's count is kept:
-// otherwise one attacker-owned account would reset the IP limit at will.
-// It returns only wrapped Redis errors.
-func (l *LoginLimiter) Succeeded(ctx context.Context, account string) error {
-	if err := l.rdb.Del(ctx, l.accountKey(account)).Err(); err != nil {
-		return fmt.Errorf("auth: clear login failures: %w", err)
+// Succeeded says that an attempt admitted by Attempt had the right
+// password: it clears the account's count and takes this one attempt back
+// from the IP's count (never below 0), so signing in successfully never
+// uses up the IP's budget, while failures still do. Call it at most once
+// per admitted attempt. It returns only wrapped Redis errors.
+func (l *LoginLimiter) Succeeded(ctx context.Context, account, ip string) error {
+	keys := []string{l.accountKey(account), l.ipKey(ip)}
+	if err := succeededScript.Run(ctx, l.rdb, keys).Err(); err != nil {
+		return fmt.Errorf("auth: record successful login: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,192 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/domain/order"
+	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/eventstore/memory"
+)
+
+// faultStore fails the next append of one event type once. With commit,
+// the append lands before the error is returned: the ambiguous failure of
+// a connection lost after COMMIT.
+type faultStore struct {
+	eventstore.Store
+	mu     sync.Mutex
+	typ    string
+	commit bool
+}
+
+func (s *faultStore) failNext(typ string, commit bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.typ, s.commit = typ, commit
+}
+
+var errLost = errors.New("connection reset by peer")
+
+func (s *faultStore) Append(ctx context.Context, stream string, exp eventstore.ExpectedVersion, evs ...eventstore.EventData) (eventstore.AppendResult, error) {
+	s.mu.Lock()
+	fail := s.typ != "" && len(evs) > 0 && evs[0].Type == s.typ
+	commit := s.commit
+	if fail {
+		s.typ = ""
+	}
+	s.mu.Unlock()
+	if !fail {
+		return s.Store.Append(ctx, stream, exp, evs...)
+	}
+	if commit {
+		if _, err := s.Store.Append(ctx, stream, exp, evs...); err != nil {
+			return eventstore.AppendResult{}, err
+		}
+	}
+	return eventstore.AppendResult{}, errLost
+}
+
+// A payment that could not be recorded is voided on the order before its
+// charge is refunded, so the client's retry with the same card makes a new
+// charge instead of getting the refunded one back.
+func TestPayRetryAfterVoidedCharge(t *testing.T) {
+	fs := &faultStore{Store: memory.New()}
+	e := newEnv(t, fs)
+	ctx := context.Background()
+	c := customer("cust-1")
+	p := e.newProduct(t, vendor("vendor-1"), 10)
+	o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
+
+	fs.failNext("order.paid", false)
+	if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); !errors.Is(err, errLost) {
+		t.Fatalf("first pay: %v, want the store's failure", err)
+	}
+	if e.payments.Charges() != 1 || e.payments.Refunds() != 1 {
+		t.Fatalf("after the failed pay: %d charges, %d refunds; want the charge refunded", e.payments.Charges(), e.payments.Refunds())
+	}
+	if got := types(readStream(t, fs, order.Stream(o.ID))); got[len(got)-1] != "order.payment_voided" {
+		t.Fatalf("order stream %v, want the charge voided last", got)
+	}
+	st, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
+	if err != nil || st.Status != order.StatusPaid {
+		t.Fatalf("retry: %v %s", err, st.Status)
+	}
+	if e.payments.Charges() != 2 || e.payments.Refunds() != 1 {
+		t.Fatalf("after the retry: %d charges, %d refunds; want a second charge, the first one still refunded", e.payments.Charges(), e.payments.Refunds())
+	}
+}
+
+// A payment recorded by an append that failed only on its way back is the
+// order's payment: the request succeeds and nothing is refunded.
+func TestPayAppendLandsButFails(t *testing.T) {
+	fs := &faultStore{Store: memory.New()}
+	e := newEnv(t, fs)
+	c := customer("cust-1")
+	p := e.newProduct(t, vendor("vendor-1"), 10)
+	o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
+	fs.failNext("order.paid", true)
+	st, _, err := e.h.PayOrder(context.Background(), c, o.ID, commands.NoVersion, goodCard)
+	if err != nil || st.Status != order.StatusPaid {
+		t.Fatalf("pay: %v %s, want paid", err, st.Status)
+	}
+	if e.payments.Refunds() != 0 || e.order(t, o.ID).Payment.Refunded {
+		t.Fatalf("%d refunds: the recorded payment was refunded", e.payments.Refunds())
+	}
+}
+
+// An order recorded by an append that failed only on its way back keeps
+// its stock: no oversell, and the request answers with the order.
+func TestPlaceOrderAppendLandsButFails(t *testing.T) {
+	fs := &faultStore{Store: memory.New()}
+	e := newEnv(t, fs)
+	ctx := context.Background()
+	p := e.newProduct(t, vendor("vendor-1"), 1)
+	fs.failNext("order.created", true)
+	o, _, err := e.h.PlaceOrder(ctx, customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 1}})
+	if err != nil || o.Status != order.StatusPending {
+		t.Fatalf("place: %v %s, want the recorded order", err, o.Status)
+	}
+	if got := e.product(t, p.ID); got.Reserved != 1 || got.Reservations[o.ID] != 1 {
+		t.Fatalf("product %s: the recorded order lost its stock", describe(got))
+	}
+	if _, _, err := e.h.PlaceOrder(ctx, customer("cust-2"), []order.Line{{ProductID: p.ID, Quantity: 1}}); !isReason(err, "conflict", "insufficient_stock") {
+		t.Fatalf("second order of the single unit: %v, want insufficient_stock", err)
+	}
+}
+
+// An order that was not recorded gives its stock back and its id is fenced.
+func TestPlaceOrderAppendFails(t *testing.T) {
+	fs := &faultStore{Store: memory.New()}
+	e := newEnv(t, fs)
+	p := e.newProduct(t, vendor("vendor-1"), 1)
+	fs.failNext("order.created", false)
+	if _, _, err := e.h.PlaceOrder(context.Background(), customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 1}}); !errors.Is(err, errLost) {
+		t.Fatalf("place: %v, want the store's failure", err)
+	}
+	if got := e.product(t, p.ID); got.Reserved != 0 {
+		t.Fatalf("product %s: stock held by an order that does not exist", describe(got))
+	}
+	var fenced int
+	for _, ev := range readAll(t, fs) {
+		if ev.Type == "order.placement_abandoned" {
+			fenced++
+		}
+	}
+	if fenced != 1 {
+		t.Fatalf("%d fenced order ids, want 1", fenced)
+	}
+}
+
+// A process manager run again after its subscription ended rebuilds its
+// view: it still finishes what a completed order holds.
+func TestProcessManagerRunAgain(t *testing.T) {
+	fs := &faultStore{Store: memory.New()}
+	e := newEnv(t, fs, func(c *commands.Config) { c.ClaimGrace = time.Second })
+	ctx := context.Background()
+	c := customer("cust-1")
+	p := e.newProduct(t, vendor("vendor-1"), 5)
+	o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 2})
+	if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
+		t.Fatal(err)
+	}
+	// A placement that stopped after reserving, already past the grace:
+	// its release shows that a run has caught up with the log.
+	orphan := e.newProduct(t, vendor("vendor-1"), 5)
+	mustAppend(t, fs, product.Stream(orphan.ID), eventstore.Exact(orphan.Version), e.clock.Now().Add(-time.Hour),
+		product.Reserved{ProductID: orphan.ID, OrderID: "01900000-0000-7000-8000-000000000001", Quantity: 1})
+
+	pm := e.h.NewProcessManager(10 * time.Millisecond)
+	run := func() (stop func()) {
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- pm.Run(rctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("process manager: %v", err)
+			}
+		}
+	}
+	stop := run()
+	waitFor(t, 10*time.Second, "the orphaned reservation released", func() (bool, string) {
+		got := e.product(t, orphan.ID)
+		return got.Reserved == 0, describe(got)
+	})
+	stop()
+	defer run()()
+
+	fs.failNext("inventory.deducted", false)
+	if _, _, err := e.h.CompleteOrder(ctx, admin, o.ID, commands.NoVersion); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the completed order's stock deducted by the process manager", func() (bool, string) {
+		e.clock.Advance(50 * time.Millisecond)
+		got := e.product(t, p.ID)
+		return got.Reserved == 0 && got.Quantity == 3, describe(got)
+	})
+}

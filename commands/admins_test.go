@@ -2,8 +2,13 @@ package commands_test
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain/user"
@@ -67,5 +72,40 @@ func TestEnsureAdminNeedsTheAccountsPassword(t *testing.T) {
 	u, err := e.h.EnsureAdmin(ctx, "OPS@corp.example", "someone-elses", "Administrator")
 	if err != nil || !u.HasRole(user.RoleAdmin) {
 		t.Fatalf("EnsureAdmin with the account's own password: %v, roles %v", err, u.Roles)
+	}
+}
+
+// A password stored with older hashing parameters is stored again with the
+// current ones at the next successful sign-in.
+func TestSignInRehashesOldParameters(t *testing.T) {
+	s := memory.New()
+	e := newEnv(t, s)
+	ctx := context.Background()
+	u, _, err := e.h.RegisterUser(ctx, commands.RegisterUser{Email: "old@example.com", Password: "old-params-1", FullName: "Old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	salt := []byte("0123456789abcdef")
+	weak := fmt.Sprintf("$argon2id$v=19$m=8192,t=1,p=1$%s$%s",
+		base64.RawStdEncoding.EncodeToString(salt),
+		base64.RawStdEncoding.EncodeToString(argon2.IDKey([]byte("old-params-1"), salt, 1, 8192, 1, 32)))
+	mustAppend(t, s, user.Stream(u.ID), eventstore.Exact(u.Version), e.clock.Now(), user.CredentialsSet{UserID: u.ID, PasswordHash: weak})
+	e = newEnv(t, s) // a fresh cache, as after a restart
+
+	if _, err := e.h.Authenticate(ctx, "old@example.com", "old-params-1"); err != nil {
+		t.Fatalf("sign in with the old hash: %v", err)
+	}
+	evs := readStream(t, s, user.Stream(u.ID))
+	last := evs[len(evs)-1]
+	var c user.CredentialsSet
+	decodeData(t, last, &c)
+	if last.Type != "user.credentials_set" || !strings.HasPrefix(c.PasswordHash, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("last event %s %q, want the password stored again with the current parameters", last.Type, c.PasswordHash)
+	}
+	if _, err := e.h.Authenticate(ctx, "old@example.com", "old-params-1"); err != nil {
+		t.Fatalf("sign in after the rehash: %v", err)
+	}
+	if n := len(readStream(t, s, user.Stream(u.ID))); n != len(evs) {
+		t.Fatalf("%d events after a second sign-in, want %d: rehashed again", n, len(evs))
 	}
 }

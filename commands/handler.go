@@ -126,12 +126,6 @@ func Registry() domain.Registry {
 	return user.Registry().Merge(product.Registry(), order.Registry(), unique.Registry())
 }
 
-// PaymentTimeout is how long a pending order waits for payment.
-func (h *Handler) PaymentTimeout() time.Duration { return h.timeout }
-
-// ClaimGrace is how long a half-done placement may still finish.
-func (h *Handler) ClaimGrace() time.Duration { return h.grace }
-
 // Result is what a successful command wrote: the aggregate's version and
 // the global position of its last event (for read-your-writes). A command
 // that changed nothing reports the aggregate's current version and the

@@ -92,7 +92,7 @@ func TestEventMetadata(t *testing.T) {
 		}
 		created := readStream(t, s, order.Stream(late.ID))[0]
 		runPM(t, e.h, 20*time.Millisecond)
-		e.clock.Advance(2 * e.h.PaymentTimeout())
+		e.clock.Advance(2 * e.cfg.PaymentTimeout)
 		waitFor(t, 10*time.Second, "the late order to expire", func() (bool, string) {
 			o := e.order(t, late.ID)
 			return o.Status == order.StatusCancelled, string(o.Status)

@@ -183,7 +183,7 @@ func testOversell(t *testing.T, s eventstore.Store, ser, random bool) {
 	}
 
 	// The unpaid expire; the paid do not.
-	e.clock.Advance(2 * e.h.PaymentTimeout())
+	e.clock.Advance(2 * e.cfg.PaymentTimeout)
 	waitFor(t, 10*time.Second, "pending orders to expire and release their stock", func() (bool, string) {
 		got = e.product(t, p.ID)
 		return got.Reserved == paidUnits, describe(got)

@@ -109,7 +109,30 @@ func (h *Handler) Authenticate(ctx context.Context, email, password string) (use
 	if !ok {
 		return user.State{}, ErrBadCredentials
 	}
+	if auth.NeedsRehash(u.state.PasswordHash) {
+		// Stored with older hashing parameters: the password is at hand
+		// now, so store it again with the current ones. Best effort.
+		if err := h.rehash(ctx, u.state.ID, password); err != nil {
+			h.log.WarnContext(ctx, "rehash password", "user_id", u.state.ID, "err", err)
+		}
+	}
 	return u.state, nil
+}
+
+// rehash stores password again for id with the current parameters; the
+// caller holds a hash slot.
+func (h *Handler) rehash(ctx context.Context, id, password string) error {
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	_, _, err = execute(ctx, h, userKind, user.Stream(id), NoVersion, func(s user.State) ([]domain.Event, error) {
+		if !auth.NeedsRehash(s.PasswordHash) {
+			return nil, nil
+		}
+		return user.DecideSetPassword(s, hash)
+	})
+	return err
 }
 
 // User returns the current state of user id. Errors: CodeNotFound.

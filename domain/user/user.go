@@ -148,6 +148,15 @@ func DecideRegister(s State, c Register) ([]domain.Event, error) {
 	}, nil
 }
 
+// DecideSetPassword stores a new password hash (a rehash with current
+// parameters, or a changed password). Errors: CodeNotFound.
+func DecideSetPassword(s State, hash string) ([]domain.Event, error) {
+	if !s.Exists() {
+		return nil, domain.NotFound("user", s.ID)
+	}
+	return []domain.Event{CredentialsSet{UserID: s.ID, PasswordHash: hash}}, nil
+}
+
 // DecideGrantRole gives the user role; granting a role the user holds
 // changes nothing. Errors: CodeNotFound, CodeInvalid "unknown role".
 func DecideGrantRole(s State, role string) ([]domain.Event, error) {

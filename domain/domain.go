@@ -27,6 +27,14 @@ type Recorded struct {
 	ActorID string
 }
 
+// Fold applies history to s, oldest first, with evolve.
+func Fold[S any](s S, evolve func(S, Recorded) S, history []Recorded) S {
+	for _, r := range history {
+		s = evolve(s, r)
+	}
+	return s
+}
+
 // Registry decodes stored events by wire name. It is a value, built by each
 // aggregate package and merged by its users, never a global.
 type Registry map[string]func() Event

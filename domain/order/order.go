@@ -90,13 +90,7 @@ func Evolve(s State, r domain.Recorded) State {
 }
 
 // Fold folds history from New.
-func Fold(history []domain.Recorded) State {
-	s := New()
-	for _, r := range history {
-		s = Evolve(s, r)
-	}
-	return s
-}
+func Fold(history []domain.Recorded) State { return domain.Fold(New(), Evolve, history) }
 
 // Limits on an order.
 const (

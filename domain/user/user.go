@@ -56,13 +56,7 @@ func Evolve(s State, r domain.Recorded) State {
 }
 
 // Fold folds history from New.
-func Fold(history []domain.Recorded) State {
-	s := New()
-	for _, r := range history {
-		s = Evolve(s, r)
-	}
-	return s
-}
+func Fold(history []domain.Recorded) State { return domain.Fold(New(), Evolve, history) }
 
 // Password policy bounds. The upper bound keeps hashing cost fixed.
 const (

@@ -219,7 +219,10 @@ func (pm *ProcessManager) act(ctx context.Context) {
 
 func (pm *ProcessManager) do(ctx context.Context, t *tracked, what, orderID string, action func(context.Context) error) {
 	ctx = correlation.With(ctx, correlation.IDs{Correlation: t.correlation, Causation: t.causation, Actor: "system"})
-	if err := action(ctx); err != nil && ctx.Err() == nil {
+	// A store that hangs must not stop the process manager for good.
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := action(actx); err != nil && ctx.Err() == nil {
 		pm.h.log.WarnContext(ctx, "process manager: "+what+" failed; will retry", "order_id", orderID, "err", err)
 	}
 }

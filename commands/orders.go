@@ -3,7 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
-	"strconv"
+	"fmt"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
@@ -89,10 +89,11 @@ func (h *Handler) PayOrder(ctx context.Context, actor Actor, id string, ifMatch 
 		return s, Result{}, cardError(err)
 	}
 	// The key names the order's version (a void moves it on) and the
-	// card's last four digits, never a hash of the card number.
+	// card by its last four digits and expiry, never by a hash of its
+	// number.
 	charge, err := h.payments.Charge(ctx, payment.ChargeRequest{
 		OrderID: id, AmountCents: int64(s.Total), Currency: "USD", Card: card,
-		IdempotencyKey: "pay:" + id + ":" + strconv.FormatInt(s.Version, 10) + ":" + payment.Last4(card.Number),
+		IdempotencyKey: fmt.Sprintf("pay:%s:%d:%s:%02d%04d", id, s.Version, payment.Last4(card.Number), card.ExpMonth, card.ExpYear),
 	})
 	if err != nil {
 		return s, Result{}, wrap("charge card", err)

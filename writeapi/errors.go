@@ -85,6 +85,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			p.Code = d.Reason
 		}
 		problem.Write(w, p)
+	case errors.Is(err, payment.ErrKeyReused):
+		problem.Write(w, problem.New(http.StatusConflict, "another card with the same last four digits and expiry was already tried for this order; pay with another card"))
 	case errors.Is(err, commands.ErrContention):
 		w.Header().Set("Retry-After", "1")
 		problem.Write(w, problem.New(http.StatusServiceUnavailable, "the resource is busy; retry"))

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,20 +21,41 @@ import (
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/eventstore/esdb"
 	"github.com/eventshop/eventshop/eventstore/memory"
 	"github.com/eventshop/eventshop/eventstore/postgres"
+	"github.com/eventshop/eventshop/internal/esdbtest"
 	"github.com/eventshop/eventshop/internal/payment"
 	"github.com/eventshop/eventshop/internal/pgtest"
 )
 
 // stores are the event store adapters every command test runs against:
-// the in-memory fake and PostgreSQL, each fresh per call.
+// the in-memory fake, PostgreSQL, and EventStoreDB (the stand-in node, or
+// a real one when EVENTSTORE_URL=esdb://… is set), each fresh per call.
 func stores(t *testing.T) map[string]func(t *testing.T) eventstore.Store {
 	t.Helper()
 	return map[string]func(t *testing.T) eventstore.Store{
 		"memory":   func(t *testing.T) eventstore.Store { return memory.New() },
 		"postgres": func(t *testing.T) eventstore.Store { return openPG(t, pgtest.NewDatabase(t)) },
+		"esdb":     openESDB,
 	}
+}
+
+// openESDB opens an EventStoreDB store on a fresh stand-in node, or on the
+// real node EVENTSTORE_URL names (whose log other tests share: the tests
+// name their own streams), closed when t ends.
+func openESDB(t *testing.T) eventstore.Store {
+	t.Helper()
+	url := os.Getenv("EVENTSTORE_URL")
+	if !strings.HasPrefix(url, "esdb") {
+		url = esdbtest.Start(t).URL()
+	}
+	s, err := esdb.Open(context.Background(), url, esdb.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("open esdb store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // eachStore runs fn as a subtest per adapter, in a stable order.

@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -10,8 +11,10 @@ import (
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/memory"
+	"github.com/eventshop/eventshop/internal/payment"
 )
 
 // faultStore fails the next append of one event type once. With commit,
@@ -69,8 +72,8 @@ func TestPayRetryAfterVoidedCharge(t *testing.T) {
 	if e.payments.Charges() != 1 || e.payments.Refunds() != 1 {
 		t.Fatalf("after the failed pay: %d charges, %d refunds; want the charge refunded", e.payments.Charges(), e.payments.Refunds())
 	}
-	if got := types(readStream(t, fs, order.Stream(o.ID))); got[len(got)-1] != "order.payment_voided" {
-		t.Fatalf("order stream %v, want the charge voided last", got)
+	if got := types(readStream(t, fs, order.Stream(o.ID))); fmt.Sprint(got[1:]) != "[order.payment_voided order.refunded]" {
+		t.Fatalf("order stream %v, want the charge voided, then its refund recorded", got)
 	}
 	st, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
 	if err != nil || st.Status != order.StatusPaid {
@@ -189,4 +192,118 @@ func TestProcessManagerRunAgain(t *testing.T) {
 		got := e.product(t, p.ID)
 		return got.Reserved == 0 && got.Quantity == 3, describe(got)
 	})
+}
+
+// holdingProcessor holds the first Charge, after making it, until released.
+type holdingProcessor struct {
+	*payment.TestProcessor
+	charged, release chan struct{}
+	once             sync.Once
+	failRefunds      int
+	mu               sync.Mutex
+}
+
+func (p *holdingProcessor) Charge(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
+	c, err := p.TestProcessor.Charge(ctx, req)
+	first := false
+	p.once.Do(func() { first = true })
+	if first && p.charged != nil {
+		close(p.charged)
+		<-p.release
+	}
+	return c, err
+}
+
+func (p *holdingProcessor) Refund(ctx context.Context, chargeID string, amount int64, key string) (payment.Refund, error) {
+	p.mu.Lock()
+	fail := p.failRefunds > 0
+	if fail {
+		p.failRefunds--
+	}
+	p.mu.Unlock()
+	if fail {
+		return payment.Refund{}, errors.New("provider unavailable")
+	}
+	return p.TestProcessor.Refund(ctx, chargeID, amount, key)
+}
+
+// Two requests pay with the same card (one charge, by its key). One of
+// them fails to record it and voids and refunds it; the other, which held
+// the same charge all along, must not record it as the order's payment.
+func TestVoidedChargeNeverPays(t *testing.T) {
+	fs := &faultStore{Store: memory.New()}
+	gp := &holdingProcessor{TestProcessor: payment.NewTestProcessor(), charged: make(chan struct{}), release: make(chan struct{})}
+	e := newEnv(t, fs, func(c *commands.Config) { c.Payments = gp })
+	ctx := context.Background()
+	c := customer("cust-1")
+	p := e.newProduct(t, vendor("vendor-1"), 10)
+	o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
+
+	late := make(chan error, 1)
+	go func() {
+		_, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
+		late <- err
+	}()
+	<-gp.charged // the late request holds the charge
+	fs.failNext("order.paid", false)
+	if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); !errors.Is(err, errLost) {
+		t.Fatalf("first pay: %v, want the store's failure", err)
+	}
+	close(gp.release)
+	if err := <-late; !isReason(err, "conflict", "payment_voided") {
+		t.Fatalf("the late request: %v, want payment_voided", err)
+	}
+	if got := e.order(t, o.ID); got.Status != order.StatusPending || gp.Charges() != 1 || gp.Refunds() != 1 {
+		t.Fatalf("order %s with %d charges and %d refunds; want pending, the one charge refunded", got.Status, gp.Charges(), gp.Refunds())
+	}
+	if st, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil || st.Status != order.StatusPaid {
+		t.Fatalf("paying again: %v %s", err, st.Status)
+	}
+	if gp.Charges() != 2 || gp.Refunds() != 1 {
+		t.Fatalf("%d charges and %d refunds, want a new charge", gp.Charges(), gp.Refunds())
+	}
+}
+
+// A voided charge whose refund failed is refunded by the process manager.
+func TestVoidedChargeRefundRetried(t *testing.T) {
+	fs := &faultStore{Store: memory.New()}
+	gp := &holdingProcessor{TestProcessor: payment.NewTestProcessor(), failRefunds: 1}
+	e := newEnv(t, fs, func(c *commands.Config) { c.Payments = gp })
+	ctx := context.Background()
+	c := customer("cust-1")
+	p := e.newProduct(t, vendor("vendor-1"), 10)
+	o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
+	fs.failNext("order.paid", false)
+	if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); !errors.Is(err, errLost) {
+		t.Fatalf("pay: %v, want the store's failure", err)
+	}
+	if gp.Refunds() != 0 || len(e.order(t, o.ID).VoidsDue) != 1 {
+		t.Fatalf("%d refunds, voids due %v: want the failed refund pending", gp.Refunds(), e.order(t, o.ID).VoidsDue)
+	}
+	runPM(t, e.h, 10*time.Millisecond)
+	waitFor(t, 10*time.Second, "the voided charge refunded", func() (bool, string) {
+		e.clock.Advance(50 * time.Millisecond)
+		got := e.order(t, o.ID)
+		return gp.Refunds() == 1 && len(got.VoidsDue) == 0, fmt.Sprintf("%d refunds, voids due %v", gp.Refunds(), got.VoidsDue)
+	})
+}
+
+// A grant whose admins-set write failed leaves the set short of that
+// admin; the admin still cannot drop the role when no other admin exists.
+func TestAdminMissingFromSetKeepsTheRole(t *testing.T) {
+	fs := &faultStore{Store: memory.New()}
+	e := newEnv(t, fs)
+	ctx := context.Background()
+	fs.failNext("user.admin_added", false)
+	if _, err := e.h.EnsureAdmin(ctx, "root@example.com", "Root-pass-1", "Root"); !errors.Is(err, errLost) {
+		t.Fatalf("first EnsureAdmin: %v, want the store's failure", err)
+	}
+	u, err := e.h.EnsureAdmin(ctx, "root@example.com", "Root-pass-1", "Root")
+	if err != nil || !u.HasRole(user.RoleAdmin) {
+		t.Fatalf("EnsureAdmin again: %v %v", err, u.Roles)
+	}
+	self := commands.Actor{ID: u.ID, Roles: u.Roles}
+	if _, _, err := e.h.RevokeRole(ctx, self, u.ID, user.RoleAdmin); !isReason(err, "conflict", "last_admin") {
+		t.Fatalf("the only admin dropping the role: %v, want last_admin", err)
+	}
 }

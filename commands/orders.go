@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
@@ -206,18 +208,18 @@ func refundKey(chargeID string) string { return "refund:" + chargeID }
 
 // compensateCharge gives back a charge whose payment could not be
 // recorded. It first records on the order that the charge is void, with
-// the order's current version: that fails over to a no-op when the order
-// holds the charge after all (an append that failed on the way back, or a
-// concurrent request that recorded the same charge) — such a charge is
-// refunded only by cancelling the order, with the same key — and it moves
-// the order's version on, so a retried payment can never get this refunded
-// charge back from the processor.
-// It reports whether the order holds the charge, with the order then.
+// the order's current version: that is a no-op when the order holds the
+// charge after all (an append that failed on the way back) — such a charge
+// is refunded only by cancelling the order, with the same key — and it
+// moves the order's version on, so a retried payment can never get this
+// charge back from the processor, and it can never become the order's
+// payment. It reports whether the order holds the charge, with the order.
+// A refund that fails here is retried by the process manager.
 func (h *Handler) compensateCharge(ctx context.Context, id string, charge payment.Charge) (order.State, Result, bool) {
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	st, res, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
-		return order.DecideVoidPayment(s, charge.ID), nil
+		return order.DecideVoidPayment(s, charge.ID, domain.Cents(charge.AmountCents)), nil
 	})
 	if err != nil {
 		h.log.ErrorContext(ctx, "charge may be unrecorded; check it by hand", "order_id", id, "charge_id", charge.ID, "err", err)
@@ -226,10 +228,33 @@ func (h *Handler) compensateCharge(ctx context.Context, id string, charge paymen
 	if p := st.Payment; p != nil && p.ID == charge.ID {
 		return st, res, st.Status == order.StatusPaid
 	}
-	if _, err := h.payments.Refund(ctx, charge.ID, charge.AmountCents, refundKey(charge.ID)); err != nil {
-		h.log.ErrorContext(ctx, "refund of a voided charge failed; refund it by hand", "order_id", id, "charge_id", charge.ID, "err", err)
+	if _, _, err := h.RefundVoided(ctx, id); err != nil {
+		h.log.WarnContext(ctx, "refund of a voided charge; the process manager will retry", "order_id", id, "charge_id", charge.ID, "err", err)
 	}
 	return st, res, false
+}
+
+// RefundVoided refunds every voided charge of order id whose refund is not
+// recorded yet, and records each refund; safe to repeat (the refund's key
+// is the charge's).
+func (h *Handler) RefundVoided(ctx context.Context, id string) (order.State, Result, error) {
+	o, err := load(ctx, h, orderKind, order.Stream(id))
+	if err != nil {
+		return order.State{}, Result{}, wrap("refund voided charges", err)
+	}
+	st, res := o.state, Result{Version: o.state.Version, Position: o.pos}
+	for _, chargeID := range slices.Sorted(maps.Keys(o.state.VoidsDue)) {
+		r, err := h.payments.Refund(ctx, chargeID, int64(o.state.VoidsDue[chargeID]), refundKey(chargeID))
+		if err != nil {
+			return st, res, wrap("refund voided charge", err)
+		}
+		if st, res, err = execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
+			return order.DecideRecordVoidRefund(s, chargeID, r.ID), nil
+		}); err != nil {
+			return st, res, wrap("refund voided charge", err)
+		}
+	}
+	return st, res, nil
 }
 
 // ExpireOrder cancels order id with reason payment_timeout if it is still

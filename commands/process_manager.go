@@ -23,7 +23,8 @@ import (
 //   - deducts or releases stock still held by completed or cancelled
 //     orders, and refunds cancelled paid orders whose refund is not
 //     recorded (the request stopped after recording the order's new
-//     status, or the payment provider failed).
+//     status, or the payment provider failed), and voided charges whose
+//     refund is not recorded.
 //
 // Every action loads the aggregates it touches and decides again, so acting
 // twice, from two processes, or on a view that lags the log, does nothing
@@ -43,6 +44,7 @@ type tracked struct {
 	since       time.Time    // first reservation, order creation, or final status
 	held        map[string]bool
 	refundDue   bool
+	voidsDue    map[string]time.Time // voided charges whose refund is not recorded
 	correlation string
 	causation   string
 	nextTry     time.Time
@@ -135,8 +137,19 @@ func (pm *ProcessManager) apply(e *eventstore.Event) error {
 		pm.setStatus(ev.OrderID, order.StatusCancelled, at)
 	case order.Refunded:
 		if t := pm.orders[ev.OrderID]; t != nil {
-			t.refundDue = false
+			if _, void := t.voidsDue[ev.ChargeID]; void {
+				delete(t.voidsDue, ev.ChargeID)
+			} else {
+				t.refundDue = false
+			}
 			pm.forgetIfDone(pm.orders, ev.OrderID)
+		}
+	case order.PaymentVoided:
+		if t := pm.orders[ev.OrderID]; t != nil {
+			if t.voidsDue == nil {
+				t.voidsDue = map[string]time.Time{}
+			}
+			t.voidsDue[ev.ChargeID] = at
 		}
 	case order.PlacementAbandoned:
 		if t := pm.placements[ev.OrderID]; t != nil {
@@ -159,7 +172,7 @@ func (pm *ProcessManager) unhold(orderID, productID string) {
 // stock, is not live, and owes no refund.
 func (pm *ProcessManager) forgetIfDone(m map[string]*tracked, orderID string) {
 	t := m[orderID]
-	if len(t.held) == 0 && !t.refundDue && t.status != order.StatusPending && t.status != order.StatusPaid {
+	if len(t.held) == 0 && !t.refundDue && len(t.voidsDue) == 0 && t.status != order.StatusPending && t.status != order.StatusPaid {
 		delete(m, orderID)
 	}
 }
@@ -209,12 +222,25 @@ func (pm *ProcessManager) act(ctx context.Context) {
 				}
 				return err
 			}
+		case pm.voidRefundDue(t, now):
+			action = func(ctx context.Context) error { _, _, err := pm.h.RefundVoided(ctx, id); return err }
 		default:
 			continue
 		}
 		t.nextTry = now.Add(pm.retry)
 		pm.do(ctx, t, "finish order", id, action)
 	}
+}
+
+// voidRefundDue reports whether a voided charge of t has waited long
+// enough for the request that voided it to have refunded it.
+func (pm *ProcessManager) voidRefundDue(t *tracked, now time.Time) bool {
+	for _, at := range t.voidsDue {
+		if now.Sub(at) >= pm.retry {
+			return true
+		}
+	}
+	return false
 }
 
 func (pm *ProcessManager) do(ctx context.Context, t *tracked, what, orderID string, action func(context.Context) error) {

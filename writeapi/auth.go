@@ -2,6 +2,7 @@ package writeapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,6 +60,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.cmd.Authenticate(r.Context(), body.Email, body.Password)
 	if err != nil {
+		if !errors.Is(err, commands.ErrBadCredentials) {
+			// The password was never checked: this attempt does not count.
+			if uerr := s.logins.Unchecked(context.WithoutCancel(r.Context()), account, ip); uerr != nil {
+				s.log.WarnContext(r.Context(), "take back sign-in attempt", "err", uerr)
+			}
+			err = &unavailableError{err}
+		}
 		s.writeError(w, r, err)
 		return
 	}

@@ -55,19 +55,24 @@ type Cancelled struct {
 	Refunded bool   `json:"refunded"`
 }
 
-// Refunded: the payment provider refunded the payment of a cancelled order.
+// Refunded: the payment provider refunded a charge of the order — the
+// payment of a cancelled order, or (ChargeID naming it) a voided charge.
 type Refunded struct {
 	OrderID  string       `json:"order_id"`
+	ChargeID string       `json:"charge_id,omitempty"`
 	RefundID string       `json:"refund_id"`
 	Amount   domain.Cents `json:"amount"`
 }
 
 // PaymentVoided: a charge made for the order could not be recorded as its
-// payment and is refunded. It moves the order's version on, so a retried
-// payment makes a new charge instead of getting the refunded one back.
+// payment and is to be refunded (Refunded with its ChargeID follows). It
+// moves the order's version on, so a retried payment makes a new charge
+// instead of getting the refunded one back, and the charge can never
+// become the order's payment afterwards.
 type PaymentVoided struct {
-	OrderID  string `json:"order_id"`
-	ChargeID string `json:"charge_id"`
+	OrderID  string       `json:"order_id"`
+	ChargeID string       `json:"charge_id"`
+	Amount   domain.Cents `json:"amount"`
 }
 
 // PlacementAbandoned fences an order id whose placement never finished

@@ -1,6 +1,7 @@
 package order
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,12 +40,16 @@ type Payment struct {
 // State is an order as folded from its stream. Version is -1 before the
 // first event.
 type State struct {
-	ID           string
-	UserID       string
-	Status       Status
-	Items        []Item
-	Total        domain.Cents
-	Payment      *Payment
+	ID      string
+	UserID  string
+	Status  Status
+	Items   []Item
+	Total   domain.Cents
+	Payment *Payment
+	// Voided holds the charges voided on the order; VoidsDue those whose
+	// refund is not recorded yet, with their amounts.
+	Voided       map[string]bool
+	VoidsDue     map[string]domain.Cents
 	CancelReason string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
@@ -78,11 +83,26 @@ func Evolve(s State, r domain.Recorded) State {
 			s.Payment = &p
 		}
 	case Refunded:
-		if s.Payment != nil {
+		if _, due := s.VoidsDue[e.ChargeID]; due {
+			s.VoidsDue = maps.Clone(s.VoidsDue)
+			delete(s.VoidsDue, e.ChargeID)
+		} else if s.Payment != nil && (e.ChargeID == "" || e.ChargeID == s.Payment.ID) {
 			p := *s.Payment
 			p.Refunded, p.RefundID = true, e.RefundID
 			s.Payment = &p
 		}
+	case PaymentVoided:
+		// Copied, not changed in place: states are shared read-only.
+		s.Voided = maps.Clone(s.Voided)
+		if s.Voided == nil {
+			s.Voided = map[string]bool{}
+		}
+		s.Voided[e.ChargeID] = true
+		s.VoidsDue = maps.Clone(s.VoidsDue)
+		if s.VoidsDue == nil {
+			s.VoidsDue = map[string]domain.Cents{}
+		}
+		s.VoidsDue[e.ChargeID] = e.Amount
 	case PlacementAbandoned:
 		s.ID, s.Status = e.OrderID, StatusAbandoned
 	}
@@ -172,6 +192,9 @@ func DecidePay(s State, paymentID string, amount domain.Cents, last4 string) ([]
 	if err := CheckPayable(s); err != nil {
 		return nil, err
 	}
+	if s.Voided[paymentID] {
+		return nil, domain.Conflict("payment_voided", "charge %s was voided and refunded; pay again", paymentID)
+	}
 	if amount != s.Total {
 		return nil, &domain.Error{Code: domain.CodeInvalid, Reason: "amount_mismatch",
 			Detail: "payment of " + amount.String() + " does not match the order total " + s.Total.String()}
@@ -247,7 +270,7 @@ func DecideRecordRefund(s State, refundID string) []domain.Event {
 	if !s.RefundPending() {
 		return nil
 	}
-	return []domain.Event{Refunded{OrderID: s.ID, RefundID: refundID, Amount: s.Payment.Amount}}
+	return []domain.Event{Refunded{OrderID: s.ID, ChargeID: s.Payment.ID, RefundID: refundID, Amount: s.Payment.Amount}}
 }
 
 // DecideExpire cancels a pending order left unpaid for timeout or longer,
@@ -260,15 +283,25 @@ func DecideExpire(s State, now time.Time, timeout time.Duration) []domain.Event 
 	return []domain.Event{Cancelled{OrderID: s.ID, Reason: ReasonPaymentTimeout}}
 }
 
-// DecideVoidPayment records that chargeID will be refunded because it
-// could not become the order's payment; nothing happens when the order
-// holds that charge after all (then it must not be refunded) or does not
-// exist.
-func DecideVoidPayment(s State, chargeID string) []domain.Event {
-	if !s.Exists() || (s.Payment != nil && s.Payment.ID == chargeID) {
+// DecideVoidPayment records that chargeID (of amount) will be refunded
+// because it could not become the order's payment; nothing happens when
+// the order holds that charge after all (then it must not be refunded),
+// already voided it, or does not exist.
+func DecideVoidPayment(s State, chargeID string, amount domain.Cents) []domain.Event {
+	if !s.Exists() || (s.Payment != nil && s.Payment.ID == chargeID) || s.Voided[chargeID] {
 		return nil
 	}
-	return []domain.Event{PaymentVoided{OrderID: s.ID, ChargeID: chargeID}}
+	return []domain.Event{PaymentVoided{OrderID: s.ID, ChargeID: chargeID, Amount: amount}}
+}
+
+// DecideRecordVoidRefund records the provider's refund of a voided charge;
+// nothing happens when that refund is recorded already.
+func DecideRecordVoidRefund(s State, chargeID, refundID string) []domain.Event {
+	amount, due := s.VoidsDue[chargeID]
+	if !due {
+		return nil
+	}
+	return []domain.Event{Refunded{OrderID: s.ID, ChargeID: chargeID, RefundID: refundID, Amount: amount}}
 }
 
 // DecideAbandon fences an order id whose placement never recorded the

@@ -34,7 +34,7 @@ var (
 	completed   = order.Completed{OrderID: "o1"}
 	cancelled   = order.Cancelled{OrderID: "o1", Reason: "changed my mind"}
 	refunded    = order.Cancelled{OrderID: "o1", Reason: "changed my mind", Refunded: true}
-	refundDone  = order.Refunded{OrderID: "o1", RefundID: "re_1", Amount: 4148}
+	refundDone  = order.Refunded{OrderID: "o1", ChargeID: "pay_1", RefundID: "re_1", Amount: 4148}
 	expired     = order.Cancelled{OrderID: "o1", Reason: order.ReasonPaymentTimeout}
 	abandonedEv = order.PlacementAbandoned{OrderID: "o1", Reason: "placement_timeout"}
 )
@@ -302,6 +302,41 @@ func TestDecideCancel(t *testing.T) {
 				t.Errorf("fields %v, want %v", fields(err), tt.fields)
 			}
 		})
+	}
+}
+
+func TestVoidedCharges(t *testing.T) {
+	voided := order.PaymentVoided{OrderID: "o1", ChargeID: "ch_x", Amount: 4148}
+	if got := order.DecideVoidPayment(order.Fold(given(created)), "ch_x", 4148); len(got) != 1 || got[0] != voided {
+		t.Fatalf("void of a pending order's stray charge = %v, want [%v]", got, voided)
+	}
+	if got := order.DecideVoidPayment(order.Fold(given(created, paid)), "pay_1", 4148); got != nil {
+		t.Fatalf("void of the charge the order holds = %v, want nothing", got)
+	}
+	if got := order.DecideVoidPayment(order.New(), "ch_x", 4148); got != nil {
+		t.Fatalf("void on no order = %v, want nothing", got)
+	}
+	s := order.Fold(given(created, voided))
+	if got := order.DecideVoidPayment(s, "ch_x", 4148); got != nil {
+		t.Fatalf("a charge voided twice: %v", got)
+	}
+	// A voided charge never becomes the order's payment.
+	_, err := order.DecidePay(s, "ch_x", 4148, "4242")
+	then(t, nil, err, nil, domain.CodeConflict, "payment_voided")
+	if _, err := order.DecidePay(s, "ch_y", 4148, "4242"); err != nil {
+		t.Fatalf("another charge after a void: %v", err)
+	}
+	// Its refund is recorded once, and is not the payment's refund.
+	refund := order.Refunded{OrderID: "o1", ChargeID: "ch_x", RefundID: "re_x", Amount: 4148}
+	if got := order.DecideRecordVoidRefund(s, "ch_x", "re_x"); len(got) != 1 || got[0] != refund {
+		t.Fatalf("DecideRecordVoidRefund = %v, want [%v]", got, refund)
+	}
+	s = order.Fold(given(created, voided, paid, refund))
+	if len(s.VoidsDue) != 0 || s.Payment.Refunded || s.Status != order.StatusPaid {
+		t.Fatalf("after the void's refund: voids due %v, payment %+v, status %s", s.VoidsDue, s.Payment, s.Status)
+	}
+	if got := order.DecideRecordVoidRefund(s, "ch_x", "re_x2"); got != nil {
+		t.Fatalf("a void's refund recorded twice: %v", got)
 	}
 }
 

@@ -47,10 +47,15 @@ func DecideAdminAdded(a Admins, userID string) []domain.Event {
 	return []domain.Event{AdminAdded{UserID: userID}}
 }
 
-// DecideAdminRemoved removes userID from the set. Errors: CodeConflict
-// "last_admin" when userID is the only admin.
+// DecideAdminRemoved removes userID, who holds the admin role, from the
+// set. A holder the set misses (a grant stopped between its two writes) is
+// counted in all the same. Errors: CodeConflict "last_admin" when userID
+// is the only admin.
 func DecideAdminRemoved(a Admins, userID string) ([]domain.Event, error) {
 	if !a.Has(userID) {
+		if a.Count() == 0 {
+			return nil, domain.Conflict("last_admin", "user %s is the last admin; grant admin to another user first", userID)
+		}
 		return nil, nil
 	}
 	if a.Count() <= 1 {

@@ -133,15 +133,21 @@ func blocking(count, ttlMS int64, limit int) (time.Duration, bool) {
 	return time.Duration(ttlMS) * time.Millisecond, true
 }
 
-// succeededScript clears the account (KEYS[1]) and takes one attempt back
-// from the IP (KEYS[2]). It only decrements an existing, positive count:
-// DECR on a missing key would create one at -1 with no expiry, a free
-// attempt for ever; DECR keeps the key's TTL, so the window is unchanged.
-var succeededScript = redis.NewScript(`
-redis.call('DEL', KEYS[1])
-local n = tonumber(redis.call('GET', KEYS[2]))
-if n and n > 0 then
-	redis.call('DECR', KEYS[2])
+// takeBackScript takes one attempt back from each of KEYS, and clears
+// the first key instead when ARGV[1] is "clear". It only decrements an
+// existing, positive count: DECR on a missing key would create one at -1
+// with no expiry, a free attempt for ever; DECR keeps the key's TTL, so
+// the window is unchanged.
+var takeBackScript = redis.NewScript(`
+for i, key in ipairs(KEYS) do
+	if i == 1 and ARGV[1] == 'clear' then
+		redis.call('DEL', key)
+	else
+		local n = tonumber(redis.call('GET', key))
+		if n and n > 0 then
+			redis.call('DECR', key)
+		end
+	end
 end
 return 0
 `)
@@ -153,8 +159,20 @@ return 0
 // per admitted attempt. It returns only wrapped Redis errors.
 func (l *LoginLimiter) Succeeded(ctx context.Context, account, ip string) error {
 	keys := []string{l.accountKey(account), l.ipKey(ip)}
-	if err := succeededScript.Run(ctx, l.rdb, keys).Err(); err != nil {
+	if err := takeBackScript.Run(ctx, l.rdb, keys, "clear").Err(); err != nil {
 		return fmt.Errorf("auth: record successful login: %w", err)
+	}
+	return nil
+}
+
+// Unchecked says that an attempt admitted by Attempt ended before its
+// password was checked (a store or Redis failure, or the caller gave up):
+// it takes the attempt back from both counts, so failures of the service
+// never lock a user out. It returns only wrapped Redis errors.
+func (l *LoginLimiter) Unchecked(ctx context.Context, account, ip string) error {
+	keys := []string{l.accountKey(account), l.ipKey(ip)}
+	if err := takeBackScript.Run(ctx, l.rdb, keys, "").Err(); err != nil {
+		return fmt.Errorf("auth: take back login attempt: %w", err)
 	}
 	return nil
 }

@@ -267,3 +267,26 @@ func TestLoginLimiterConcurrentAttemptsFromOneIP(t *testing.T) {
 		t.Errorf("40 concurrent attempts from one IP: %d admitted, %d refused; want 7 and 33", admitted, refused)
 	}
 }
+
+// An attempt whose password was never checked is taken back from both
+// counts, so the service's own failures never lock a user out.
+func TestLoginLimiterUncheckedTakesBack(t *testing.T) {
+	rdb, prefix := redistest.New(t)
+	l := NewLoginLimiter(rdb, prefix, LoginLimits{PerAccount: 2, PerIP: 2, Window: time.Minute})
+	ctx := context.Background()
+	for range 10 {
+		wait, err := l.Attempt(ctx, "a@example.com", "10.0.0.1")
+		if err != nil || wait != 0 {
+			t.Fatalf("Attempt: %v, refused for %v; unchecked attempts must not count", err, wait)
+		}
+		if err := l.Unchecked(ctx, "a@example.com", "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		wait, err := l.Attempt(ctx, "a@example.com", "10.0.0.1")
+		if err != nil || (wait > 0) != (i == 2) {
+			t.Fatalf("attempt %d after the unchecked ones: wait %v, err %v; want the third refused", i+1, wait, err)
+		}
+	}
+}

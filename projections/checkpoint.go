@@ -1,0 +1,137 @@
+package projections
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrationLock is the transaction-level advisory lock key that serialises
+// the migrations of processes starting together.
+const migrationLock = 0x70726f6a // "proj"
+
+// Migrate creates the schema "projections" and applies the embedded
+// migrations not applied yet, in one transaction under an advisory lock.
+// Run and Reset call it; it is safe to call concurrently and again.
+// Errors: the database's.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS projections;
+			CREATE TABLE IF NOT EXISTS projections.schema_migrations (
+				version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		for _, name := range names {
+			version, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
+			if err != nil {
+				return fmt.Errorf("%s: name must start with its number", name)
+			}
+			tag, err := tx.Exec(ctx, "INSERT INTO projections.schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING", version)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if tag.RowsAffected() == 0 {
+				continue
+			}
+			sql, err := migrationFiles.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, string(sql)); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("projections: migrate: %w", err)
+	}
+	return nil
+}
+
+// Reset deletes the checkpoint of the projection name, so that its next
+// runner applies the log from the start. The projection's own tables are
+// left alone: emptying them is the caller's business. Reset a projection
+// that is not running; a runner that is running stops at its next batch
+// (its checkpoint moved) and starts again from the beginning.
+// Errors: ErrInvalidName, the database's.
+func Reset(ctx context.Context, pool *pgxpool.Pool, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, "DELETE FROM projections.checkpoints WHERE name = $1", name); err != nil {
+		return fmt.Errorf("projections: reset %s: %w", name, err)
+	}
+	return nil
+}
+
+// readCheckpoint returns the checkpoint of name, Start when it has none.
+func readCheckpoint(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, name string) (eventstore.Position, error) {
+	var commit, prepare int64
+	err := q.QueryRow(ctx, "SELECT commit, prepare FROM projections.checkpoints WHERE name = $1", name).Scan(&commit, &prepare)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Start, nil
+	}
+	if err != nil {
+		return eventstore.Start, fmt.Errorf("read checkpoint of %s: %w", name, err)
+	}
+	return eventstore.Position{Commit: uint64(commit), Prepare: uint64(prepare)}, nil
+}
+
+// claimCheckpoint locks the checkpoint row of name for tx, provided it is
+// still at from (or absent, when from is Start); otherwise errFenced. It
+// makes a second instance that somehow runs at the same time (a lock lost
+// mid-batch) fail instead of applying a batch twice.
+func claimCheckpoint(ctx context.Context, tx pgx.Tx, name string, from eventstore.Position) error {
+	var sql string
+	if from == eventstore.Start {
+		sql = `INSERT INTO projections.checkpoints AS c (name, commit, prepare) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE SET updated_at = now() WHERE c.commit = $2 AND c.prepare = $3`
+	} else {
+		sql = `UPDATE projections.checkpoints SET updated_at = now() WHERE name = $1 AND commit = $2 AND prepare = $3`
+	}
+	tag, err := tx.Exec(ctx, sql, name, int64(from.Commit), int64(from.Prepare))
+	if err != nil {
+		return fmt.Errorf("claim checkpoint: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return errFenced
+	}
+	return nil
+}
+
+// advanceCheckpoint sets the checkpoint of name, claimed by tx, to to.
+func advanceCheckpoint(ctx context.Context, tx pgx.Tx, name string, to eventstore.Position) error {
+	_, err := tx.Exec(ctx, "UPDATE projections.checkpoints SET commit = $2, prepare = $3, updated_at = now() WHERE name = $1",
+		name, int64(to.Commit), int64(to.Prepare))
+	if err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+// Package projections runs projections: each applies the events of the
+// global log to a read model in PostgreSQL, in batches, committing its
+// rows and its checkpoint in one transaction, on exactly one active
+// instance per projection name across processes.
+//
+// The runtime never skips an event: a batch that fails is retried one
+// event at a time to find the failing event, which is then retried with
+// backoff until it applies, while Status names it.
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+// ErrInvalidName is returned for a projection name that is not 1 to 100
+// of [a-z0-9_.-].
+var ErrInvalidName = errors.New("invalid projection name")
+
+// errFenced reports that the checkpoint in the database is not the one
+// this runner continued from: another instance (or Reset) moved it.
+var errFenced = errors.New("checkpoint moved by someone else")
+
+func checkName(name string) error {
+	ok := len(name) >= 1 && len(name) <= 100
+	for _, c := range []byte(name) {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-')
+	}
+	if !ok {
+		return fmt.Errorf("%w: %q, want 1 to 100 of [a-z0-9_.-]", ErrInvalidName, name)
+	}
+	return nil
+}
+
+// Projection applies events to a read model in PostgreSQL, in the same
+// transaction as its checkpoint.
+type Projection interface {
+	// Name identifies the projection and its checkpoint. It is versioned,
+	// such as "orders.v1", and matches [a-z0-9_.-]+.
+	Name() string
+	// Filter selects the events the projection needs.
+	Filter() eventstore.Filter
+	// Setup creates the projection's tables if they are missing. It must
+	// be idempotent; it runs in the runner's transaction each time the
+	// runner becomes the active instance.
+	Setup(ctx context.Context, tx pgx.Tx) error
+	// Apply applies batch, in order, inside tx. It must be deterministic:
+	// after a rollback the same batch, or a part of it, is applied again.
+	Apply(ctx context.Context, tx pgx.Tx, batch []eventstore.Event) error
+}
+
+// Options tune a Runner; the zero value is usable.
+type Options struct {
+	// BatchSize is the most events applied in one transaction; default 500.
+	BatchSize int
+	// BatchWait is how long to wait for a batch to fill once its first
+	// event is there; default 5 ms.
+	BatchWait time.Duration
+	// RetryMin and RetryMax bound the exponential backoff after a failure;
+	// defaults 100 ms and 30 s.
+	RetryMin, RetryMax time.Duration
+	// LockPoll is how often a runner that does not hold the projection's
+	// lock tries again, and how often the holder checks its lock's
+	// connection; default 1 s.
+	LockPoll time.Duration
+	// Logger receives failures; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for lag; default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	o.BatchSize = min(o.BatchSize, eventstore.MaxReadCount)
+	if o.BatchWait <= 0 {
+		o.BatchWait = 5 * time.Millisecond
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 100 * time.Millisecond
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 30 * time.Second
+	}
+	o.RetryMax = max(o.RetryMax, o.RetryMin)
+	if o.LockPoll <= 0 {
+		o.LockPoll = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// States of a runner, as Status reports them.
+const (
+	StateWaitingForLock = "waiting_for_lock"
+	StateCatchingUp     = "catching_up"
+	StateLive           = "live"
+	StateFailing        = "failing"
+	StateStopped        = "stopped"
+)
+
+// Status is a snapshot of a runner.
+type Status struct {
+	Name string
+	// State is one of the State constants. "live" means the runner has
+	// applied everything its subscription delivered and its last batch did
+	// not fill; "catching_up" means it is working through a backlog.
+	State string
+	// Position is the checkpoint: the position of the last event applied.
+	// Filtered-out events do not move it.
+	Position eventstore.Position
+	// LagEvents is best effort: 0 when live; while catching up, the
+	// matching events among the next LagCountCap events of the log after
+	// the checkpoint, counted at most once a second (so a lower bound on a
+	// longer backlog); −1 before the first count.
+	LagEvents int64
+	// LagTime is now minus the timestamp of the last applied event; 0 when
+	// live and idle, or when nothing was applied yet.
+	LagTime time.Duration
+	// LastError is the last failure, naming the failing event's id,
+	// stream, version and type when an event failed. It is kept after
+	// the runner recovers; Failing says whether it still fails.
+	LastError string
+	// Failing is the event the runner is stuck on; nil when healthy.
+	Failing *FailingEvent
+	// Applied counts the events this runner applied.
+	Applied int64
+}
+
+// LagCountCap bounds the events counted for Status.LagEvents.
+const LagCountCap = 10_000
+
+// FailingEvent is an event the projection fails to apply.
+type FailingEvent struct {
+	ID       uuid.UUID
+	StreamID string
+	Version  int64
+	Type     string
+	Position eventstore.Position
+	// Attempts is how many times the event failed.
+	Attempts int
+	// Since is when it first failed.
+	Since time.Time
+	// Err is the error of the last attempt.
+	Err string
+}

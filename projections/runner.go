@@ -1,0 +1,240 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+// Runner runs one projection. Of all runners of the same projection name
+// on the same database, in any process, exactly one is active at a time:
+// it holds a PostgreSQL session advisory lock, keyed by a hash of the name,
+// on a connection of its own for as long as it runs. If that connection
+// fails the runner stops applying and tries to take the lock again. A
+// runner without the lock tries again every LockPoll and takes over when
+// the holder goes away. Each batch also checks, in its transaction, that
+// the checkpoint is still the one the runner continued from, so even a
+// runner that lost its lock mid-batch never applies an event twice.
+type Runner struct {
+	pool  *pgxpool.Pool
+	store eventstore.Store
+	p     Projection
+	opts  Options
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	status Status
+	lastTS time.Time // timestamp of the last applied event
+	idle   bool      // live and waiting for events
+	lagAt  time.Time // when LagEvents was last counted
+}
+
+// NewRunner returns a runner of p that keeps its checkpoint and p's tables
+// in pool's database and reads events from store.
+func NewRunner(pool *pgxpool.Pool, store eventstore.Store, p Projection, opts Options) *Runner {
+	opts = opts.withDefaults()
+	return &Runner{
+		pool: pool, store: store, p: p, opts: opts,
+		log:    opts.Logger.With("projection", p.Name()),
+		status: Status{Name: p.Name(), State: StateStopped, LagEvents: -1},
+	}
+}
+
+// Run runs the projection until ctx ends, and then returns nil. Failures
+// of the database or the store are logged, shown in Status and retried
+// with backoff; they do not end Run. Errors: ErrInvalidName at once.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := checkName(r.p.Name()); err != nil {
+		return err
+	}
+	defer r.setState(StateStopped)
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		r.setState(StateWaitingForLock)
+		err := Migrate(ctx, r.pool)
+		if err == nil {
+			var l *lock
+			l, err = r.acquireLock(ctx)
+			if err == nil {
+				err = r.runLocked(ctx, l)
+				if err == nil || errors.Is(err, errLockLost) {
+					attempt = -1 // it ran; the next period starts with short backoff
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			r.failed(err, nil)
+		}
+		if sleep(ctx, r.backoff(max(attempt, 0))) != nil {
+			break
+		}
+	}
+	return nil
+}
+
+// runLocked is one active period: it holds the lock until ctx ends, the
+// lock's connection fails (errLockLost) or setup fails.
+func (r *Runner) runLocked(ctx context.Context, l *lock) error {
+	defer l.release()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.watch(ctx, r.opts.LockPoll, cancel)
+	}()
+	defer wg.Wait()
+	defer cancel(nil) // stop watching before the lock's connection closes
+
+	r.setState(StateCatchingUp)
+	if err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error { return r.p.Setup(ctx, tx) }); err != nil {
+		return activeErr(ctx, fmt.Errorf("setup: %w", err))
+	}
+	for attempt := 0; ; {
+		from, err := readCheckpoint(ctx, r.pool, r.p.Name())
+		if err == nil {
+			r.mu.Lock()
+			r.status.Position = from
+			r.mu.Unlock()
+			err = r.follow(ctx, from)
+		}
+		if ctx.Err() != nil {
+			return activeErr(ctx, nil)
+		}
+		if errors.Is(err, errFenced) {
+			r.log.Warn("projection checkpoint moved; resubscribing from it")
+			continue
+		}
+		if err != nil {
+			r.failed(err, nil)
+		}
+		if sleep(ctx, r.backoff(attempt)) != nil {
+			return activeErr(ctx, nil)
+		}
+		attempt++
+	}
+}
+
+// activeErr is the error ending an active period: the lock's loss when
+// that is why ctx ended, else err.
+func activeErr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errLockLost) {
+		return cause
+	}
+	return err
+}
+
+// follow subscribes from the checkpoint from and applies what arrives in
+// batches until ctx ends or the subscription fails.
+func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
+	sub, err := r.store.SubscribeAll(ctx, from, r.p.Filter())
+	if err != nil {
+		return fmt.Errorf("subscribe from %s: %w", from, err)
+	}
+	defer sub.Close()
+	for {
+		batch, open := r.collect(ctx, sub.Events())
+		if len(batch) > 0 {
+			next, err := r.applyBatch(ctx, from, batch)
+			if err != nil {
+				return err
+			}
+			from = next
+			r.afterBatch(ctx, from, len(batch) == r.opts.BatchSize)
+		}
+		if !open {
+			if err := sub.Err(); err != nil {
+				return fmt.Errorf("subscription from %s: %w", from, err)
+			}
+			if ctx.Err() == nil {
+				return fmt.Errorf("subscription from %s ended", from)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// collect gathers the next batch: it waits for a first event, then up to
+// BatchWait for more, up to BatchSize. open is false once ch is closed.
+func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch []eventstore.Event, open bool) {
+	idle := time.NewTimer(max(r.opts.BatchWait, 20*time.Millisecond))
+	defer idle.Stop()
+	select {
+	case e, ok := <-ch:
+		if !ok {
+			return nil, false
+		}
+		batch = append(batch, e)
+	case <-ctx.Done():
+		return nil, true
+	case <-idle.C:
+		// Nothing arrived for a while: everything delivered is applied.
+		r.setIdle()
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return nil, false
+			}
+			batch = append(batch, e)
+		case <-ctx.Done():
+			return nil, true
+		}
+	}
+	wait := time.NewTimer(r.opts.BatchWait)
+	defer wait.Stop()
+	for len(batch) < r.opts.BatchSize {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, e)
+		case <-wait.C:
+			return batch, true
+		case <-ctx.Done():
+			return batch, true
+		}
+	}
+	return batch, true
+}
+
+// Status returns a snapshot of the runner. It does no I/O.
+func (r *Runner) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	if s.Failing != nil {
+		f := *s.Failing
+		s.Failing = &f
+	}
+	switch {
+	case r.idle && s.State == StateLive:
+		s.LagTime, s.LagEvents = 0, 0
+	case !r.lastTS.IsZero():
+		s.LagTime = max(r.opts.Now().Sub(r.lastTS), 0)
+	}
+	return s
+}
+
+// backoff is the wait after the attempt-th failure in a row (from 0).
+func (r *Runner) backoff(attempt int) time.Duration {
+	d := r.opts.RetryMin
+	for i := 0; i < attempt && d < r.opts.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, r.opts.RetryMax)
+}

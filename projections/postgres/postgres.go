@@ -1,0 +1,85 @@
+// Package postgres holds the PostgreSQL read models of the read API —
+// users, and orders with their items and the vendors of the products in
+// them — as projections (see package projections) that build them from
+// the event log, and a Store that answers the read API's queries from
+// them in the shapes of internal/resource.
+//
+// Every row carries the version of its aggregate's stream, and each write
+// applies only when the event's version is newer, so applying a batch
+// again (a replay, a retried batch) changes nothing.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventshop/eventshop/projections"
+)
+
+// ErrNotFound is returned for a user or order the read model does not
+// hold.
+var ErrNotFound = errors.New("not found in read model")
+
+// Schema is the PostgreSQL schema holding the read models.
+const Schema = "readmodel"
+
+// setupLock serialises the Setup of projections starting together:
+// concurrent CREATE SCHEMA/TABLE IF NOT EXISTS can still collide.
+const setupLock = 0x72656164 // "read"
+
+// Store answers queries from the read models.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store reading through pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Projections returns the projections that build the read models:
+// UsersProjection and OrdersProjection.
+func (s *Store) Projections() []projections.Projection {
+	return []projections.Projection{UsersProjection{}, OrdersProjection{}}
+}
+
+// setup creates the schema and runs ddl, under setupLock.
+func setup(ctx context.Context, tx pgx.Tx, ddl string) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", setupLock); err != nil {
+		return fmt.Errorf("setup lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+Schema+";\n"+ddl); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	return nil
+}
+
+// idOf parses the id after prefix in stream; ok is false when it is not
+// a UUID.
+func idOf(stream, prefix string) (uuid.UUID, bool) {
+	id, err := uuid.Parse(stream[len(prefix):])
+	return id, err == nil
+}
+
+// paginate normalises pagination: page from 1, limit 1 to MaxLimit, default
+// DefaultLimit, and returns the offset.
+func paginate(p, limit int) (int, int) {
+	if p < 1 {
+		p = 1
+	}
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	return limit, (p - 1) * limit
+}
+
+// Pagination bounds of API.md. The read API refuses a limit over
+// MaxLimit with 422; the Store clamps it.
+const (
+	DefaultLimit = 10
+	MaxLimit     = 100
+)

@@ -1,6 +1,6 @@
 # eventshop. `make run` starts the system locally; `make test` runs every test.
 GO ?= go
-GOTEST_FLAGS ?= -race -count=1 -timeout 30m
+GOTEST_FLAGS ?= -race -count=1 -timeout 30m -p 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test bench build lint services clean-testdbs

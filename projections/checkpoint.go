@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/eventstore"
@@ -88,6 +89,27 @@ func Reset(ctx context.Context, pool *pgxpool.Pool, name string) error {
 	}
 	return nil
 }
+
+// Checkpoint returns the committed checkpoint of the projection name: the
+// position of the last event its runner applied, read from the database
+// so that it holds in any process (a read API without runners of its own).
+// It is Start when the projection has not applied anything yet, or no
+// runner has ever run on this database. Errors: ErrInvalidName, the
+// database's.
+func Checkpoint(ctx context.Context, pool *pgxpool.Pool, name string) (eventstore.Position, error) {
+	if err := checkName(name); err != nil {
+		return eventstore.Start, err
+	}
+	pos, err := readCheckpoint(ctx, pool, name)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == undefinedTable {
+		return eventstore.Start, nil // no runner has migrated this database yet
+	}
+	return pos, err
+}
+
+// undefinedTable is PostgreSQL's SQLSTATE for a missing relation.
+const undefinedTable = "42P01"
 
 // readCheckpoint returns the checkpoint of name, Start when it has none.
 func readCheckpoint(ctx context.Context, q interface {

@@ -36,6 +36,22 @@ type unavailableError struct{ err error }
 func (e *unavailableError) Error() string { return e.err.Error() }
 func (e *unavailableError) Unwrap() error { return e.err }
 
+// BadRequest is an error WriteError answers with 400 and detail, for a
+// request other packages' routes cannot read (a malformed header).
+func BadRequest(detail string) error {
+	return &requestError{status: http.StatusBadRequest, detail: detail}
+}
+
+// Unavailable wraps err, a failure of a dependency the request cannot go
+// on without, so that WriteError answers 503 with Retry-After and logs err.
+func Unavailable(err error) error { return &unavailableError{err} }
+
+// WriteError is writeError for other packages' routes (the read API), so
+// that every route of the binary maps errors in the one place: domain
+// errors by code, commands.ErrForbidden 403, BadRequest 400, Unavailable
+// 503, auth.ErrInvalidToken 401, anything unknown 500 (logged, not shown).
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) { s.writeError(w, r, err) }
+
 // writeError maps every error to its problem response. 5xx details go to
 // the log only.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {

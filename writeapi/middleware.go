@@ -66,6 +66,20 @@ func actorFrom(ctx context.Context) actor {
 	return a
 }
 
+// ActorFrom returns the caller that Authenticate put in ctx, with the
+// roles the user holds now; ok is false outside Authenticate.
+func ActorFrom(ctx context.Context) (a commands.Actor, ok bool) {
+	v, ok := ctx.Value(actorKey{}).(actor)
+	return v.Actor, ok
+}
+
+// Authenticate is the middleware of every signed-in route, for other
+// packages' routes (the read API) to share: it requires a valid, unrevoked
+// access token of an existing user and puts the caller in the request's
+// context (see ActorFrom). It answers 401 otherwise, and 503 when Redis or
+// the event store cannot be asked.
+func (s *Server) Authenticate(next http.Handler) http.Handler { return s.authenticate(next) }
+
 // authenticate requires a valid access token of an existing user.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

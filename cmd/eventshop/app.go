@@ -10,28 +10,40 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/auth"
 	"github.com/eventshop/eventshop/internal/idempotency"
 	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/projections"
+	pgread "github.com/eventshop/eventshop/projections/postgres"
+	"github.com/eventshop/eventshop/readapi"
 	"github.com/eventshop/eventshop/writeapi"
 )
 
-// app is the write side wired together: event store, Redis, command
-// handler, process manager and write API.
+// app is the system wired together: event store, Redis, command handler,
+// process manager and write API; and the read models' pool, their
+// projection runners and the read API. Which parts run is the
+// subcommand's choice (see mode).
 type app struct {
-	store store
-	redis *redis.Client
-	cmd   *commands.Handler
-	pm    *commands.ProcessManager
-	api   *writeapi.Server
+	store   store
+	redis   *redis.Client
+	cmd     *commands.Handler
+	pm      *commands.ProcessManager
+	api     *writeapi.Server
+	pool    *pgxpool.Pool // the read models, on DATABASE_URL
+	runners []*projections.Runner
+	reads   *readapi.Server
 }
 
-// buildApp connects to the event store and Redis and wires the write side.
-// local says this is the local run: then a missing JWT_SECRET is made once
-// and kept in the data directory; elsewhere it is required.
+// buildApp connects to the event store and Redis and wires the write side,
+// and the read side on DATABASE_URL, where the read models live whatever
+// the event store is. local says this is the local run: then a missing
+// JWT_SECRET is made once and kept in the data directory; elsewhere it is
+// required.
 func buildApp(ctx context.Context, cfg config, log *slog.Logger, local bool) (*app, error) {
 	secret, err := jwtSecret(cfg, local)
 	if err != nil {
@@ -71,10 +83,32 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, local bool) (*a
 		}),
 		Idempotency: idempotency.New(rdb, idempotency.Config{KeyPrefix: cfg.RedisPrefix}),
 	})
-	return &app{store: st, redis: rdb, cmd: h, pm: h.NewProcessManager(cfg.SagaTick), api: api}, nil
+	a := &app{store: st, redis: rdb, cmd: h, pm: h.NewProcessManager(cfg.SagaTick), api: api}
+	// The pool connects lazily: a process that never touches the read
+	// models (writeapi, create-admin) does not need the database.
+	a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
+	}
+	models := pgread.New(a.pool)
+	for _, p := range models.Projections() {
+		a.runners = append(a.runners, projections.NewRunner(a.pool, st, p, projections.Options{Logger: log}))
+	}
+	a.reads = readapi.New(readapi.Config{
+		Reads: models, Log: st, Errors: api.WriteError, Logger: log,
+		Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
+			return projections.Checkpoint(ctx, a.pool, name)
+		},
+	})
+	return a, nil
 }
 
+// Close closes what buildApp opened. Stop the runners first.
 func (a *app) Close() error {
+	if a.pool != nil {
+		a.pool.Close()
+	}
 	return errors.Join(a.store.Close(), a.redis.Close())
 }
 

@@ -41,10 +41,15 @@ const usage = `eventshop: an event-sourced e-commerce backend
 Usage: eventshop <command>
 
 Commands:
-  serve         the local run: write API, order process manager and health
-                on HTTP_ADDR, with the demo data seeded once
+  serve         the local run: write API, read API, order process manager,
+                projections and health on HTTP_ADDR, with the demo data
+                seeded once
   writeapi      the write API and order process manager alone, for a
                 deployment (JWT_SECRET required, nothing seeded)
+  readapi       the read API alone (GET users and orders from the read
+                models on DATABASE_URL), for a deployment
+  projector     the projections that build the read models on
+                DATABASE_URL, with health only on HTTP_ADDR
   create-admin  register ADMIN_EMAIL with ADMIN_PASSWORD (or take the
                 existing user) and make it an admin, then exit
   migrate       apply the event store's migrations and exit
@@ -67,9 +72,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, cfg, log, stdout, true)
+		return serve(ctx, cfg, log, stdout, modeServe)
 	case "writeapi":
-		return serve(ctx, cfg, log, stdout, false)
+		return serve(ctx, cfg, log, stdout, modeWriteAPI)
+	case "readapi":
+		return serve(ctx, cfg, log, stdout, modeReadAPI)
+	case "projector":
+		return serve(ctx, cfg, log, stdout, modeProjector)
 	case "create-admin":
 		return createAdmin(ctx, cfg, log, stdout)
 	case "migrate":

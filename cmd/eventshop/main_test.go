@@ -153,7 +153,9 @@ func TestReadinessFailsWithoutEventStore(t *testing.T) {
 // EventStoreDB adapter, and readiness follows the node.
 func TestServeOnEventStoreDB(t *testing.T) {
 	node := esdbtest.Start(t)
-	base, stop := startRun(t, isolated(t, map[string]string{"EVENTSTORE_URL": node.URL(), "HTTP_ADDR": "127.0.0.1:0"}))
+	// The read models stay on PostgreSQL whatever the event store.
+	base, stop := startRun(t, isolated(t, map[string]string{"EVENTSTORE_URL": node.URL(), "HTTP_ADDR": "127.0.0.1:0",
+		"DATABASE_URL": pgtest.NewDatabase(t)}))
 	defer stop()
 	if code, _, body := getJSON(t, base+"/readyz"); code != 200 || body["status"] != "ok" {
 		t.Fatalf("/readyz on EventStoreDB: %d %v", code, body)

@@ -18,16 +18,37 @@ import (
 	"github.com/eventshop/eventshop/writeapi"
 )
 
-// serve runs the HTTP server, and the order process manager, until ctx
-// ends, then drains it. local is the local run (`eventshop serve`): it
-// seeds the demo data once and may make its own JWT secret.
-func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, local bool) error {
-	a, err := buildApp(ctx, cfg, log, local)
+// mode is what one process runs; each subcommand that serves is one.
+type mode struct {
+	// local is the local run: it seeds the demo data once and may make
+	// its own JWT secret.
+	local bool
+	// write serves the write API and runs the order process manager.
+	write bool
+	// read serves the read API.
+	read bool
+	// project runs the read models' projection runners.
+	project bool
+}
+
+var (
+	modeServe     = mode{local: true, write: true, read: true, project: true}
+	modeWriteAPI  = mode{write: true}
+	modeReadAPI   = mode{read: true}
+	modeProjector = mode{project: true}
+)
+
+// serve runs the HTTP server, and the workers of m (the order process
+// manager, the projection runners), until ctx ends; then it drains the
+// server first and stops the workers after, so no request in flight loses
+// them. Every mode serves /healthz and /readyz.
+func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, m mode) error {
+	a, err := buildApp(ctx, cfg, log, m.local)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if local {
+	if m.local {
 		if err := seed(ctx, a.cmd, cfg, log); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
@@ -38,7 +59,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           routes(a, log),
+		Handler:           routes(a, log, m),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -47,13 +68,31 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	base := "http://" + ln.Addr().String()
-	fmt.Fprintf(stdout, "eventshop is up:\n  api        %s/api\n  health     %s/healthz\n  readiness  %s/readyz\n", base, base, base)
-	log.Info("listening", "addr", ln.Addr().String(), "eventstore", redactURL(cfg.EventStoreURL))
+	fmt.Fprintln(stdout, "eventshop is up:")
+	if m.write || m.read {
+		fmt.Fprintf(stdout, "  api        %s/api\n", base)
+	}
+	fmt.Fprintf(stdout, "  health     %s/healthz\n  readiness  %s/readyz\n", base, base)
+	log.Info("listening", "addr", ln.Addr().String(), "eventstore", redactURL(cfg.EventStoreURL),
+		"write", m.write, "read", m.read, "project", m.project)
 
-	pmCtx, stopPM := context.WithCancel(context.WithoutCancel(ctx))
+	// The workers outlive ctx until the server has drained (the deferred
+	// stop runs after Shutdown returns).
+	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { runProcessManager(pmCtx, a, log) })
-	defer func() { stopPM(); wg.Wait() }()
+	if m.write {
+		wg.Go(func() { runProcessManager(wctx, a, log) })
+	}
+	if m.project {
+		for _, rn := range a.runners {
+			wg.Go(func() {
+				if err := rn.Run(wctx); err != nil {
+					log.Error("projection runner ended", "projection", rn.Status().Name, "err", err)
+				}
+			})
+		}
+	}
+	defer func() { stopWorkers(); wg.Wait() }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -94,7 +133,9 @@ func runProcessManager(ctx context.Context, a *app, log *slog.Logger) {
 	}
 }
 
-func routes(a *app, log *slog.Logger) http.Handler {
+// routes is every route m serves, on one router: read and write routes
+// share patterns (GET and POST /api/orders).
+func routes(a *app, log *slog.Logger, m mode) http.Handler {
 	r := chi.NewRouter()
 	r.Use(writeapi.Middleware(log))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -110,6 +151,13 @@ func routes(a *app, log *slog.Logger) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		checks, ok := map[string]string{"eventstore": "ok", "redis": "ok"}, true
+		if m.read || m.project {
+			checks["readmodels"] = "ok"
+			if err := a.pool.Ping(ctx); err != nil {
+				log.WarnContext(ctx, "readiness: read models", "err", err)
+				checks["readmodels"], ok = "unreachable", false
+			}
+		}
 		if err := a.store.Ping(ctx); err != nil {
 			log.WarnContext(ctx, "readiness: event store", "err", err)
 			checks["eventstore"], ok = "unreachable", false
@@ -129,7 +177,12 @@ func routes(a *app, log *slog.Logger) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": checks})
 	})
-	a.api.Routes(r)
+	if m.write {
+		a.api.Routes(r)
+	}
+	if m.read {
+		a.reads.Routes(r, a.api.Authenticate)
+	}
 	return r
 }
 

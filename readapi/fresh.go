@@ -1,0 +1,148 @@
+package readapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/projections"
+	"github.com/eventshop/eventshop/writeapi"
+)
+
+// maxScan bounds the events of the log one request reads to tell whether
+// its read model needs any of them; beyond it only the checkpoint counts.
+const maxScan = 10_000
+
+// scanPage is how many events one read of the log asks for.
+const scanPage = 1_000
+
+// fresh is read-your-writes for the routes reading p's model: a request
+// with X-Min-Position waits, up to MaxWait, until the model holds every
+// event up to that token; if it does not by then, the request is served
+// anyway with X-Stale: true. A token that does not parse is a 400.
+func (s *Server) fresh(p projections.Projection) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw := strings.TrimSpace(r.Header.Get("X-Min-Position"))
+			if raw == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			token, err := eventstore.ParsePosition(raw)
+			if err != nil {
+				s.errors(w, r, writeapi.BadRequest("X-Min-Position must be an X-Event-Position this API gave out"))
+				return
+			}
+			if !s.await(r.Context(), p, token) {
+				w.Header().Set("X-Stale", "true")
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// await waits until p's model holds every event up to token, and reports
+// whether it got there within MaxWait (and before ctx ended).
+//
+// A checkpoint only moves on the events its projection consumes, so
+// "checkpoint ≥ token" alone would never hold for a token of an event the
+// model ignores. Hence await reads the log once from the checkpoint up to
+// the token and waits for the last event in between that p consumes (or
+// for nothing, when there is none). A reader of the log that has been
+// handed an event never sees an earlier one commit later (eventstore's
+// ReadAll promise), so once the scan reaches the token it is final.
+func (s *Server) await(ctx context.Context, p projections.Projection, token eventstore.Position) bool {
+	ctx, cancel := context.WithTimeout(ctx, s.maxWait)
+	defer cancel()
+	tick := time.NewTicker(s.poll)
+	defer tick.Stop()
+	var (
+		need    = token // the position the checkpoint must reach
+		scanned bool    // the scan began
+		sc      scan
+		warned  bool
+	)
+	for {
+		cp, err := s.checkpoint(ctx, p.Name())
+		switch {
+		case err == nil && !cp.Less(need):
+			return true
+		case err == nil && s.events != nil && !sc.done:
+			if !scanned {
+				sc, scanned = scan{from: cp, filter: p.Filter(), token: token}, true
+			}
+			if serr := sc.advance(ctx, s.events); serr != nil && ctx.Err() == nil && !warned {
+				s.log.WarnContext(ctx, "read the event log for X-Min-Position", "projection", p.Name(), "err", serr)
+				warned = true
+			}
+			if sc.done && sc.found {
+				need = sc.need
+			} else if sc.done {
+				return true // nothing the model consumes lies between its checkpoint and the token
+			}
+			if !cp.Less(need) {
+				return true
+			}
+		case err != nil && ctx.Err() == nil && !warned:
+			s.log.WarnContext(ctx, "read checkpoint for X-Min-Position", "projection", p.Name(), "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// scan reads the log after from up to token, remembering the last event
+// filter matches. It goes on from where it stopped on each advance, as the
+// log fills up to the token.
+type scan struct {
+	from   eventstore.Position
+	filter eventstore.Filter
+	token  eventstore.Position
+	read   int
+
+	done  bool                // reached the token, or gave up (then found is false and need unset)
+	found bool                // need is set
+	need  eventstore.Position // the last matching event at or before token
+}
+
+// advance reads on until the token, the end of the log as far as it can be
+// read now, or maxScan events. Giving up at maxScan sets done with the
+// token itself as what is needed, so only the checkpoint counts.
+func (sc *scan) advance(ctx context.Context, log LogReader) error {
+	for !sc.done {
+		if sc.read >= maxScan {
+			sc.done, sc.found, sc.need = true, true, sc.token
+			return nil
+		}
+		evs, err := log.ReadAll(ctx, sc.from, scanPage)
+		if err != nil {
+			return err
+		}
+		for i := range evs {
+			e := &evs[i]
+			if sc.token.Less(e.Position) {
+				sc.done = true
+				return nil
+			}
+			if sc.filter.Match(e) {
+				sc.found, sc.need = true, e.Position
+			}
+			sc.from = e.Position
+			if e.Position == sc.token {
+				sc.done = true
+				return nil
+			}
+		}
+		sc.read += len(evs)
+		if len(evs) < scanPage {
+			return nil // the token is not readable yet
+		}
+	}
+	return nil
+}

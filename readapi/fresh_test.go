@@ -1,0 +1,142 @@
+package readapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/eventstore/memory"
+	pgread "github.com/eventshop/eventshop/projections/postgres"
+)
+
+// appendOne appends one event to stream and returns its position.
+func appendOne(t *testing.T, st eventstore.Store, stream, typ string) eventstore.Position {
+	t.Helper()
+	res, err := st.Append(context.Background(), stream, eventstore.Any, eventstore.EventData{Type: typ, Data: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Position
+}
+
+// TestAwait: the wait ends once the checkpoint reaches the last event up to
+// the token that the projection consumes, not the token itself; a token
+// beyond the log waits out MaxWait.
+func TestAwait(t *testing.T) {
+	st := memory.New()
+	p := pgread.OrdersProjection{}
+	order1 := appendOne(t, st, "order-00000000-0000-0000-0000-000000000001", "order.created")
+	user1 := appendOne(t, st, "user-00000000-0000-0000-0000-000000000002", "user.registered")
+	order2 := appendOne(t, st, "order-00000000-0000-0000-0000-000000000003", "order.created")
+	user2 := appendOne(t, st, "user-00000000-0000-0000-0000-000000000004", "user.registered")
+
+	for _, c := range []struct {
+		name       string
+		checkpoint eventstore.Position
+		token      eventstore.Position
+		log        LogReader
+		want       bool
+	}{
+		{"checkpoint at the token", order2, order2, st, true},
+		{"checkpoint past the token", order2, order1, st, true},
+		{"only ignored events after the checkpoint", order2, user2, st, true},
+		{"a consumed event not applied yet", order1, user2, st, false},
+		{"an ignored token, without the log", order2, user2, nil, false},
+		{"ignored events after the checkpoint, without the log", order1, user1, nil, false},
+		{"ignored events after the checkpoint", order1, user1, st, true},
+		{"a token beyond the log", order2, eventstore.Position{Commit: 1 << 40}, st, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := New(Config{
+				Log: c.log, MaxWait: 100 * time.Millisecond, Poll: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+				Checkpoint: func(context.Context, string) (eventstore.Position, error) { return c.checkpoint, nil },
+			})
+			start := time.Now()
+			if got := s.await(context.Background(), p, c.token); got != c.want {
+				t.Fatalf("await = %v, want %v", got, c.want)
+			}
+			if c.want && time.Since(start) > 50*time.Millisecond {
+				t.Errorf("took %s to find it was fresh", time.Since(start))
+			}
+		})
+	}
+}
+
+// TestAwaitFollowsCheckpoint: a waiting request is released when the
+// checkpoint moves on to what it needs.
+func TestAwaitFollowsCheckpoint(t *testing.T) {
+	st := memory.New()
+	target := appendOne(t, st, "order-00000000-0000-0000-0000-000000000001", "order.created")
+	moved := make(chan struct{})
+	s := New(Config{
+		Log: st, MaxWait: 2 * time.Second, Poll: time.Millisecond,
+		Checkpoint: func(context.Context, string) (eventstore.Position, error) {
+			select {
+			case <-moved:
+				return target, nil
+			default:
+				return eventstore.Start, nil
+			}
+		},
+	})
+	time.AfterFunc(20*time.Millisecond, func() { close(moved) })
+	if !s.await(context.Background(), pgread.OrdersProjection{}, target) {
+		t.Fatal("await gave up although the checkpoint reached the token")
+	}
+}
+
+func TestParameters(t *testing.T) {
+	for query, bad := range map[string][]string{
+		"":                          nil,
+		"page=2&limit=100":          nil,
+		"status=paid":               nil,
+		"limit=101":                 {"limit"},
+		"limit=0&page=0":            {"page", "limit"},
+		"page=x&limit=1.5":          {"page", "limit"},
+		"status=abandoned":          {"status"},
+		"status=PAID&limit=-1":      {"limit", "status"},
+		"page=1000000000":           nil,
+		"page=1000000001":           {"page"},
+		"page=99999999999999999":    {"page"},
+		"page=99999999999999999999": {"page"},
+	} {
+		q, _ := url.ParseQuery(query)
+		var f domain.Fields
+		pagination(q, &f)
+		statusParam(q, &f)
+		var got []string
+		for _, e := range f {
+			got = append(got, e.Field)
+		}
+		if len(got) != len(bad) {
+			t.Errorf("%q: bad %v, want %v", query, got, bad)
+			continue
+		}
+		for i := range got {
+			if got[i] != bad[i] {
+				t.Errorf("%q: bad %v, want %v", query, got, bad)
+			}
+		}
+	}
+	q, _ := url.ParseQuery("")
+	var f domain.Fields
+	if page, limit := pagination(q, &f); page != 1 || limit != pgread.DefaultLimit {
+		t.Errorf("defaults: page %d, limit %d", page, limit)
+	}
+}
+
+func TestNoneMatch(t *testing.T) {
+	for header, want := range map[string]bool{
+		`"3"`: true, `W/"3"`: true, `"1", "3"`: true, `*`: true,
+		``: false, `"4"`: false, `3`: false, `"33"`: false,
+	} {
+		if got := noneMatch(header, `"3"`); got != want {
+			t.Errorf("If-None-Match %q against \"3\": %v, want %v", header, got, want)
+		}
+	}
+}

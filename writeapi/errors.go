@@ -50,7 +50,9 @@ func Unavailable(err error) error { return &unavailableError{err} }
 // that every route of the binary maps errors in the one place: domain
 // errors by code, commands.ErrForbidden 403, BadRequest 400, Unavailable
 // 503, auth.ErrInvalidToken 401, anything unknown 500 (logged, not shown).
-func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) { s.writeError(w, r, err) }
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeError(w, r, err)
+}
 
 // writeError maps every error to its problem response. 5xx details go to
 // the log only.

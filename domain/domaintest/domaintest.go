@@ -4,6 +4,7 @@ package domaintest
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -63,4 +64,32 @@ func FieldNames(err error) []string {
 		names = append(names, f.Field)
 	}
 	return names
+}
+
+// Outcome is what a decision should give: Events, or a domain error of
+// Code and Reason (and, for validation, the bad Fields in order).
+type Outcome struct {
+	Events []domain.Event
+	Code   domain.Code
+	Reason string
+	Fields []string
+}
+
+// OK is the outcome of a decision that emits events (none: a no-op).
+func OK(events ...domain.Event) Outcome { return Outcome{Events: events} }
+
+// Invalid is a validation failure naming fields, in order.
+func Invalid(fields ...string) Outcome {
+	return Outcome{Code: domain.CodeInvalid, Reason: "validation_failed", Fields: fields}
+}
+
+// Check fails t unless the decision gave want.
+func (want Outcome) Check(t testing.TB, got []domain.Event, err error) {
+	t.Helper()
+	Then(t, got, err, want.Events, want.Code, want.Reason)
+	if want.Fields != nil {
+		if names := FieldNames(err); fmt.Sprint(names) != fmt.Sprint(want.Fields) {
+			t.Errorf("fields %v, want %v (%v)", names, want.Fields, err)
+		}
+	}
 }

@@ -20,38 +20,21 @@ var (
 	given = domaintest.Given
 )
 
-// outcome is what a decision should give: events, or a domain error of
-// code and reason (and, for validation, the bad fields in order).
-type outcome struct {
-	events []domain.Event
-	code   domain.Code
-	reason string
-	fields []string
-}
+// outcome, ok and invalid come from domaintest.
+type outcome = domaintest.Outcome
 
-func (want outcome) check(t *testing.T, got []domain.Event, err error) {
-	t.Helper()
-	domaintest.Then(t, got, err, want.events, want.code, want.reason)
-	if want.fields != nil {
-		if names := domaintest.FieldNames(err); fmt.Sprint(names) != fmt.Sprint(want.fields) {
-			t.Errorf("fields %v, want %v (%v)", names, want.fields, err)
-		}
-	}
-}
-
-func ok(e ...domain.Event) outcome { return outcome{events: e} }
+var (
+	ok      = domaintest.OK
+	invalid = domaintest.Invalid
+)
 
 var noop = outcome{}
 
-func invalid(fields ...string) outcome {
-	return outcome{code: domain.CodeInvalid, reason: "validation_failed", fields: fields}
-}
-
-func conflict(reason string) outcome { return outcome{code: domain.CodeConflict, reason: reason} }
+func conflict(reason string) outcome { return outcome{Code: domain.CodeConflict, Reason: reason} }
 
 var (
-	notFound     = outcome{code: domain.CodeNotFound, reason: "product_not_found"}
-	unavailable  = outcome{code: domain.CodeInvalid, reason: "product_unavailable"}
+	notFound     = outcome{Code: domain.CodeNotFound, Reason: "product_not_found"}
+	unavailable  = outcome{Code: domain.CodeInvalid, Reason: "product_unavailable"}
 	discontinued = conflict("product_discontinued")
 )
 
@@ -223,7 +206,7 @@ func TestDecideCreate(t *testing.T) {
 			c := valid()
 			tt.cmd(&c)
 			events, err := product.DecideCreate(product.Fold(given(tt.given...)), c)
-			tt.then.check(t, events, err)
+			tt.then.Check(t, events, err)
 		})
 	}
 }
@@ -258,7 +241,7 @@ func TestDecideAbandon(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.then.check(t, product.DecideAbandon(product.Fold(given(tt.given...)), "p1"), nil)
+			tt.then.Check(t, product.DecideAbandon(product.Fold(given(tt.given...)), "p1"), nil)
 		})
 	}
 	s := product.Fold(given(fenced))
@@ -370,7 +353,7 @@ func TestDecideUpdate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			events, err := product.DecideUpdate(product.Fold(given(tt.given...)), tt.cmd)
-			tt.then.check(t, events, err)
+			tt.then.Check(t, events, err)
 		})
 	}
 }
@@ -410,7 +393,7 @@ func TestDecideDiscontinue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			events, err := product.DecideDiscontinue(product.Fold(given(tt.given...)))
-			tt.then.check(t, events, err)
+			tt.then.Check(t, events, err)
 		})
 	}
 	s := product.Fold(given(mug, reserve("o1", 2), gone))
@@ -478,7 +461,7 @@ func TestDecideAdjustInventory(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			events, err := product.DecideAdjustInventory(product.Fold(given(tt.given...)), tt.cmd)
-			tt.then.check(t, events, err)
+			tt.then.Check(t, events, err)
 			if tt.extra != nil {
 				var de *domain.Error
 				errors.As(err, &de)
@@ -544,7 +527,7 @@ func TestDecideReserve(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			events, err := product.DecideReserve(product.Fold(given(tt.given...)), tt.order, tt.quantity)
-			tt.then.check(t, events, err)
+			tt.then.Check(t, events, err)
 			if tt.extra != nil {
 				var de *domain.Error
 				errors.As(err, &de)
@@ -595,8 +578,8 @@ func TestDecideReleaseAndDeduct(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := product.Fold(given(tt.given...))
-			tt.release.check(t, product.DecideRelease(s, "o1", "order_cancelled"), nil)
-			tt.deduct.check(t, product.DecideDeduct(s, "o1"), nil)
+			tt.release.Check(t, product.DecideRelease(s, "o1", "order_cancelled"), nil)
+			tt.deduct.Check(t, product.DecideDeduct(s, "o1"), nil)
 		})
 	}
 }

@@ -19,36 +19,19 @@ var (
 	given = domaintest.Given
 )
 
-// outcome is what a decision should give: events, or a domain error of
-// code and reason (and, for validation, the bad fields in order).
-type outcome struct {
-	events []domain.Event
-	code   domain.Code
-	reason string
-	fields []string
-}
+// outcome, ok and invalid come from domaintest.
+type outcome = domaintest.Outcome
 
-func (want outcome) check(t *testing.T, got []domain.Event, err error) {
-	t.Helper()
-	domaintest.Then(t, got, err, want.events, want.code, want.reason)
-	if want.fields != nil {
-		if names := domaintest.FieldNames(err); fmt.Sprint(names) != fmt.Sprint(want.fields) {
-			t.Errorf("fields %v, want %v (%v)", names, want.fields, err)
-		}
-	}
-}
-
-func ok(e ...domain.Event) outcome { return outcome{events: e} }
+var (
+	ok      = domaintest.OK
+	invalid = domaintest.Invalid
+)
 
 var (
 	noop     = outcome{}
-	notFound = outcome{code: domain.CodeNotFound, reason: "user_not_found"}
-	lastOne  = outcome{code: domain.CodeConflict, reason: "last_admin"}
+	notFound = outcome{Code: domain.CodeNotFound, Reason: "user_not_found"}
+	lastOne  = outcome{Code: domain.CodeConflict, Reason: "last_admin"}
 )
-
-func invalid(fields ...string) outcome {
-	return outcome{code: domain.CodeInvalid, reason: "validation_failed", fields: fields}
-}
 
 var (
 	ada      = user.Registered{UserID: "u1", Email: "ada@example.com", FullName: "Ada Lovelace", Roles: []string{"customer"}}
@@ -169,10 +152,10 @@ func TestDecideRegister(t *testing.T) {
 		{"full name at max length", nil, func(c *user.Register) { c.FullName = strings.Repeat("é", user.MaxNameLength) },
 			ok(user.Registered{UserID: "u1", Email: "ada@example.com", FullName: strings.Repeat("é", user.MaxNameLength), Roles: []string{"customer"}}, adaCreds)},
 
-		{"stream taken", []domain.Event{ada, adaCreds}, func(*user.Register) {}, outcome{code: domain.CodeConflict, reason: "user_exists"}},
-		{"stream fenced", []domain.Event{fenced}, func(*user.Register) {}, outcome{code: domain.CodeConflict, reason: "user_exists"}},
+		{"stream taken", []domain.Event{ada, adaCreds}, func(*user.Register) {}, outcome{Code: domain.CodeConflict, Reason: "user_exists"}},
+		{"stream fenced", []domain.Event{fenced}, func(*user.Register) {}, outcome{Code: domain.CodeConflict, Reason: "user_exists"}},
 		{"stream taken, command invalid too", []domain.Event{ada}, func(c *user.Register) { c.Email = "" },
-			outcome{code: domain.CodeConflict, reason: "user_exists"}},
+			outcome{Code: domain.CodeConflict, Reason: "user_exists"}},
 
 		{"no user id", nil, func(c *user.Register) { c.UserID = "" }, invalid("user_id")},
 		{"bad email", nil, func(c *user.Register) { c.Email = "ada" }, invalid("email")},
@@ -191,7 +174,7 @@ func TestDecideRegister(t *testing.T) {
 			c := valid
 			tt.cmd(&c)
 			events, err := user.DecideRegister(user.Fold(given(tt.given...)), c)
-			tt.then.check(t, events, err)
+			tt.then.Check(t, events, err)
 		})
 	}
 }
@@ -281,7 +264,7 @@ func TestDecideGrantRole(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			events, err := user.DecideGrantRole(user.Fold(given(tt.given...)), tt.role)
-			tt.then.check(t, events, err)
+			tt.then.Check(t, events, err)
 		})
 	}
 }
@@ -323,7 +306,7 @@ func TestDecideRevokeRole(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			events, err := user.DecideRevokeRole(user.Fold(given(tt.given...)), tt.role, tt.admins)
-			tt.then.check(t, events, err)
+			tt.then.Check(t, events, err)
 		})
 	}
 }
@@ -369,9 +352,9 @@ func TestDecideAdminsSet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.add.check(t, user.DecideAdminAdded(tt.admins, "u1"), nil)
+			tt.add.Check(t, user.DecideAdminAdded(tt.admins, "u1"), nil)
 			events, err := user.DecideAdminRemoved(tt.admins, "u1")
-			tt.remove.check(t, events, err)
+			tt.remove.Check(t, events, err)
 		})
 	}
 }
@@ -388,7 +371,7 @@ func TestDecideAbandon(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.then.check(t, user.DecideAbandon(user.Fold(given(tt.given...)), "u1"), nil)
+			tt.then.Check(t, user.DecideAbandon(user.Fold(given(tt.given...)), "u1"), nil)
 		})
 	}
 	s := user.Fold(given(fenced))

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/eventstore/memory"
 	"github.com/eventshop/eventshop/eventstore/postgres"
 	"github.com/eventshop/eventshop/internal/pgtest"
@@ -122,22 +123,7 @@ func (e *env) appendN(t *testing.T, prefix string, n int) {
 // logOf reads the whole log and keeps what filter matches.
 func (e *env) logOf(t *testing.T, filter eventstore.Filter) []eventstore.Event {
 	t.Helper()
-	var out []eventstore.Event
-	for from := eventstore.Start; ; {
-		page, err := e.store.ReadAll(context.Background(), from, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range page {
-			if filter.Match(&page[i]) {
-				out = append(out, page[i])
-			}
-			from = page[i].Position
-		}
-		if len(page) < 1000 {
-			return out
-		}
-	}
+	return eventstoretest.ReadAllMatching(t, e.store, filter, 1000)
 }
 
 func ids(evs []eventstore.Event) []uuid.UUID {

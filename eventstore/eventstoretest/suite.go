@@ -150,6 +150,13 @@ func ReadStreamAll(t *testing.T, s eventstore.Store, stream string) []eventstore
 // keeps the events whose stream starts with prefix.
 func ReadAllPrefix(t *testing.T, s eventstore.Store, prefix string, pageSize int) []eventstore.Event {
 	t.Helper()
+	return ReadAllMatching(t, s, eventstore.Filter{StreamPrefixes: []string{prefix}}, pageSize)
+}
+
+// ReadAllMatching reads the global log from the start in pages of pageSize,
+// checking that positions increase, and keeps the events filter matches.
+func ReadAllMatching(t *testing.T, s eventstore.Store, filter eventstore.Filter, pageSize int) []eventstore.Event {
+	t.Helper()
 	var out []eventstore.Event
 	pos := eventstore.Start
 	for {
@@ -157,13 +164,13 @@ func ReadAllPrefix(t *testing.T, s eventstore.Store, prefix string, pageSize int
 		if err != nil {
 			t.Fatalf("read all from %s: %v", pos, err)
 		}
-		for _, e := range page {
-			if !pos.Less(e.Position) {
-				t.Fatalf("read all: position %s does not come after %s", e.Position, pos)
+		for i := range page {
+			if !pos.Less(page[i].Position) {
+				t.Fatalf("read all: position %s does not come after %s", page[i].Position, pos)
 			}
-			pos = e.Position
-			if strings.HasPrefix(e.StreamID, prefix) {
-				out = append(out, e)
+			pos = page[i].Position
+			if filter.Match(&page[i]) {
+				out = append(out, page[i])
 			}
 		}
 		if len(page) < pageSize {

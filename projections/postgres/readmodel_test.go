@@ -16,6 +16,7 @@ import (
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/internal/payment"
 	"github.com/eventshop/eventshop/internal/resource"
 	"github.com/eventshop/eventshop/projections"
@@ -502,20 +503,5 @@ func TestReadModels(t *testing.T) {
 // readLog reads the whole log and keeps what filter matches.
 func readLog(t *testing.T, e *env, filter eventstore.Filter) []eventstore.Event {
 	t.Helper()
-	var out []eventstore.Event
-	for from := eventstore.Start; ; {
-		page, err := e.store.ReadAll(context.Background(), from, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range page {
-			if filter.Match(&page[i]) {
-				out = append(out, page[i])
-			}
-			from = page[i].Position
-		}
-		if len(page) < 1000 {
-			return out
-		}
-	}
+	return eventstoretest.ReadAllMatching(t, e.store, filter, 1000)
 }

@@ -173,27 +173,27 @@ func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
 func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch []eventstore.Event, open bool) {
 	idle := time.NewTimer(max(r.opts.BatchWait, 20*time.Millisecond))
 	defer idle.Stop()
+	var (
+		e  eventstore.Event
+		ok bool
+	)
 	select {
-	case e, ok := <-ch:
-		if !ok {
-			return nil, false
-		}
-		batch = append(batch, e)
+	case e, ok = <-ch:
 	case <-ctx.Done():
 		return nil, true
 	case <-idle.C:
 		// Nothing arrived for a while: everything delivered is applied.
 		r.setIdle()
 		select {
-		case e, ok := <-ch:
-			if !ok {
-				return nil, false
-			}
-			batch = append(batch, e)
+		case e, ok = <-ch:
 		case <-ctx.Done():
 			return nil, true
 		}
 	}
+	if !ok {
+		return nil, false
+	}
+	batch = append(batch, e)
 	wait := time.NewTimer(r.opts.BatchWait)
 	defer wait.Stop()
 	for len(batch) < r.opts.BatchSize {

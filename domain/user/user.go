@@ -151,13 +151,22 @@ func DecideSetPassword(s State, hash string) ([]domain.Event, error) {
 	return []domain.Event{CredentialsSet{UserID: s.ID, PasswordHash: hash}}, nil
 }
 
+// checkRole refuses a role that is not one of the three. Errors:
+// CodeInvalid on field "role".
+func checkRole(role string) error {
+	if ValidRole(role) {
+		return nil
+	}
+	var f domain.Fields
+	f.Add("role", "must be one of customer, vendor, admin")
+	return f.Err()
+}
+
 // DecideGrantRole gives the user role; granting a role the user holds
 // changes nothing. Errors: CodeNotFound, CodeInvalid "unknown role".
 func DecideGrantRole(s State, role string) ([]domain.Event, error) {
-	if !ValidRole(role) {
-		var f domain.Fields
-		f.Add("role", "must be one of customer, vendor, admin")
-		return nil, f.Err()
+	if err := checkRole(role); err != nil {
+		return nil, err
 	}
 	if !s.Exists() {
 		return nil, domain.NotFound("user", s.ID)
@@ -172,10 +181,8 @@ func DecideGrantRole(s State, role string) ([]domain.Event, error) {
 // nothing. admins is the current set of admins: the last admin keeps the
 // admin role. Errors: CodeNotFound, CodeInvalid, CodeConflict "last_admin".
 func DecideRevokeRole(s State, role string, admins Admins) ([]domain.Event, error) {
-	if !ValidRole(role) {
-		var f domain.Fields
-		f.Add("role", "must be one of customer, vendor, admin")
-		return nil, f.Err()
+	if err := checkRole(role); err != nil {
+		return nil, err
 	}
 	if !s.Exists() {
 		return nil, domain.NotFound("user", s.ID)

@@ -1,0 +1,128 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+// Report is what the database says about a projection: its checkpoint and
+// the last status its active runner reported (see Runner), readable from
+// any process.
+type Report struct {
+	Name     string
+	Position eventstore.Position
+	// State is a State constant as last reported; StateStopped when no
+	// runner reported since ReportTTL, whatever it said before.
+	State     string
+	LagEvents int64
+	LagTime   time.Duration
+	LastError string
+	// ReportedAt is when the active runner last reported; zero if never.
+	ReportedAt time.Time
+	// Rebuild is "" (none pending), "requested" or "running".
+	Rebuild string
+	// RebuiltAt is when the last rebuild was swapped in; zero if never.
+	RebuiltAt time.Time
+}
+
+// ReportTTL is how long a runner's report stays current: a runner reports
+// at least this often while it is active.
+const ReportTTL = 15 * time.Second
+
+// Reports returns the reports of the named projections, in that order;
+// a projection that never ran gets a zero report in state "stopped".
+// Errors: the database's.
+func Reports(ctx context.Context, pool *pgxpool.Pool, names []string) ([]Report, error) {
+	if err := Migrate(ctx, pool); err != nil {
+		return nil, err
+	}
+	rows, err := pool.Query(ctx, `SELECT name, commit, prepare, state, lag_events, lag_ms, last_error,
+			reported_at, rebuild_requested_at, rebuild_started_at, rebuilt_at
+		FROM projections.checkpoints WHERE name = ANY($1)`, names)
+	if err != nil {
+		return nil, fmt.Errorf("projections: reports: %w", err)
+	}
+	byName := map[string]Report{}
+	for rows.Next() {
+		var (
+			rep                          Report
+			commit, prepare, lagMS       int64
+			reported, requested, started *time.Time
+			rebuilt                      *time.Time
+		)
+		if err := rows.Scan(&rep.Name, &commit, &prepare, &rep.State, &rep.LagEvents, &lagMS, &rep.LastError,
+			&reported, &requested, &started, &rebuilt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("projections: reports: %w", err)
+		}
+		rep.Position = eventstore.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
+		rep.LagTime = time.Duration(lagMS) * time.Millisecond
+		if reported != nil {
+			rep.ReportedAt = *reported
+		}
+		if reported == nil || time.Since(*reported) > ReportTTL {
+			rep.State = StateStopped
+		}
+		switch {
+		case started != nil:
+			rep.Rebuild = "running"
+		case requested != nil:
+			rep.Rebuild = "requested"
+		}
+		if rebuilt != nil {
+			rep.RebuiltAt = *rebuilt
+		}
+		byName[rep.Name] = rep
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("projections: reports: %w", err)
+	}
+	out := make([]Report, 0, len(names))
+	for _, n := range names {
+		rep, ok := byName[n]
+		if !ok {
+			rep = Report{Name: n, State: StateStopped, LagEvents: -1}
+		}
+		out = append(out, rep)
+	}
+	return out, nil
+}
+
+// RequestRebuild files a rebuild of the projection name for its active
+// runner, in whichever process that runs, to pick up: it builds a shadow
+// copy of the read model from the start of the log while the live one
+// keeps serving, and swaps it in once caught up. A request already
+// pending is left as it is. Errors: ErrInvalidName, the database's.
+func RequestRebuild(ctx context.Context, pool *pgxpool.Pool, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		return err
+	}
+	_, err := pool.Exec(ctx, `INSERT INTO projections.checkpoints (name, commit, prepare, rebuild_requested_at)
+		VALUES ($1, 0, 0, now())
+		ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = coalesce(projections.checkpoints.rebuild_requested_at, now())`, name)
+	if err != nil {
+		return fmt.Errorf("projections: request rebuild of %s: %w", name, err)
+	}
+	return nil
+}
+
+// rebuildRequested reports whether a rebuild of name is pending.
+func rebuildRequested(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, name string) (bool, error) {
+	var pending bool
+	err := q.QueryRow(ctx, `SELECT rebuild_requested_at IS NOT NULL FROM projections.checkpoints WHERE name = $1`, name).Scan(&pending)
+	if err == pgx.ErrNoRows {
+		return false, nil
+	}
+	return pending, err
+}

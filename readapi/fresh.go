@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/projections"
 	"github.com/eventshop/eventshop/writeapi"
 )
 
@@ -18,11 +17,18 @@ const maxScan = 10_000
 // scanPage is how many events one read of the log asks for.
 const scanPage = 1_000
 
+// model is the projection behind a read model: a projections.Projection
+// or a projections.Sink.
+type model interface {
+	Name() string
+	Filter() eventstore.Filter
+}
+
 // fresh is read-your-writes for the routes reading p's model: a request
 // with X-Min-Position waits, up to MaxWait, until the model holds every
 // event up to that token; if it does not by then, the request is served
 // anyway with X-Stale: true. A token that does not parse is a 400.
-func (s *Server) fresh(p projections.Projection) func(http.Handler) http.Handler {
+func (s *Server) fresh(p model) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			raw := strings.TrimSpace(r.Header.Get("X-Min-Position"))
@@ -53,7 +59,7 @@ func (s *Server) fresh(p projections.Projection) func(http.Handler) http.Handler
 // for nothing, when there is none). A reader of the log that has been
 // handed an event never sees an earlier one commit later (eventstore's
 // ReadAll promise), so once the scan reaches the token it is final.
-func (s *Server) await(ctx context.Context, p projections.Projection, token eventstore.Position) bool {
+func (s *Server) await(ctx context.Context, p model, token eventstore.Position) bool {
 	ctx, cancel := context.WithTimeout(ctx, s.maxWait)
 	defer cancel()
 	tick := time.NewTicker(s.poll)

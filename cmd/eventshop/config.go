@@ -34,6 +34,17 @@ type config struct {
 	AdminEmail    string
 	AdminPassword string
 	DataDir       string
+
+	// MongoURL is the catalogue's MongoDB; empty in the local run starts
+	// the embedded MongoDB-protocol server on MongoAddr.
+	MongoURL      string
+	MongoDatabase string
+	MongoAddr     string
+	// KafkaBrokers is the Kafka bootstrap list; empty in the local run
+	// starts the embedded Kafka-protocol broker on KafkaAddr.
+	KafkaBrokers    []string
+	KafkaAddr       string
+	KafkaPartitions int
 }
 
 // defaultDatabaseURL is the local server with trust auth, as `make services` sets up.
@@ -82,6 +93,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AdminEmail:      get("ADMIN_EMAIL", ""),
 		AdminPassword:   getenv("ADMIN_PASSWORD"),
 		DataDir:         get("DATA_DIR", ".data"),
+		MongoURL:        get("MONGO_URL", ""),
+		MongoDatabase:   get("MONGO_DATABASE", "eventshop"),
+		MongoAddr:       get("MONGO_ADDR", "127.0.0.1:27017"),
+		KafkaAddr:       get("KAFKA_ADDR", "127.0.0.1:9092"),
+		KafkaPartitions: num("KAFKA_PARTITIONS", 3),
+	}
+	for _, b := range strings.Split(get("KAFKA_BROKERS", ""), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			cfg.KafkaBrokers = append(cfg.KafkaBrokers, b)
+		}
 	}
 	cfg.EventStoreURL = get("EVENTSTORE_URL", cfg.DatabaseURL)
 	if err := cfg.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {

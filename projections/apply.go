@@ -51,7 +51,15 @@ func (r *Runner) applyBatch(ctx context.Context, from eventstore.Position, batch
 
 // commit applies batch and moves the checkpoint from from to its last
 // event, in one transaction.
+//
+// A sink has the batch applied first, outside the transaction: a crash
+// before the commit applies it again (Sink says why that is safe).
 func (r *Runner) commit(ctx context.Context, from eventstore.Position, batch []eventstore.Event) error {
+	if r.sink != nil {
+		if err := r.sink.Apply(ctx, batch); err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+	}
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -63,13 +71,18 @@ func (r *Runner) commit(ctx context.Context, from eventstore.Position, batch []e
 		defer cancel()
 		_ = tx.Rollback(rctx) // after Commit it does nothing
 	}()
-	if err := claimCheckpoint(ctx, tx, r.p.Name(), from); err != nil {
+	if err := claimCheckpoint(ctx, tx, r.name, from); err != nil {
 		return err
 	}
-	if err := r.p.Apply(ctx, tx, batch); err != nil {
-		return fmt.Errorf("apply: %w", err)
+	if r.p != nil {
+		if err := useSchema(ctx, tx, r.p.Schema()); err != nil {
+			return err
+		}
+		if err := r.p.Apply(ctx, tx, batch); err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
 	}
-	if err := advanceCheckpoint(ctx, tx, r.p.Name(), batch[len(batch)-1].Position); err != nil {
+	if err := advanceCheckpoint(ctx, tx, r.name, batch[len(batch)-1].Position); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -128,7 +141,7 @@ func (r *Runner) afterBatch(ctx context.Context, pos eventstore.Position, full b
 // countAfter counts the events matching the projection's filter among
 // the next LagCountCap events of the log after pos.
 func (r *Runner) countAfter(ctx context.Context, pos eventstore.Position) (int64, error) {
-	filter := r.p.Filter()
+	filter := r.filter
 	var n int64
 	for scanned := 0; scanned < LagCountCap; {
 		page, err := r.store.ReadAll(ctx, pos, min(LagCountCap-scanned, 1000))

@@ -38,11 +38,15 @@ type testProjection struct {
 
 func (p *testProjection) Name() string              { return p.name }
 func (p *testProjection) Filter() eventstore.Filter { return p.filter }
-func (p *testProjection) table() string             { return tableOf(p.name) }
+func (p *testProjection) table() string             { return pgx.Identifier{tableName(p.name)}.Sanitize() }
+func (p *testProjection) Schema() string            { return "public" }
+func (p *testProjection) Tables() []string          { return []string{tableName(p.name)} }
 
-func tableOf(name string) string {
-	return pgx.Identifier{"t_" + strings.NewReplacer(".", "_", "-", "_").Replace(name)}.Sanitize()
+func tableName(name string) string {
+	return "t_" + strings.NewReplacer(".", "_", "-", "_").Replace(name)
 }
+
+func tableOf(name string) string { return pgx.Identifier{tableName(name)}.Sanitize() }
 
 func (p *testProjection) Setup(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+p.table()+
@@ -193,14 +197,26 @@ type running struct {
 
 func start(t *testing.T, e *env, p projections.Projection, opts projections.Options) *running {
 	t.Helper()
+	opts = testOptions(opts)
+	return startRunner(t, projections.NewRunner(e.pool, e.store, p, opts))
+}
+
+// testOptions fills the options tests leave out.
+func testOptions(opts projections.Options) projections.Options {
 	if opts.Logger == nil {
 		opts.Logger = quiet()
 	}
 	if opts.LockPoll == 0 {
 		opts.LockPoll = 50 * time.Millisecond
 	}
+	return opts
+}
+
+// startRunner runs r in the background until t ends.
+func startRunner(t *testing.T, r *projections.Runner) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	run := &running{r: projections.NewRunner(e.pool, e.store, p, opts), cancel: cancel, done: make(chan error, 1)}
+	run := &running{r: r, cancel: cancel, done: make(chan error, 1)}
 	go func() { run.done <- run.r.Run(ctx) }()
 	t.Cleanup(func() { run.stop(t) })
 	return run

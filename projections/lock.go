@@ -31,13 +31,13 @@ type lock struct {
 // trying every LockPoll, and reconnecting when its connection fails. It
 // returns ctx's error when ctx ends first.
 func (r *Runner) acquireLock(ctx context.Context) (*lock, error) {
-	key := lockKey(r.p.Name())
+	key := lockKey(r.name)
 	var conn *pgx.Conn
 	for attempt := 0; ; attempt++ {
 		if conn == nil {
 			c, err := pgx.ConnectConfig(ctx, r.pool.Config().ConnConfig.Copy())
 			if err != nil && ctx.Err() == nil {
-				r.log.Warn("projection lock: connect", "projection", r.p.Name(), "error", err)
+				r.log.Warn("projection lock: connect", "projection", r.name, "error", err)
 			}
 			conn = c
 		}

@@ -48,6 +48,15 @@ type Projection interface {
 	Name() string
 	// Filter selects the events the projection needs.
 	Filter() eventstore.Filter
+	// Schema is the PostgreSQL schema of the projection's tables. The
+	// runner creates it and runs Setup and Apply with it as the
+	// search_path, so they name their tables unqualified: a rebuild runs
+	// them on a shadow schema of its own and then moves the tables into
+	// Schema (see Runner).
+	Schema() string
+	// Tables lists the tables Setup creates, each after the tables it
+	// references: what a rebuild moves into Schema, replacing the old.
+	Tables() []string
 	// Setup creates the projection's tables if they are missing. It must
 	// be idempotent; it runs in the runner's transaction each time the
 	// runner becomes the active instance.
@@ -139,6 +148,9 @@ type Status struct {
 	Failing *FailingEvent
 	// Applied counts the events this runner applied.
 	Applied int64
+	// Rebuild is the progress of the rebuild this runner is carrying out;
+	// nil when none.
+	Rebuild *RebuildStatus
 }
 
 // LagCountCap bounds the events counted for Status.LagEvents.

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -115,14 +116,15 @@ func RequestRebuild(ctx context.Context, pool *pgxpool.Pool, name string) error 
 	return nil
 }
 
-// rebuildRequested reports whether a rebuild of name is pending.
+// rebuildRequested returns when the pending rebuild of name was
+// requested; nil when none is.
 func rebuildRequested(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, name string) (bool, error) {
-	var pending bool
-	err := q.QueryRow(ctx, `SELECT rebuild_requested_at IS NOT NULL FROM projections.checkpoints WHERE name = $1`, name).Scan(&pending)
-	if err == pgx.ErrNoRows {
-		return false, nil
+}, name string) (*time.Time, error) {
+	var at *time.Time
+	err := q.QueryRow(ctx, `SELECT rebuild_requested_at FROM projections.checkpoints WHERE name = $1`, name).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
 	}
-	return pending, err
+	return at, err
 }

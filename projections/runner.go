@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/eventstore"
@@ -23,36 +22,63 @@ import (
 // the holder goes away. Each batch also checks, in its transaction, that
 // the checkpoint is still the one the runner continued from, so even a
 // runner that lost its lock mid-batch never applies an event twice.
+//
+// A Runner also keeps its status in the database for any process to read
+// (Reports), and carries out the rebuilds filed with RequestRebuild (see
+// rebuild.go).
 type Runner struct {
-	pool  *pgxpool.Pool
-	store eventstore.Store
-	p     Projection
-	opts  Options
-	log   *slog.Logger
+	pool   *pgxpool.Pool
+	store  eventstore.Store
+	p      Projection // nil for a sink
+	sink   Sink       // nil for a projection
+	name   string
+	filter eventstore.Filter
+	opts   Options
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	status Status
 	lastTS time.Time // timestamp of the last applied event
 	idle   bool      // live and waiting for events
 	lagAt  time.Time // when LagEvents was last counted
+	rb     *rebuild  // the rebuild in progress; nil when none
+	// swapReady wakes the live loop when a rebuild is ready to swap.
+	swapReady chan struct{}
 }
 
 // NewRunner returns a runner of p that keeps its checkpoint and p's tables
 // in pool's database and reads events from store.
 func NewRunner(pool *pgxpool.Pool, store eventstore.Store, p Projection, opts Options) *Runner {
+	return newRunner(pool, store, p, nil, p.Name(), p.Filter(), opts)
+}
+
+// NewSinkRunner returns a runner of s that keeps its checkpoint in pool's
+// database and reads events from store. It applies each batch to s and
+// then moves the checkpoint, so s sees a batch again after a crash in
+// between (see Sink).
+func NewSinkRunner(pool *pgxpool.Pool, store eventstore.Store, s Sink, opts Options) *Runner {
+	return newRunner(pool, store, nil, s, s.Name(), s.Filter(), opts)
+}
+
+func newRunner(pool *pgxpool.Pool, store eventstore.Store, p Projection, s Sink, name string,
+	filter eventstore.Filter, opts Options) *Runner {
 	opts = opts.withDefaults()
 	return &Runner{
-		pool: pool, store: store, p: p, opts: opts,
-		log:    opts.Logger.With("projection", p.Name()),
-		status: Status{Name: p.Name(), State: StateStopped, LagEvents: -1},
+		pool: pool, store: store, p: p, sink: s, name: name, filter: filter, opts: opts,
+		log:       opts.Logger.With("projection", name),
+		status:    Status{Name: name, State: StateStopped, LagEvents: -1},
+		swapReady: make(chan struct{}, 1),
 	}
 }
+
+// Name is the projection's name.
+func (r *Runner) Name() string { return r.name }
 
 // Run runs the projection until ctx ends, and then returns nil. Failures
 // of the database or the store are logged, shown in Status and retried
 // with backoff; they do not end Run. Errors: ErrInvalidName at once.
 func (r *Runner) Run(ctx context.Context) error {
-	if err := checkName(r.p.Name()); err != nil {
+	if err := checkName(r.name); err != nil {
 		return err
 	}
 	defer r.setState(StateStopped)
@@ -89,20 +115,17 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		l.watch(ctx, r.opts.LockPoll, cancel)
-	}()
+	wg.Go(func() { l.watch(ctx, r.opts.LockPoll, cancel) })
+	wg.Go(func() { r.housekeep(ctx) })
 	defer wg.Wait()
-	defer cancel(nil) // stop watching before the lock's connection closes
+	defer cancel(nil) // stop the helpers before the lock's connection closes
 
 	r.setState(StateCatchingUp)
-	if err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error { return r.p.Setup(ctx, tx) }); err != nil {
+	if err := r.setup(ctx); err != nil {
 		return activeErr(ctx, fmt.Errorf("setup: %w", err))
 	}
 	for attempt := 0; ; {
-		from, err := readCheckpoint(ctx, r.pool, r.p.Name())
+		from, err := readCheckpoint(ctx, r.pool, r.name)
 		if err == nil {
 			r.mu.Lock()
 			r.status.Position = from
@@ -111,6 +134,9 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 		}
 		if ctx.Err() != nil {
 			return activeErr(ctx, nil)
+		}
+		if errors.Is(err, errSwapped) {
+			continue
 		}
 		if errors.Is(err, errFenced) {
 			r.log.Warn("projection checkpoint moved; resubscribing from it")
@@ -138,13 +164,13 @@ func activeErr(ctx context.Context, err error) error {
 // follow subscribes from the checkpoint from and applies what arrives in
 // batches until ctx ends or the subscription fails.
 func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
-	sub, err := r.store.SubscribeAll(ctx, from, r.p.Filter())
+	sub, err := r.store.SubscribeAll(ctx, from, r.filter)
 	if err != nil {
 		return fmt.Errorf("subscribe from %s: %w", from, err)
 	}
 	defer sub.Close()
 	for {
-		batch, open := r.collect(ctx, sub.Events())
+		batch, open, swap := r.collect(ctx, sub.Events())
 		if len(batch) > 0 {
 			next, err := r.applyBatch(ctx, from, batch)
 			if err != nil {
@@ -152,6 +178,9 @@ func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
 			}
 			from = next
 			r.afterBatch(ctx, from, len(batch) == r.opts.BatchSize)
+		}
+		if swap && isClosed(r.rebuildReady()) {
+			return r.finishRebuild(ctx, from)
 		}
 		if !open {
 			if err := sub.Err(); err != nil {
@@ -170,7 +199,9 @@ func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
 
 // collect gathers the next batch: it waits for a first event, then up to
 // BatchWait for more, up to BatchSize. open is false once ch is closed.
-func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch []eventstore.Event, open bool) {
+// It returns early, with what it has, when ctx ends or a rebuild is
+// ready to swap (swap).
+func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch []eventstore.Event, open, swap bool) {
 	idle := time.NewTimer(max(r.opts.BatchWait, 20*time.Millisecond))
 	defer idle.Stop()
 	var (
@@ -180,18 +211,22 @@ func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch
 	select {
 	case e, ok = <-ch:
 	case <-ctx.Done():
-		return nil, true
+		return nil, true, false
+	case <-r.swapReady:
+		return nil, true, true
 	case <-idle.C:
 		// Nothing arrived for a while: everything delivered is applied.
 		r.setIdle()
 		select {
 		case e, ok = <-ch:
 		case <-ctx.Done():
-			return nil, true
+			return nil, true, false
+		case <-r.swapReady:
+			return nil, true, true
 		}
 	}
 	if !ok {
-		return nil, false
+		return nil, false, false
 	}
 	batch = append(batch, e)
 	wait := time.NewTimer(r.opts.BatchWait)
@@ -200,16 +235,18 @@ func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch
 		select {
 		case e, ok := <-ch:
 			if !ok {
-				return batch, false
+				return batch, false, false
 			}
 			batch = append(batch, e)
 		case <-wait.C:
-			return batch, true
+			return batch, true, false
 		case <-ctx.Done():
-			return batch, true
+			return batch, true, false
+		case <-r.swapReady:
+			return batch, true, true
 		}
 	}
-	return batch, true
+	return batch, true, false
 }
 
 // Status returns a snapshot of the runner. It does no I/O.
@@ -220,6 +257,10 @@ func (r *Runner) Status() Status {
 	if s.Failing != nil {
 		f := *s.Failing
 		s.Failing = &f
+	}
+	if r.rb != nil {
+		rs := r.rb.status
+		s.Rebuild = &rs
 	}
 	switch {
 	case r.idle && s.State == StateLive:

@@ -155,10 +155,17 @@ func ReadAllPrefix(t *testing.T, s eventstore.Store, prefix string, pageSize int
 
 // ReadAllMatching reads the global log from the start in pages of pageSize,
 // checking that positions increase, and keeps the events filter matches.
+// On a store that can hold committed events back behind an open
+// transaction (Held, as PostgreSQL's), it reads until none is held, so
+// the result is everything committed before the call.
 func ReadAllMatching(t *testing.T, s eventstore.Store, filter eventstore.Filter, pageSize int) []eventstore.Event {
 	t.Helper()
 	var out []eventstore.Event
 	pos := eventstore.Start
+	holder, _ := s.(interface {
+		Held(ctx context.Context, after eventstore.Position) (bool, error)
+	})
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		page, err := s.ReadAll(Ctx(t), pos, pageSize)
 		if err != nil {
@@ -174,7 +181,20 @@ func ReadAllMatching(t *testing.T, s eventstore.Store, filter eventstore.Filter,
 			}
 		}
 		if len(page) < pageSize {
-			return out
+			if holder == nil {
+				return out
+			}
+			held, err := holder.Held(Ctx(t), pos)
+			if err != nil {
+				t.Fatalf("read all: %v", err)
+			}
+			if !held {
+				return out
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("read all: events after %s held back for 30 s by an open transaction", pos)
+			}
+			time.Sleep(10 * time.Millisecond) // poll: the holder is another session
 		}
 	}
 }

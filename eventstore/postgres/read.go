@@ -48,6 +48,20 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, count int
 	return events, err
 }
 
+// Held reports whether committed events after after exist that ReadAll
+// does not return yet, because a transaction that began before theirs is
+// still open (in any database of the server: transaction ids are the
+// server's). They become readable when it ends.
+func (s *Store) Held(ctx context.Context, after eventstore.Position) (bool, error) {
+	var held bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, id) > ($1, $2))`,
+		int64(after.Commit), int64(after.Prepare)).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("events after %s: %w", after, err)
+	}
+	return held, nil
+}
+
 // readAll reads the global log after from. held reports that the page came
 // back short because events of transactions younger than one still in
 // progress exist; they become readable when it ends.
@@ -69,9 +83,7 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 		if len(events) > 0 {
 			after = events[len(events)-1].Position
 		}
-		err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, id) > ($1, $2))`,
-			int64(after.Commit), int64(after.Prepare)).Scan(&held)
-		if err != nil {
+		if held, err = s.Held(ctx, after); err != nil {
 			return nil, false, fmt.Errorf("read all from %s: %w", from, err)
 		}
 		s.noteHeld(ctx, held && len(events) == 0)

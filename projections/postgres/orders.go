@@ -15,7 +15,7 @@ import (
 )
 
 const ordersDDL = `
-CREATE TABLE IF NOT EXISTS readmodel.orders (
+CREATE TABLE IF NOT EXISTS orders (
 	id                   uuid PRIMARY KEY,
 	user_id              uuid NOT NULL,
 	status               text NOT NULL,
@@ -29,11 +29,11 @@ CREATE TABLE IF NOT EXISTS readmodel.orders (
 	updated_at           timestamptz NOT NULL,
 	version              bigint NOT NULL
 );
-CREATE INDEX IF NOT EXISTS orders_user_created_idx ON readmodel.orders (user_id, created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS orders_created_idx ON readmodel.orders (created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS orders_status_created_idx ON readmodel.orders (status, created_at DESC, id DESC);
-CREATE TABLE IF NOT EXISTS readmodel.order_items (
-	order_id    uuid NOT NULL REFERENCES readmodel.orders (id) ON DELETE CASCADE,
+CREATE INDEX IF NOT EXISTS orders_user_created_idx ON orders (user_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS orders_created_idx ON orders (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS orders_status_created_idx ON orders (status, created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS order_items (
+	order_id    uuid NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
 	line        int NOT NULL,
 	product_id  uuid NOT NULL,
 	sku         text NOT NULL,
@@ -42,16 +42,16 @@ CREATE TABLE IF NOT EXISTS readmodel.order_items (
 	price_cents bigint NOT NULL,
 	PRIMARY KEY (order_id, line)
 );
-CREATE INDEX IF NOT EXISTS order_items_product_idx ON readmodel.order_items (product_id, order_id);
-CREATE TABLE IF NOT EXISTS readmodel.product_vendors (
+CREATE INDEX IF NOT EXISTS order_items_product_idx ON order_items (product_id, order_id);
+CREATE TABLE IF NOT EXISTS product_vendors (
 	product_id uuid PRIMARY KEY,
 	vendor_id  uuid NOT NULL
 );
-CREATE INDEX IF NOT EXISTS product_vendors_vendor_idx ON readmodel.product_vendors (vendor_id, product_id);`
+CREATE INDEX IF NOT EXISTS product_vendors_vendor_idx ON product_vendors (vendor_id, product_id);`
 
-// OrdersProjection builds readmodel.orders and readmodel.order_items from
+// OrdersProjection builds orders and order_items from
 // the order streams, folding as domain/order.Evolve does, and
-// readmodel.product_vendors from product.created, so that a vendor's
+// product_vendors from product.created, so that a vendor's
 // orders can be listed through their items. Products and orders share one
 // projection so a product's vendor is always there before any order
 // naming it.
@@ -71,8 +71,19 @@ func (OrdersProjection) Filter() eventstore.Filter {
 	}
 }
 
-// Setup creates the schema and tables if missing.
-func (OrdersProjection) Setup(ctx context.Context, tx pgx.Tx) error { return setup(ctx, tx, ordersDDL) }
+// Schema is Schema.
+func (OrdersProjection) Schema() string { return Schema }
+
+// Tables are the orders, their items, and the products' vendors.
+func (OrdersProjection) Tables() []string {
+	return []string{"orders", "order_items", "product_vendors"}
+}
+
+// Setup creates the tables if missing.
+func (OrdersProjection) Setup(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, ordersDDL)
+	return err
+}
 
 var orderEvents = order.Registry().Merge(func() domain.Registry {
 	r := domain.Registry{}
@@ -100,7 +111,7 @@ func (OrdersProjection) Apply(ctx context.Context, tx pgx.Tx, batch []eventstore
 
 // bump moves an order's version and updated_at on, as Evolve does for
 // every event; set holds the other assignments, with parameters from $4.
-const bump = "UPDATE readmodel.orders SET version = $2, updated_at = $3"
+const bump = "UPDATE orders SET version = $2, updated_at = $3"
 const guard = " WHERE id = $1 AND version < $2"
 
 func queueOrder(b *pgx.Batch, e *eventstore.Event) error {
@@ -122,7 +133,7 @@ func queueOrder(b *pgx.Batch, e *eventstore.Event) error {
 			return fmt.Errorf("product %q or vendor %q is not a UUID", p.ProductID, p.VendorID)
 		}
 		// A product's vendor never changes; the first write stands.
-		b.Queue(`INSERT INTO readmodel.product_vendors (product_id, vendor_id) VALUES ($1, $2)
+		b.Queue(`INSERT INTO product_vendors (product_id, vendor_id) VALUES ($1, $2)
 			ON CONFLICT (product_id) DO NOTHING`, pid, vid)
 		return nil
 	}
@@ -166,7 +177,7 @@ func queueCreated(b *pgx.Batch, id uuid.UUID, ev order.Created, e *eventstore.Ev
 	if err != nil {
 		return fmt.Errorf("user id %q is not a UUID", ev.UserID)
 	}
-	b.Queue(`INSERT INTO readmodel.orders AS o (id, user_id, status, total_cents, payment_refunded,
+	b.Queue(`INSERT INTO orders AS o (id, user_id, status, total_cents, payment_refunded,
 			created_at, updated_at, version)
 		VALUES ($1, $2, 'pending', $3, false, $4, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, status = excluded.status,
@@ -188,7 +199,7 @@ func queueCreated(b *pgx.Batch, id uuid.UUID, ev order.Created, e *eventstore.Ev
 	}
 	// Items never change after order.created: on a replay they are there
 	// already, identical.
-	b.Queue(`INSERT INTO readmodel.order_items (order_id, line, product_id, sku, name, quantity, price_cents)
+	b.Queue(`INSERT INTO order_items (order_id, line, product_id, sku, name, quantity, price_cents)
 		SELECT $1, l, p, s, n, q, c
 		FROM unnest($2::int[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS u(l, p, s, n, q, c)
 		ON CONFLICT (order_id, line) DO NOTHING`, id, lines, products, skus, names, qty, prices)

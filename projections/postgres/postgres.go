@@ -10,12 +10,9 @@
 package postgres
 
 import (
-	"context"
 	"errors"
-	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/projections"
@@ -27,10 +24,6 @@ var ErrNotFound = errors.New("not found in read model")
 
 // Schema is the PostgreSQL schema holding the read models.
 const Schema = "readmodel"
-
-// setupLock serialises the Setup of projections starting together:
-// concurrent CREATE SCHEMA/TABLE IF NOT EXISTS can still collide.
-const setupLock = 0x72656164 // "read"
 
 // Store answers queries from the read models.
 type Store struct {
@@ -44,17 +37,6 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 // UsersProjection and OrdersProjection.
 func (s *Store) Projections() []projections.Projection {
 	return []projections.Projection{UsersProjection{}, OrdersProjection{}}
-}
-
-// setup creates the schema and runs ddl, under setupLock.
-func setup(ctx context.Context, tx pgx.Tx, ddl string) error {
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", setupLock); err != nil {
-		return fmt.Errorf("setup lock: %w", err)
-	}
-	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+Schema+";\n"+ddl); err != nil {
-		return fmt.Errorf("setup: %w", err)
-	}
-	return nil
 }
 
 // idOf parses the id after prefix in stream; ok is false when it is not

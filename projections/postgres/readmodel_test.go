@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"github.com/jackc/pgx/v5"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -405,10 +407,7 @@ func TestReadModels(t *testing.T) {
 	t.Run("replay", func(t *testing.T) {
 		for _, p := range e.rm.Projections() {
 			batch := readLog(t, e, p.Filter())
-			tx, err := e.pool.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tx := beginIn(t, e, postgres.Schema)
 			for range 2 {
 				if err := p.Apply(ctx, tx, batch); err != nil {
 					t.Fatalf("%s: apply: %v", p.Name(), err)
@@ -437,10 +436,7 @@ func TestReadModels(t *testing.T) {
 		// each one alone, they change nothing.
 		for _, p := range e.rm.Projections() {
 			batch := readLog(t, e, p.Filter())
-			tx, err := e.pool.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tx := beginIn(t, e, postgres.Schema)
 			for i := len(batch) - 1; i >= 0; i-- {
 				if err := p.Apply(ctx, tx, batch[i:i+1]); err != nil {
 					t.Fatal(err)
@@ -456,10 +452,7 @@ func TestReadModels(t *testing.T) {
 		// Applied twice and committed: nothing changes.
 		for _, p := range e.rm.Projections() {
 			batch := readLog(t, e, p.Filter())
-			tx, err := e.pool.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tx := beginIn(t, e, postgres.Schema)
 			for range 2 {
 				if err := p.Apply(ctx, tx, batch[len(batch)/2:]); err != nil {
 					t.Fatal(err)
@@ -504,4 +497,20 @@ func TestReadModels(t *testing.T) {
 func readLog(t *testing.T, e *env, filter eventstore.Filter) []eventstore.Event {
 	t.Helper()
 	return eventstoretest.ReadAllMatching(t, e.store, filter, 1000)
+}
+
+// beginIn begins a transaction working on schema, as the runner's do, and
+// rolls it back when t ends unless it was committed.
+func beginIn(t *testing.T, e *env, schema string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", schema); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

@@ -17,7 +17,7 @@ import (
 )
 
 const usersDDL = `
-CREATE TABLE IF NOT EXISTS readmodel.users (
+CREATE TABLE IF NOT EXISTS users (
 	id         uuid PRIMARY KEY,
 	email      text NOT NULL UNIQUE,
 	full_name  text NOT NULL,
@@ -25,9 +25,9 @@ CREATE TABLE IF NOT EXISTS readmodel.users (
 	created_at timestamptz NOT NULL,
 	version    bigint NOT NULL
 );
-CREATE INDEX IF NOT EXISTS users_created_at_idx ON readmodel.users (created_at, id);`
+CREATE INDEX IF NOT EXISTS users_created_at_idx ON users (created_at, id);`
 
-// UsersProjection builds readmodel.users from the user streams. It reads
+// UsersProjection builds users from the user streams. It reads
 // the data of user.registered, user.role_granted and user.role_revoked
 // only: every other event of a user stream (user.credentials_set above
 // all) just moves the row's version on, so the row's version is the
@@ -44,8 +44,17 @@ func (UsersProjection) Filter() eventstore.Filter {
 	return eventstore.Filter{StreamPrefixes: []string{user.StreamPrefix}}
 }
 
-// Setup creates the schema and table if missing.
-func (UsersProjection) Setup(ctx context.Context, tx pgx.Tx) error { return setup(ctx, tx, usersDDL) }
+// Schema is Schema.
+func (UsersProjection) Schema() string { return Schema }
+
+// Tables is the one table.
+func (UsersProjection) Tables() []string { return []string{"users"} }
+
+// Setup creates the table if missing.
+func (UsersProjection) Setup(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, usersDDL)
+	return err
+}
 
 // Apply applies batch in one round trip. Errors: an event that does not
 // decode, a registration whose user id is not a UUID, the database's.
@@ -80,7 +89,7 @@ func queueUser(b *pgx.Batch, e *eventstore.Event) error {
 	id, ok := idOf(e.StreamID, user.StreamPrefix)
 	if _, known := userEvents[e.Type]; !known {
 		if ok {
-			b.Queue("UPDATE readmodel.users SET version = $2 WHERE id = $1 AND version < $2", id, e.Version)
+			b.Queue("UPDATE users SET version = $2 WHERE id = $1 AND version < $2", id, e.Version)
 		}
 		return nil
 	}
@@ -97,18 +106,18 @@ func queueUser(b *pgx.Batch, e *eventstore.Event) error {
 		if roles == nil {
 			roles = []string{}
 		}
-		b.Queue(`INSERT INTO readmodel.users AS u (id, email, full_name, roles, created_at, version)
+		b.Queue(`INSERT INTO users AS u (id, email, full_name, roles, created_at, version)
 			VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (id) DO UPDATE SET email = excluded.email, full_name = excluded.full_name,
 				roles = excluded.roles, created_at = excluded.created_at, version = excluded.version
 			WHERE u.version < excluded.version`,
 			id, ev.Email, ev.FullName, roles, e.Metadata.Timestamp, e.Version)
 	case user.RoleGranted:
-		b.Queue(`UPDATE readmodel.users SET version = $3,
+		b.Queue(`UPDATE users SET version = $3,
 				roles = CASE WHEN $2 = ANY(roles) THEN roles ELSE array_append(roles, $2) END
 			WHERE id = $1 AND version < $3`, id, ev.Role, e.Version)
 	case user.RoleRevoked:
-		b.Queue(`UPDATE readmodel.users SET version = $3, roles = array_remove(roles, $2)
+		b.Queue(`UPDATE users SET version = $3, roles = array_remove(roles, $2)
 			WHERE id = $1 AND version < $3`, id, ev.Role, e.Version)
 	}
 	return nil

@@ -1,0 +1,407 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+// A rebuild, filed with RequestRebuild, is carried out by the projection's
+// active runner while the live read model keeps serving:
+//
+//  1. A builder goroutine makes an empty shadow copy of the model (a
+//     schema of its own for a Projection, Rebuildable.Shadow for a sink)
+//     and applies the whole log to it, reading the log with ReadAll in
+//     large pages.
+//  2. Once it has caught up it signals the runner's live loop, which stops
+//     between two batches at its checkpoint, lets the shadow catch up with
+//     the log's end once more, and swaps: a Projection's live tables are
+//     dropped and the shadow's moved in, and the checkpoint set to the
+//     shadow's, in one transaction, so readers see the old model or the
+//     new one and nothing in between. A sink swaps with Rebuildable.Swap
+//     and then moves the checkpoint; a crash in between re-applies events
+//     to the new target, which a sink must take (see Sink).
+//  3. The live loop carries on from the new checkpoint.
+//
+// A sink that is not Rebuildable (a publisher) is "rebuilt" by moving its
+// checkpoint back to the start: everything is delivered again.
+//
+// If the active period ends during a rebuild, the request stays filed and
+// the next active runner starts it again from scratch.
+
+// errSwapped ends the live loop after a rebuild moved the checkpoint: the
+// runner subscribes again from the new one.
+var errSwapped = errors.New("rebuilt read model swapped in")
+
+// setupLock serialises the Setup of projections starting together:
+// concurrent CREATE SCHEMA/TABLE IF NOT EXISTS can still collide.
+const setupLock = 0x72656164 // "read"
+
+// rebuildPage is how many events the builder reads and applies at once.
+const rebuildPage = 5_000
+
+// RebuildStatus is the progress of a rebuild in this process.
+type RebuildStatus struct {
+	Started time.Time
+	// Scanned counts the events of the log read so far; Applied those the
+	// projection takes.
+	Scanned, Applied int64
+	// Position is the last event read.
+	Position eventstore.Position
+	// CaughtUp is set once the shadow reached the end of the log and
+	// waits for the swap.
+	CaughtUp bool
+}
+
+// rebuild is the state of the rebuild in progress.
+type rebuild struct {
+	requestedAt time.Time     // the request it answers
+	ready       chan struct{} // closed when the builder has caught up (or gave up, with err)
+	err         error         // why the builder gave up; nil when it caught up
+	shadow      Sink          // the shadow of a Rebuildable sink
+	schema      string        // the shadow schema of a Projection
+	restart     bool          // a sink without a shadow: just start again
+	pos         eventstore.Position
+	status      RebuildStatus
+}
+
+// setup runs the projection's Setup: a Projection's in its schema, in one
+// transaction; a sink's on the sink.
+func (r *Runner) setup(ctx context.Context) error {
+	if r.sink != nil {
+		return r.sink.Setup(ctx)
+	}
+	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error { return r.setupIn(ctx, tx, r.p.Schema()) })
+}
+
+// setupIn creates schema and runs the projection's Setup in it, in tx.
+func (r *Runner) setupIn(ctx context.Context, tx pgx.Tx, schema string) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", setupLock); err != nil {
+		return fmt.Errorf("setup lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	if err := useSchema(ctx, tx, schema); err != nil {
+		return err
+	}
+	return r.p.Setup(ctx, tx)
+}
+
+// useSchema makes schema the search_path for the rest of tx.
+func useSchema(ctx context.Context, tx pgx.Tx, schema string) error {
+	if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("search_path %s: %w", schema, err)
+	}
+	return nil
+}
+
+// shadowSchema is the schema a rebuild of the projection builds in.
+func shadowSchema(schema, name string) string {
+	s := schema + "_rebuild_" + strings.NewReplacer(".", "_", "-", "_").Replace(name)
+	if len(s) > 63 { // PostgreSQL's identifier limit
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		s = fmt.Sprintf("%s_rebuild_%016x", schema[:min(len(schema), 30)], h.Sum64())
+	}
+	return s
+}
+
+// rebuildReady is the channel the live loop watches for a rebuild ready
+// to swap; nil (never ready) when there is none.
+func (r *Runner) rebuildReady() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rb == nil {
+		return nil
+	}
+	return r.rb.ready
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// housekeep runs beside the live loop while the runner is active: every
+// reportInterval it writes the runner's status to the database and looks
+// for a rebuild request, starting the builder when there is one.
+func (r *Runner) housekeep(ctx context.Context) {
+	t := time.NewTicker(r.reportInterval())
+	defer t.Stop()
+	done := make(chan struct{})
+	close(done)
+	builder := (<-chan struct{})(done)
+	for {
+		if err := r.report(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("projection: write status", "error", err)
+		}
+		if isClosed(builder) && r.rebuildReady() == nil {
+			requested, err := rebuildRequested(ctx, r.pool, r.name)
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn("projection: look for a rebuild request", "error", err)
+			}
+			if requested != nil {
+				b := make(chan struct{})
+				builder = b
+				go func() {
+					defer close(b)
+					r.build(ctx, *requested)
+				}()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			<-builder
+			r.mu.Lock()
+			r.rb = nil
+			r.mu.Unlock()
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_, _ = r.pool.Exec(wctx, `UPDATE projections.checkpoints SET state = $2, reported_at = now() WHERE name = $1`,
+				r.name, StateStopped)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reportInterval is how often an active runner writes its status.
+func (r *Runner) reportInterval() time.Duration { return min(r.opts.LockPoll, ReportTTL/3) }
+
+// report writes the runner's status to its checkpoint row.
+func (r *Runner) report(ctx context.Context) error {
+	s := r.Status()
+	_, err := r.pool.Exec(ctx, `INSERT INTO projections.checkpoints AS c (name, commit, prepare, state, lag_events, lag_ms, last_error, reported_at)
+		VALUES ($1, 0, 0, $2, $3, $4, $5, now())
+		ON CONFLICT (name) DO UPDATE SET state = $2, lag_events = $3, lag_ms = $4, last_error = $5, reported_at = now()`,
+		r.name, s.State, s.LagEvents, s.LagTime.Milliseconds(), s.LastError)
+	return err
+}
+
+// build is the builder: it fills a fresh shadow from the whole log and
+// closes rb.ready once it has caught up, for the live loop to swap. It
+// retries failures with backoff until ctx ends.
+func (r *Runner) build(ctx context.Context, requestedAt time.Time) {
+	rb := &rebuild{requestedAt: requestedAt, ready: make(chan struct{}),
+		status: RebuildStatus{Started: r.opts.Now()}}
+	r.mu.Lock()
+	r.rb = rb
+	r.mu.Unlock()
+	r.log.Info("projection rebuild started")
+	if _, err := r.pool.Exec(ctx, `UPDATE projections.checkpoints SET rebuild_started_at = now() WHERE name = $1`, r.name); err != nil {
+		r.log.Warn("projection rebuild: record start", "error", err)
+	}
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		err := r.fillShadow(ctx, rb)
+		if err == nil {
+			r.mu.Lock()
+			rb.status.CaughtUp = true
+			r.mu.Unlock()
+			close(rb.ready)
+			select {
+			case r.swapReady <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		r.failed(fmt.Errorf("rebuild: %w", err), nil)
+		if sleep(ctx, r.backoff(attempt)) != nil {
+			return
+		}
+	}
+}
+
+// fillShadow makes an empty shadow and applies the log to it up to its
+// current end.
+func (r *Runner) fillShadow(ctx context.Context, rb *rebuild) error {
+	r.mu.Lock()
+	rb.pos, rb.status.Scanned, rb.status.Applied, rb.status.Position = eventstore.Start, 0, 0, eventstore.Start
+	r.mu.Unlock()
+	switch s := r.sink.(type) {
+	case nil:
+		rb.schema = shadowSchema(r.p.Schema(), r.name)
+		err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{rb.schema}.Sanitize()+" CASCADE"); err != nil {
+				return err
+			}
+			return r.setupIn(ctx, tx, rb.schema)
+		})
+		if err != nil {
+			return fmt.Errorf("shadow schema %s: %w", rb.schema, err)
+		}
+	case Rebuildable:
+		shadow, err := s.Shadow(ctx)
+		if err != nil {
+			return fmt.Errorf("shadow: %w", err)
+		}
+		if err := shadow.Setup(ctx); err != nil {
+			return fmt.Errorf("shadow setup: %w", err)
+		}
+		rb.shadow = shadow
+	default:
+		rb.restart = true
+		return nil
+	}
+	return r.catchUpShadow(ctx, rb)
+}
+
+// catchUpShadow applies the log after rb.pos to the shadow until a read
+// comes back short: the end of the log as of then.
+func (r *Runner) catchUpShadow(ctx context.Context, rb *rebuild) error {
+	type page struct {
+		events []eventstore.Event
+		err    error
+	}
+	// Read the next page while the current one is applied.
+	pages := make(chan page, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(pages)
+		from := rb.pos
+		for {
+			evs, err := r.store.ReadAll(rctx, from, rebuildPage)
+			select {
+			case pages <- page{evs, err}:
+			case <-rctx.Done():
+				return
+			}
+			if err != nil || len(evs) < rebuildPage {
+				return
+			}
+			from = evs[len(evs)-1].Position
+		}
+	}()
+	for p := range pages {
+		if p.err != nil {
+			return fmt.Errorf("read the log after %s: %w", rb.pos, p.err)
+		}
+		if len(p.events) == 0 {
+			continue
+		}
+		scanned, last := len(p.events), p.events[len(p.events)-1].Position
+		batch := slices.DeleteFunc(p.events, func(e eventstore.Event) bool { return !r.filter.Match(&e) })
+		if len(batch) > 0 {
+			if err := r.applyShadow(ctx, rb, batch); err != nil {
+				return err
+			}
+		}
+		r.mu.Lock()
+		rb.pos = last
+		rb.status.Position = last
+		rb.status.Scanned += int64(scanned)
+		rb.status.Applied += int64(len(batch))
+		r.mu.Unlock()
+	}
+	return ctx.Err()
+}
+
+// applyShadow applies batch to the shadow: a Projection's in one
+// transaction on the shadow schema, a sink's through its shadow.
+func (r *Runner) applyShadow(ctx context.Context, rb *rebuild, batch []eventstore.Event) error {
+	if rb.shadow != nil {
+		if err := rb.shadow.Apply(ctx, batch); err != nil {
+			return fmt.Errorf("apply to the shadow: %w", err)
+		}
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if err := useSchema(ctx, tx, rb.schema); err != nil {
+			return err
+		}
+		return r.p.Apply(ctx, tx, batch)
+	})
+	if err != nil {
+		return fmt.Errorf("apply to the shadow: %w", err)
+	}
+	return nil
+}
+
+// finishRebuild is the swap, run by the live loop, stopped at its
+// checkpoint from: the shadow catches up with the log once more, then
+// replaces the live model and its checkpoint. It returns errSwapped when
+// it swapped, so that the live loop subscribes again from the new
+// checkpoint; any other error leaves the rebuild to be tried again.
+func (r *Runner) finishRebuild(ctx context.Context, from eventstore.Position) error {
+	r.mu.Lock()
+	rb := r.rb
+	r.mu.Unlock()
+	err := r.swap(ctx, rb, from)
+	r.mu.Lock()
+	r.rb = nil
+	r.mu.Unlock()
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("rebuild: swap: %w", err)
+	}
+	r.log.Info("projection rebuilt and swapped in", "events", rb.status.Applied, "position", rb.pos.String(),
+		"took", r.opts.Now().Sub(rb.status.Started).String())
+	return errSwapped
+}
+
+func (r *Runner) swap(ctx context.Context, rb *rebuild, from eventstore.Position) error {
+	if !rb.restart {
+		if err := r.catchUpShadow(ctx, rb); err != nil {
+			return err
+		}
+		if rb.shadow != nil {
+			if err := r.sink.(Rebuildable).Swap(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if err := claimCheckpoint(ctx, tx, r.name, from); err != nil {
+			return err
+		}
+		if r.p != nil {
+			live := pgx.Identifier{r.p.Schema()}.Sanitize()
+			tables := r.p.Tables()
+			for i := len(tables) - 1; i >= 0; i-- {
+				if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{r.p.Schema(), tables[i]}.Sanitize()+" CASCADE"); err != nil {
+					return err
+				}
+			}
+			for _, t := range tables {
+				if _, err := tx.Exec(ctx, "ALTER TABLE "+pgx.Identifier{rb.schema, t}.Sanitize()+" SET SCHEMA "+live); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{rb.schema}.Sanitize()+" CASCADE"); err != nil {
+				return err
+			}
+		}
+		to := rb.pos
+		if rb.restart {
+			to = eventstore.Start
+		}
+		if err := advanceCheckpoint(ctx, tx, r.name, to); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE projections.checkpoints SET rebuild_started_at = NULL, rebuilt_at = now(),
+			rebuild_requested_at = CASE WHEN rebuild_requested_at <= $2 THEN NULL ELSE rebuild_requested_at END
+			WHERE name = $1`, r.name, rb.requestedAt)
+		return err
+	})
+}

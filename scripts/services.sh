@@ -3,6 +3,9 @@
 # PostgreSQL on 127.0.0.1:5432 (trust auth for user postgres) and Redis on
 # 127.0.0.1:6379. Starts them if installed but stopped; on Debian as root,
 # installs them if absent; otherwise says what to install and fails.
+# Also installs kcat, the outside Kafka client some tests read the
+# published topics with, when it can (best effort: without it those tests
+# skip).
 # Set EVENTSHOP_SKIP_SERVICES=1 to manage them yourself.
 #
 # Usage: services.sh [--cc] [DATABASE...]
@@ -103,6 +106,17 @@ cc_up() {
 	apt_install gcc libc6-dev
 }
 
+# kcat_up installs kcat when it is missing and can be installed; it never
+# fails the script.
+kcat_up() {
+	command -v kcat >/dev/null && return 0
+	if ! can_install; then
+		say "kcat not found: the tests that read Kafka topics with it will skip (install kcat to run them)"
+		return 0
+	fi
+	apt_install kcat || say "could not install kcat: the tests that read Kafka topics with it will skip"
+}
+
 databases=()
 for arg in "$@"; do
 	case "$arg" in
@@ -112,4 +126,5 @@ for arg in "$@"; do
 done
 postgres_up
 redis_up
+kcat_up
 for db in ${databases[@]+"${databases[@]}"}; do ensure_db "$db"; done

@@ -53,6 +53,21 @@ Commands:
   create-admin  register ADMIN_EMAIL with ADMIN_PASSWORD (or take the
                 existing user) and make it an admin, then exit
   migrate       apply the event store's migrations and exit
+  consume       a downstream consumer: read the event topics from Kafka
+                (KAFKA_BROKERS, default the local run's broker on
+                KAFKA_ADDR) and print one JSON object per message:
+                {"topic", "partition", "offset", "key", "timestamp",
+                "headers": {name: value}, "event": <CloudEvents envelope>}
+                (a value that is not an envelope: "event": null, with
+                "value" and "error"). Flags:
+                  --topics a,b      topics (default the three event topics)
+                  --group NAME      consume as group NAME, committing each
+                                    message after it is printed
+                  --from-beginning  start at the first offset (with a
+                                    group: where it has committed none);
+                                    otherwise at the end
+                  --max N           exit after N messages
+                  --timeout D       exit after D without a message
   help          show this text
 
 Configuration is read from the environment; see the README.
@@ -88,6 +103,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		log.Info("event store migrated", "eventstore", redactURL(cfg.EventStoreURL))
 		return store.Close()
+	case "consume":
+		return consume(ctx, cfg, log, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -74,6 +74,9 @@ func newRunner(pool *pgxpool.Pool, store eventstore.Store, p Projection, s Sink,
 // Name is the projection's name.
 func (r *Runner) Name() string { return r.name }
 
+// Filter selects the events the projection takes.
+func (r *Runner) Filter() eventstore.Filter { return r.filter }
+
 // Run runs the projection until ctx ends, and then returns nil. Failures
 // of the database or the store are logged, shown in Status and retried
 // with backoff; they do not end Run. Errors: ErrInvalidName at once.

@@ -1,9 +1,11 @@
 // Package readapi is the query side of the HTTP API (chi): the GET routes
-// of users and orders in API.md, answered from the PostgreSQL read models
-// (projections/postgres), never from the event store.
+// of users, orders and products in API.md, answered from the read models
+// (projections/postgres, projections/mongo), never from the event store.
 //
-// Every route is signed in, through the write API's Authenticate, and its
-// errors go through the write API's WriteError, so the binary has one
+// Every route but the public product catalogue's (answered from the
+// MongoDB read model, projections/mongo) is signed in, through the write
+// API's Authenticate, and every route's errors go through the write API's
+// WriteError, so the binary has one
 // authentication and one error mapping. Each route reads one read model;
 // a request carrying X-Min-Position first waits until that model has
 // caught up with the token (see fresh.go).
@@ -14,6 +16,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +24,8 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/projections"
+	mongoread "github.com/eventshop/eventshop/projections/mongo"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
 )
 
@@ -28,6 +33,9 @@ import (
 type Config struct {
 	// Reads answers the queries.
 	Reads *pgread.Store
+	// Catalog answers the product routes, which are public; they are
+	// mounted only when it is set.
+	Catalog *mongoread.Store
 	// Checkpoint returns the committed checkpoint of the projection named
 	// name (projections.Checkpoint on the read models' pool), whichever
 	// process runs it.
@@ -47,6 +55,22 @@ type Config struct {
 	// Poll is how often a waiting request looks at the checkpoint again;
 	// default 10 ms.
 	Poll time.Duration
+	// Orders decides who may see an order, by the write side's rule
+	// (*commands.Handler), for GET /api/orders/{id}/history. That route is
+	// mounted only when Orders and Streams are both set.
+	Orders OrderReader
+	// Streams reads an order's stream for its history (eventstore.Store).
+	Streams StreamReader
+	// Projections names the projections the admin routes report on, in
+	// that order, and the only ones they rebuild.
+	Projections []string
+	// Reports returns the reports of the named projections
+	// (projections.Reports on the read models' pool). The admin routes are
+	// mounted only when Reports and RequestRebuild are both set.
+	Reports func(ctx context.Context, names []string) ([]projections.Report, error)
+	// RequestRebuild files a rebuild of the projection name
+	// (projections.RequestRebuild on the read models' pool).
+	RequestRebuild func(ctx context.Context, name string) error
 }
 
 // LogReader reads the global event log; eventstore.Store is one.
@@ -57,18 +81,29 @@ type LogReader interface {
 // Server serves the read API.
 type Server struct {
 	reads      *pgread.Store
+	catalog    *mongoread.Store
 	checkpoint func(ctx context.Context, name string) (eventstore.Position, error)
 	events     LogReader
 	errors     func(w http.ResponseWriter, r *http.Request, err error)
 	log        *slog.Logger
 	maxWait    time.Duration
 	poll       time.Duration
+
+	orders         OrderReader
+	streams        StreamReader
+	projections    []string
+	reports        func(ctx context.Context, names []string) ([]projections.Report, error)
+	requestRebuild func(ctx context.Context, name string) error
 }
 
 // New builds a Server. Reads, Checkpoint and Errors are required.
 func New(cfg Config) *Server {
 	s := &Server{reads: cfg.Reads, checkpoint: cfg.Checkpoint, events: cfg.Log,
 		errors: cfg.Errors, log: cfg.Logger, maxWait: cfg.MaxWait, poll: cfg.Poll}
+	s.catalog = cfg.Catalog
+	s.orders, s.streams = cfg.Orders, cfg.Streams
+	s.projections = slices.Clone(cfg.Projections)
+	s.reports, s.requestRebuild = cfg.Reports, cfg.RequestRebuild
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -81,11 +116,19 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// Routes mounts the read routes on r, behind authenticate: the write API's
+// Routes mounts the read routes on r, all but the product catalogue's
+// behind authenticate: the write API's
 // Authenticate, which puts the caller where writeapi.ActorFrom finds it. r should already run the write API's Middleware. The
 // routes share their patterns with write routes of other methods
 // (POST /api/orders), so both go on one router.
 func (s *Server) Routes(r chi.Router, authenticate func(http.Handler) http.Handler) {
+	if s.catalog != nil {
+		// The catalogue is public: no authenticate.
+		products := r.With(s.fresh(s.catalog.Projection()))
+		products.Get("/api/products", s.handleProducts)
+		products.Get("/api/products/categories", s.handleCategories)
+		products.Get("/api/products/{id}", s.handleProduct)
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(authenticate)
 		users := r.With(s.fresh(pgread.UsersProjection{}))
@@ -94,6 +137,14 @@ func (s *Server) Routes(r chi.Router, authenticate func(http.Handler) http.Handl
 		orders := r.With(s.fresh(pgread.OrdersProjection{}))
 		orders.Get("/api/orders", s.handleOrders)
 		orders.Get("/api/orders/{id}", s.handleOrder)
+		if s.orders != nil && s.streams != nil {
+			r.Get("/api/orders/{id}/history", s.handleOrderHistory)
+		}
+		if s.reports != nil && s.requestRebuild != nil {
+			admin := r.With(s.adminOnly)
+			admin.Get("/api/admin/projections", s.handleProjections)
+			admin.Post("/api/admin/projections/{name}/rebuild", s.handleRebuild)
+		}
 	})
 }
 

@@ -9,107 +9,238 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/ferret"
 	"github.com/eventshop/eventshop/internal/idempotency"
+	"github.com/eventshop/eventshop/internal/kafkabroker"
+	"github.com/eventshop/eventshop/internal/metrics"
 	"github.com/eventshop/eventshop/internal/payment"
 	"github.com/eventshop/eventshop/projections"
+	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	mongoread "github.com/eventshop/eventshop/projections/mongo"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
 	"github.com/eventshop/eventshop/readapi"
 	"github.com/eventshop/eventshop/writeapi"
 )
 
-// app is the system wired together: event store, Redis, command handler,
-// process manager and write API; and the read models' pool, their
-// projection runners and the read API. Which parts run is the
-// subcommand's choice (see mode).
+// app is the system wired together. What is built depends on the mode:
+// the event store and command handler always; Redis, tokens and the write
+// API when an API is served; the read models' pool, the catalogue's
+// MongoDB and the read API when reads are served or projections run; the
+// Kafka publisher when projections run. The local run starts the embedded
+// MongoDB-protocol server and Kafka-protocol broker when MONGO_URL and
+// KAFKA_BROKERS are not set.
 type app struct {
 	store   store
-	redis   *redis.Client
 	cmd     *commands.Handler
 	pm      *commands.ProcessManager
-	api     *writeapi.Server
-	pool    *pgxpool.Pool // the read models, on DATABASE_URL
+	redis   *redis.Client       // nil unless an API is served
+	api     *writeapi.Server    // nil unless an API is served
+	pool    *pgxpool.Pool       // the read models and checkpoints, on DATABASE_URL
+	mongo   *mongo.Client       // the catalogue's server
+	catalog *mongoread.Store    // the catalogue
+	pub     *kafkapub.Publisher // nil unless projections run
 	runners []*projections.Runner
 	reads   *readapi.Server
+	metrics *metrics.Metrics
+
+	ferret *ferret.Server      // the embedded MongoDB-protocol server, if started
+	broker *kafkabroker.Broker // the embedded Kafka-protocol broker, if started
+	// mongoURI and kafkaBrokers are what the process connects to, for the
+	// start banner.
+	mongoURI     string
+	kafkaBrokers []string
 }
 
-// buildApp connects to the event store and Redis and wires the write side,
-// and the read side on DATABASE_URL, where the read models live whatever
-// the event store is. local says this is the local run: then a missing
-// JWT_SECRET is made once and kept in the data directory; elsewhere it is
-// required.
-func buildApp(ctx context.Context, cfg config, log *slog.Logger, local bool) (*app, error) {
+// buildApp connects to what m needs and wires it. Whatever fails, what
+// was opened is closed again.
+func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app, err error) {
+	a = &app{}
+	defer func() {
+		if err != nil {
+			a.Close()
+			a = nil
+		}
+	}()
+	if a.store, err = openStore(ctx, cfg.EventStoreURL, log); err != nil {
+		return a, err
+	}
+	a.cmd = commands.New(commands.Config{
+		Store: a.store, Payments: payment.NewTestProcessor(), Log: log,
+		PaymentTimeout: cfg.PaymentTimeout, ClaimGrace: cfg.PlacementGrace,
+	})
+	a.pm = a.cmd.NewProcessManager(cfg.SagaTick)
+	if m.write || m.read {
+		if err := a.buildAPI(ctx, cfg, log, m.local); err != nil {
+			return a, err
+		}
+	}
+	if m.read || m.project {
+		if err := a.buildReadSide(ctx, cfg, log, m); err != nil {
+			return a, err
+		}
+	}
+	a.metrics = metrics.New(metrics.Config{Logger: log, Projections: a.reports})
+	return a, nil
+}
+
+// buildAPI connects to Redis and builds the tokens and the write API, which
+// the read API shares for authentication and errors.
+func (a *app) buildAPI(ctx context.Context, cfg config, log *slog.Logger, local bool) error {
 	secret, err := jwtSecret(cfg, local)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL %s: want redis://host:port/db", redactURL(cfg.RedisURL))
+		return fmt.Errorf("REDIS_URL %s: want redis://host:port/db", redactURL(cfg.RedisURL))
 	}
-	rdb := redis.NewClient(opts)
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("redis at %s: %w", opts.Addr, err)
-	}
-	st, err := openStore(ctx, cfg.EventStoreURL, log)
-	if err != nil {
-		rdb.Close()
-		return nil, err
+	a.redis = redis.NewClient(opts)
+	if err := a.redis.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s: %w", opts.Addr, err)
 	}
 	tokens, err := auth.New(auth.Config{
 		Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, KeyPrefix: cfg.RedisPrefix,
-	}, rdb)
+	}, a.redis)
 	if err != nil {
-		st.Close()
-		rdb.Close()
-		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+		return fmt.Errorf("JWT_SECRET: %w", err)
 	}
-	h := commands.New(commands.Config{
-		Store: st, Payments: payment.NewTestProcessor(), Log: log,
-		PaymentTimeout: cfg.PaymentTimeout, ClaimGrace: cfg.PlacementGrace,
-	})
-	api := writeapi.New(writeapi.Config{
-		Commands: h, Auth: tokens, Log: log, TrustProxy: cfg.TrustProxy,
-		Logins: auth.NewLoginLimiter(rdb, cfg.RedisPrefix, auth.LoginLimits{
+	a.api = writeapi.New(writeapi.Config{
+		Commands: a.cmd, Auth: tokens, Log: log, TrustProxy: cfg.TrustProxy,
+		Logins: auth.NewLoginLimiter(a.redis, cfg.RedisPrefix, auth.LoginLimits{
 			PerAccount: cfg.LoginPerAccount, PerIP: cfg.LoginPerIP, Window: cfg.LoginWindow,
 		}),
-		Idempotency: idempotency.New(rdb, idempotency.Config{KeyPrefix: cfg.RedisPrefix}),
+		Idempotency: idempotency.New(a.redis, idempotency.Config{KeyPrefix: cfg.RedisPrefix}),
 	})
-	a := &app{store: st, redis: rdb, cmd: h, pm: h.NewProcessManager(cfg.SagaTick), api: api}
-	// The pool connects lazily: a process that never touches the read
-	// models (writeapi, create-admin) does not need the database.
-	a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		a.Close()
-		return nil, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
+	return nil
+}
+
+// buildReadSide connects to the read models' PostgreSQL and to MongoDB
+// (starting the embedded server in the local run without MONGO_URL), and
+// to Kafka when projections run (starting the embedded broker in the local
+// run without KAFKA_BROKERS); then it builds the runners and the read API.
+func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m mode) error {
+	var err error
+	// The pool connects lazily.
+	if a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
+		return fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
 	}
+	a.mongoURI = cfg.MongoURL
+	if a.mongoURI == "" {
+		if !m.local {
+			return errors.New("MONGO_URL is required (mongodb://host:27017)")
+		}
+		a.ferret, err = ferret.Start(ctx, ferret.Options{Addr: cfg.MongoAddr, PostgreSQLURL: cfg.DatabaseURL, Logger: log})
+		if err != nil {
+			return fmt.Errorf("embedded MongoDB-protocol server on MONGO_ADDR %s: %w", cfg.MongoAddr, err)
+		}
+		a.mongoURI = a.ferret.URI()
+	}
+	if a.mongo, err = mongo.Connect(options.Client().ApplyURI(a.mongoURI)); err != nil {
+		return fmt.Errorf("MONGO_URL %s: %w", redactURL(a.mongoURI), err)
+	}
+	a.catalog = mongoread.New(a.mongo.Database(cfg.MongoDatabase))
+
+	opts := projections.Options{Logger: log}
 	models := pgread.New(a.pool)
 	for _, p := range models.Projections() {
-		a.runners = append(a.runners, projections.NewRunner(a.pool, st, p, projections.Options{Logger: log}))
+		a.runners = append(a.runners, projections.NewRunner(a.pool, a.store, p, opts))
 	}
-	a.reads = readapi.New(readapi.Config{
-		Reads: models, Log: st, Errors: api.WriteError, Logger: log,
-		Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
-			return projections.Checkpoint(ctx, a.pool, name)
-		},
-	})
-	return a, nil
+	a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.catalog.Projection(), opts))
+	if m.project && !m.noPublish {
+		a.kafkaBrokers = cfg.KafkaBrokers
+		if len(a.kafkaBrokers) == 0 {
+			if !m.local {
+				return errors.New("KAFKA_BROKERS is required (host:9092,...)")
+			}
+			a.broker, err = kafkabroker.Start(kafkabroker.Options{Addr: cfg.KafkaAddr,
+				DataDir: filepath.Join(cfg.DataDir, "kafka"), Logger: log})
+			if err != nil {
+				return fmt.Errorf("embedded Kafka-protocol broker on KAFKA_ADDR %s: %w", cfg.KafkaAddr, err)
+			}
+			a.kafkaBrokers = a.broker.Addrs()
+		}
+		a.pub, err = kafkapub.New(kafkapub.Config{Brokers: a.kafkaBrokers, Partitions: cfg.KafkaPartitions, Logger: log})
+		if err != nil {
+			return fmt.Errorf("KAFKA_BROKERS: %w", err)
+		}
+		a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.pub, opts))
+	}
+	if m.read {
+		a.reads = readapi.New(readapi.Config{
+			Reads: models, Catalog: a.catalog, Log: a.store, Errors: a.api.WriteError, Logger: log,
+			Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
+				return projections.Checkpoint(ctx, a.pool, name)
+			},
+			Orders: a.cmd, Streams: a.store,
+			Projections: a.projectionNames(),
+			Reports: func(ctx context.Context, names []string) ([]projections.Report, error) {
+				return projections.Reports(ctx, a.pool, names)
+			},
+			RequestRebuild: func(ctx context.Context, name string) error {
+				return projections.RequestRebuild(ctx, a.pool, name)
+			},
+		})
+	}
+	return nil
+}
+
+// projectionNames names every projection of the system, whichever
+// process runs it: the read models and the Kafka publisher.
+func (a *app) projectionNames() []string {
+	names := []string{pgread.UsersProjection{}.Name(), pgread.OrdersProjection{}.Name(), mongoread.ProjectionName, kafkapub.Name}
+	for _, r := range a.runners {
+		if !slices.Contains(names, r.Name()) {
+			names = append(names, r.Name())
+		}
+	}
+	return names
+}
+
+// reports is the projections' stored reports, for the metrics; nil
+// without the read models' pool.
+func (a *app) reports(ctx context.Context) ([]projections.Report, error) {
+	if a.pool == nil {
+		return nil, nil
+	}
+	return projections.Reports(ctx, a.pool, a.projectionNames())
 }
 
 // Close closes what buildApp opened. Stop the runners first.
 func (a *app) Close() error {
+	var errs []error
+	if a.pub != nil {
+		errs = append(errs, a.pub.Close())
+	}
+	if a.broker != nil {
+		a.broker.Close()
+	}
+	if a.mongo != nil {
+		errs = append(errs, a.mongo.Disconnect(context.Background()))
+	}
+	if a.ferret != nil {
+		a.ferret.Close()
+	}
 	if a.pool != nil {
 		a.pool.Close()
 	}
-	return errors.Join(a.store.Close(), a.redis.Close())
+	if a.redis != nil {
+		errs = append(errs, a.redis.Close())
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // jwtSecret is JWT_SECRET, or for the local run a random secret made once

@@ -46,6 +46,8 @@ func e2eEnv(t *testing.T, kv ...string) map[string]string {
 		"REDIS_KEY_PREFIX": prefix,
 		"JWT_SECRET":       e2eSecret,
 		"LOG_LEVEL":        "warn",
+		"MONGO_ADDR":       "127.0.0.1:0",
+		"KAFKA_ADDR":       "127.0.0.1:0",
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		env[kv[i]] = kv[i+1]

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventshop/eventshop/internal/ferret"
+	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
+	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 )
 
 // The read API's end-to-end tests: commands go through the write API, and
@@ -299,6 +305,15 @@ func TestE2EReadMinPosition(t *testing.T) {
 func TestE2ESplitDeployment(t *testing.T) {
 	t.Parallel()
 	env := e2eEnv(t)
+	// Outside the local run nothing is embedded: the roles connect to a
+	// MongoDB- and a Kafka-protocol server of their own.
+	mongoSrv, err := ferret.Start(context.Background(), ferret.Options{Addr: "127.0.0.1:0", PostgreSQLURL: env["DATABASE_URL"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mongoSrv.Close)
+	env["MONGO_URL"] = mongoSrv.URI()
+	env["KAFKA_BROKERS"] = strings.Join(kafkatest.Start(t).Addrs(), ",")
 	write := startServer(t, env, "writeapi")
 	startServer(t, env, "projector")
 	read := startServer(t, env, "readapi")
@@ -312,6 +327,18 @@ func TestE2ESplitDeployment(t *testing.T) {
 		t.Errorf("read API:\n got %s\nwant %s", got.raw, me.raw)
 	}
 	wantPage(t, read.fresh("/api/orders", u.token, registered), 1, 10, 0)
+	// The projector publishes the registration to Kafka.
+	brokers := strings.Split(env["KAFKA_BROKERS"], ",")
+	deadline := time.Now().Add(20 * time.Second)
+	for published := false; !published; {
+		if time.Now().After(deadline) {
+			t.Fatal("the registration never reached ecommerce.user.events")
+		}
+		for _, rec := range kafkatest.ReadAll(t, brokers, kafkapub.TopicUsers) {
+			published = published || rec.Key == u.id
+		}
+		time.Sleep(20 * time.Millisecond) // poll the topic
+	}
 	// Each process serves its own routes only.
 	if r := read.post("/api/auth/register", "", map[string]any{}); r.status != http.StatusNotFound && r.status != http.StatusMethodNotAllowed {
 		t.Errorf("the read API took a command: %s", r)

@@ -43,16 +43,23 @@ Usage: eventshop <command>
 Commands:
   serve         the local run: write API, read API, order process manager,
                 projections and health on HTTP_ADDR, with the demo data
-                seeded once
+                seeded once, and embedded MongoDB- and Kafka-protocol
+                servers on MONGO_ADDR and KAFKA_ADDR unless MONGO_URL and
+                KAFKA_BROKERS name real ones
   writeapi      the write API and order process manager alone, for a
                 deployment (JWT_SECRET required, nothing seeded)
-  readapi       the read API alone (GET users and orders from the read
-                models on DATABASE_URL), for a deployment
+  readapi       the read API alone (every GET, from the read models on
+                DATABASE_URL and MONGO_URL), for a deployment
   projector     the projections that build the read models on
-                DATABASE_URL, with health only on HTTP_ADDR
+                DATABASE_URL and MONGO_URL and publish the log to Kafka
+                (KAFKA_BROKERS), with health and metrics on HTTP_ADDR
   create-admin  register ADMIN_EMAIL with ADMIN_PASSWORD (or take the
                 existing user) and make it an admin, then exit
   migrate       apply the event store's migrations and exit
+  replay        bring projections up to date with the log, or with
+                --from-scratch rebuild them into a shadow copy swapped
+                in when caught up, with progress; exits when done
+                (eventshop replay -h for the flags)
   consume       a downstream consumer: read the event topics from Kafka
                 (KAFKA_BROKERS, default the local run's broker on
                 KAFKA_ADDR) and print one JSON object per message:
@@ -94,6 +101,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, log, stdout, modeReadAPI)
 	case "projector":
 		return serve(ctx, cfg, log, stdout, modeProjector)
+	case "replay":
+		return replay(ctx, cfg, log, args[1:], stdout, stderr)
 	case "create-admin":
 		return createAdmin(ctx, cfg, log, stdout)
 	case "migrate":
@@ -125,7 +134,7 @@ func createAdmin(ctx context.Context, cfg config, log *slog.Logger, stdout io.Wr
 	if cfg.AdminEmail == "" || cfg.AdminPassword == "" {
 		return errors.New("create-admin: set ADMIN_EMAIL and ADMIN_PASSWORD")
 	}
-	a, err := buildApp(ctx, cfg, log, false)
+	a, err := buildApp(ctx, cfg, log, mode{})
 	if err != nil {
 		return err
 	}

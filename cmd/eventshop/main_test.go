@@ -62,6 +62,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) (string, func
 		return u, stop
 	case err := <-done:
 		cancel()
+		once.Do(func() { stopErr = err }) // stop must not wait for done again
 		t.Fatalf("run ended before listening: %v", err)
 	case <-time.After(30 * time.Second):
 		cancel()
@@ -100,6 +101,9 @@ func isolated(t *testing.T, env map[string]string) map[string]string {
 	_, prefix := redistest.New(t)
 	env["DATA_DIR"] = t.TempDir()
 	env["REDIS_KEY_PREFIX"] = prefix
+	// The embedded MongoDB- and Kafka-protocol servers on free ports.
+	env["MONGO_ADDR"] = "127.0.0.1:0"
+	env["KAFKA_ADDR"] = "127.0.0.1:0"
 	return env
 }
 

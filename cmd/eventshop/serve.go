@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +28,11 @@ type mode struct {
 	write bool
 	// read serves the read API.
 	read bool
-	// project runs the read models' projection runners.
+	// project runs the read models' projection runners and the Kafka
+	// publisher.
 	project bool
+	// noPublish leaves the Kafka publisher out of project.
+	noPublish bool
 }
 
 var (
@@ -43,7 +47,7 @@ var (
 // server first and stops the workers after, so no request in flight loses
 // them. Every mode serves /healthz and /readyz.
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, m mode) error {
-	a, err := buildApp(ctx, cfg, log, m.local)
+	a, err := buildApp(ctx, cfg, log, m)
 	if err != nil {
 		return err
 	}
@@ -72,7 +76,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 	if m.write || m.read {
 		fmt.Fprintf(stdout, "  api        %s/api\n", base)
 	}
+	if m.read {
+		fmt.Fprintf(stdout, "  admin      %s/api/admin/projections\n", base)
+	}
+	fmt.Fprintf(stdout, "  metrics    %s/metrics\n", base)
 	fmt.Fprintf(stdout, "  health     %s/healthz\n  readiness  %s/readyz\n", base, base)
+	if a.mongoURI != "" {
+		fmt.Fprintf(stdout, "  mongodb    %s%s\n", redactURL(a.mongoURI), embedded(a.ferret != nil))
+	}
+	if len(a.kafkaBrokers) > 0 {
+		fmt.Fprintf(stdout, "  kafka      %s%s\n", strings.Join(a.kafkaBrokers, ","), embedded(a.broker != nil))
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "eventstore", redactURL(cfg.EventStoreURL),
 		"write", m.write, "read", m.read, "project", m.project)
 
@@ -137,34 +151,37 @@ func runProcessManager(ctx context.Context, a *app, log *slog.Logger) {
 // share patterns (GET and POST /api/orders).
 func routes(a *app, log *slog.Logger, m mode) http.Handler {
 	r := chi.NewRouter()
-	r.Use(writeapi.Middleware(log))
+	r.Use(a.metrics.Middleware, writeapi.Middleware(log))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.New(http.StatusNotFound, "no such route"))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.New(http.StatusMethodNotAllowed, "this route does not take "+r.Method))
 	})
+	r.Method(http.MethodGet, "/metrics", a.metrics.Handler())
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		checks, ok := map[string]string{"eventstore": "ok", "redis": "ok"}, true
-		if m.read || m.project {
-			checks["readmodels"] = "ok"
-			if err := a.pool.Ping(ctx); err != nil {
-				log.WarnContext(ctx, "readiness: read models", "err", err)
-				checks["readmodels"], ok = "unreachable", false
+		checks, ok := map[string]string{}, true
+		check := func(name string, ping func(context.Context) error) {
+			checks[name] = "ok"
+			if err := ping(ctx); err != nil {
+				log.WarnContext(ctx, "readiness: "+name, "err", err)
+				checks[name], ok = "unreachable", false
 			}
 		}
-		if err := a.store.Ping(ctx); err != nil {
-			log.WarnContext(ctx, "readiness: event store", "err", err)
-			checks["eventstore"], ok = "unreachable", false
+		check("eventstore", a.store.Ping)
+		if a.redis != nil {
+			check("redis", func(ctx context.Context) error { return a.redis.Ping(ctx).Err() })
 		}
-		if err := a.redis.Ping(ctx).Err(); err != nil {
-			log.WarnContext(ctx, "readiness: redis", "err", err)
-			checks["redis"], ok = "unreachable", false
+		if a.pool != nil {
+			check("readmodels", a.pool.Ping)
+		}
+		if a.catalog != nil {
+			check("mongodb", a.catalog.Ping)
 		}
 		if !ok {
 			w.Header().Set("Content-Type", "application/problem+json")
@@ -184,6 +201,14 @@ func routes(a *app, log *slog.Logger, m mode) http.Handler {
 		a.reads.Routes(r, a.api.Authenticate)
 	}
 	return r
+}
+
+// embedded marks an address in the start banner as the embedded stand-in.
+func embedded(yes bool) string {
+	if yes {
+		return " (embedded)"
+	}
+	return ""
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,0 +1,83 @@
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eventshop/eventshop/projections"
+)
+
+// projectionCollector exports the projections' reports, read at each
+// scrape, so the numbers are as current as the runners' last report and
+// hold in any process.
+type projectionCollector struct {
+	reports func(ctx context.Context) ([]projections.Report, error)
+	timeout time.Duration
+	log     *slog.Logger
+
+	success, position, lagEvents, lagSeconds, up, failing *prometheus.Desc
+}
+
+func newProjectionCollector(reports func(ctx context.Context) ([]projections.Report, error), timeout time.Duration, log *slog.Logger) *projectionCollector {
+	label := []string{"projection"}
+	return &projectionCollector{
+		reports: reports, timeout: timeout, log: log,
+		success: prometheus.NewDesc("eventshop_projection_report_success",
+			"1 when this scrape could read the projections' reports, else 0 (and no other eventshop_projection_* metric).", nil, nil),
+		position: prometheus.NewDesc("eventshop_projection_position",
+			"The commit part of the projection's checkpoint: its position in the global log.", label, nil),
+		lagEvents: prometheus.NewDesc("eventshop_projection_lag_events",
+			"Events the projection is behind (a lower bound on a long backlog); absent until its runner counted them.", label, nil),
+		lagSeconds: prometheus.NewDesc("eventshop_projection_lag_seconds",
+			"How old the last event the projection applied was when its runner last reported; 0 when live and idle.", label, nil),
+		up: prometheus.NewDesc("eventshop_projection_up",
+			"1 when the projection's active runner reported lately that it is live or catching up, else 0.", label, nil),
+		failing: prometheus.NewDesc("eventshop_projection_failing",
+			"1 when the projection is stuck on an event that fails to apply, else 0.", label, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *projectionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.success, c.position, c.lagEvents, c.lagSeconds, c.up, c.failing} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: it reads the reports, bounded
+// by the timeout. When they cannot be read it says so in
+// eventshop_projection_report_success rather than failing the scrape, so
+// the other metrics still arrive.
+func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	reps, err := c.reports(ctx)
+	if err != nil {
+		c.log.Warn("metrics: read the projections' reports", "err", err)
+		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, 1)
+	for _, r := range reps {
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, r.Name)
+		}
+		gauge(c.position, float64(r.Position.Commit))
+		if r.LagEvents >= 0 {
+			gauge(c.lagEvents, float64(r.LagEvents))
+		}
+		gauge(c.lagSeconds, r.LagTime.Seconds())
+		gauge(c.up, flag(r.State == projections.StateLive || r.State == projections.StateCatchingUp))
+		gauge(c.failing, flag(r.State == projections.StateFailing))
+	}
+}
+
+func flag(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

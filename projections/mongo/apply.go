@@ -1,0 +1,224 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+var registry = product.Registry()
+
+// stream is the events of one product stream within a batch, in order.
+type stream struct {
+	id     string // the product id, canonical: the document's _id
+	name   string
+	events []domain.Recorded
+}
+
+// written is a guarded write: the document of product id at version.
+type written struct {
+	id      string
+	version int64
+	model   mongo.WriteModel
+}
+
+// apply applies batch to coll in one read and one write, whatever the
+// number of events: it groups the events by product, reads the stored
+// documents of those products, folds each product's new events onto its
+// document in memory, and writes each changed document once, in one
+// unordered bulk write, each replacement guarded by the document's
+// version. Events at or below a document's version are skipped, so
+// applying a batch, or part of one, again writes nothing; a concurrent
+// writer that got further first makes the guarded upsert fail on _id,
+// which is checked and taken as done (see write).
+//
+// Errors name the event or product: an event that does not decode (an
+// unknown type stops the projection rather than misfold the product), a
+// stream id that is not a UUID, an event that does not follow the stored
+// version (events are missing), and the database's.
+func apply(ctx context.Context, coll *mongo.Collection, batch []eventstore.Event) error {
+	streams, err := group(batch)
+	if err != nil || len(streams) == 0 {
+		return err
+	}
+	ids := make([]string, len(streams))
+	for i, st := range streams {
+		ids[i] = st.id
+	}
+	stored, err := load(ctx, coll, ids)
+	if err != nil {
+		return err
+	}
+	var ws []written
+	for _, st := range streams {
+		var base *document
+		if d, ok := stored[st.id]; ok {
+			base = &d
+		}
+		doc, changed, err := fold(base, st)
+		if err != nil {
+			return err
+		}
+		if !changed {
+			continue
+		}
+		ws = append(ws, written{id: doc.ID, version: doc.Version, model: mongo.NewReplaceOneModel().
+			SetFilter(bson.D{{Key: fieldID, Value: doc.ID}, {Key: fieldVersion, Value: bson.D{{Key: "$lt", Value: doc.Version}}}}).
+			SetReplacement(doc).
+			SetUpsert(true)})
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	return write(ctx, coll, ws)
+}
+
+// group decodes the product events of batch into one stream per product,
+// in the order of each product's first event; it skips events of other
+// streams (a filter wider than the projection's).
+func group(batch []eventstore.Event) ([]*stream, error) {
+	var (
+		out  []*stream
+		byID = map[string]*stream{}
+	)
+	for i := range batch {
+		e := &batch[i]
+		raw, ok := strings.CutPrefix(e.StreamID, product.StreamPrefix)
+		if !ok {
+			continue
+		}
+		id, err := uuid.Parse(raw)
+		if err != nil {
+			return nil, eventError(e, fmt.Errorf("product id %q is not a UUID", raw))
+		}
+		ev, err := registry.Decode(e.Type, e.SchemaVersion, e.Data)
+		if err != nil {
+			return nil, eventError(e, err)
+		}
+		st := byID[id.String()]
+		if st == nil {
+			st = &stream{id: id.String(), name: e.StreamID}
+			byID[st.id] = st
+			out = append(out, st)
+		}
+		st.events = append(st.events, domain.Recorded{Event: ev, Version: e.Version, At: e.Metadata.Timestamp, ActorID: e.Metadata.ActorID})
+	}
+	return out, nil
+}
+
+func eventError(e *eventstore.Event, err error) error {
+	return fmt.Errorf("catalogue: event %s (stream %s, version %d, %s): %w", e.ID, e.StreamID, e.Version, e.Type, err)
+}
+
+// fold evolves st's events newer than base (nil: no document yet) and
+// returns the resulting document, and whether it is to be written: not
+// when nothing was newer, nor when the stream holds no product (its
+// creation was abandoned).
+func fold(base *document, st *stream) (document, bool, error) {
+	s := product.New()
+	if base != nil {
+		s = base.state()
+	}
+	from := s.Version
+	for _, r := range st.events {
+		if r.Version <= s.Version {
+			continue // applied already: a batch applied again
+		}
+		if r.Version != s.Version+1 {
+			return document{}, false, fmt.Errorf("catalogue: %s: event version %d follows version %d in the catalogue; events are missing",
+				st.name, r.Version, s.Version)
+		}
+		s = product.Evolve(s, r)
+	}
+	if s.Version == from || !s.Exists() {
+		return document{}, false, nil
+	}
+	return newDocument(st.id, s), true, nil
+}
+
+// load reads the documents of ids, by id.
+func load(ctx context.Context, coll *mongo.Collection, ids []string) (map[string]document, error) {
+	cur, err := coll.Find(ctx, bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}})
+	if err != nil {
+		return nil, fmt.Errorf("catalogue: read %d products from %s: %w", len(ids), coll.Name(), err)
+	}
+	var docs []document
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("catalogue: read %d products from %s: %w", len(ids), coll.Name(), err)
+	}
+	out := make(map[string]document, len(docs))
+	for _, d := range docs {
+		out[d.ID] = d
+	}
+	return out, nil
+}
+
+// maxWriteRetries bounds the rounds of settle.
+const maxWriteRetries = 5
+
+// write writes ws in one unordered bulk write (each is a different
+// product, so none depends on another, and one that fails does not hold
+// back the rest), and settles the duplicate keys that guarded upserts
+// raise.
+//
+// A guarded upsert fails on _id when the product's document exists at or
+// beyond its version: done already. It also fails when another writer
+// inserted the document, at an older version, between this upsert's
+// filter and its insert; then the document exists and the write is tried
+// again, and now either replaces it or finds it newer. Each lost write is
+// therefore read back: a duplicate key must never pass for "already
+// applied" unless the stored version says so.
+func write(ctx context.Context, coll *mongo.Collection, ws []written) error {
+	for round := 0; ; round++ {
+		models := make([]mongo.WriteModel, len(ws))
+		for i, w := range ws {
+			models[i] = w.model
+		}
+		_, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		if err == nil {
+			return nil
+		}
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+			return fmt.Errorf("catalogue: write %d products to %s: %w", len(ws), coll.Name(), err)
+		}
+		var lost []written
+		for _, we := range bwe.WriteErrors {
+			if (we.Code != 11000 && we.Code != 11001) || we.Index < 0 || we.Index >= len(ws) {
+				return fmt.Errorf("catalogue: write %d products to %s: %w", len(ws), coll.Name(), err)
+			}
+			lost = append(lost, ws[we.Index])
+		}
+		ids := make([]string, len(lost))
+		for i, w := range lost {
+			ids[i] = w.id
+		}
+		stored, rerr := load(ctx, coll, ids)
+		if rerr != nil {
+			return rerr
+		}
+		ws = ws[:0:0]
+		for _, w := range lost {
+			if d, ok := stored[w.id]; !ok || d.Version < w.version {
+				ws = append(ws, w)
+			}
+		}
+		if len(ws) == 0 {
+			return nil
+		}
+		if round == maxWriteRetries {
+			return fmt.Errorf("catalogue: product %s at version %d: still a duplicate key after %d rounds, the stored document older: %w",
+				ws[0].id, ws[0].version, round+1, err)
+		}
+	}
+}

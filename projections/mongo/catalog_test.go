@@ -1,0 +1,223 @@
+package mongo_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/mongotest"
+	"github.com/eventshop/eventshop/internal/resource"
+	mongoread "github.com/eventshop/eventshop/projections/mongo"
+)
+
+// TestEveryEventLands: the catalogue holds each product exactly as the
+// write side folds it, whatever the batching; a discontinued product is
+// kept, flagged, but not served; an abandoned creation leaves nothing.
+func TestEveryEventLands(t *testing.T) {
+	e := newEnv(t)
+	live, discontinued, plain, abandoned := e.scenario(t)
+	events := e.log(t)
+	types := map[string]bool{}
+	for _, ev := range events {
+		types[ev.Type] = true
+	}
+	for _, typ := range []string{"product.created", "product.updated", "product.discontinued", "product.creation_abandoned",
+		"inventory.updated", "inventory.reserved", "inventory.released", "inventory.deducted"} {
+		if !types[typ] {
+			t.Fatalf("the scenario wrote no %s", typ)
+		}
+	}
+
+	var hashes []string
+	for _, size := range []int{1, 3, len(events)} {
+		cat := mongoread.NewWithOptions(mongotest.NewDatabase(t), testOptions)
+		if err := cat.Projection().Setup(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		applyIn(t, cat.Projection(), events, size)
+		for _, id := range []string{live, plain} {
+			got, err := cat.Product(ctxT(t), uuid.MustParse(id))
+			if err != nil {
+				t.Fatalf("batches of %d: product %s: %v", size, id, err)
+			}
+			if want := e.want(t, id); dump(got) != dump(want) {
+				t.Errorf("batches of %d: product %s:\n got %s\nwant %s", size, id, dump(got), dump(want))
+			}
+		}
+		hashes = append(hashes, liveHash(t, cat))
+	}
+	if hashes[0] != hashes[1] || hashes[1] != hashes[2] {
+		t.Errorf("the catalogue depends on the batching: %v", hashes)
+	}
+
+	got, err := e.cat.Product(ctxT(t), uuid.MustParse(live))
+	if !errors.Is(err, mongoread.ErrNotFound) {
+		t.Fatalf("before any event was applied: %v, %v; want ErrNotFound", got, err)
+	}
+	applyIn(t, e.cat.Projection(), events, 500)
+	p, err := e.cat.Product(ctxT(t), uuid.MustParse(live))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The numbers the scenario leads to: 10 + 5 restocked − 3 sold; 4 held.
+	if p.Inventory != (resource.Inventory{Quantity: 12, Reserved: 4, Available: 8, Warehouse: "east"}) ||
+		p.Price != 3499 || p.Name != "Desk lamp XL" || p.Category != "home" || len(p.Images) != 2 {
+		t.Errorf("live product: %s", dump(p))
+	}
+	var meta map[string]any
+	if err := json.Unmarshal(p.Metadata, &meta); err != nil || meta["colour"] != "blue" || !strings.Contains(string(p.Metadata), "12345678901234567890") {
+		t.Errorf("metadata %s did not survive intact (%v)", p.Metadata, err)
+	}
+
+	if _, err := e.cat.Product(ctxT(t), uuid.MustParse(discontinued)); !errors.Is(err, mongoread.ErrNotFound) {
+		t.Errorf("discontinued product: %v, want ErrNotFound", err)
+	}
+	coll, err := e.cat.LiveCollection(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flagged struct {
+		Discontinued bool  `bson:"discontinued"`
+		Version      int64 `bson:"version"`
+	}
+	if err := coll.FindOne(ctxT(t), bson.D{{Key: "_id", Value: discontinued}}).Decode(&flagged); err != nil || !flagged.Discontinued || flagged.Version != 1 {
+		t.Errorf("discontinued product's document: %+v, %v; want it kept, flagged, at version 1", flagged, err)
+	}
+	if n, err := coll.CountDocuments(ctxT(t), bson.D{{Key: "_id", Value: abandoned}}); err != nil || n != 0 {
+		t.Errorf("abandoned creation: %d documents, %v; want none", n, err)
+	}
+	if _, err := e.cat.Product(ctxT(t), uuid.MustParse(abandoned)); !errors.Is(err, mongoread.ErrNotFound) {
+		t.Errorf("abandoned creation: %v, want ErrNotFound", err)
+	}
+	items, total, err := e.cat.Products(ctxT(t), mongoread.ProductQuery{})
+	if err != nil || total != 2 || len(items) != 2 {
+		t.Fatalf("listing: %d of %d, %v; want the live and the plain product", len(items), total, err)
+	}
+	for _, it := range items {
+		if it.ID == discontinued || it.ID == abandoned {
+			t.Errorf("listing shows %s", it.ID)
+		}
+	}
+}
+
+// TestApplyAgain is the crash between applying a batch and moving the
+// checkpoint: applying the batch again, any prefix of it, or everything
+// from the start up to it, leaves the catalogue byte-identical.
+func TestApplyAgain(t *testing.T) {
+	e := newEnv(t)
+	e.scenario(t)
+	events := e.log(t)
+	sink := e.cat.Projection()
+	if err := sink.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	const size = 4
+	for i := 0; i < len(events); i += size {
+		batch := events[i:min(i+size, len(events))]
+		applyIn(t, sink, batch, len(batch))
+		want := liveHash(t, e.cat)
+		for j := 1; j <= len(batch); j++ {
+			applyIn(t, sink, batch[:j], j)
+			if got := liveHash(t, e.cat); got != want {
+				t.Fatalf("batch at %d: applying its first %d events again changed the catalogue: %s, was %s", i, j, got, want)
+			}
+		}
+		applyIn(t, sink, events[:i+len(batch)], 7)
+		if got := liveHash(t, e.cat); got != want {
+			t.Fatalf("batch at %d: applying the log up to it again changed the catalogue: %s, was %s", i, got, want)
+		}
+	}
+}
+
+// TestConcurrentWriters: two instances applying the log at once, each in
+// its own batches (a runner that lost its lock mid-batch and the one that
+// took over), end with the catalogue one instance alone builds.
+func TestConcurrentWriters(t *testing.T) {
+	e := newEnv(t)
+	e.scenario(t)
+	events := e.log(t)
+
+	alone := mongoread.NewWithOptions(mongotest.NewDatabase(t), testOptions)
+	applyIn(t, alone.Projection(), events, len(events))
+	want := liveHash(t, alone)
+
+	sink := e.cat.Projection()
+	if err := sink.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for _, size := range []int{1, 5} {
+		wg.Go(func() {
+			for i := 0; i < len(events); i += size {
+				if err := sink.Apply(ctxT(t), events[i:min(i+size, len(events))]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("apply: %v", err)
+	}
+	if got := liveHash(t, e.cat); got != want {
+		t.Errorf("concurrent writers: %s, alone: %s", got, want)
+	}
+}
+
+// TestApplyRefuses: a fold that would be wrong stops the projection with
+// an error naming the event, and writes nothing.
+func TestApplyRefuses(t *testing.T) {
+	e := newEnv(t)
+	sink := e.cat.Projection()
+	if err := sink.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	created, _ := json.Marshal(product.Created{ProductID: id, SKU: "A-1", Name: "A", Price: domain.Cents(100), Quantity: 1})
+	updated, _ := json.Marshal(product.Discontinued{ProductID: id})
+	event := func(stream string, version int64, typ string, data []byte) eventstore.Event {
+		return eventstore.Event{EventData: eventstore.EventData{ID: uuid.New(), Type: typ, Data: data}, StreamID: stream, Version: version}
+	}
+	for _, c := range []struct {
+		name  string
+		batch []eventstore.Event
+		want  string
+	}{
+		{"a gap before the first event", []eventstore.Event{event(product.Stream(id), 1, "product.discontinued", updated)},
+			"events are missing"},
+		{"a gap inside the batch", []eventstore.Event{event(product.Stream(id), 0, "product.created", created),
+			event(product.Stream(id), 2, "product.discontinued", updated)}, "events are missing"},
+		{"an unknown event type", []eventstore.Event{event(product.Stream(id), 0, "product.renamed", created)},
+			`unknown event type "product.renamed"`},
+		{"a stream id that is not a UUID", []eventstore.Event{event("product-42", 0, "product.created", created)},
+			"not a UUID"},
+		{"data that does not decode", []eventstore.Event{event(product.Stream(id), 0, "product.created", []byte(`{"price":"x"}`))},
+			"decode product.created"},
+	} {
+		err := sink.Apply(ctxT(t), c.batch)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
+		}
+		if err != nil && !strings.Contains(err.Error(), c.batch[len(c.batch)-1].StreamID) {
+			t.Errorf("%s: %v does not name the stream", c.name, err)
+		}
+	}
+	var unknown *domain.UnknownEventError
+	if err := sink.Apply(ctxT(t), []eventstore.Event{event(product.Stream(id), 0, "product.renamed", created)}); !errors.As(err, &unknown) {
+		t.Errorf("unknown event type: %v is not an UnknownEventError", err)
+	}
+	if n, err := e.cat.Categories(ctxT(t)); err != nil || len(n) != 0 {
+		t.Errorf("after refused batches the catalogue holds %v, %v", n, err)
+	}
+}

@@ -1,0 +1,12 @@
+package mongo
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// LiveCollection is the collection the Store reads; nil when there is none.
+func (s *Store) LiveCollection(ctx context.Context) (*mongo.Collection, error) {
+	return s.collection(ctx)
+}

@@ -1,0 +1,179 @@
+// Package mongo holds the product catalogue read model in MongoDB: the
+// projection that builds it from the product streams (CatalogProjection,
+// a projections.Sink that can be rebuilt without downtime), and a Store
+// that answers the catalogue queries of the read API from it in the shape
+// of internal/resource. Import it as mongoread.
+//
+// MongoDB here may be FerretDB, which has no transactions, so the
+// checkpoint cannot be written with the documents: the runner applies a
+// batch and then moves the checkpoint, and a crash in between applies the
+// batch again. Every document therefore carries its product stream's
+// version and every write is guarded by it, which makes applying any
+// batch, or any part of one, a second time change nothing.
+//
+// The catalogue lives in a collection named products_<generation>. The
+// document {_id: "catalog.v1"} of the catalog_meta collection names the
+// live one; a rebuild fills a new generation beside it and then swaps the
+// pointer, so readers see either the old complete catalogue or the new
+// one, never a half-built one. Only features that both MongoDB and
+// FerretDB v1.24 have are used: no transactions, no renameCollection with
+// dropTarget, one accumulator per $group.
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// ErrNotFound is returned for a product the catalogue does not list: one
+// it never held, one whose creation was abandoned, or a discontinued one.
+var ErrNotFound = errors.New("product not found in catalogue")
+
+// ErrInvalidQuery is returned for a ProductQuery the Store refuses (the
+// read API checks its parameters first and answers 422).
+var ErrInvalidQuery = errors.New("invalid catalogue query")
+
+// Collection names.
+const (
+	// MetaCollection holds the pointer to the live catalogue collection.
+	MetaCollection = "catalog_meta"
+	// collectionPrefix starts the name of every catalogue generation.
+	collectionPrefix = "products_"
+)
+
+// Options tune a Store and its projection; the zero value is usable.
+type Options struct {
+	// PointerTTL is how long a Store trusts the catalogue pointer it last
+	// read before reading it again; default 1 s. A swap made in another
+	// process reaches this one's readers within it; one made through this
+	// Store's own projection reaches them at once.
+	PointerTTL time.Duration
+	// SwapGrace is how long Swap keeps the collection it retired, for
+	// readers in other processes that still hold the old pointer; default
+	// 2×PointerTTL + 1 s. It should exceed PointerTTL plus the longest
+	// query.
+	SwapGrace time.Duration
+	// Logger receives what goes wrong without failing a call (dropping a
+	// retired collection); default discards.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.PointerTTL <= 0 {
+		o.PointerTTL = time.Second
+	}
+	if o.SwapGrace <= 0 {
+		o.SwapGrace = 2*o.PointerTTL + time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Store answers catalogue queries. It is safe for concurrent use.
+type Store struct {
+	db   *mongo.Database
+	ptr  *pointer
+	proj *CatalogProjection
+}
+
+// New returns a Store reading the catalogue in db, with default Options.
+// It does no I/O.
+func New(db *mongo.Database) *Store { return NewWithOptions(db, Options{}) }
+
+// NewWithOptions returns a Store reading the catalogue in db. It does no
+// I/O.
+func NewWithOptions(db *mongo.Database, opts Options) *Store {
+	opts = opts.withDefaults()
+	ptr := &pointer{db: db, ttl: opts.PointerTTL}
+	return &Store{db: db, ptr: ptr, proj: &CatalogProjection{db: db, opts: opts, ptr: ptr}}
+}
+
+// Projection returns the projection that builds the catalogue this Store
+// reads; every call returns the same one.
+func (s *Store) Projection() *CatalogProjection { return s.proj }
+
+// Ping checks that the database answers. Errors: the driver's.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+		return fmt.Errorf("catalogue: ping: %w", err)
+	}
+	return nil
+}
+
+// collection is the live catalogue collection, or nil when there is none
+// yet (the projection never ran: the catalogue is empty).
+func (s *Store) collection(ctx context.Context) (*mongo.Collection, error) {
+	name, err := s.ptr.get(ctx)
+	if err != nil || name == "" {
+		return nil, err
+	}
+	return s.db.Collection(name), nil
+}
+
+// meta is the pointer document.
+type meta struct {
+	ID string `bson:"_id"`
+	// Collection is the live catalogue.
+	Collection string `bson:"collection"`
+	// Shadow is the collection a rebuild is filling; "" when none.
+	Shadow string `bson:"shadow"`
+	// Previous is the collection the last swap retired, kept until
+	// SwappedAt + SwapGrace; "" when none.
+	Previous  string    `bson:"previous"`
+	SwappedAt time.Time `bson:"swapped_at"`
+}
+
+// pointer reads the live collection's name from the meta document and
+// caches it for ttl.
+type pointer struct {
+	db  *mongo.Database
+	ttl time.Duration
+
+	mu   sync.Mutex
+	name string
+	at   time.Time // when name was read; zero: not cached
+}
+
+// get returns the live collection's name, "" when there is none yet.
+func (p *pointer) get(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && time.Since(p.at) < p.ttl {
+		return p.name, nil
+	}
+	m, err := readMeta(ctx, p.db)
+	if err != nil {
+		return "", err
+	}
+	p.name, p.at = m.Collection, time.Now()
+	return p.name, nil
+}
+
+// set caches name as the live collection, as a swap made here sets it.
+func (p *pointer) set(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.name, p.at = name, time.Now()
+}
+
+// readMeta reads the pointer document; a zero meta when there is none.
+func readMeta(ctx context.Context, db *mongo.Database) (meta, error) {
+	var m meta
+	err := db.Collection(MetaCollection).FindOne(ctx, bson.D{{Key: fieldID, Value: ProjectionName}}).Decode(&m)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return meta{}, nil
+	}
+	if err != nil {
+		return meta{}, fmt.Errorf("catalogue: read %s: %w", MetaCollection, err)
+	}
+	return m, nil
+}

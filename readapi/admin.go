@@ -1,0 +1,127 @@
+package readapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/projections"
+	"github.com/eventshop/eventshop/writeapi"
+)
+
+// projectionReport is one projection in the admin routes' answers: the
+// members of API.md (name, position, lag, status, last_error) and more of
+// what its runner reported. A member with nothing to say is null: lag
+// before the runner first counted it, last_error while none happened,
+// rebuild when none is pending, and the times that never were.
+type projectionReport struct {
+	Name string `json:"name"`
+	// Position is the checkpoint as an X-Event-Position token.
+	Position string `json:"position"`
+	// Lag is how many events the projection is behind (a lower bound on
+	// a long backlog).
+	Lag        *int64  `json:"lag"`
+	LagSeconds float64 `json:"lag_seconds"`
+	// Status is a projections.State* constant; "stopped" when no runner
+	// reported lately.
+	Status    string  `json:"status"`
+	LastError *string `json:"last_error"`
+	// Rebuild is "requested" or "running".
+	Rebuild    *string    `json:"rebuild"`
+	RebuiltAt  *time.Time `json:"rebuilt_at"`
+	ReportedAt *time.Time `json:"reported_at"`
+}
+
+func newProjectionReport(r projections.Report) projectionReport {
+	out := projectionReport{
+		Name: r.Name, Position: r.Position.String(), LagSeconds: r.LagTime.Seconds(),
+		Status: r.State, LastError: nonEmpty(r.LastError), Rebuild: nonEmpty(r.Rebuild),
+		RebuiltAt: nonZero(r.RebuiltAt), ReportedAt: nonZero(r.ReportedAt),
+	}
+	if r.LagEvents >= 0 {
+		out.Lag = &r.LagEvents
+	}
+	return out
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nonZero(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// adminOnly is the function-level check of the admin routes, made before
+// anything else: a caller without the admin role gets the 403 of the
+// write API's role checks.
+func (s *Server) adminOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a, _ := writeapi.ActorFrom(r.Context()); !a.Has(user.RoleAdmin) {
+			s.errors(w, r, commands.ErrForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handleProjections is GET /api/admin/projections: the report of every
+// configured projection, in the configured order, read from the database
+// so that it holds whichever process runs them.
+func (s *Server) handleProjections(w http.ResponseWriter, r *http.Request) {
+	reps, err := s.reports(r.Context(), s.projections)
+	if err != nil {
+		s.errors(w, r, writeapi.Unavailable(err))
+		return
+	}
+	out := make([]projectionReport, len(reps))
+	for i, rep := range reps {
+		out[i] = newProjectionReport(rep)
+	}
+	writeJSON(w, out)
+}
+
+// handleRebuild is POST /api/admin/projections/{name}/rebuild: it files a
+// rebuild for the projection's active runner to pick up and answers 202
+// with the projection's report, which shows the rebuild as requested (or
+// already running). A name that is not a configured projection is a 404.
+// Filing again while a rebuild is pending changes nothing, so a client may
+// retry a 503.
+func (s *Server) handleRebuild(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	if !slices.Contains(s.projections, name) {
+		s.errors(w, r, domain.NotFound("projection", name))
+		return
+	}
+	if err := s.requestRebuild(r.Context(), name); err != nil {
+		s.errors(w, r, writeapi.Unavailable(err))
+		return
+	}
+	reps, err := s.reports(r.Context(), []string{name})
+	if err == nil && len(reps) != 1 {
+		err = fmt.Errorf("projection reports: %d reports for the one name %s", len(reps), name)
+	}
+	if err != nil {
+		s.errors(w, r, writeapi.Unavailable(err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Location", "/api/admin/projections")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(newProjectionReport(reps[0]))
+}

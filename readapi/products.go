@@ -1,0 +1,128 @@
+package readapi
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/internal/resource"
+	mongoread "github.com/eventshop/eventshop/projections/mongo"
+	"github.com/eventshop/eventshop/writeapi"
+)
+
+// handleProducts is GET /api/products?page&limit&category&vendor_id&q&min_price&max_price&sort:
+// a page of the listed products (not discontinued), newest first unless
+// sort says otherwise. Anyone may list them.
+func (s *Server) handleProducts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	query, err := productQuery(q)
+	if err != nil {
+		s.errors(w, r, err)
+		return
+	}
+	items, total, err := s.catalog.Products(r.Context(), query)
+	if err != nil {
+		s.errors(w, r, writeapi.Unavailable(err))
+		return
+	}
+	writeJSON(w, page[resource.Product]{Items: items, Page: query.Page, Limit: query.Limit, Total: total})
+}
+
+// productQuery reads the list parameters; every bad one is named in one
+// CodeInvalid error (422).
+func productQuery(q url.Values) (mongoread.ProductQuery, error) {
+	var bad domain.Fields
+	pg, limit := pagination(q, &bad)
+	query := mongoread.ProductQuery{Page: pg, Limit: limit,
+		Category: strings.TrimSpace(q.Get("category")), Q: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort")}
+	if utf8.RuneCountInString(query.Category) > product.MaxCategoryLength {
+		bad.Add("category", "must be at most %d characters", product.MaxCategoryLength)
+	}
+	if v := q.Get("vendor_id"); v != "" {
+		id, err := uuid.Parse(v)
+		if err != nil {
+			bad.Add("vendor_id", "must be a UUID, not %q", v)
+		} else {
+			query.VendorID = &id
+		}
+	}
+	if utf8.RuneCountInString(query.Q) > mongoread.MaxQLength {
+		bad.Add("q", "must be at most %d characters", mongoread.MaxQLength)
+	}
+	query.MinPrice = priceParam(q, "min_price", &bad)
+	query.MaxPrice = priceParam(q, "max_price", &bad)
+	if query.MinPrice != nil && query.MaxPrice != nil && *query.MinPrice > *query.MaxPrice {
+		bad.Add("max_price", "must not be below min_price")
+	}
+	if query.Sort != "" && !slices.Contains(mongoread.Sorts, query.Sort) {
+		bad.Add("sort", "must be one of %s, not %q", strings.Join(mongoread.Sorts, ", "), query.Sort)
+	}
+	return query, bad.Err()
+}
+
+// priceParam reads the price q[name]: nil when absent or empty; an amount
+// of 0 or more with at most two decimals, else it is listed in bad.
+func priceParam(q url.Values, name string, bad *domain.Fields) *domain.Cents {
+	v := strings.TrimSpace(q.Get(name))
+	if v == "" {
+		return nil
+	}
+	c, err := domain.ParseCents(v)
+	if err != nil || c < 0 {
+		bad.Add(name, "must be a number of 0 or more with at most two decimals, not %q", v)
+		return nil
+	}
+	return &c
+}
+
+// categoryItem is an entry of GET /api/products/categories.
+type categoryItem struct {
+	Name         string `json:"name"`
+	ProductCount int    `json:"product_count"`
+}
+
+// handleCategories is GET /api/products/categories: the categories of the
+// listed products, by name, with how many each lists.
+func (s *Server) handleCategories(w http.ResponseWriter, r *http.Request) {
+	cats, err := s.catalog.Categories(r.Context())
+	if err != nil {
+		s.errors(w, r, writeapi.Unavailable(err))
+		return
+	}
+	items := make([]categoryItem, len(cats))
+	for i, c := range cats {
+		items[i] = categoryItem(c)
+	}
+	writeJSON(w, struct {
+		Items []categoryItem `json:"items"`
+	}{items})
+}
+
+// handleProduct is GET /api/products/{id}, with its version as ETag. An
+// id that is not a UUID gets the same 404 as one the catalogue does not
+// list (unknown, abandoned or discontinued).
+func (s *Server) handleProduct(w http.ResponseWriter, r *http.Request) {
+	raw := chi.URLParam(r, "id")
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		s.errors(w, r, domain.NotFound("product", raw))
+		return
+	}
+	p, err := s.catalog.Product(r.Context(), id)
+	switch {
+	case errors.Is(err, mongoread.ErrNotFound):
+		s.errors(w, r, domain.NotFound("product", raw))
+	case err != nil:
+		s.errors(w, r, writeapi.Unavailable(err))
+	default:
+		writeResource(w, r, p.Version, p)
+	}
+}

@@ -1,0 +1,379 @@
+package readapi
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/eventstore/memory"
+	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/idempotency"
+	"github.com/eventshop/eventshop/internal/mongotest"
+	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/redistest"
+	"github.com/eventshop/eventshop/internal/resource"
+	mongoread "github.com/eventshop/eventshop/projections/mongo"
+	"github.com/eventshop/eventshop/writeapi"
+)
+
+// catalogStack is the write API and the read API on one router, as the
+// binary wires them, with the catalogue in FerretDB. The catalogue
+// projection is applied by hand (sync), and the checkpoint the read API
+// sees is what sync last applied.
+type catalogStack struct {
+	t       *testing.T
+	store   *memory.Store
+	cmd     *commands.Handler
+	catalog *mongoread.Store
+	router  http.Handler
+	vendor  commands.Actor
+
+	mu         sync.Mutex
+	applied    eventstore.Position
+	checkNames []string
+}
+
+// newCatalogStack builds a catalogStack reading catalog; nil mounts no
+// product routes.
+func newCatalogStack(t *testing.T, catalog *mongoread.Store) *catalogStack {
+	t.Helper()
+	rdb, prefix := redistest.New(t)
+	tokens, err := auth.New(auth.Config{
+		Secret: []byte("readapi-catalog-secret-0123456789-abcdefghij"), Issuer: "eventshop-test", Audience: "eventshop-test",
+		KeyPrefix: prefix,
+	}, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := memory.New()
+	h := commands.New(commands.Config{Store: st, Payments: payment.NewTestProcessor()})
+	api := writeapi.New(writeapi.Config{
+		Commands: h, Auth: tokens,
+		Logins:      auth.NewLoginLimiter(rdb, prefix, auth.LoginLimits{}),
+		Idempotency: idempotency.New(rdb, idempotency.Config{KeyPrefix: prefix}),
+	})
+	cs := &catalogStack{t: t, store: st, cmd: h, vendor: commands.Actor{ID: uuid.NewString(), Roles: []string{user.RoleVendor}}}
+	cfg := Config{
+		Errors: api.WriteError, Log: st, MaxWait: 300 * time.Millisecond, Poll: 5 * time.Millisecond,
+		Checkpoint: func(_ context.Context, name string) (eventstore.Position, error) {
+			cs.mu.Lock()
+			defer cs.mu.Unlock()
+			cs.checkNames = append(cs.checkNames, name)
+			return cs.applied, nil
+		},
+	}
+	if catalog != nil {
+		cs.catalog, cfg.Catalog = catalog, catalog
+	}
+	r := chi.NewRouter()
+	r.Use(writeapi.Middleware(slog.New(slog.DiscardHandler)))
+	api.Routes(r)
+	New(cfg).Routes(r, api.Authenticate)
+	cs.router = r
+	return cs
+}
+
+// sync applies the log to the catalogue and moves the checkpoint to its end.
+func (cs *catalogStack) sync() {
+	cs.t.Helper()
+	ctx := context.Background()
+	cs.mu.Lock()
+	from := cs.applied
+	cs.mu.Unlock()
+	evs, err := cs.store.ReadAll(ctx, from, eventstore.MaxReadCount)
+	if err != nil {
+		cs.t.Fatal(err)
+	}
+	if len(evs) == 0 {
+		return
+	}
+	p := cs.catalog.Projection()
+	batch := slices.DeleteFunc(slices.Clone(evs), func(e eventstore.Event) bool { f := p.Filter(); return !f.Match(&e) })
+	if err := p.Apply(ctx, batch); err != nil {
+		cs.t.Fatal(err)
+	}
+	cs.mu.Lock()
+	cs.applied = evs[len(evs)-1].Position
+	cs.mu.Unlock()
+}
+
+func (cs *catalogStack) create(c commands.CreateProduct) (string, commands.Result) {
+	cs.t.Helper()
+	st, res, err := cs.cmd.CreateProduct(context.Background(), cs.vendor, c)
+	if err != nil {
+		cs.t.Fatal(err)
+	}
+	return st.ID, res
+}
+
+// get sends an anonymous GET with the headers given as name, value pairs.
+func (cs *catalogStack) get(path string, headers ...string) *httptest.ResponseRecorder {
+	cs.t.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	cs.router.ServeHTTP(rec, req)
+	return rec
+}
+
+func decodeBody[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+		t.Fatalf("decode %s: %v", rec.Body, err)
+	}
+	return v
+}
+
+type problemBody struct {
+	Status int `json:"status"`
+	Errors []struct {
+		Field string `json:"field"`
+	} `json:"errors"`
+}
+
+func TestProductRoutes(t *testing.T) {
+	cs := newCatalogStack(t, mongoread.New(mongotest.NewDatabase(t)))
+	lamp, _ := cs.create(commands.CreateProduct{SKU: "LAMP-1", Name: "Desk lamp", Description: "Bright.", Price: 1999, Category: "lighting", Quantity: 4})
+	mug, _ := cs.create(commands.CreateProduct{SKU: "MUG-1", Name: "Mug", Description: "Holds tea.", Price: 850, Category: "kitchen", Quantity: 2})
+	gone, _ := cs.create(commands.CreateProduct{SKU: "OLD-1", Name: "Old lamp", Price: 100, Category: "attic"})
+	if _, _, err := cs.cmd.DiscontinueProduct(context.Background(), cs.vendor, gone, commands.NoVersion); err != nil {
+		t.Fatal(err)
+	}
+	cs.sync()
+
+	// The list: public, newest first, discontinued products left out.
+	rec := cs.get("/api/products")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /api/products: %d %s", rec.Code, rec.Body)
+	}
+	list := decodeBody[page[resource.Product]](t, rec)
+	if list.Page != 1 || list.Limit != 10 || list.Total != 2 || len(list.Items) != 2 || list.Items[0].ID != mug || list.Items[1].ID != lamp {
+		t.Errorf("list: %s", rec.Body)
+	}
+	var raw struct {
+		Items []map[string]json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"id", "sku", "name", "description", "price", "vendor_id", "category", "images", "inventory", "metadata", "created_at", "updated_at", "version"} {
+		if _, ok := raw.Items[1][key]; !ok {
+			t.Errorf("a listed product has no %q: %s", key, rec.Body)
+		}
+	}
+	if p := string(raw.Items[1]["price"]); p != "19.99" {
+		t.Errorf("price %s, want 19.99", p)
+	}
+
+	for query, want := range map[string][]string{
+		"category=kitchen":                         {mug},
+		"vendor_id=" + cs.vendor.ID:                {mug, lamp},
+		"vendor_id=" + uuid.NewString():            {},
+		"min_price=10&max_price=19.99":             {lamp},
+		"max_price=8.5":                            {mug},
+		"min_price=0&max_price=1e1":                {mug},
+		"q=LAMP":                                   {lamp},
+		"q=" + url.QueryEscape("tea."):             {mug},
+		"sort=price":                               {mug, lamp},
+		"sort=-price":                              {lamp, mug},
+		"sort=name":                                {lamp, mug},
+		"sort=-created_at&limit=1&page=2":          {lamp},
+		"category=attic":                           {},
+		"q=" + url.QueryEscape("lamp") + "&page=5": {},
+	} {
+		rec := cs.get("/api/products?" + query)
+		if rec.Code != http.StatusOK {
+			t.Errorf("?%s: %d %s", query, rec.Code, rec.Body)
+			continue
+		}
+		got := []string{}
+		for _, p := range decodeBody[page[resource.Product]](t, rec).Items {
+			got = append(got, p.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("?%s: %v, want %v", query, got, want)
+		}
+	}
+
+	// One product, with its version as ETag.
+	rec = cs.get("/api/products/" + lamp)
+	if rec.Code != http.StatusOK || rec.Header().Get("ETag") != `"0"` {
+		t.Fatalf("GET lamp: %d, ETag %q, %s", rec.Code, rec.Header().Get("ETag"), rec.Body)
+	}
+	if p := decodeBody[resource.Product](t, rec); p.ID != lamp || p.SKU != "LAMP-1" || p.Inventory.Available != 4 || p.Price != 1999 {
+		t.Errorf("lamp: %s", rec.Body)
+	}
+	if rec := cs.get("/api/products/"+lamp, "If-None-Match", `"0"`); rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
+		t.Errorf("If-None-Match the current version: %d %s", rec.Code, rec.Body)
+	}
+	if rec := cs.get("/api/products/"+lamp, "If-None-Match", `"7"`); rec.Code != http.StatusOK {
+		t.Errorf("If-None-Match another version: %d", rec.Code)
+	}
+	for name, id := range map[string]string{"discontinued": gone, "unknown": uuid.NewString(), "malformed": "not-a-uuid"} {
+		rec := cs.get("/api/products/" + id)
+		if rec.Code != http.StatusNotFound || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/problem+json") {
+			t.Errorf("%s id: %d %s %s", name, rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+		}
+	}
+
+	// Categories of listed products only.
+	rec = cs.get("/api/products/categories")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("categories: %d %s", rec.Code, rec.Body)
+	}
+	if got, want := strings.TrimSpace(rec.Body.String()),
+		`{"items":[{"name":"kitchen","product_count":1},{"name":"lighting","product_count":1}]}`; got != want {
+		t.Errorf("categories: %s, want %s", got, want)
+	}
+
+	// The write routes on the same patterns still want a token, and the
+	// write API's health route is still there.
+	req := httptest.NewRequest(http.MethodPatch, "/api/products/"+lamp, strings.NewReader(`{"name":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	cs.router.ServeHTTP(w, req)
+	if w.Code != http.StatusUnauthorized {
+		t.Errorf("PATCH without a token: %d, want 401", w.Code)
+	}
+	if rec := cs.get("/api/products/health"); rec.Code != http.StatusOK {
+		t.Errorf("products health: %d", rec.Code)
+	}
+}
+
+func TestProductParameters(t *testing.T) {
+	cs := newCatalogStack(t, mongoread.New(mongotest.NewDatabase(t)))
+	for query, fields := range map[string][]string{
+		"limit=101":                            {"limit"},
+		"limit=0&page=0":                       {"page", "limit"},
+		"sort=cheapest":                        {"sort"},
+		"sort=created_at":                      {"sort"},
+		"min_price=abc":                        {"min_price"},
+		"min_price=-1":                         {"min_price"},
+		"max_price=1.234":                      {"max_price"},
+		"min_price=20&max_price=10":            {"max_price"},
+		"vendor_id=42":                         {"vendor_id"},
+		"q=" + strings.Repeat("x", 101):        {"q"},
+		"category=" + strings.Repeat("c", 101): {"category"},
+		"limit=500&sort=x&vendor_id=y&min_price=z&max_price=-0.5": {"limit", "vendor_id", "min_price", "max_price", "sort"},
+	} {
+		rec := cs.get("/api/products?" + query)
+		if rec.Code != http.StatusUnprocessableEntity {
+			t.Errorf("?%.40s: %d %s, want 422", query, rec.Code, rec.Body)
+			continue
+		}
+		var got []string
+		for _, e := range decodeBody[problemBody](t, rec).Errors {
+			got = append(got, e.Field)
+		}
+		if !slices.Equal(got, fields) {
+			t.Errorf("?%.40s: bad fields %v, want %v", query, got, fields)
+		}
+	}
+	for _, query := range []string{"min_price=0", "max_price=1e2", "min_price=5&max_price=5", "sort=-price&limit=100",
+		"q=" + strings.Repeat("é", 100), "q=" + url.QueryEscape("a(b[c")} {
+		if rec := cs.get("/api/products?" + query); rec.Code != http.StatusOK {
+			t.Errorf("?%.40s: %d %s, want 200", query, rec.Code, rec.Body)
+		}
+	}
+}
+
+// TestProductFreshness: X-Min-Position waits for the catalogue projection
+// to hold the token's event, and says X-Stale when it does not in time.
+func TestProductFreshness(t *testing.T) {
+	cs := newCatalogStack(t, mongoread.New(mongotest.NewDatabase(t)))
+	id, res := cs.create(commands.CreateProduct{SKU: "NEW-1", Name: "New", Price: 100})
+	token := res.Position.String()
+
+	if rec := cs.get("/api/products/"+id, "X-Min-Position", token); rec.Code != http.StatusNotFound || rec.Header().Get("X-Stale") != "true" {
+		t.Errorf("before the projection applied it: %d, X-Stale %q", rec.Code, rec.Header().Get("X-Stale"))
+	}
+	cs.mu.Lock()
+	names := slices.Compact(slices.Clone(cs.checkNames))
+	cs.mu.Unlock()
+	if !slices.Equal(names, []string{mongoread.ProjectionName}) {
+		t.Errorf("waited on the checkpoints of %v, want %s", names, mongoread.ProjectionName)
+	}
+
+	// A request that is waiting when the projection applies the event.
+	checks := func() int {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		return len(cs.checkNames)
+	}
+	before := checks()
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- cs.get("/api/products/"+id, "X-Min-Position", token) }()
+	for deadline := time.Now().Add(5 * time.Second); checks() < before+2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never looked at the checkpoint")
+		}
+		runtime.Gosched()
+	}
+	cs.sync()
+	rec := <-done
+	if rec.Code != http.StatusOK || rec.Header().Get("X-Stale") != "" {
+		t.Errorf("once the projection applied it: %d, X-Stale %q, %s", rec.Code, rec.Header().Get("X-Stale"), rec.Body)
+	}
+	for _, path := range []string{"/api/products", "/api/products/categories"} {
+		if rec := cs.get(path, "X-Min-Position", token); rec.Code != http.StatusOK || rec.Header().Get("X-Stale") != "" {
+			t.Errorf("%s once applied: %d, X-Stale %q", path, rec.Code, rec.Header().Get("X-Stale"))
+		}
+	}
+	if rec := cs.get("/api/products", "X-Min-Position", "yesterday"); rec.Code != http.StatusBadRequest {
+		t.Errorf("a malformed token: %d, want 400", rec.Code)
+	}
+}
+
+// TestNoCatalog: without a catalogue the product GET routes are not
+// there; the write routes are.
+func TestNoCatalog(t *testing.T) {
+	cs := newCatalogStack(t, nil)
+	for _, path := range []string{"/api/products", "/api/products/categories", "/api/products/" + uuid.NewString()} {
+		rec := cs.get(path)
+		if rec.Code != http.StatusMethodNotAllowed && rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s without a catalogue: %d %s", path, rec.Code, rec.Body)
+		}
+		body, _ := io.ReadAll(rec.Body)
+		if strings.Contains(string(body), `"items"`) {
+			t.Errorf("GET %s without a catalogue answered a list", path)
+		}
+	}
+}
+
+// TestCatalogDown: when the catalogue's database does not answer, the
+// product routes say 503, retry, and nothing of the failure.
+func TestCatalogDown(t *testing.T) {
+	client, err := mongo.Connect(options.Client().ApplyURI("mongodb://127.0.0.1:1/").SetServerSelectionTimeout(100 * time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	cs := newCatalogStack(t, mongoread.New(client.Database("eventshop")))
+	for _, path := range []string{"/api/products", "/api/products/categories", "/api/products/" + uuid.NewString()} {
+		rec := cs.get(path)
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || strings.Contains(rec.Body.String(), "127.0.0.1") {
+			t.Errorf("GET %s with the catalogue down: %d, Retry-After %q, %s", path, rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+		}
+	}
+}

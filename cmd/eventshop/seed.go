@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/google/uuid"
+
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/internal/correlation"
 )
 
 // Demo accounts of the local run.
@@ -56,6 +59,9 @@ var demoCatalogue = []demoProduct{
 // catalogue owned by the vendor. Every step is keyed by a unique email or
 // SKU, so running it again adds nothing.
 func seed(ctx context.Context, h *commands.Handler, cfg config, log *slog.Logger) error {
+	// The seed's events carry a correlation id of their own, as a
+	// request's would, and the system as their actor.
+	ctx = correlation.With(ctx, correlation.IDs{Correlation: uuid.Must(uuid.NewV7()).String(), Actor: "system"})
 	email, password := cfg.AdminEmail, cfg.AdminPassword
 	if email == "" {
 		email = demoAdminEmail

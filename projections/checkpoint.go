@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -29,6 +30,9 @@ const migrationLock = 0x70726f6a // "proj"
 // Run and Reset call it; it is safe to call concurrently and again.
 // Errors: the database's.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, done := migrated.Load(pool); done {
+		return nil
+	}
 	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
 	if err != nil {
 		return err
@@ -68,8 +72,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return fmt.Errorf("projections: migrate: %w", err)
 	}
+	migrated.Store(pool, struct{}{})
 	return nil
 }
+
+// migrated holds the pools Migrate has brought up to date, so that the
+// frequent callers (Reports on every scrape) skip the transaction.
+var migrated sync.Map
 
 // Reset deletes the checkpoint of the projection name, so that its next
 // runner applies the log from the start. The projection's own tables are

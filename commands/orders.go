@@ -147,9 +147,13 @@ func (h *Handler) CompleteOrder(ctx context.Context, actor Actor, id string, ifM
 	}
 	dctx, cancel := detached(ctx)
 	defer cancel()
-	if err := h.DeductStock(dctx, id, productIDs(st.Items)); err != nil {
+	pos, err := h.DeductStock(dctx, id, productIDs(st.Items))
+	if err != nil {
 		h.log.WarnContext(ctx, "deduct stock; the process manager will retry", "order_id", id, "err", err)
 	}
+	// The answer's position covers the stock it moved, so a read with
+	// X-Min-Position sees the product's new stock too.
+	res.Position = latest(res.Position, pos)
 	return st, res, nil
 }
 
@@ -167,7 +171,7 @@ func (h *Handler) CancelOrder(ctx context.Context, actor Actor, id string, ifMat
 	if err != nil {
 		return st, res, wrap("cancel order", err)
 	}
-	h.releaseAll(ctx, id, productIDs(st.Items), "order_cancelled")
+	released := h.releaseAll(ctx, id, productIDs(st.Items), "order_cancelled")
 	if st.RefundPending() {
 		rctx, cancel := detached(ctx)
 		defer cancel()
@@ -178,6 +182,8 @@ func (h *Handler) CancelOrder(ctx context.Context, actor Actor, id string, ifMat
 			st, res = refunded, rres
 		}
 	}
+	// The answer's position covers the released stock too.
+	res.Position = latest(res.Position, released)
 	return st, res, nil
 }
 
@@ -268,7 +274,8 @@ func (h *Handler) ExpireOrder(ctx context.Context, id string) (order.State, erro
 		return st, wrap("expire order", err)
 	}
 	if st.Status == order.StatusCancelled {
-		return st, h.ReleaseStock(ctx, id, productIDs(st.Items), order.ReasonPaymentTimeout)
+		_, err := h.ReleaseStock(ctx, id, productIDs(st.Items), order.ReasonPaymentTimeout)
+		return st, err
 	}
 	return st, nil
 }
@@ -288,5 +295,6 @@ func (h *Handler) AbandonPlacement(ctx context.Context, id string, products []st
 	if st.Exists() {
 		return true, nil
 	}
-	return false, h.ReleaseStock(ctx, id, products, "placement_abandoned")
+	_, err = h.ReleaseStock(ctx, id, products, "placement_abandoned")
+	return false, err
 }

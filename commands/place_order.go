@@ -12,6 +12,7 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/eventstore"
 )
 
 // PlaceOrder places an order for actor: it reserves stock on every
@@ -147,42 +148,62 @@ func productIDs(items []order.Item) []string {
 	return ids
 }
 
-// releaseAll ends orderID's holds on products. Failures are logged, not
-// returned: the process manager releases what is left after the grace
-// period, so the caller's answer does not depend on them.
-func (h *Handler) releaseAll(ctx context.Context, orderID string, products []string, reason string) {
+// releaseAll ends orderID's holds on products and returns the position of
+// the last event it wrote (Start when none). Failures are logged, not
+// returned: the process manager retries them.
+func (h *Handler) releaseAll(ctx context.Context, orderID string, products []string, reason string) eventstore.Position {
 	rctx, cancel := detached(ctx)
 	defer cancel()
-	if err := h.ReleaseStock(rctx, orderID, products, reason); err != nil {
+	pos, err := h.ReleaseStock(rctx, orderID, products, reason)
+	if err != nil {
 		h.log.WarnContext(ctx, "release stock; the process manager will retry", "order_id", orderID, "err", err)
 	}
+	return pos
 }
 
 // ReleaseStock ends orderID's holds on each product; products that hold
-// nothing for it are left alone, so it is safe to repeat.
-func (h *Handler) ReleaseStock(ctx context.Context, orderID string, products []string, reason string) error {
+// nothing for it are left alone, so it is safe to repeat. It returns the
+// latest position among the product streams it touched.
+func (h *Handler) ReleaseStock(ctx context.Context, orderID string, products []string, reason string) (eventstore.Position, error) {
 	return h.eachProduct(ctx, products, func(s product.State) []domain.Event {
 		return product.DecideRelease(s, orderID, reason)
 	})
 }
 
-// DeductStock turns orderID's holds into sales; safe to repeat.
-func (h *Handler) DeductStock(ctx context.Context, orderID string, products []string) error {
+// DeductStock turns orderID's holds into sales; safe to repeat. It returns
+// the latest position among the product streams it touched.
+func (h *Handler) DeductStock(ctx context.Context, orderID string, products []string) (eventstore.Position, error) {
 	return h.eachProduct(ctx, products, func(s product.State) []domain.Event {
 		return product.DecideDeduct(s, orderID)
 	})
 }
 
-func (h *Handler) eachProduct(ctx context.Context, products []string, decide func(product.State) []domain.Event) error {
+// eachProduct runs decide on each product in parallel, and returns the
+// latest position of the products' streams after it: what a reader must
+// have seen to see the outcome.
+func (h *Handler) eachProduct(ctx context.Context, products []string, decide func(product.State) []domain.Event) (eventstore.Position, error) {
 	errs := make([]error, len(products))
+	positions := make([]eventstore.Position, len(products))
 	var wg sync.WaitGroup
 	for i, id := range products {
 		wg.Go(func() {
-			_, _, errs[i] = execute(ctx, h, productKind, product.Stream(id), NoVersion, func(s product.State) ([]domain.Event, error) {
+			_, res, err := execute(ctx, h, productKind, product.Stream(id), NoVersion, func(s product.State) ([]domain.Event, error) {
 				return decide(s), nil
 			})
+			positions[i], errs[i] = res.Position, err
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return latest(positions...), errors.Join(errs...)
+}
+
+// latest is the latest of positions; Start for none.
+func latest(positions ...eventstore.Position) eventstore.Position {
+	out := eventstore.Start
+	for _, p := range positions {
+		if out.Less(p) {
+			out = p
+		}
+	}
+	return out
 }

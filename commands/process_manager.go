@@ -212,10 +212,13 @@ func (pm *ProcessManager) act(ctx context.Context) {
 		case t.status == order.StatusPending && now.Sub(t.since) >= pm.h.timeout:
 			action = func(ctx context.Context) error { _, err := pm.h.ExpireOrder(ctx, id); return err }
 		case t.status == order.StatusCompleted && len(t.held) > 0 && now.Sub(t.since) >= pm.tick:
-			action = func(ctx context.Context) error { return pm.h.DeductStock(ctx, id, slices.Sorted(maps.Keys(t.held))) }
+			action = func(ctx context.Context) error {
+				_, err := pm.h.DeductStock(ctx, id, slices.Sorted(maps.Keys(t.held)))
+				return err
+			}
 		case t.status == order.StatusCancelled && (len(t.held) > 0 || t.refundDue) && now.Sub(t.since) >= pm.tick:
 			action = func(ctx context.Context) error {
-				err := pm.h.ReleaseStock(ctx, id, slices.Sorted(maps.Keys(t.held)), "order_cancelled")
+				_, err := pm.h.ReleaseStock(ctx, id, slices.Sorted(maps.Keys(t.held)), "order_cancelled")
 				if t.refundDue {
 					_, _, rerr := pm.h.RefundOrder(ctx, id)
 					err = errors.Join(err, rerr)

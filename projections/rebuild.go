@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/eventstore"
 )
@@ -80,6 +81,21 @@ func (r *Runner) setup(ctx context.Context) error {
 		return r.sink.Setup(ctx)
 	}
 	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error { return r.setupIn(ctx, tx, r.p.Schema()) })
+}
+
+// Setup creates p's schema and tables if they are missing, as its runner
+// does when it becomes active. A read API calls it at start, so that it
+// answers from empty tables rather than failing before any runner ran.
+// Errors: the database's.
+func Setup(ctx context.Context, pool *pgxpool.Pool, p Projection) error {
+	if err := checkName(p.Name()); err != nil {
+		return err
+	}
+	r := &Runner{p: p, name: p.Name()}
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return r.setupIn(ctx, tx, p.Schema()) }); err != nil {
+		return fmt.Errorf("projections: set up %s: %w", p.Name(), err)
+	}
+	return nil
 }
 
 // setupIn creates schema and runs the projection's Setup in it, in tx.

@@ -71,9 +71,11 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 			a = nil
 		}
 	}()
-	if a.store, err = openStore(ctx, cfg.EventStoreURL, log); err != nil {
+	st, err := openStore(ctx, cfg.EventStoreURL, log)
+	if err != nil {
 		return a, err
 	}
+	a.store = st
 	a.cmd = commands.New(commands.Config{
 		Store: a.store, Payments: payment.NewTestProcessor(), Log: log,
 		PaymentTimeout: cfg.PaymentTimeout, ClaimGrace: cfg.PlacementGrace,
@@ -155,6 +157,12 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 	models := pgread.New(a.pool)
 	for _, p := range models.Projections() {
 		a.runners = append(a.runners, projections.NewRunner(a.pool, a.store, p, opts))
+		if m.read {
+			// A read API answers from empty tables until a projector fills them.
+			if err := projections.Setup(ctx, a.pool, p); err != nil {
+				return fmt.Errorf("read models on DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
+			}
+		}
 	}
 	a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.catalog.Projection(), opts))
 	if m.project && !m.noPublish {

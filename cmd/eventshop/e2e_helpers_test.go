@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/internal/pgtest"
 	"github.com/eventshop/eventshop/internal/redistest"
@@ -40,7 +41,9 @@ func e2eEnv(t *testing.T, kv ...string) map[string]string {
 	t.Helper()
 	_, prefix := redistest.New(t)
 	env := map[string]string{
-		"DATABASE_URL":     pgtest.NewDatabase(t),
+		// A small pool per process: tests run two programs at a time (or
+		// four, with the split deployment), and the server takes 100.
+		"DATABASE_URL":     pgtest.NewDatabase(t) + "&pool_max_conns=6",
 		"HTTP_ADDR":        "127.0.0.1:0",
 		"DATA_DIR":         t.TempDir(),
 		"REDIS_KEY_PREFIX": prefix,
@@ -473,10 +476,7 @@ func (s *server) events() []loggedEvent {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, s.env["DATABASE_URL"])
-	if err != nil {
-		s.t.Fatalf("connect to the event store: %v", err)
-	}
+	conn := s.connect(ctx)
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, `SELECT stream_id, type, correlation_id, version, data::text FROM eventstore.events ORDER BY id`)
 	if err != nil {
@@ -515,4 +515,18 @@ func countType(evs []loggedEvent, typ string) int {
 		}
 	}
 	return n
+}
+
+// connect opens a connection of its own to the run's database.
+func (s *server) connect(ctx context.Context) *pgx.Conn {
+	s.t.Helper()
+	cfg, err := pgxpool.ParseConfig(s.env["DATABASE_URL"]) // takes the pool_max_conns a plain connection refuses
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
+	if err != nil {
+		s.t.Fatalf("connect to the event store: %v", err)
+	}
+	return conn
 }

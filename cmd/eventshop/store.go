@@ -20,11 +20,20 @@ type store interface {
 
 // openStore picks the adapter by the URL's scheme.
 func openStore(ctx context.Context, url string, log *slog.Logger) (store, error) {
+	// A failed open returns a nil store, not a nil *Store in an interface.
 	switch {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return postgres.Open(ctx, url, postgres.Options{Logger: log})
+		s, err := postgres.Open(ctx, url, postgres.Options{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	case strings.HasPrefix(url, "esdb://"), strings.HasPrefix(url, "esdb+discover://"):
-		return esdb.Open(ctx, url, esdb.Options{Logger: log})
+		s, err := esdb.Open(ctx, url, esdb.Options{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	default:
 		return nil, fmt.Errorf("EVENTSTORE_URL %s: want a postgres:// or esdb:// URL", redactURL(url))
 	}

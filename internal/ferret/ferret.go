@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -81,12 +83,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := probeAddr(opts.Addr); err != nil {
 		return nil, fmt.Errorf("ferret: start on %s: %w", opts.Addr, err)
 	}
+	pgURL, err := boundedPool(opts.PostgreSQLURL)
+	if err != nil {
+		return nil, err
+	}
 	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:      ferretdb.ListenerConfig{TCP: opts.Addr},
 		Logger:        logger,
 		Handler:       "postgresql",
-		PostgreSQLURL: opts.PostgreSQLURL,
+		PostgreSQLURL: pgURL,
 	})
 	newMu.Unlock()
 	if err != nil {
@@ -105,6 +111,26 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// DefaultPoolSize bounds FerretDB's connections to PostgreSQL when the
+// URL does not say (pool_max_conns): its own default grows to 50, half of
+// a default server's limit, for an embedded server that needs far fewer.
+const DefaultPoolSize = 8
+
+// boundedPool returns rawURL with pool_max_conns set to DefaultPoolSize
+// unless it names one.
+func boundedPool(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return "", errors.New("ferret: PostgreSQLURL is not a URL")
+	}
+	q := u.Query()
+	if q.Get("pool_max_conns") == "" {
+		q.Set("pool_max_conns", strconv.Itoa(DefaultPoolSize))
+		u.RawQuery = q.Encode()
+	}
+	return u.String(), nil
 }
 
 // probeAddr reports whether addr can be listened on.

@@ -14,7 +14,8 @@ import (
 // events are applied one at a time, so the events before a failing one
 // are applied and the failing one is found, named in Status and retried
 // with backoff until it applies or ctx ends. It never skips an event.
-// Errors: errFenced, or ctx's when it ends.
+// Errors: errFenced; errRebuildReady when it is stuck on an event and a
+// rebuild is ready to replace the model; ctx's when it ends.
 func (r *Runner) applyBatch(ctx context.Context, from eventstore.Position, batch []eventstore.Event) (eventstore.Position, error) {
 	err := r.commit(ctx, from, batch)
 	if err == nil {
@@ -39,6 +40,9 @@ func (r *Runner) applyBatch(ctx context.Context, from eventstore.Position, batch
 				return from, err
 			}
 			r.failed(err, &batch[i])
+			if r.readyRebuild() != nil {
+				return from, errRebuildReady
+			}
 			if err := sleep(ctx, r.backoff(attempt)); err != nil {
 				return from, err
 			}

@@ -33,7 +33,9 @@ type testProjection struct {
 	name   string
 	filter eventstore.Filter
 	after  func(ctx context.Context, batch []eventstore.Event) error
-	calls  atomic.Int64 // Apply calls
+	// afterTx is like after, with the transaction.
+	afterTx func(ctx context.Context, tx pgx.Tx, batch []eventstore.Event) error
+	calls   atomic.Int64 // Apply calls
 }
 
 func (p *testProjection) Name() string              { return p.name }
@@ -68,6 +70,9 @@ func (p *testProjection) Apply(ctx context.Context, tx pgx.Tx, batch []eventstor
 	}
 	if p.after != nil {
 		return p.after(ctx, batch)
+	}
+	if p.afterTx != nil {
+		return p.afterTx(ctx, tx, batch)
 	}
 	return nil
 }

@@ -60,19 +60,27 @@ type RebuildStatus struct {
 	// CaughtUp is set once the shadow reached the end of the log and
 	// waits for the swap.
 	CaughtUp bool
+	// LastError is the last failure of the rebuild; it is retried.
+	LastError string
 }
 
 // rebuild is the state of the rebuild in progress.
 type rebuild struct {
 	requestedAt time.Time     // the request it answers
-	ready       chan struct{} // closed when the builder has caught up (or gave up, with err)
-	err         error         // why the builder gave up; nil when it caught up
+	ready       chan struct{} // closed when the builder has caught up
 	shadow      Sink          // the shadow of a Rebuildable sink
 	schema      string        // the shadow schema of a Projection
 	restart     bool          // a sink without a shadow: just start again
 	pos         eventstore.Position
 	status      RebuildStatus
+	// swapFailures counts failed swaps of this shadow (only the live
+	// loop touches it).
+	swapFailures int
 }
+
+// maxSwapFailures is how many failed swaps a shadow gets before it is
+// built again.
+const maxSwapFailures = 3
 
 // setup runs the projection's Setup: a Projection's in its schema, in one
 // transaction; a sink's on the sink.
@@ -129,6 +137,21 @@ func shadowSchema(schema, name string) string {
 		s = fmt.Sprintf("%s_rebuild_%016x", schema[:min(len(schema), 30)], h.Sum64())
 	}
 	return s
+}
+
+// errRebuildReady stops the retries of a failing event when a rebuilt
+// model is ready to be swapped in.
+var errRebuildReady = errors.New("a rebuilt model is ready to swap in")
+
+// readyRebuild returns the rebuild whose shadow has caught up and waits
+// to be swapped in; nil when there is none.
+func (r *Runner) readyRebuild() *rebuild {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rb == nil || !isClosed(r.rb.ready) {
+		return nil
+	}
+	return r.rb
 }
 
 // rebuildReady is the channel the live loop watches for a rebuild ready
@@ -223,8 +246,19 @@ func (r *Runner) build(ctx context.Context, requestedAt time.Time) {
 	if _, err := r.pool.Exec(ctx, `UPDATE projections.checkpoints SET rebuild_started_at = now() WHERE name = $1`, r.name); err != nil {
 		r.log.Warn("projection rebuild: record start", "error", err)
 	}
+	made := false
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		err := r.fillShadow(ctx, rb)
+		var err error
+		if !made {
+			err = r.makeShadow(ctx, rb)
+			made = err == nil
+		}
+		if err == nil && !rb.restart {
+			// After a failure this goes on from rb.pos: the shadow holds
+			// every page applied so far (each page is one transaction, or
+			// an idempotent sink write).
+			err = r.catchUpShadow(ctx, rb)
+		}
 		if err == nil {
 			r.mu.Lock()
 			rb.status.CaughtUp = true
@@ -239,16 +273,21 @@ func (r *Runner) build(ctx context.Context, requestedAt time.Time) {
 		if ctx.Err() != nil {
 			return
 		}
-		r.failed(fmt.Errorf("rebuild: %w", err), nil)
+		// The live model is fine: the failure is the rebuild's, shown in
+		// its status and the log, not as the projection failing.
+		r.mu.Lock()
+		rb.status.LastError = err.Error()
+		r.mu.Unlock()
+		r.log.Error("projection rebuild failing; retrying", "error", err, "attempt", attempt+1)
 		if sleep(ctx, r.backoff(attempt)) != nil {
 			return
 		}
 	}
 }
 
-// fillShadow makes an empty shadow and applies the log to it up to its
-// current end.
-func (r *Runner) fillShadow(ctx context.Context, rb *rebuild) error {
+// makeShadow makes an empty shadow; for a sink that has none, it marks
+// the rebuild as a restart from the start of the log.
+func (r *Runner) makeShadow(ctx context.Context, rb *rebuild) error {
 	r.mu.Lock()
 	rb.pos, rb.status.Scanned, rb.status.Applied, rb.status.Position = eventstore.Start, 0, 0, eventstore.Start
 	r.mu.Unlock()
@@ -275,9 +314,8 @@ func (r *Runner) fillShadow(ctx context.Context, rb *rebuild) error {
 		rb.shadow = shadow
 	default:
 		rb.restart = true
-		return nil
 	}
-	return r.catchUpShadow(ctx, rb)
+	return nil
 }
 
 // catchUpShadow applies the log after rb.pos to the shadow until a read
@@ -357,20 +395,29 @@ func (r *Runner) applyShadow(ctx context.Context, rb *rebuild, batch []eventstor
 // replaces the live model and its checkpoint. It returns errSwapped when
 // it swapped, so that the live loop subscribes again from the new
 // checkpoint; any other error leaves the rebuild to be tried again.
-func (r *Runner) finishRebuild(ctx context.Context, from eventstore.Position) error {
-	r.mu.Lock()
-	rb := r.rb
-	r.mu.Unlock()
+func (r *Runner) finishRebuild(ctx context.Context, rb *rebuild, from eventstore.Position) error {
 	err := r.swap(ctx, rb, from)
-	r.mu.Lock()
-	r.rb = nil
-	r.mu.Unlock()
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
-		return fmt.Errorf("rebuild: swap: %w", err)
+		rb.swapFailures++
+		if rb.swapFailures >= maxSwapFailures {
+			// Give this shadow up; housekeep builds a new one.
+			r.mu.Lock()
+			r.rb = nil
+			r.mu.Unlock()
+		}
+		return fmt.Errorf("rebuild: swap (attempt %d): %w", rb.swapFailures, err)
 	}
+	r.mu.Lock()
+	r.rb = nil
+	if r.status.Failing != nil {
+		// The event the live model was stuck on is in the new one.
+		r.status.Failing = nil
+		r.status.State = StateCatchingUp
+	}
+	r.mu.Unlock()
 	r.log.Info("projection rebuilt and swapped in", "events", rb.status.Applied, "position", rb.pos.String(),
 		"took", r.opts.Now().Sub(rb.status.Started).String())
 	return errSwapped
@@ -394,6 +441,15 @@ func (r *Runner) swap(ctx context.Context, rb *rebuild, from eventstore.Position
 		if r.p != nil {
 			live := pgx.Identifier{r.p.Schema()}.Sanitize()
 			tables := r.p.Tables()
+			// Take the live tables in their listed order first, so that the
+			// drops below cannot deadlock with readers joining them.
+			names := make([]string, len(tables))
+			for i, t := range tables {
+				names[i] = pgx.Identifier{r.p.Schema(), t}.Sanitize()
+			}
+			if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+				return err
+			}
 			for i := len(tables) - 1; i >= 0; i-- {
 				if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{r.p.Schema(), tables[i]}.Sanitize()+" CASCADE"); err != nil {
 					return err

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/projections"
@@ -208,4 +210,48 @@ func TestSinkRunner(t *testing.T) {
 			t.Fatalf("event %s: in sink %v (version %d), want version %d", ev.ID, ok, v, ev.Version)
 		}
 	}
+}
+
+// TestRebuildReplacesStuckModel: a live model stuck on an event it cannot
+// apply (a damaged table) is replaced by a rebuild, whose shadow applies
+// the event: the swap does not wait for the stuck event to pass.
+func TestRebuildReplacesStuckModel(t *testing.T) {
+	e := newEnv(t, "postgres")
+	ctx := context.Background()
+	e.appendN(t, "t", 100)
+	p := &testProjection{name: "stuck.v1", filter: onlyT()}
+	var poison atomic.Value
+	p.afterTx = func(ctx context.Context, tx pgx.Tx, batch []eventstore.Event) error {
+		id, _ := poison.Load().(uuid.UUID)
+		for _, ev := range batch {
+			if ev.ID != id {
+				continue
+			}
+			var path string
+			if err := tx.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&path); err != nil {
+				return err
+			}
+			if !strings.Contains(path, "rebuild") { // only the live table is damaged
+				return errors.New("the live table refuses this event")
+			}
+		}
+		return nil
+	}
+	run := start(t, e, p, projections.Options{BatchSize: 50, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+	waitFor(t, within, "100 rows", func() bool { return e.count(p.name) == 100 })
+	poisonID := uuid.New()
+	poison.Store(poisonID)
+	if _, err := e.store.Append(ctx, "t-poison", eventstore.Any, eventstore.EventData{ID: poisonID, Type: "test.happened", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, within, "the live model to be stuck", func() bool { return run.r.Status().Failing != nil })
+	if err := projections.RequestRebuild(ctx, e.pool, p.name); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the rebuild to replace the stuck model", func() bool {
+		rep := report(t, e, p.name)
+		return !rep.RebuiltAt.IsZero() && rep.Rebuild == "" && e.count(p.name) == 101 && run.r.Status().Failing == nil
+	})
+	e.appendN(t, "t", 10)
+	waitFor(t, within, "111 rows", func() bool { return e.count(p.name) == 111 })
 }

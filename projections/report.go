@@ -43,9 +43,12 @@ func Reports(ctx context.Context, pool *pgxpool.Pool, names []string) ([]Report,
 	if err := Migrate(ctx, pool); err != nil {
 		return nil, err
 	}
+	// Whether a report is current is the database's call: its clock wrote
+	// reported_at.
 	rows, err := pool.Query(ctx, `SELECT name, commit, prepare, state, lag_events, lag_ms, last_error,
-			reported_at, rebuild_requested_at, rebuild_started_at, rebuilt_at
-		FROM projections.checkpoints WHERE name = ANY($1)`, names)
+			reported_at, coalesce(reported_at > now() - make_interval(secs => $2), false),
+			rebuild_requested_at, rebuild_started_at, rebuilt_at
+		FROM projections.checkpoints WHERE name = ANY($1)`, names, ReportTTL.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("projections: reports: %w", err)
 	}
@@ -56,9 +59,10 @@ func Reports(ctx context.Context, pool *pgxpool.Pool, names []string) ([]Report,
 			commit, prepare, lagMS       int64
 			reported, requested, started *time.Time
 			rebuilt                      *time.Time
+			current                      bool
 		)
 		if err := rows.Scan(&rep.Name, &commit, &prepare, &rep.State, &rep.LagEvents, &lagMS, &rep.LastError,
-			&reported, &requested, &started, &rebuilt); err != nil {
+			&reported, &current, &requested, &started, &rebuilt); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("projections: reports: %w", err)
 		}
@@ -67,7 +71,7 @@ func Reports(ctx context.Context, pool *pgxpool.Pool, names []string) ([]Report,
 		if reported != nil {
 			rep.ReportedAt = *reported
 		}
-		if reported == nil || time.Since(*reported) > ReportTTL {
+		if !current {
 			rep.State = StateStopped
 		}
 		switch {

@@ -119,7 +119,6 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	wg.Go(func() { l.watch(ctx, r.opts.LockPoll, cancel) })
-	wg.Go(func() { r.housekeep(ctx) })
 	defer wg.Wait()
 	defer cancel(nil) // stop the helpers before the lock's connection closes
 
@@ -127,6 +126,9 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 	if err := r.setup(ctx); err != nil {
 		return activeErr(ctx, fmt.Errorf("setup: %w", err))
 	}
+	// Only now may a rebuild start: Setup may clear out what it takes for
+	// an older shadow.
+	wg.Go(func() { r.housekeep(ctx) })
 	for attempt := 0; ; {
 		from, err := readCheckpoint(ctx, r.pool, r.name)
 		if err == nil {
@@ -173,17 +175,24 @@ func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
 	}
 	defer sub.Close()
 	for {
-		batch, open, swap := r.collect(ctx, sub.Events())
+		// The wake-up on swapReady is a hint; whether a rebuild is ready is
+		// looked at after every batch.
+		if rb := r.readyRebuild(); rb != nil {
+			return r.finishRebuild(ctx, rb, from)
+		}
+		batch, open := r.collect(ctx, sub.Events())
 		if len(batch) > 0 {
 			next, err := r.applyBatch(ctx, from, batch)
+			if rb := r.readyRebuild(); rb != nil && errors.Is(err, errRebuildReady) {
+				// Stuck on an event: the rebuilt model, which has it,
+				// replaces the live one instead.
+				return r.finishRebuild(ctx, rb, next)
+			}
 			if err != nil {
 				return err
 			}
 			from = next
 			r.afterBatch(ctx, from, len(batch) == r.opts.BatchSize)
-		}
-		if swap && isClosed(r.rebuildReady()) {
-			return r.finishRebuild(ctx, from)
 		}
 		if !open {
 			if err := sub.Err(); err != nil {
@@ -202,9 +211,8 @@ func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
 
 // collect gathers the next batch: it waits for a first event, then up to
 // BatchWait for more, up to BatchSize. open is false once ch is closed.
-// It returns early, with what it has, when ctx ends or a rebuild is
-// ready to swap (swap).
-func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch []eventstore.Event, open, swap bool) {
+// It returns early, with what it has, when ctx ends or swapReady wakes it.
+func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch []eventstore.Event, open bool) {
 	idle := time.NewTimer(max(r.opts.BatchWait, 20*time.Millisecond))
 	defer idle.Stop()
 	var (
@@ -214,22 +222,22 @@ func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch
 	select {
 	case e, ok = <-ch:
 	case <-ctx.Done():
-		return nil, true, false
+		return nil, true
 	case <-r.swapReady:
-		return nil, true, true
+		return nil, true
 	case <-idle.C:
 		// Nothing arrived for a while: everything delivered is applied.
 		r.setIdle()
 		select {
 		case e, ok = <-ch:
 		case <-ctx.Done():
-			return nil, true, false
+			return nil, true
 		case <-r.swapReady:
-			return nil, true, true
+			return nil, true
 		}
 	}
 	if !ok {
-		return nil, false, false
+		return nil, false
 	}
 	batch = append(batch, e)
 	wait := time.NewTimer(r.opts.BatchWait)
@@ -238,18 +246,18 @@ func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch
 		select {
 		case e, ok := <-ch:
 			if !ok {
-				return batch, false, false
+				return batch, false
 			}
 			batch = append(batch, e)
 		case <-wait.C:
-			return batch, true, false
+			return batch, true
 		case <-ctx.Done():
-			return batch, true, false
+			return batch, true
 		case <-r.swapReady:
-			return batch, true, true
+			return batch, true
 		}
 	}
-	return batch, true, false
+	return batch, true
 }
 
 // Status returns a snapshot of the runner. It does no I/O.

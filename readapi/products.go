@@ -46,6 +46,13 @@ func productQuery(q url.Values) (mongoread.ProductQuery, error) {
 	if utf8.RuneCountInString(query.Category) > product.MaxCategoryLength {
 		bad.Add("category", "must be at most %d characters", product.MaxCategoryLength)
 	}
+	// Text the database would refuse (invalid UTF-8, NUL) is the
+	// client's mistake, not an outage.
+	for _, f := range []struct{ name, v string }{{"category", query.Category}, {"q", query.Q}} {
+		if !utf8.ValidString(f.v) || strings.ContainsRune(f.v, 0) {
+			bad.Add(f.name, "must be text without NUL characters")
+		}
+	}
 	if v := q.Get("vendor_id"); v != "" {
 		id, err := uuid.Parse(v)
 		if err != nil {

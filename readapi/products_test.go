@@ -274,6 +274,9 @@ func TestProductParameters(t *testing.T) {
 		"min_price=20&max_price=10":            {"max_price"},
 		"vendor_id=42":                         {"vendor_id"},
 		"q=" + strings.Repeat("x", 101):        {"q"},
+		"q=a%00b":                              {"q"},
+		"q=%ff%fe":                             {"q"},
+		"category=%ff":                         {"category"},
 		"category=" + strings.Repeat("c", 101): {"category"},
 		"limit=500&sort=x&vendor_id=y&min_price=z&max_price=-0.5": {"limit", "vendor_id", "min_price", "max_price", "sort"},
 	} {

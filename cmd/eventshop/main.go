@@ -157,8 +157,11 @@ func redactURL(raw string) string {
 	}
 	q := u.Query()
 	for k := range q {
-		if strings.Contains(strings.ToLower(k), "password") {
-			q.Set(k, "xxxxx")
+		lk := strings.ToLower(k)
+		for _, secret := range []string{"password", "secret", "token", "authmechanismproperties"} {
+			if strings.Contains(lk, secret) {
+				q.Set(k, "xxxxx")
+			}
 		}
 	}
 	u.RawQuery = q.Encode()

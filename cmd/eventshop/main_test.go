@@ -189,12 +189,13 @@ func TestConfigErrors(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	for raw, want := range map[string]string{
-		"postgres://user:s3cret@db:5432/x":                  "postgres://user:xxxxx@db:5432/x",
-		"postgres://user@db/x?password=s3cret&sslmode=off":  "postgres://user@db/x?password=xxxxx&sslmode=off",
-		"esdb://admin:s3cret@node:2113?tls=false":           "esdb://admin:xxxxx@node:2113?tls=false",
-		"host=db user=u password=s3cret dbname=x":           "(not a URL)",
-		"admin:s3cret@db:5432/x":                            "(not a URL)",
-		"postgres://user@db/x?sslpassword=s3cret&tls=false": "postgres://user@db/x?sslpassword=xxxxx&tls=false",
+		"postgres://user:s3cret@db:5432/x":                                     "postgres://user:xxxxx@db:5432/x",
+		"postgres://user@db/x?password=s3cret&sslmode=off":                     "postgres://user@db/x?password=xxxxx&sslmode=off",
+		"esdb://admin:s3cret@node:2113?tls=false":                              "esdb://admin:xxxxx@node:2113?tls=false",
+		"host=db user=u password=s3cret dbname=x":                              "(not a URL)",
+		"admin:s3cret@db:5432/x":                                               "(not a URL)",
+		"postgres://user@db/x?sslpassword=s3cret&tls=false":                    "postgres://user@db/x?sslpassword=xxxxx&tls=false",
+		"mongodb://db:27017/?authMechanismProperties=AWS_SESSION_TOKEN:s3cret": "mongodb://db:27017/?authMechanismProperties=xxxxx",
 	} {
 		if got := redactURL(raw); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", raw, got, want)

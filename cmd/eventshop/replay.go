@@ -37,6 +37,12 @@ and --projection kafka.v1 --from-scratch publishes every event again.
 
 Progress is a bar on a terminal and a line every few seconds otherwise.
 
+MongoDB and Kafka are MONGO_URL and KAFKA_BROKERS; when they are not set,
+the local run's embedded servers on MONGO_ADDR and KAFKA_ADDR are used if
+they are up. With --embedded, stand-ins are started as the local run does
+when they are not (its data: DATABASE_URL and DATA_DIR); without it, a
+replay never writes to a stand-in by mistake.
+
 Flags:
 `
 
@@ -68,6 +74,7 @@ func replay(ctx context.Context, cfg config, log *slog.Logger, args []string, st
 		return nil
 	})
 	fromScratch := fs.Bool("from-scratch", false, "rebuild from the first event into a shadow copy, then swap it in")
+	embedded := fs.Bool("embedded", false, "start the local run's embedded MongoDB and Kafka stand-ins when they are not up")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -84,7 +91,7 @@ func replay(ctx context.Context, cfg config, log *slog.Logger, args []string, st
 
 	// The local run's embedded servers are used when they are up.
 	cfg = attachLocal(cfg, publish)
-	a, err := buildApp(ctx, cfg, log, mode{local: true, project: true, noPublish: !publish})
+	a, err := buildApp(ctx, cfg, log, mode{local: *embedded, project: true, noPublish: !publish})
 	if err != nil {
 		return err
 	}
@@ -113,7 +120,6 @@ func replay(ctx context.Context, cfg config, log *slog.Logger, args []string, st
 	if err := sizeReplay(ctx, a.store, targets); err != nil {
 		return err
 	}
-	requested := time.Now()
 	if *fromScratch {
 		for _, t := range targets {
 			if err := projections.RequestRebuild(ctx, a.pool, t.runner.Name()); err != nil {
@@ -128,7 +134,7 @@ func replay(ctx context.Context, cfg config, log *slog.Logger, args []string, st
 	for _, t := range targets {
 		wg.Go(func() { _ = t.runner.Run(rctx) })
 	}
-	return followReplay(ctx, a, targets, *fromScratch, requested, stdout)
+	return followReplay(ctx, a, targets, *fromScratch, stdout)
 }
 
 // attachLocal points the configuration at the local run's embedded
@@ -181,10 +187,11 @@ func sizeReplay(ctx context.Context, log eventstore.Store, targets []*replayTarg
 }
 
 // followReplay shows progress until every target has caught up: for a
-// rebuild, once its rebuild was swapped in after requested and its
-// checkpoint reached the last event it takes; otherwise once its
-// checkpoint did.
-func followReplay(ctx context.Context, a *app, targets []*replayTarget, fromScratch bool, requested time.Time, stdout io.Writer) error {
+// rebuild, once no rebuild is pending any more (only a swap clears the
+// request filed before) and its checkpoint reached the last event it
+// takes; otherwise once its checkpoint did. A target that fails is
+// reported as it fails; the replay waits for it to recover.
+func followReplay(ctx context.Context, a *app, targets []*replayTarget, fromScratch bool, stdout io.Writer) error {
 	var total int64
 	for _, t := range targets {
 		total += t.total
@@ -198,7 +205,7 @@ func followReplay(ctx context.Context, a *app, targets []*replayTarget, fromScra
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	remoteNoted := map[string]bool{}
+	remoteNoted, errorShown := map[string]bool{}, map[string]string{}
 	for {
 		reports, err := projections.Reports(ctx, a.pool, names)
 		if err != nil {
@@ -211,7 +218,7 @@ func followReplay(ctx context.Context, a *app, targets []*replayTarget, fromScra
 			if !t.done {
 				caught := !rep.Position.Less(t.last)
 				if fromScratch {
-					caught = caught && rep.RebuiltAt.After(requested.Add(-time.Second)) && rep.Rebuild == ""
+					caught = caught && rep.Rebuild == ""
 				}
 				if caught {
 					t.done, t.took = true, time.Since(start)
@@ -228,6 +235,10 @@ func followReplay(ctx context.Context, a *app, targets []*replayTarget, fromScra
 			if !t.done && st.State == projections.StateWaitingForLock && time.Since(start) > 2*time.Second && !remoteNoted[names[i]] {
 				remoteNoted[names[i]] = true
 				fmt.Fprintf(stdout, "replay: %s is active in another process, which carries out the work; following it\n", names[i])
+			}
+			if e := failure(st, rep); e != "" && errorShown[names[i]] != e {
+				errorShown[names[i]] = e
+				fmt.Fprintf(stdout, "replay: %s is failing, retrying: %s\n", names[i], e)
 			}
 			finished = finished && t.done
 		}
@@ -256,6 +267,21 @@ func followReplay(ctx context.Context, a *app, targets []*replayTarget, fromScra
 		case <-tick.C:
 		}
 	}
+}
+
+// failure is what a target fails on now: its rebuild's or its own last
+// error, from this process's runner or from the stored report; "" when
+// it is healthy.
+func failure(st projections.Status, rep projections.Report) string {
+	switch {
+	case st.Rebuild != nil && st.Rebuild.LastError != "":
+		return "rebuild: " + st.Rebuild.LastError
+	case st.Failing != nil:
+		return st.LastError
+	case rep.State == projections.StateFailing:
+		return rep.LastError
+	}
+	return ""
 }
 
 // replayBar returns a progress bar on a terminal; plain is true when

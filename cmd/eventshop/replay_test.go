@@ -116,7 +116,17 @@ func TestReplayFromScratchEqualsLive(t *testing.T) {
 	}
 
 	var out, errs bytes.Buffer
-	if err := run(context.Background(), []string{"replay", "--from-scratch"}, func(k string) string { return env[k] }, &out, &errs); err != nil {
+	// Without --embedded, and with the local run down, a replay refuses to
+	// write to a stand-in of its own.
+	if err := run(context.Background(), []string{"replay", "--from-scratch"}, func(k string) string { return env[k] }, &out, &errs); err == nil ||
+		!strings.Contains(err.Error(), "MONGO_URL") {
+		t.Fatalf("replay with no MongoDB: %v, want MONGO_URL is required", err)
+	}
+	if reps, err := projections.Reports(context.Background(), pool, readModels); err != nil || reps[0].Rebuild != "" {
+		t.Fatalf("a refused replay filed a rebuild: %+v %v", reps, err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"replay", "--from-scratch", "--embedded"}, func(k string) string { return env[k] }, &out, &errs); err != nil {
 		t.Fatalf("replay: %v\n%s\n%s", err, out.String(), errs.String())
 	}
 	for _, name := range readModels {

@@ -87,8 +87,8 @@ type Envelope struct {
 	Subject         string          `json:"subject"`
 	Time            time.Time       `json:"time"`
 	DataContentType string          `json:"datacontenttype"`
-	CorrelationID   string          `json:"correlationid,omitempty"`
-	CausationID     string          `json:"causationid,omitempty"`
+	CorrelationID   string          `json:"correlationid"`
+	CausationID     string          `json:"causationid"`
 	ActorID         string          `json:"actorid,omitempty"`
 	SchemaVersion   int             `json:"schemaversion"`
 	Sequence        int64           `json:"sequence"`

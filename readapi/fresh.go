@@ -10,6 +10,9 @@ import (
 	"github.com/eventshop/eventshop/writeapi"
 )
 
+// maxWaiters bounds the requests waiting for X-Min-Position at once.
+const maxWaiters = 256
+
 // maxScan bounds the events of the log one request reads to tell whether
 // its read model needs any of them; beyond it only the checkpoint counts.
 const maxScan = 10_000
@@ -59,7 +62,17 @@ func (s *Server) fresh(p model) func(http.Handler) http.Handler {
 // for nothing, when there is none). A reader of the log that has been
 // handed an event never sees an earlier one commit later (eventstore's
 // ReadAll promise), so once the scan reaches the token it is final.
+//
+// At most maxWaiters requests wait at once; beyond that a request is not
+// made to wait (it answers stale), so tokens from the future cannot tie
+// the database up.
 func (s *Server) await(ctx context.Context, p model, token eventstore.Position) bool {
+	select {
+	case s.waiters <- struct{}{}:
+		defer func() { <-s.waiters }()
+	default:
+		return false
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.maxWait)
 	defer cancel()
 	tick := time.NewTicker(s.poll)

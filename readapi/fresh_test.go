@@ -140,3 +140,47 @@ func TestNoneMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestAwaitBoundsWaiters: once maxWaiters requests wait, the next one is
+// not made to wait: it answers stale at once, and a slot freed is taken
+// again.
+func TestAwaitBoundsWaiters(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, maxWaiters)
+	s := New(Config{
+		MaxWait: time.Minute, Poll: time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		Checkpoint: func(ctx context.Context, _ string) (eventstore.Position, error) {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+			return eventstore.Position{Commit: 1 << 40}, nil
+		},
+	})
+	p := pgread.OrdersProjection{}
+	token := eventstore.Position{Commit: 1 << 30}
+	done := make(chan bool, maxWaiters)
+	for range maxWaiters {
+		go func() { done <- s.await(context.Background(), p, token) }()
+	}
+	for range maxWaiters {
+		select {
+		case <-entered:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the waiters did not all start")
+		}
+	}
+	if s.await(context.Background(), p, token) {
+		t.Fatal("a request beyond maxWaiters waited and reported fresh")
+	}
+	close(release)
+	for range maxWaiters {
+		if !<-done {
+			t.Fatal("a waiting request did not see its checkpoint")
+		}
+	}
+	if !s.await(context.Background(), p, token) {
+		t.Fatal("a request after the waiters left was not served fresh")
+	}
+}

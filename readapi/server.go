@@ -88,6 +88,7 @@ type Server struct {
 	log        *slog.Logger
 	maxWait    time.Duration
 	poll       time.Duration
+	waiters    chan struct{} // a slot per request waiting for X-Min-Position
 
 	orders         OrderReader
 	streams        StreamReader
@@ -107,6 +108,7 @@ func New(cfg Config) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.waiters = make(chan struct{}, maxWaiters)
 	if s.maxWait <= 0 {
 		s.maxWait = 2 * time.Second
 	}

@@ -127,8 +127,15 @@ func TestServeHealthAndReadiness(t *testing.T) {
 	if code, _, body := getJSON(t, base+"/healthz"); code != 200 || body["status"] != "ok" {
 		t.Fatalf("/healthz: %d %v", code, body)
 	}
-	if code, _, body := getJSON(t, base+"/readyz"); code != 200 || body["status"] != "ok" {
+	code, _, body := getJSON(t, base+"/readyz")
+	if code != 200 || body["status"] != "ok" {
 		t.Fatalf("/readyz: %d %v", code, body)
+	}
+	checks, _ := body["checks"].(map[string]any)
+	for _, dep := range []string{"eventstore", "redis", "readmodels", "mongodb", "kafka"} {
+		if checks[dep] != "ok" {
+			t.Errorf("/readyz checks %s: %v", dep, checks[dep])
+		}
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("graceful shutdown: %v", err)

@@ -183,6 +183,9 @@ func routes(a *app, log *slog.Logger, m mode) http.Handler {
 		if a.catalog != nil {
 			check("mongodb", a.catalog.Ping)
 		}
+		if a.pub != nil {
+			check("kafka", a.pub.Ping)
+		}
 		if !ok {
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusServiceUnavailable)

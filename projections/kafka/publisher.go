@@ -163,6 +163,15 @@ func (p *Publisher) Setup(ctx context.Context) error {
 	return nil
 }
 
+// Ping asks the cluster for the metadata of the event topics: it fails
+// when no broker answers, for readiness checks.
+func (p *Publisher) Ping(ctx context.Context) error {
+	if _, err := p.client().Metadata(ctx, &kafkago.MetadataRequest{Topics: Topics()}); err != nil {
+		return fmt.Errorf("kafka: metadata: %w", err)
+	}
+	return nil
+}
+
 func (p *Publisher) client() *kafkago.Client {
 	return &kafkago.Client{Addr: kafkago.TCP(p.cfg.Brokers...), Transport: p.transport, Timeout: p.cfg.WriteTimeout}
 }

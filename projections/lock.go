@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // errLockLost ends a runner's active period when its lock's connection fails.
@@ -100,4 +103,29 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// Exclusive runs fn while this process holds the advisory lock of name,
+// the same kind of lock that keeps one runner active per projection (the
+// names share one key space): it waits for the lock, trying every poll,
+// then runs fn with a context that also ends when the lock's connection
+// fails, and releases the lock when fn returns. It is how a worker that is
+// not a projection, such as a process manager, runs on one process at a
+// time. It returns fn's error, or ctx's when ctx ends while it waits.
+func Exclusive(ctx context.Context, pool *pgxpool.Pool, name string, poll time.Duration, log *slog.Logger,
+	fn func(ctx context.Context) error) error {
+	opts := Options{LockPoll: poll, Logger: log}.withDefaults()
+	r := &Runner{pool: pool, name: name, opts: opts, log: opts.Logger.With("lock", name)}
+	l, err := r.acquireLock(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.release()
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	wg.Go(func() { l.watch(lctx, opts.LockPoll, cancel) })
+	defer wg.Wait()
+	defer cancel(nil) // stop watching before the lock's connection closes
+	return fn(lctx)
 }

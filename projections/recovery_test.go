@@ -3,6 +3,8 @@ package projections_test
 import (
 	"context"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,4 +102,34 @@ func TestLateCommit(t *testing.T) {
 		t.Fatalf("first row %s, want the late-committed event %s", got[0], held)
 	}
 	sameIDs(t, "read model", got, ids(e.logOf(t, eventstore.Filter{})))
+}
+
+// TestExclusive: of several processes running work under one Exclusive
+// name, one at a time runs it; each gets its turn.
+func TestExclusive(t *testing.T) {
+	e := newEnv(t, "memory")
+	var active, overlaps, ran atomic.Int64
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			err := projections.Exclusive(context.Background(), e.pool, "worker.test", 10*time.Millisecond, quiet(),
+				func(ctx context.Context) error {
+					if active.Add(1) > 1 {
+						overlaps.Add(1)
+					}
+					defer active.Add(-1)
+					ran.Add(1)
+					// Some work on the database while holding the lock.
+					_, err := e.pool.Exec(ctx, "SELECT pg_sleep(0.05)")
+					return err
+				})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ran.Load() != 3 || overlaps.Load() != 0 {
+		t.Fatalf("%d ran, %d overlapped; want 3 and 0", ran.Load(), overlaps.Load())
+	}
 }

@@ -31,7 +31,12 @@ type model interface {
 // with X-Min-Position waits, up to MaxWait, until the model holds every
 // event up to that token; if it does not by then, the request is served
 // anyway with X-Stale: true. A token that does not parse is a 400.
-func (s *Server) fresh(p model) func(http.Handler) http.Handler {
+//
+// refresh, when not nil, runs after the wait: a model whose readers cache
+// where it lives (the catalogue's collection, which a rebuild moves before
+// it moves the checkpoint) reads that again, so the answer comes from the
+// model the checkpoint speaks for.
+func (s *Server) fresh(p model, refresh func(context.Context) error) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			raw := strings.TrimSpace(r.Header.Get("X-Min-Position"))
@@ -44,7 +49,14 @@ func (s *Server) fresh(p model) func(http.Handler) http.Handler {
 				s.errors(w, r, writeapi.BadRequest("X-Min-Position must be an X-Event-Position this API gave out"))
 				return
 			}
-			if !s.await(r.Context(), p, token) {
+			ok := s.await(r.Context(), p, token)
+			if refresh != nil {
+				if err := refresh(r.Context()); err != nil {
+					s.log.WarnContext(r.Context(), "refresh the read model's location for X-Min-Position", "projection", p.Name(), "err", err)
+					ok = false
+				}
+			}
+			if !ok {
 				w.Header().Set("X-Stale", "true")
 			}
 			next.ServeHTTP(w, r)

@@ -126,17 +126,17 @@ func New(cfg Config) *Server {
 func (s *Server) Routes(r chi.Router, authenticate func(http.Handler) http.Handler) {
 	if s.catalog != nil {
 		// The catalogue is public: no authenticate.
-		products := r.With(s.fresh(s.catalog.Projection()))
+		products := r.With(s.fresh(s.catalog.Projection(), s.catalog.Refresh))
 		products.Get("/api/products", s.handleProducts)
 		products.Get("/api/products/categories", s.handleCategories)
 		products.Get("/api/products/{id}", s.handleProduct)
 	}
 	r.Group(func(r chi.Router) {
 		r.Use(authenticate)
-		users := r.With(s.fresh(pgread.UsersProjection{}))
+		users := r.With(s.fresh(pgread.UsersProjection{}, nil))
 		users.Get("/api/users", s.handleUsers)
 		users.Get("/api/users/{id}", s.handleUser)
-		orders := r.With(s.fresh(pgread.OrdersProjection{}))
+		orders := r.With(s.fresh(pgread.OrdersProjection{}, nil))
 		orders.Get("/api/orders", s.handleOrders)
 		orders.Get("/api/orders/{id}", s.handleOrder)
 		if s.orders != nil && s.streams != nil {

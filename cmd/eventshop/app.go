@@ -86,6 +86,14 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 			return a, err
 		}
 	}
+	if m.write || m.read || m.project {
+		// The read models, the checkpoints and the locks that keep one
+		// process manager and one runner per projection active. The pool
+		// connects lazily.
+		if a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
+			return a, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
+		}
+	}
 	if m.read || m.project {
 		if err := a.buildReadSide(ctx, cfg, log, m); err != nil {
 			return a, err
@@ -133,10 +141,6 @@ func (a *app) buildAPI(ctx context.Context, cfg config, log *slog.Logger, local 
 // run without KAFKA_BROKERS); then it builds the runners and the read API.
 func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m mode) error {
 	var err error
-	// The pool connects lazily.
-	if a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
-		return fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
-	}
 	a.mongoURI = cfg.MongoURL
 	if a.mongoURI == "" {
 		if !m.local {

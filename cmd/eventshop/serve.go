@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventshop/eventshop/internal/problem"
+	"github.com/eventshop/eventshop/projections"
 	"github.com/eventshop/eventshop/writeapi"
 )
 
@@ -128,12 +129,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 	return nil
 }
 
-// runProcessManager keeps the order process manager running, starting it
-// again with backoff when its subscription fails (the store went away).
+// runProcessManager keeps the order process manager running on one
+// process at a time (projections.Exclusive: the others wait to take over),
+// starting it again with backoff when its subscription fails (the store
+// went away) or its lock was lost.
 func runProcessManager(ctx context.Context, a *app, log *slog.Logger) {
 	wait := time.Second
 	for ctx.Err() == nil {
-		err := a.pm.Run(ctx)
+		err := projections.Exclusive(ctx, a.pool, processManagerLock, time.Second, log, a.pm.Run)
 		if ctx.Err() != nil {
 			return
 		}
@@ -146,6 +149,9 @@ func runProcessManager(ctx context.Context, a *app, log *slog.Logger) {
 		wait = min(2*wait, 30*time.Second)
 	}
 }
+
+// processManagerLock names the lock of the order process manager.
+const processManagerLock = "saga.orders"
 
 // routes is every route m serves, on one router: read and write routes
 // share patterns (GET and POST /api/orders).

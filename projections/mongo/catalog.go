@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/eventstore"
@@ -21,8 +19,9 @@ import (
 // ProjectionName names the catalogue projection and its checkpoint.
 const ProjectionName = "catalog.v1"
 
-// ErrNoShadow is returned by Swap when no rebuild is under way, or the
-// one under way is not this projection's own.
+// ErrNoShadow is returned by Swap when no rebuild is under way, the one
+// under way is not this projection's own (another's, or a later one that
+// replaced it), or its collection was lost: dropped while it was filled.
 var ErrNoShadow = errors.New("catalogue: no shadow collection to swap in")
 
 var (
@@ -43,9 +42,9 @@ type CatalogProjection struct {
 	ptr  *pointer
 
 	mu        sync.Mutex
-	live      string    // the collection Apply writes; "" until resolved
+	live      string    // the collection Apply writes first; "" until resolved
 	shadow    string    // the collection the last Shadow here made, until swapped in
-	retired   string    // the collection the last Swap here retired, until dropped
+	retired   string    // a collection retired since the last collect here; "" when none
 	retiredAt time.Time // when it was retired
 }
 
@@ -62,50 +61,87 @@ func filter() eventstore.Filter {
 
 // Setup creates the pointer document and the first catalogue collection
 // if there are none, creates the live collection's indexes, and drops the
-// collections earlier rebuilds left behind. It is idempotent. Errors: the
-// database's.
+// collections earlier rebuilds left behind (never one that is live or a
+// rebuild's shadow, even in another process, see collect). It is
+// idempotent. Errors: the database's.
 func (p *CatalogProjection) Setup(ctx context.Context) error {
+	at := time.Now()
 	m, err := ensureMeta(ctx, p.db)
 	if err != nil {
 		return err
 	}
-	p.setLive(m.Collection)
+	p.setLive(m.Collection, at)
 	if err := createIndexes(ctx, p.db.Collection(m.Collection)); err != nil {
 		return err
 	}
-	return collect(ctx, p.db, m, p.opts.SwapGrace)
+	return collect(ctx, p.db, p.opts.SwapGrace)
 }
 
+// maxFollows bounds how many swaps one Apply follows.
+const maxFollows = 3
+
 // Apply applies batch to the live collection, in one read and one bulk
-// write (see apply), and then drops the collection a Swap retired, once
-// its grace is over. Errors: see apply.
+// write (see apply), and then reads which collection the pointer document
+// names as live, by _id. When that is no longer the one written (another
+// process swapped in a rebuild; two runners both believe they are active),
+// the batch is applied again there, and the next batches go there too.
+// Checking after the write rather than before also catches a swap made
+// while it ran, and a write that failed because the retired collection
+// was dropped already. The write is idempotent, and a retired collection
+// is one nobody builds on, so the extra writes are harmless. Last, it
+// drops the collections a swap retired, once their grace is over.
+// Errors: see apply, the database's, or a pointer document that is gone
+// or keeps changing.
 func (p *CatalogProjection) Apply(ctx context.Context, batch []eventstore.Event) error {
 	name, err := p.liveName(ctx)
 	if err != nil {
 		return err
 	}
-	if err := apply(ctx, p.db.Collection(name), batch); err != nil {
-		return err
+	for follows := 0; ; follows++ {
+		werr := apply(ctx, p.db.Collection(name), batch)
+		at := time.Now()
+		live, err := readLive(ctx, p.db)
+		switch {
+		case err != nil && werr != nil:
+			return werr
+		case err != nil:
+			return err
+		case live == name && werr != nil:
+			return werr
+		case live == name:
+			p.ptr.set(live, at)
+			p.collectRetired(ctx)
+			return nil
+		case follows == maxFollows:
+			return fmt.Errorf("catalogue: the live collection changed %d times while one batch was written, last to %s", follows+1, live)
+		}
+		// A write to a retired collection may also have failed: once
+		// dropped, it lacks the documents the batch builds on.
+		p.follow(name, live, at)
+		name = live
 	}
-	p.collectRetired(ctx)
-	return nil
 }
 
-// Shadow drops the collection of any earlier, unfinished rebuild (and
-// any other the catalogue no longer needs) and returns a sink writing a
-// new, empty collection, which readers do not see until Swap. Errors: the database's, or a pointer document changed
-// by someone else meanwhile.
+// Shadow gives up any earlier, unfinished rebuild (its collection is
+// listed as abandoned and dropped, with any other the catalogue no longer
+// needs) and returns a sink writing a new, empty collection, which readers
+// do not see until Swap. Errors: the database's, or a pointer document
+// changed by someone else meanwhile.
 func (p *CatalogProjection) Shadow(ctx context.Context) (projections.Sink, error) {
 	m, err := ensureMeta(ctx, p.db)
 	if err != nil {
 		return nil, err
 	}
 	name := newCollectionName()
+	abandoned := slices.Clone(m.Abandoned)
+	if m.Shadow != "" {
+		abandoned = append(abandoned, m.Shadow)
+	}
 	// The name is recorded before the collection exists, so that nothing
 	// (collect) drops it in between, and a crash leaves only a name.
 	res, err := p.db.Collection(MetaCollection).UpdateOne(ctx,
 		bson.D{{Key: fieldID, Value: ProjectionName}, {Key: "collection", Value: m.Collection}, {Key: "shadow", Value: m.Shadow}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "shadow", Value: name}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: "shadow", Value: name}, {Key: "abandoned", Value: nonNil(abandoned)}}}})
 	if err != nil {
 		return nil, fmt.Errorf("catalogue: record shadow %s: %w", name, err)
 	}
@@ -115,9 +151,7 @@ func (p *CatalogProjection) Shadow(ctx context.Context) (projections.Sink, error
 	p.mu.Lock()
 	p.shadow = name
 	p.mu.Unlock()
-	// The earlier shadow is neither live nor the shadow any more.
-	m.Shadow = name
-	if err := collect(ctx, p.db, m, p.opts.SwapGrace); err != nil {
+	if err := collect(ctx, p.db, p.opts.SwapGrace); err != nil {
 		return nil, err
 	}
 	coll := p.db.Collection(name)
@@ -130,12 +164,19 @@ func (p *CatalogProjection) Shadow(ctx context.Context) (projections.Sink, error
 // Swap makes the shadow the live catalogue with one conditional write of
 // the pointer document, so readers switch from one complete catalogue to
 // the other. This Store's readers and Apply switch at once; readers in
-// other processes within Options.PointerTTL. The retired collection is
-// kept for Options.SwapGrace, for those readers, and then dropped by the
-// first Apply after it (or by Setup, Shadow or the next Swap); Swap itself
-// does not wait. Only the shadow this projection's last Shadow made is
-// swapped in. Errors: ErrNoShadow, the database's, or a pointer document
-// changed by someone else meanwhile.
+// other processes within Options.PointerTTL (or at their Store.Refresh),
+// and other processes' Apply at their next batch. The retired collection
+// is kept for Options.SwapGrace, for those readers, and then dropped by
+// the first Apply after it (or by Setup, Shadow or the next Swap); Swap
+// itself does not wait.
+//
+// Only the shadow this projection's last Shadow made is swapped in, and
+// only while the pointer document still names it and its collection is
+// whole: if it was dropped while it was filled, MongoDB recreated it on
+// the next write, without the documents written before. The runner
+// retries a failed swap, and builds a new shadow after a few. Errors:
+// ErrNoShadow, the database's, or a pointer document changed by someone
+// else meanwhile.
 func (p *CatalogProjection) Swap(ctx context.Context) error {
 	m, err := readMeta(ctx, p.db)
 	if err != nil {
@@ -145,18 +186,27 @@ func (p *CatalogProjection) Swap(ctx context.Context) error {
 	mine := p.shadow
 	p.mu.Unlock()
 	switch {
-	case m.Shadow == "":
+	case m.Shadow == "" && mine == "":
 		return ErrNoShadow
+	case m.Shadow == "":
+		return fmt.Errorf("%w: the shadow %s this projection built was swapped in or given up meanwhile", ErrNoShadow, mine)
 	case m.Shadow != mine:
-		// Another process's rebuild, perhaps one that stopped half-way.
+		// Another process's rebuild, perhaps one that stopped half-way,
+		// or a later one that replaced this one's.
 		return fmt.Errorf("%w: the pending shadow %s is not the one this projection built (%q)", ErrNoShadow, m.Shadow, mine)
 	}
-	swapped := meta{ID: m.ID, Collection: m.Shadow, Previous: m.Collection, SwappedAt: time.Now().UTC()}
+	if err := checkShadow(ctx, p.db.Collection(m.Shadow)); err != nil {
+		return err
+	}
+	// Abandoned shadows older than the new live collection are the age
+	// rule's now.
+	abandoned := slices.DeleteFunc(slices.Clone(m.Abandoned), func(n string) bool { return older(n, m.Shadow) })
 	res, err := p.db.Collection(MetaCollection).UpdateOne(ctx,
 		bson.D{{Key: fieldID, Value: ProjectionName}, {Key: "collection", Value: m.Collection}, {Key: "shadow", Value: m.Shadow}},
 		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "collection", Value: swapped.Collection}, {Key: "shadow", Value: ""},
-			{Key: "previous", Value: swapped.Previous}, {Key: "swapped_at", Value: swapped.SwappedAt},
+			{Key: "collection", Value: m.Shadow}, {Key: "shadow", Value: ""},
+			{Key: "previous", Value: m.Collection}, {Key: "swapped_at", Value: time.Now().UTC()},
+			{Key: "abandoned", Value: nonNil(abandoned)},
 		}}})
 	if err != nil {
 		return fmt.Errorf("catalogue: swap in %s: %w", m.Shadow, err)
@@ -164,17 +214,20 @@ func (p *CatalogProjection) Swap(ctx context.Context) error {
 	if res.MatchedCount == 0 {
 		return fmt.Errorf("catalogue: swap in %s: the pointer document changed meanwhile", m.Shadow)
 	}
+	// Stamped after the write: a read of the pointer that began before
+	// it may still bring the old name, and must not replace this one.
+	at := time.Now()
 	p.mu.Lock()
-	p.retired, p.retiredAt, p.shadow = swapped.Previous, swapped.SwappedAt, ""
+	p.retired, p.retiredAt, p.shadow = m.Collection, at, ""
 	p.mu.Unlock()
-	p.setLive(swapped.Collection)
+	p.setLive(m.Shadow, at)
 	// Collections retired by earlier swaps have had their grace.
-	return collect(ctx, p.db, swapped, p.opts.SwapGrace)
+	return collect(ctx, p.db, p.opts.SwapGrace)
 }
 
-// collectRetired drops the collection the last Swap retired once its
-// grace is over. A failure is logged and tried again on the next call:
-// the catalogue's writes do not wait for its garbage.
+// collectRetired drops the collections retired since the last collect
+// here once their grace is over. A failure is logged and tried again on
+// the next call: the catalogue's writes do not wait for its garbage.
 func (p *CatalogProjection) collectRetired(ctx context.Context) {
 	p.mu.Lock()
 	retired, at := p.retired, p.retiredAt
@@ -182,11 +235,7 @@ func (p *CatalogProjection) collectRetired(ctx context.Context) {
 	if retired == "" || time.Since(at) < p.opts.SwapGrace {
 		return
 	}
-	m, err := readMeta(ctx, p.db)
-	if err == nil {
-		err = collect(ctx, p.db, m, p.opts.SwapGrace)
-	}
-	if err != nil {
+	if err := collect(ctx, p.db, p.opts.SwapGrace); err != nil {
 		p.opts.Logger.WarnContext(ctx, "catalogue: drop the retired collection; will try again", "collection", retired, "err", err)
 		return
 	}
@@ -198,16 +247,31 @@ func (p *CatalogProjection) collectRetired(ctx context.Context) {
 }
 
 // setLive makes name the collection Apply writes and this Store's
-// readers read.
-func (p *CatalogProjection) setLive(name string) {
+// readers read, as read (or swapped in) at at.
+func (p *CatalogProjection) setLive(name string, at time.Time) {
 	p.mu.Lock()
 	p.live = name
 	p.mu.Unlock()
-	p.ptr.set(name)
+	p.ptr.set(name, at)
 }
 
-// liveName is the collection Apply writes: as Setup or Swap left it, or
-// else as the pointer document says (created if missing).
+// follow moves Apply and this Store's readers from collection from to
+// live, which the pointer document named at at, and has from dropped
+// once its grace is over: a batch may have written it after a swap
+// elsewhere retired it, even after that swap's collect dropped it.
+func (p *CatalogProjection) follow(from, live string, at time.Time) {
+	p.mu.Lock()
+	if p.live == from {
+		p.live = live
+	}
+	p.retired, p.retiredAt = from, at
+	p.mu.Unlock()
+	p.ptr.set(live, at)
+}
+
+// liveName is the collection Apply writes first: as Setup, Swap or the
+// last batch left it, or else as the pointer document says (created if
+// missing).
 func (p *CatalogProjection) liveName(ctx context.Context) (string, error) {
 	p.mu.Lock()
 	name := p.live
@@ -215,12 +279,22 @@ func (p *CatalogProjection) liveName(ctx context.Context) (string, error) {
 	if name != "" {
 		return name, nil
 	}
+	at := time.Now()
 	m, err := ensureMeta(ctx, p.db)
 	if err != nil {
 		return "", err
 	}
-	p.setLive(m.Collection)
+	p.setLive(m.Collection, at)
 	return m.Collection, nil
+}
+
+// nonNil is s, or an empty list for nil: the pointer document holds a
+// list, never null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // shadowSink fills a rebuild's collection.
@@ -238,52 +312,4 @@ func (s *shadowSink) Setup(ctx context.Context) error { return createIndexes(ctx
 // Apply applies batch to the shadow collection.
 func (s *shadowSink) Apply(ctx context.Context, batch []eventstore.Event) error {
 	return apply(ctx, s.coll, batch)
-}
-
-// newCollectionName names a new catalogue generation; UUIDv7 makes the
-// names of later generations sort later.
-func newCollectionName() string {
-	return collectionPrefix + strings.ReplaceAll(uuid.Must(uuid.NewV7()).String(), "-", "")
-}
-
-// ensureMeta returns the pointer document, creating it with a first
-// generation when there is none.
-func ensureMeta(ctx context.Context, db *mongo.Database) (meta, error) {
-	_, err := db.Collection(MetaCollection).UpdateOne(ctx,
-		bson.D{{Key: fieldID, Value: ProjectionName}},
-		bson.D{{Key: "$setOnInsert", Value: bson.D{
-			{Key: "collection", Value: newCollectionName()}, {Key: "shadow", Value: ""},
-			{Key: "previous", Value: ""}, {Key: "swapped_at", Value: time.Time{}},
-		}}},
-		options.UpdateOne().SetUpsert(true))
-	// Two upserts racing: the loser's insert fails on _id, and the
-	// winner's document is the one to use.
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return meta{}, fmt.Errorf("catalogue: create %s: %w", MetaCollection, err)
-	}
-	m, err := readMeta(ctx, db)
-	if err == nil && m.Collection == "" {
-		err = fmt.Errorf("catalogue: %s names no collection", MetaCollection)
-	}
-	return m, err
-}
-
-// collect drops every catalogue collection that is neither live, nor the
-// shadow, nor retired less than grace ago.
-func collect(ctx context.Context, db *mongo.Database, m meta, grace time.Duration) error {
-	names, err := db.ListCollectionNames(ctx, bson.D{})
-	if err != nil {
-		return fmt.Errorf("catalogue: list collections: %w", err)
-	}
-	for _, name := range names {
-		keep := !strings.HasPrefix(name, collectionPrefix) || name == m.Collection || name == m.Shadow ||
-			(name == m.Previous && time.Since(m.SwappedAt) < grace)
-		if keep {
-			continue
-		}
-		if err := db.Collection(name).Drop(ctx); err != nil {
-			return fmt.Errorf("catalogue: drop retired %s: %w", name, err)
-		}
-	}
-	return nil
 }

@@ -15,9 +15,15 @@
 // document {_id: "catalog.v1"} of the catalog_meta collection names the
 // live one; a rebuild fills a new generation beside it and then swaps the
 // pointer, so readers see either the old complete catalogue or the new
-// one, never a half-built one. Only features that both MongoDB and
-// FerretDB v1.24 have are used: no transactions, no renameCollection with
-// dropTarget, one accumulator per $group.
+// one, never a half-built one. Several processes (runners, read APIs) may
+// act on the pointer at once, so none trusts what it read of it earlier:
+// a collection is dropped only if the pointer document, read right before,
+// retires it, Swap refuses a shadow that was lost, and Apply checks after
+// each batch that it wrote the live collection.
+//
+// Only features that both MongoDB and FerretDB v1.24 have are used: no
+// transactions, no renameCollection with dropTarget, one accumulator per
+// $group.
 package mongo
 
 import (
@@ -25,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -52,8 +57,9 @@ const (
 type Options struct {
 	// PointerTTL is how long a Store trusts the catalogue pointer it last
 	// read before reading it again; default 1 s. A swap made in another
-	// process reaches this one's readers within it; one made through this
-	// Store's own projection reaches them at once.
+	// process reaches this one's readers within it, or at once after
+	// Store.Refresh or a batch applied by this Store's projection; one made
+	// through this Store's own projection reaches them at once.
 	PointerTTL time.Duration
 	// SwapGrace is how long Swap keeps the collection it retired, for
 	// readers in other processes that still hold the old pointer; default
@@ -109,6 +115,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Refresh reads the catalogue pointer now, so that the queries this Store
+// answers after it returns read the collection that was live when it was
+// called, or a later one, instead of the one cached up to PointerTTL ago.
+//
+// A read API calls it before a query that must show a write the
+// catalogue's checkpoint has been seen to cover (read-your-writes): a
+// rebuild swaps the pointer before it moves the checkpoint, so a
+// checkpoint seen past the write means a pointer read after that names a
+// collection holding it. It costs one find by _id, shared by concurrent
+// calls (and with the Store's own refreshes). Errors: the context's, the
+// database's.
+func (s *Store) Refresh(ctx context.Context) error {
+	_, err := s.ptr.fresh(ctx)
+	return err
+}
+
 // collection is the live catalogue collection, or nil when there is none
 // yet (the projection never ran: the catalogue is empty).
 func (s *Store) collection(ctx context.Context) (*mongo.Collection, error) {
@@ -117,63 +139,4 @@ func (s *Store) collection(ctx context.Context) (*mongo.Collection, error) {
 		return nil, err
 	}
 	return s.db.Collection(name), nil
-}
-
-// meta is the pointer document.
-type meta struct {
-	ID string `bson:"_id"`
-	// Collection is the live catalogue.
-	Collection string `bson:"collection"`
-	// Shadow is the collection a rebuild is filling; "" when none.
-	Shadow string `bson:"shadow"`
-	// Previous is the collection the last swap retired, kept until
-	// SwappedAt + SwapGrace; "" when none.
-	Previous  string    `bson:"previous"`
-	SwappedAt time.Time `bson:"swapped_at"`
-}
-
-// pointer reads the live collection's name from the meta document and
-// caches it for ttl.
-type pointer struct {
-	db  *mongo.Database
-	ttl time.Duration
-
-	mu   sync.Mutex
-	name string
-	at   time.Time // when name was read; zero: not cached
-}
-
-// get returns the live collection's name, "" when there is none yet.
-func (p *pointer) get(ctx context.Context) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.at.IsZero() && time.Since(p.at) < p.ttl {
-		return p.name, nil
-	}
-	m, err := readMeta(ctx, p.db)
-	if err != nil {
-		return "", err
-	}
-	p.name, p.at = m.Collection, time.Now()
-	return p.name, nil
-}
-
-// set caches name as the live collection, as a swap made here sets it.
-func (p *pointer) set(name string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.name, p.at = name, time.Now()
-}
-
-// readMeta reads the pointer document; a zero meta when there is none.
-func readMeta(ctx context.Context, db *mongo.Database) (meta, error) {
-	var m meta
-	err := db.Collection(MetaCollection).FindOne(ctx, bson.D{{Key: fieldID, Value: ProjectionName}}).Decode(&m)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return meta{}, nil
-	}
-	if err != nil {
-		return meta{}, fmt.Errorf("catalogue: read %s: %w", MetaCollection, err)
-	}
-	return m, nil
 }

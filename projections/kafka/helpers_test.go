@@ -17,12 +17,11 @@ import (
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
-	pgstore "github.com/eventshop/eventshop/eventstore/postgres"
 	"github.com/eventshop/eventshop/internal/correlation"
 	"github.com/eventshop/eventshop/internal/kafkabroker"
 	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
 	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/storetest"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 )
 
@@ -39,18 +38,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s, err := pgstore.Open(ctx, url, pgstore.Options{PollInterval: 50 * time.Millisecond, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	pool, s := storetest.Postgres(t)
 	h := commands.New(commands.Config{Store: s, Payments: payment.NewTestProcessor(), Log: quiet()})
 	return &env{pool: pool, store: s, h: h, broker: kafkatest.Start(t)}
 }
@@ -76,25 +64,9 @@ func (e *env) published(t *testing.T, p *kafkapub.Publisher) []eventstore.Event 
 	return e.readLog(t, p.Filter())
 }
 
-// readLog returns every event written so far that matches filter. The
-// PostgreSQL store shows a reader only the events below every transaction
-// still open on the server (other tests' too), so it first appends a
-// marker to a stream nothing publishes and waits until readers see it:
-// then they see everything written before.
+// readLog returns every event written so far that matches filter.
 func (e *env) readLog(t *testing.T, filter eventstore.Filter) []eventstore.Event {
 	t.Helper()
-	marker := eventstore.EventData{ID: uuid.New(), Type: "test.marker", Data: json.RawMessage(`{}`)}
-	stream := "test_marker-" + marker.ID.String()
-	if _, err := e.store.Append(context.Background(), stream, eventstore.NoStream, marker); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(eventstoretest.ReadAllMatching(t, e.store, eventstore.Filter{StreamPrefixes: []string{stream}}, 1000)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the log did not show an append within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	return eventstoretest.ReadAllMatching(t, e.store, filter, 1000)
 }
 

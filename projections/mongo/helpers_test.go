@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -25,10 +24,9 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
-	pgstore "github.com/eventshop/eventshop/eventstore/postgres"
 	"github.com/eventshop/eventshop/internal/mongotest"
 	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/storetest"
 	"github.com/eventshop/eventshop/internal/resource"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
@@ -51,18 +49,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s, err := pgstore.Open(ctx, url, pgstore.Options{PollInterval: 50 * time.Millisecond, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	pool, s := storetest.Postgres(t)
 	e := &env{pool: pool, store: s, cat: mongoread.NewWithOptions(mongotest.NewDatabase(t), testOptions)}
 	// A clock that moves a second per reading, so every product has its
 	// own created_at.
@@ -167,27 +154,10 @@ func (e *env) scenario(t *testing.T) (live, discontinued, plain, abandoned strin
 }
 
 // log is every event the catalogue projection takes, in log order, up to
-// the test's last write. The PostgreSQL store holds back events while
-// older transactions anywhere on the server are open, so the log is read
-// until a marker appended now shows up: every write made before it is
-// readable by then.
+// the test's last write.
 func (e *env) log(t *testing.T) []eventstore.Event {
 	t.Helper()
-	marker, err := e.store.Append(ctxT(t), "test_marker-"+uuid.NewString(), eventstore.NoStream,
-		eventstore.EventData{Type: "test.marker", Data: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []eventstore.Event
-	waitFor(t, 30*time.Second, func() string {
-		all = eventstoretest.ReadAllMatching(t, e.store, eventstore.Filter{}, 1000)
-		if len(all) == 0 || all[len(all)-1].Position.Less(marker.Position) {
-			return "the log is not readable up to " + marker.Position.String() + " yet"
-		}
-		return ""
-	})
-	f := e.cat.Projection().Filter()
-	return slices.DeleteFunc(all, func(ev eventstore.Event) bool { return !f.Match(&ev) })
+	return eventstoretest.ReadAllMatching(t, e.store, e.cat.Projection().Filter(), 1000)
 }
 
 // applyIn applies events to sink in batches of size.

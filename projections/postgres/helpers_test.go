@@ -16,9 +16,8 @@ import (
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/eventstore"
-	pgstore "github.com/eventshop/eventshop/eventstore/postgres"
 	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/storetest"
 	"github.com/eventshop/eventshop/internal/resource"
 	"github.com/eventshop/eventshop/projections"
 	"github.com/eventshop/eventshop/projections/postgres"
@@ -38,18 +37,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s, err := pgstore.Open(ctx, url, pgstore.Options{PollInterval: 50 * time.Millisecond, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	pool, s := storetest.Postgres(t)
 	e := &env{pool: pool, store: s, payments: payment.NewTestProcessor(), rm: postgres.New(pool)}
 	e.h = e.handler()
 	return e

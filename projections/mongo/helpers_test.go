@@ -26,8 +26,8 @@ import (
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/internal/mongotest"
 	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/storetest"
 	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/storetest"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 

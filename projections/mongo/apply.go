@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -178,7 +179,35 @@ const maxWriteRetries = 5
 // again, and now either replaces it or finds it newer. Each lost write is
 // therefore read back: a duplicate key must never pass for "already
 // applied" unless the stored version says so.
+//
+// The writes go in commands of at most writeChunk, one after another, each
+// bounded by writeTimeout: FerretDB holds a PostgreSQL connection per
+// statement of an update command until the command ends, so a command
+// replacing more documents than its pool has connections never ends; and
+// a write that hangs for another reason becomes an error the runner
+// reports instead of a silent stall.
 func write(ctx context.Context, coll *mongo.Collection, ws []written) error {
+	for i := 0; i < len(ws); i += writeChunk {
+		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		err := writeChunkOf(wctx, coll, ws[i:min(i+writeChunk, len(ws))])
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeChunk bounds the documents of one write command; FerretDB's pool
+// (internal/ferret bounds it to 8) must hold a connection for each and
+// one more.
+const writeChunk = 4
+
+// writeTimeout bounds one write command.
+const writeTimeout = 30 * time.Second
+
+// writeChunkOf is write for at most writeChunk documents in one command.
+func writeChunkOf(ctx context.Context, coll *mongo.Collection, ws []written) error {
 	for round := 0; ; round++ {
 		models := make([]mongo.WriteModel, len(ws))
 		for i, w := range ws {

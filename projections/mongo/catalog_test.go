@@ -1,15 +1,19 @@
 package mongo_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/eventstore"
@@ -219,5 +223,41 @@ func TestApplyRefuses(t *testing.T) {
 	}
 	if n, err := e.cat.Categories(ctxT(t)); err != nil || len(n) != 0 {
 		t.Errorf("after refused batches the catalogue holds %v, %v", n, err)
+	}
+}
+
+// TestApplyManyReplacements: a batch that replaces many existing
+// documents at once completes on the embedded FerretDB, whose update
+// commands hold a PostgreSQL connection per document until they end (a
+// single command for the whole batch never ended).
+func TestApplyManyReplacements(t *testing.T) {
+	e := newEnv(t)
+	const n = 60
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = e.create(t, e.vendor, commands.CreateProduct{SKU: fmt.Sprintf("MANY-%d", i), Name: "Many", Price: 100, Quantity: 5})
+	}
+	created := e.log(t)
+	p := e.cat.Projection()
+	if err := p.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	applyIn(t, p, created, len(created))
+	for _, id := range ids {
+		if _, _, err := e.h.AdjustInventory(ctxT(t), e.vendor, id, commands.NoVersion,
+			product.AdjustInventory{Adjustment: 1, Reason: "restock"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := e.log(t)
+	ctx, cancel := context.WithTimeout(ctxT(t), 60*time.Second)
+	defer cancel()
+	if err := p.Apply(ctx, all[len(created):]); err != nil {
+		t.Fatalf("apply %d replacements in one batch: %v", len(all)-len(created), err)
+	}
+	for _, id := range ids {
+		if got := e.want(t, id); got.Inventory.Quantity != 6 {
+			t.Fatalf("product %s: quantity %d, want 6", id, got.Inventory.Quantity)
+		}
 	}
 }

@@ -15,10 +15,13 @@ test:
 	$(GO) test $(GOTEST_FLAGS) ./...
 
 ## bench: event store throughput next to raw PostgreSQL baselines, then
-## place-order commands/s and latency next to the store's raw append rate
+## place-order commands/s and latency next to the store's raw append rate,
+## then the read side (rebuilds, projection lag, read routes) next to raw
+## ReadAll, subscription and driver baselines; each read-side case runs once
 bench: services
 	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m ./eventstore/postgres/
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./commands/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./benchmarks/
 
 ## build: a static binary in bin/eventshop
 build:

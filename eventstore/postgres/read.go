@@ -15,15 +15,25 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir eventstore.Di
 		return nil, err
 	}
 	q := `SELECT ` + columns + ` FROM events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`
+	// A forward read from past the start also reads the event before
+	// from: when it is there, the stream exists, and a read that finds
+	// nothing new (a cached state catching up) costs one query, not two.
+	start, limit, sentinel := from, count, false
+	if dir == eventstore.Forwards && from > 0 {
+		start, limit, sentinel = from-1, count+1, true
+	}
 	if dir == eventstore.Backwards {
 		q = `SELECT ` + columns + ` FROM events WHERE stream_id = $1 AND version <= $2 ORDER BY version DESC LIMIT $3`
 		if from == eventstore.StreamEnd {
-			from = math.MaxInt64
+			start = math.MaxInt64
 		}
 	}
-	events, err := s.query(ctx, count, q, stream, from, count)
+	events, err := s.query(ctx, limit, q, stream, start, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	if sentinel && len(events) > 0 {
+		return events[1:], nil // versions have no gaps: the first is from-1
 	}
 	if len(events) == 0 {
 		var exists bool

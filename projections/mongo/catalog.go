@@ -42,10 +42,11 @@ type CatalogProjection struct {
 	ptr  *pointer
 
 	mu        sync.Mutex
-	live      string    // the collection Apply writes first; "" until resolved
-	shadow    string    // the collection the last Shadow here made, until swapped in
-	retired   string    // a collection retired since the last collect here; "" when none
-	retiredAt time.Time // when it was retired
+	live      string      // the collection Apply writes first; "" until resolved
+	shadow    string      // the collection the last Shadow here made, until swapped in
+	retired   string      // a collection retired since the last collect here; "" when none
+	retiredAt time.Time   // when it was retired
+	building  *shadowSink // the sink of the last Shadow here, flushed by Swap
 }
 
 // Name is ProjectionName.
@@ -158,7 +159,11 @@ func (p *CatalogProjection) Shadow(ctx context.Context) (projections.Sink, error
 	if err := createIndexes(ctx, coll); err != nil {
 		return nil, err
 	}
-	return &shadowSink{coll: coll}, nil
+	sink := &shadowSink{coll: coll}
+	p.mu.Lock()
+	p.building = sink
+	p.mu.Unlock()
+	return sink, nil
 }
 
 // Swap makes the shadow the live catalogue with one conditional write of
@@ -194,6 +199,14 @@ func (p *CatalogProjection) Swap(ctx context.Context) error {
 		// Another process's rebuild, perhaps one that stopped half-way,
 		// or a later one that replaced this one's.
 		return fmt.Errorf("%w: the pending shadow %s is not the one this projection built (%q)", ErrNoShadow, m.Shadow, mine)
+	}
+	p.mu.Lock()
+	building := p.building
+	p.mu.Unlock()
+	if building != nil && building.coll.Name() == mine {
+		if err := building.Flush(ctx); err != nil {
+			return fmt.Errorf("catalogue: swap in %s: %w", mine, err)
+		}
 	}
 	if err := checkShadow(ctx, p.db.Collection(m.Shadow)); err != nil {
 		return err
@@ -298,9 +311,21 @@ func nonNil(s []string) []string {
 }
 
 // shadowSink fills a rebuild's collection.
+//
+// A shadow is private until it is swapped in, so it keeps the documents it
+// builds in memory and writes each once: when shadowFlushAt of them are
+// waiting, and at the Swap. That is one write per product for a whole
+// rebuild, rather than one per product per batch.
 type shadowSink struct {
 	coll *mongo.Collection
+
+	mu      sync.Mutex
+	docs    map[string]document // built and not written yet
+	flushed bool                // a flush wrote documents to the collection
 }
+
+// shadowFlushAt bounds the documents a shadow keeps in memory.
+const shadowFlushAt = 20_000
 
 // Name is ProjectionName: a shadow continues the live projection.
 func (s *shadowSink) Name() string              { return ProjectionName }
@@ -309,7 +334,73 @@ func (s *shadowSink) Filter() eventstore.Filter { return filter() }
 // Setup creates the shadow's indexes.
 func (s *shadowSink) Setup(ctx context.Context) error { return createIndexes(ctx, s.coll) }
 
-// Apply applies batch to the shadow collection.
+// Apply folds batch onto the documents in memory, reading those it does
+// not hold from the shadow collection (written by an earlier flush).
 func (s *shadowSink) Apply(ctx context.Context, batch []eventstore.Event) error {
-	return apply(ctx, s.coll, batch)
+	streams, err := group(batch)
+	if err != nil || len(streams) == 0 {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.docs == nil {
+		s.docs = map[string]document{}
+	}
+	var missing []string
+	for _, st := range streams {
+		if _, ok := s.docs[st.id]; !ok {
+			missing = append(missing, st.id)
+		}
+	}
+	stored := map[string]document{}
+	if len(missing) > 0 && s.flushed { // before a flush the collection is empty
+		if stored, err = load(ctx, s.coll, missing); err != nil {
+			return err
+		}
+	}
+	for _, st := range streams {
+		var base *document
+		if d, ok := s.docs[st.id]; ok {
+			base = &d
+		} else if d, ok := stored[st.id]; ok {
+			base = &d
+		}
+		doc, changed, err := fold(base, st)
+		if err != nil {
+			return err
+		}
+		if !changed {
+			continue
+		}
+		s.docs[st.id] = doc
+	}
+	if len(s.docs) >= shadowFlushAt {
+		return s.flushLocked(ctx)
+	}
+	return nil
+}
+
+// Flush writes the documents waiting in memory to the shadow collection.
+func (s *shadowSink) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushLocked(ctx)
+}
+
+func (s *shadowSink) flushLocked(ctx context.Context) error {
+	if len(s.docs) == 0 {
+		return nil
+	}
+	ws := make([]written, 0, len(s.docs))
+	for id, doc := range s.docs {
+		ws = append(ws, written{id: id, version: doc.Version, model: mongo.NewReplaceOneModel().
+			SetFilter(bson.D{{Key: fieldID, Value: id}, {Key: fieldVersion, Value: bson.D{{Key: "$lt", Value: doc.Version}}}}).
+			SetReplacement(doc).
+			SetUpsert(true)})
+	}
+	if err := write(ctx, s.coll, ws); err != nil {
+		return err
+	}
+	s.docs, s.flushed = map[string]document{}, true
+	return nil
 }

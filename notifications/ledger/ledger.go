@@ -1,0 +1,254 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Status is where a notification stands.
+type Status string
+
+// The statuses of a notification. Only Sent and Failed are final.
+const (
+	StatusPending  Status = "pending"
+	StatusSending  Status = "sending"
+	StatusSent     Status = "sent"
+	StatusRetrying Status = "retrying"
+	StatusFailed   Status = "failed"
+)
+
+// ChannelEmail is the only channel there is.
+const ChannelEmail = "email"
+
+// Notification is one row of the ledger: one email for one event and
+// template.
+type Notification struct {
+	ID        uuid.UUID // UUIDv7, set by Claim
+	Key       string    // Key(EventID, Template), set by Claim
+	UserID    uuid.UUID
+	EventID   uuid.UUID
+	EventType string // the event's wire name, such as "order.paid"
+	Template  string
+	Channel   string // "email"; empty means email
+	Recipient string // the address the email goes to ("to" of API.md)
+	Subject   string
+	MessageID string // the Message-ID header; derive it from Key so resends carry the same
+	Status    Status
+	Attempts  int
+	LastError string
+	CreatedAt time.Time
+	SentAt    *time.Time // nil until sent
+	UpdatedAt time.Time
+	// LeaseUntil is when the current holder's claim, or the wait before
+	// the next retry, runs out.
+	LeaseUntil time.Time
+}
+
+// Key returns the ledger key of the email for template about event
+// eventID.
+func Key(eventID uuid.UUID, template string) string {
+	return eventID.String() + ":" + template
+}
+
+// Outcome says what a claim found.
+type Outcome int
+
+// The outcomes of Claim. Only Won allows sending.
+const (
+	// Won: the caller holds the notification until its lease runs out and
+	// must send it, then record the result at Claimed.Row.Attempts.
+	Won Outcome = iota + 1
+	// AlreadySent: the email was sent; skip it.
+	AlreadySent
+	// AlreadyFailed: the notification failed for good; skip it.
+	AlreadyFailed
+	// Busy: another holder's lease, or the wait before a retry, is live;
+	// try again after Claimed.Row.LeaseUntil.
+	Busy
+)
+
+// String returns the outcome's name.
+func (o Outcome) String() string {
+	switch o {
+	case Won:
+		return "won"
+	case AlreadySent:
+		return "already sent"
+	case AlreadyFailed:
+		return "already failed"
+	case Busy:
+		return "busy"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Claimed is the result of Claim: the outcome and the row as it stands.
+type Claimed struct {
+	Row     Notification
+	Outcome Outcome
+}
+
+// Errors of the ledger.
+var (
+	// ErrInvalid: the notification lacks a field the ledger needs, or a
+	// duration is negative.
+	ErrInvalid = errors.New("ledger: invalid notification")
+	// ErrNotFound: no notification has this id.
+	ErrNotFound = errors.New("ledger: notification not found")
+)
+
+// Ledger is the notification ledger in PostgreSQL. It is safe for
+// concurrent use.
+type Ledger struct {
+	pool *pgxpool.Pool
+}
+
+// New returns the ledger kept in the database of pool. Call Migrate before
+// the rest.
+func New(pool *pgxpool.Pool) *Ledger {
+	return &Ledger{pool: pool}
+}
+
+// columns are the columns of a row in the order scanRow reads them.
+const columns = `id, key, user_id, event_id, event_type, template, channel, recipient, subject, message_id,
+	status, attempts, last_error, created_at, sent_at, updated_at, lease_until`
+
+// scanRow reads one row of columns.
+func scanRow(row pgx.Row) (Notification, error) {
+	var n Notification
+	err := row.Scan(&n.ID, &n.Key, &n.UserID, &n.EventID, &n.EventType, &n.Template, &n.Channel, &n.Recipient,
+		&n.Subject, &n.MessageID, &n.Status, &n.Attempts, &n.LastError, &n.CreatedAt, &n.SentAt, &n.UpdatedAt, &n.LeaseUntil)
+	return n, err
+}
+
+// claimSQL inserts the row, or takes it over when it is neither sent nor
+// failed and its lease has run out; it returns no row otherwise. The
+// unique index on key makes racing claims wait for each other, and the
+// WHERE is evaluated on the latest committed row, so one claim wins a
+// live lease. A takeover keeps the first claim's fields, the Message-ID
+// above all, so every attempt sends the same email.
+const claimSQL = `INSERT INTO notifications.ledger AS l (id, key, user_id, event_id, event_type, template, channel,
+		recipient, subject, message_id, status, attempts, lease_until)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sending', 1, now() + $11::bigint * interval '1 microsecond')
+	ON CONFLICT (key) DO UPDATE SET status = 'sending', attempts = l.attempts + 1,
+		lease_until = now() + $11::bigint * interval '1 microsecond', updated_at = now()
+	WHERE l.status NOT IN ('sent', 'failed') AND l.lease_until <= now()
+	RETURNING ` + columns
+
+// Claim takes the notification n, identified by Key(n.EventID,
+// n.Template), for lease: it records it when it is new, or takes it over
+// when it is neither sent nor failed and the lease of its last holder (or
+// the wait MarkRetrying set) has run out, and reports Won. Otherwise it
+// reports AlreadySent, AlreadyFailed or Busy with the row as it stands.
+// On a takeover the row keeps the fields of its first claim; only
+// Attempts, Status and LeaseUntil change. A lease of 0 runs out at once,
+// so the next claim may take the row over. Errors: ErrInvalid, the
+// database's.
+func (l *Ledger) Claim(ctx context.Context, n Notification, lease time.Duration) (Claimed, error) {
+	if n.Channel == "" {
+		n.Channel = ChannelEmail
+	}
+	if err := validate(n, lease); err != nil {
+		return Claimed{}, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Claimed{}, fmt.Errorf("ledger: claim: new id: %w", err)
+	}
+	key := Key(n.EventID, n.Template)
+	row, err := scanRow(l.pool.QueryRow(ctx, claimSQL, id, key, n.UserID, n.EventID, n.EventType, n.Template,
+		n.Channel, n.Recipient, n.Subject, n.MessageID, lease.Microseconds()))
+	if err == nil {
+		return Claimed{Row: row, Outcome: Won}, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return Claimed{}, fmt.Errorf("ledger: claim %s: %w", key, err)
+	}
+	// The row exists and was not claimable. This second read sees it as
+	// committed now; it may have moved on since (a Busy row sent), which
+	// is harmless since only Won allows sending.
+	row, err = scanRow(l.pool.QueryRow(ctx, "SELECT "+columns+" FROM notifications.ledger WHERE key = $1", key))
+	if err != nil {
+		return Claimed{}, fmt.Errorf("ledger: claim %s: read row: %w", key, err)
+	}
+	switch row.Status {
+	case StatusSent:
+		return Claimed{Row: row, Outcome: AlreadySent}, nil
+	case StatusFailed:
+		return Claimed{Row: row, Outcome: AlreadyFailed}, nil
+	}
+	return Claimed{Row: row, Outcome: Busy}, nil
+}
+
+// validate checks that n has what the ledger stores and lease is not
+// negative.
+func validate(n Notification, lease time.Duration) error {
+	switch {
+	case n.EventID == uuid.Nil:
+		return fmt.Errorf("%w: no event id", ErrInvalid)
+	case n.UserID == uuid.Nil:
+		return fmt.Errorf("%w: no user id", ErrInvalid)
+	case n.EventType == "":
+		return fmt.Errorf("%w: no event type", ErrInvalid)
+	case n.Template == "":
+		return fmt.Errorf("%w: no template", ErrInvalid)
+	case n.Channel != ChannelEmail:
+		return fmt.Errorf("%w: channel %q is not %q", ErrInvalid, n.Channel, ChannelEmail)
+	case n.Recipient == "":
+		return fmt.Errorf("%w: no recipient", ErrInvalid)
+	case n.MessageID == "":
+		return fmt.Errorf("%w: no message id", ErrInvalid)
+	case lease < 0:
+		return fmt.Errorf("%w: negative duration %v", ErrInvalid, lease)
+	}
+	return nil
+}
+
+// MarkSent records that attempt attempt of notification id sent the
+// email. It applies only when the row is still 'sending' at that attempt,
+// and reports whether it did: false means a newer claim took the row over
+// (or it was marked already), and the caller must leave it alone. Errors:
+// the database's.
+func (l *Ledger) MarkSent(ctx context.Context, id uuid.UUID, attempt int) (bool, error) {
+	return l.mark(ctx, "sent", id, attempt,
+		"status = 'sent', sent_at = now(), last_error = ''")
+}
+
+// MarkRetrying records that attempt attempt of notification id failed
+// with errText and may be tried again after retryAfter: until then the row
+// is leased, so a claim reports Busy. It applies only as MarkSent does and
+// reports whether it did. Errors: ErrInvalid for a negative retryAfter,
+// the database's.
+func (l *Ledger) MarkRetrying(ctx context.Context, id uuid.UUID, attempt int, errText string, retryAfter time.Duration) (bool, error) {
+	if retryAfter < 0 {
+		return false, fmt.Errorf("%w: negative duration %v", ErrInvalid, retryAfter)
+	}
+	return l.mark(ctx, "retrying", id, attempt,
+		"status = 'retrying', last_error = $3, lease_until = now() + $4::bigint * interval '1 microsecond'",
+		errText, retryAfter.Microseconds())
+}
+
+// MarkFailed records that notification id failed for good at attempt
+// attempt, with errText; claims report AlreadyFailed from then on. It
+// applies only as MarkSent does and reports whether it did. Errors: the
+// database's.
+func (l *Ledger) MarkFailed(ctx context.Context, id uuid.UUID, attempt int, errText string) (bool, error) {
+	return l.mark(ctx, "failed", id, attempt, "status = 'failed', last_error = $3", errText)
+}
+
+// mark sets set ($1 is id, $2 attempt, then args) on row id if it is
+// still 'sending' at attempt: the fence against a holder taken over.
+func (l *Ledger) mark(ctx context.Context, what string, id uuid.UUID, attempt int, set string, args ...any) (bool, error) {
+	tag, err := l.pool.Exec(ctx, "UPDATE notifications.ledger SET "+set+", updated_at = now()"+
+		" WHERE id = $1 AND attempts = $2 AND status = 'sending'", append([]any{id, attempt}, args...)...)
+	if err != nil {
+		return false, fmt.Errorf("ledger: mark %s %s: %w", id, what, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

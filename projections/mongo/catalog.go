@@ -325,7 +325,7 @@ type shadowSink struct {
 }
 
 // shadowFlushAt bounds the documents a shadow keeps in memory.
-const shadowFlushAt = 20_000
+var shadowFlushAt = 20_000
 
 // Name is ProjectionName: a shadow continues the live projection.
 func (s *shadowSink) Name() string              { return ProjectionName }

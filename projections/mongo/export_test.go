@@ -10,3 +10,11 @@ import (
 func (s *Store) LiveCollection(ctx context.Context) (*mongo.Collection, error) {
 	return s.collection(ctx)
 }
+
+// SetShadowFlushAt sets how many documents a shadow keeps in memory,
+// until t's cleanup.
+func SetShadowFlushAt(t interface{ Cleanup(func()) }, n int) {
+	old := shadowFlushAt
+	shadowFlushAt = n
+	t.Cleanup(func() { shadowFlushAt = old })
+}

@@ -3,6 +3,7 @@ package mongo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -282,4 +283,37 @@ func TestRunner(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestShadowFlushesAlong: a shadow that writes its documents out whenever
+// a few are waiting (a catalogue larger than it keeps in memory) and goes
+// on from them still swaps in a catalogue equal to the live one.
+func TestShadowFlushesAlong(t *testing.T) {
+	mongoread.SetShadowFlushAt(t, 2)
+	e := newEnv(t)
+	e.scenario(t)
+	for i := range 5 {
+		e.create(t, e.vendor, commands.CreateProduct{SKU: fmt.Sprintf("FLUSH-%d", i), Name: "Flushed", Price: 100, Quantity: 3})
+	}
+	events := e.log(t)
+	proj := e.cat.Projection()
+	if err := proj.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	applyIn(t, proj, events, 5)
+	want := liveHash(t, e.cat)
+	shadow, err := proj.Shadow(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := shadow.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	applyIn(t, shadow, events, 3)
+	if err := proj.Swap(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := liveHash(t, e.cat); got != want {
+		t.Fatalf("swapped-in catalogue %s, want the live one %s", got, want)
+	}
 }

@@ -32,6 +32,11 @@ import (
 //     to the new target, which a sink must take (see Sink).
 //  3. The live loop carries on from the new checkpoint.
 //
+// A build that fails goes on from where it was (the shadow keeps what it
+// applied); a swap that fails is tried again, and a shadow whose swap
+// failed maxSwapFailures times is built anew. A live model stuck on an
+// event does not hold a ready rebuild back: it is replaced.
+//
 // A sink that is not Rebuildable (a publisher) is "rebuilt" by moving its
 // checkpoint back to the start: everything is delivered again.
 //

@@ -1,7 +1,10 @@
 // Package projections runs projections: each applies the events of the
-// global log to a read model in PostgreSQL, in batches, committing its
-// rows and its checkpoint in one transaction, on exactly one active
-// instance per projection name across processes.
+// global log, in batches, to a read model in PostgreSQL (a Projection,
+// whose rows and checkpoint commit in one transaction) or to a target
+// outside it (a Sink: MongoDB, Kafka), on exactly one active instance per
+// projection name across processes. Runners store their status for any
+// process to read (Reports) and rebuild a model without downtime when
+// asked (RequestRebuild; see rebuild.go).
 //
 // The runtime never skips an event: a batch that fails is retried one
 // event at a time to find the failing event, which is then retried with

@@ -1,14 +1,15 @@
 // Package readapi is the query side of the HTTP API (chi): the GET routes
 // of users, orders and products in API.md, answered from the read models
-// (projections/postgres, projections/mongo), never from the event store.
+// (projections/postgres, projections/mongo); the order history alone is
+// read from the order's stream, read-your-writes by nature; and the
+// projections' reports and rebuild requests for admins.
 //
-// Every route but the public product catalogue's (answered from the
-// MongoDB read model, projections/mongo) is signed in, through the write
-// API's Authenticate, and every route's errors go through the write API's
-// WriteError, so the binary has one
-// authentication and one error mapping. Each route reads one read model;
-// a request carrying X-Min-Position first waits until that model has
-// caught up with the token (see fresh.go).
+// Every route but the public product catalogue's is signed in, through
+// the write API's Authenticate, and every route's errors go through the
+// write API's WriteError, so the binary has one authentication and one
+// error mapping. Each read-model route reads one model; a request carrying
+// X-Min-Position first waits until that model has caught up with the token
+// (see fresh.go).
 package readapi
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eventshop/eventshop/internal/testwait"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,23 +36,6 @@ func (e *env) run(t *testing.T, s projections.Sink) *projections.Runner {
 	return r
 }
 
-// waitFor polls cond until it returns "", failing t with its last answer
-// after within.
-func waitFor(t *testing.T, within time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s: %s", within, why)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitPublished waits until the runner's checkpoint is the last event of
 // the log the publisher takes, and every such event that is not secret has
 // a message; it returns the messages.
@@ -66,7 +50,7 @@ func waitPublished(t *testing.T, e *env, r *projections.Runner, p *kafkapub.Publ
 		}
 	}
 	var msgs []message
-	waitFor(t, 30*time.Second, func() string {
+	testwait.Until(t, 30*time.Second, func() string {
 		if st := r.Status(); st.Position != last {
 			return fmt.Sprintf("checkpoint %s, want %s (state %s, error %q)", st.Position, last, st.State, st.LastError)
 		}

@@ -202,21 +202,4 @@ func liveHash(t *testing.T, s *mongoread.Store) string {
 	return hash(t, coll)
 }
 
-// waitFor polls cond until it returns "", failing t with its last answer
-// after within.
-func waitFor(t *testing.T, within time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s: %s", within, why)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func dump(v any) string { b, _ := json.Marshal(v); return string(b) }

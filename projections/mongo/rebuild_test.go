@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eventshop/eventshop/internal/testwait"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -118,7 +119,7 @@ func TestShadowSwap(t *testing.T) {
 	if err := proj.Swap(ctxT(t)); !errors.Is(err, mongoread.ErrNoShadow) {
 		t.Errorf("a second swap: %v, want ErrNoShadow", err)
 	}
-	waitFor(t, 5*time.Second, func() string {
+	testwait.Until(t, 5*time.Second, func() string {
 		coll, err := other.LiveCollection(ctxT(t))
 		switch {
 		case err != nil:
@@ -140,7 +141,7 @@ func TestShadowSwap(t *testing.T) {
 	if p, err := e.cat.Product(ctxT(t), uuid.MustParse(live)); err != nil || p.Price != 1234 {
 		t.Errorf("an update after the swap: %s, %v", dump(p), err)
 	}
-	waitFor(t, 10*time.Second, func() string {
+	testwait.Until(t, 10*time.Second, func() string {
 		applyIn(t, proj, events[len(events)-1:], 1) // a no-op batch, as a live runner sends
 		if got := collections(t, e.cat); !slices.Equal(got, []string{now.Name()}) {
 			return "catalogue collections " + dump(got) + ", want only " + now.Name()
@@ -196,7 +197,7 @@ func TestRunner(t *testing.T) {
 			return ""
 		}
 	}
-	waitFor(t, 20*time.Second, caughtUp())
+	testwait.Until(t, 20*time.Second, caughtUp())
 	if got := liveHash(t, e.cat); got != crashed {
 		t.Fatalf("after the runner re-applied the log: %s, want %s", got, crashed)
 	}
@@ -207,7 +208,7 @@ func TestRunner(t *testing.T) {
 	}
 	events = e.log(t)
 	last = events[len(events)-1].Position
-	waitFor(t, 20*time.Second, caughtUp())
+	testwait.Until(t, 20*time.Second, caughtUp())
 	_, total, err := e.cat.Products(ctxT(t), mongoread.ProductQuery{})
 	if err != nil || total != 5 {
 		t.Fatalf("after three more products: %d listed, %v; want 5", total, err)
@@ -241,7 +242,7 @@ func TestRunner(t *testing.T) {
 	if err := projections.RequestRebuild(ctxT(t), e.pool, mongoread.ProjectionName); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, func() string {
+	testwait.Until(t, 30*time.Second, func() string {
 		reps, err := projections.Reports(ctxT(t), e.pool, []string{mongoread.ProjectionName})
 		if err != nil {
 			return err.Error()
@@ -267,13 +268,13 @@ func TestRunner(t *testing.T) {
 	// The runner goes on in the new collection, and the old one goes once
 	// its grace is over (at the first batch after it).
 	after := e.create(t, e.vendor, commands.CreateProduct{SKU: "AFTER-1", Name: "After", Price: 100})
-	waitFor(t, 20*time.Second, func() string {
+	testwait.Until(t, 20*time.Second, func() string {
 		if _, total, err := e.cat.Products(ctxT(t), mongoread.ProductQuery{}); err != nil || total != 6 {
 			return "after the rebuild, a new product: " + dump(total) + " listed"
 		}
 		return ""
 	})
-	waitFor(t, 20*time.Second, func() string {
+	testwait.Until(t, 20*time.Second, func() string {
 		if got := collections(t, e.cat); !slices.Equal(got, []string{now.Name()}) {
 			if _, _, err := e.h.AdjustInventory(ctxT(t), e.vendor, after, commands.NoVersion,
 				product.AdjustInventory{Adjustment: 1, Reason: "a batch for the runner"}); err != nil {

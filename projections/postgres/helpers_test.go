@@ -83,23 +83,6 @@ func (e *env) runProjections(t *testing.T) (stop func()) {
 	return stop
 }
 
-// waitFor polls cond until it returns "", failing t with its last answer
-// after within.
-func waitFor(t *testing.T, within time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s: %s", within, why)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // sameOrder returns "" when got equals want field by field, times
 // compared with Equal; otherwise what differs.
 func sameOrder(got, want resource.Order) string {

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"github.com/eventshop/eventshop/internal/testwait"
 	"github.com/jackc/pgx/v5"
 
 	"context"
@@ -228,7 +229,7 @@ func TestReadModels(t *testing.T) {
 	h := writeHistory(t, e)
 	tr := readTruth(t, e, h)
 	stop := e.runProjections(t)
-	waitFor(t, 20*time.Second, func() string { return caughtUp(e, tr) })
+	testwait.Until(t, 20*time.Second, func() string { return caughtUp(e, tr) })
 
 	t.Run("shapes", func(t *testing.T) {
 		// caughtUp compared every field; check the history covered what it should.
@@ -481,7 +482,7 @@ func TestReadModels(t *testing.T) {
 			t.Fatal("truncating changed nothing")
 		}
 		e.runProjections(t)
-		waitFor(t, 20*time.Second, func() string {
+		testwait.Until(t, 20*time.Second, func() string {
 			if got := tableHash(t, ctx, e.pool); got != live {
 				return "rebuilt " + got + ", live " + live
 			}

@@ -180,9 +180,10 @@ func TestSinkRunner(t *testing.T) {
 	e.appendN(t, "t", 1000)
 	s := &memSink{name: "sink.v1"}
 	s.failAt.Store(450)
-	run := startRunner(t, projections.NewSinkRunner(e.pool, e.store, s,
-		testOptions(projections.Options{BatchSize: 100, RetryMin: 10 * time.Millisecond})))
-	waitFor(t, within, "1,000 events in the sink", func() bool { return s.size() == 1000 && run.r.Status().State == projections.StateLive })
+	opts := testOptions(projections.Options{BatchSize: 100, RetryMin: 10 * time.Millisecond})
+	// Batch by batch first: a sink that cannot rebuild.
+	first := startRunner(t, projections.NewSinkRunner(e.pool, e.store, plainSink{s}, opts))
+	waitFor(t, within, "1,000 events in the sink", func() bool { return s.size() == 1000 && first.r.Status().State == projections.StateLive })
 	if n := s.applies.Load(); n <= 1000 {
 		t.Fatalf("%d events applied, want more than 1,000: the failed batch is applied again", n)
 	}
@@ -190,6 +191,8 @@ func TestSinkRunner(t *testing.T) {
 	if got := e.checkpoint(t, s.name); got != log[len(log)-1].Position {
 		t.Fatalf("checkpoint %s, want %s", got, log[len(log)-1].Position)
 	}
+	first.stop(t)
+	startRunner(t, projections.NewSinkRunner(e.pool, e.store, s, opts))
 
 	s.mu.Lock()
 	for id := range s.live {
@@ -209,6 +212,35 @@ func TestSinkRunner(t *testing.T) {
 		if v, ok := s.live[ev.ID]; !ok || v != ev.Version {
 			t.Fatalf("event %s: in sink %v (version %d), want version %d", ev.ID, ok, v, ev.Version)
 		}
+	}
+}
+
+// plainSink is a sink without Rebuildable.
+type plainSink struct{ s *memSink }
+
+func (p plainSink) Name() string                    { return p.s.Name() }
+func (p plainSink) Filter() eventstore.Filter       { return p.s.Filter() }
+func (p plainSink) Setup(ctx context.Context) error { return p.s.Setup(ctx) }
+func (p plainSink) Apply(ctx context.Context, batch []eventstore.Event) error {
+	return p.s.Apply(ctx, batch)
+}
+
+// TestSinkStartsInBulk: a Rebuildable sink starting from nothing is built
+// as a rebuild, in bulk, not batch by batch, and then follows the log.
+func TestSinkStartsInBulk(t *testing.T) {
+	e := newEnv(t, "postgres")
+	e.appendN(t, "t", 1000)
+	s := &memSink{name: "bulk.v1"}
+	run := startRunner(t, projections.NewSinkRunner(e.pool, e.store, s, testOptions(projections.Options{BatchSize: 100})))
+	waitFor(t, within, "the sink built", func() bool { return s.swaps.Load() == 1 && s.size() == 1000 })
+	if n := s.applies.Load(); n != 0 {
+		t.Fatalf("%d events applied batch by batch, want 0: the sink is built as a shadow", n)
+	}
+	e.appendN(t, "t", 10)
+	waitFor(t, within, "1,010 events in the sink", func() bool { return s.size() == 1010 && run.r.Status().State == projections.StateLive })
+	log := e.logOf(t, onlyT())
+	if got := e.checkpoint(t, s.name); got != log[len(log)-1].Position {
+		t.Fatalf("checkpoint %s, want %s", got, log[len(log)-1].Position)
 	}
 }
 

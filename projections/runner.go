@@ -126,6 +126,20 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 	if err := r.setup(ctx); err != nil {
 		return activeErr(ctx, fmt.Errorf("setup: %w", err))
 	}
+	// A sink that builds a shadow in bulk gets from nothing to the end of
+	// the log far faster that way than batch by batch (the catalogue on
+	// FerretDB: a hundred times): starting from nothing, it files a
+	// rebuild, and its live loop waits for the swap (see follow).
+	bulk := false
+	if _, ok := r.sink.(Rebuildable); ok {
+		if from, err := readCheckpoint(ctx, r.pool, r.name); err == nil && from == eventstore.Start {
+			if err := RequestRebuild(ctx, r.pool, r.name); err == nil {
+				bulk = true
+			} else {
+				r.log.Warn("projection: file a rebuild to start from nothing", "error", err)
+			}
+		}
+	}
 	// Only now may a rebuild start: Setup may clear out what it takes for
 	// an older shadow.
 	wg.Go(func() { r.housekeep(ctx) })
@@ -135,7 +149,11 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 			r.mu.Lock()
 			r.status.Position = from
 			r.mu.Unlock()
-			err = r.follow(ctx, from)
+			if bulk && from == eventstore.Start {
+				err = r.awaitBulk(ctx)
+			} else {
+				err = r.follow(ctx, from)
+			}
 		}
 		if ctx.Err() != nil {
 			return activeErr(ctx, nil)
@@ -205,6 +223,22 @@ func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+	}
+}
+
+// awaitBulk waits, instead of following the log from the start, for the
+// rebuild filed to build the model in bulk, and swaps it in: errSwapped
+// then, or ctx's end.
+func (r *Runner) awaitBulk(ctx context.Context) error {
+	for {
+		if rb := r.readyRebuild(); rb != nil {
+			return r.finishRebuild(ctx, rb, eventstore.Start)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.swapReady:
 		}
 	}
 }

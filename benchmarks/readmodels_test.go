@@ -3,7 +3,7 @@ package benchmarks_test
 import (
 	"context"
 	"errors"
-	"sort"
+	"github.com/eventshop/eventshop/domain/product"
 	"sync"
 	"testing"
 	"time"
@@ -26,13 +26,10 @@ type readModel struct {
 	// reset empties the model and deletes its checkpoint (and so any
 	// rebuild request).
 	reset func(tb testing.TB)
-	// count is how many rows the model holds; nil for a sampled model.
+	// count is how many rows (documents) the model holds.
 	count func(tb testing.TB) int64
 	// want is how many it should hold after the simulated log.
 	want int64
-	// sampled: the model is followed for sampleWindow rather than to the
-	// end of the log.
-	sampled bool
 
 	last    eventstore.Position // the last event of the log the model takes
 	applied int                 // how many events of the log it takes
@@ -41,11 +38,6 @@ type readModel struct {
 
 // logIndex is the position of every event of the log, in order.
 type logIndex []eventstore.Position
-
-// upTo is how many events of the log are at or before p.
-func (l logIndex) upTo(p eventstore.Position) int {
-	return sort.Search(len(l), func(i int) bool { return p.Less(l[i]) })
-}
 
 // rebuildModels are the read models of e, with what they should hold
 // after sh's log.
@@ -91,8 +83,21 @@ func rebuildModels(e *env, sh *shop) []*readModel {
 	}
 	// The catalogue: a Store of its own for each fresh start, as a new
 	// process would have, since the projection caches the live collection.
+	var products int64
+	for i := range sh.events {
+		if sh.events[i].Type == (product.Created{}).EventType() {
+			products++
+		}
+	}
 	models = append(models, &readModel{
-		name: mongoread.ProjectionName, filter: mongoread.New(e.mongo).Projection().Filter(), sampled: true,
+		name: mongoread.ProjectionName, filter: mongoread.New(e.mongo).Projection().Filter(), want: products,
+		count: func(tb testing.TB) int64 {
+			_, n, err := mongoread.New(e.mongo).Products(ctx, mongoread.ProductQuery{Limit: 1})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return int64(n)
+		},
 		runner: func() *projections.Runner {
 			return projections.NewSinkRunner(e.pool, e.store, mongoread.New(e.mongo).Projection(), runnerOptions())
 		},
@@ -184,21 +189,10 @@ func waitAll(tb testing.TB, runners []*running, models []*readModel) []time.Dura
 }
 
 // startCaughtUp starts a runner of m, caught up with the whole log, for a
-// rebuild to be requested of. A model too slow to catch up within a bench
-// run (sampled) starts empty with its checkpoint set at the end of the
-// log: a rebuild builds its shadow from zero whatever the live model
-// holds, and the live runner then idles as it would once caught up. The
-// runner stops when owner ends.
-func startCaughtUp(tb, owner testing.TB, e *env, m *readModel) *running {
+// rebuild to be requested of. The runner stops when owner ends.
+func startCaughtUp(tb, owner testing.TB, m *readModel) *running {
 	tb.Helper()
 	m.reset(tb)
-	if m.sampled {
-		// The runtime has no call that sets a checkpoint: write its row.
-		if _, err := e.pool.Exec(context.Background(), `INSERT INTO projections.checkpoints (name, commit, prepare) VALUES ($1, $2, $3)`,
-			m.name, int64(m.last.Commit), int64(m.last.Prepare)); err != nil {
-			tb.Fatal(err)
-		}
-	}
 	r := start(owner, m.runner())
 	if err := waitApplied(r.r, m.last, 15*time.Minute); err != nil {
 		tb.Fatal(err)

@@ -4,12 +4,8 @@ import (
 	"fmt"
 	"github.com/eventshop/eventshop/internal/mongotest"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/eventshop/eventshop/eventstore"
 )
 
 // rebuildEvents is the least length of the simulated log the rebuild
@@ -38,8 +34,7 @@ const rawPage = 5_000
 //
 // Rates are events of the log per second: every model reads all of it.
 // One iteration of a case is the whole catch-up or rebuild; run it with
-// -benchtime 1x. The catalogue on FerretDB is far too slow to replay the
-// whole log in a bench run: it is sampled (see sampleWindow).
+// -benchtime 1x.
 func BenchmarkRebuild(b *testing.B) {
 	e := newEnv(b, false)
 	e.mongo = mongotest.NewDatabase(b) // an embedded FerretDB, as in the local run
@@ -58,7 +53,6 @@ func BenchmarkRebuild(b *testing.B) {
 	if len(rb.log) != len(sh.events) {
 		b.Fatalf("the log holds %d events, want %d", len(rb.log), len(sh.events))
 	}
-	rb.opened = rb.log[sh.opened-1]
 	defer rb.stopLive()
 	for _, m := range rb.models {
 		b.Run("from-zero/"+m.name, func(b *testing.B) { rb.fromZero(b, m) })
@@ -69,8 +63,6 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 	note("rebuild: rates are events of the log per second (every model reads all of it) and, in brackets, of the events the model applies; "+
 		"the raw baseline is ReadAll of the whole log in pages of %d, run right before each case", rawPage)
-	note("rebuild: sampled models are followed for %s once past the shop's opening; their rate is over that window and the whole log's time is "+
-		"the opening's plus the rest of the log at that rate", sampleWindow)
 }
 
 // rebuildBench is the state the cases of BenchmarkRebuild share.
@@ -79,7 +71,6 @@ type rebuildBench struct {
 	sh     *shop
 	models []*readModel
 	log    logIndex
-	opened eventstore.Position // the last event of the shop's opening
 	// owner is the parent benchmark: the runners in live outlive the case
 	// that started them and stop when owner ends, if not before.
 	owner testing.TB
@@ -104,13 +95,6 @@ func (rb *rebuildBench) fromZero(b *testing.B, m *readModel) {
 		m.reset(b)
 		b.StartTimer()
 		r := start(b, m.runner())
-		if m.sampled {
-			s := sampleCatchUp(b, r, m, rb.log, rb.opened)
-			b.StopTimer()
-			r.stop()
-			rate = sampleLine(m.name+" from zero, alone", s, total, raw)
-			continue
-		}
 		took := waitAll(b, []*running{r}, []*readModel{m})[0]
 		b.StopTimer()
 		r.stop()
@@ -133,56 +117,19 @@ func (rb *rebuildBench) fromZeroAll(b *testing.B) {
 			m.reset(b)
 		}
 		b.StartTimer()
-		var (
-			full          []*readModel
-			fullRunners   []*running
-			sampled       *readModel
-			sampledRunner *running
-		)
-		for _, m := range rb.models {
-			r := start(rb.owner, m.runner())
-			if m.sampled {
-				sampled, sampledRunner = m, r
-			} else {
-				full, fullRunners = append(full, m), append(fullRunners, r)
-			}
+		runners := make([]*running, len(rb.models))
+		for i, m := range rb.models {
+			runners[i] = start(rb.owner, m.runner())
 		}
-		var s sample
-		var wg sync.WaitGroup
-		if sampled != nil {
-			wg.Go(func() { s = sampleCatchUp(b, sampledRunner, sampled, rb.log, rb.opened) })
-		}
-		took := waitAll(b, fullRunners, full)
-		wg.Wait()
+		took := waitAll(b, runners, rb.models)
 		b.StopTimer()
-		if sampledRunner != nil {
-			sampledRunner.stop() // not caught up: it must not go on beside the next cases
-		}
 		applied := 0
-		names := make([]string, len(full))
-		for i, m := range full {
-			rb.live[m.name] = fullRunners[i]
+		for i, m := range rb.models {
+			rb.live[m.name] = runners[i]
 			checkModel(b, m)
 			applied += m.applied
-			names[i] = fmt.Sprintf("%s %.1f s", m.name, took[i].Seconds())
 		}
-		wall := slices.Max(took)
-		if sampled == nil {
-			rate = rebuildLine("all three from zero, at once", total, applied, wall, raw)
-			continue
-		}
-		sampleLine(sampled.name+" from zero, beside the others", s, total, raw)
-		wall = max(wall, s.projected)
-		rate = float64(total) / wall.Seconds()
-		rawRate := float64(total) / raw.Seconds()
-		record(line{
-			group: "rebuild", what: "all three from zero, at once",
-			measured: fmt.Sprintf("%s ev/s: %s; %s ≈ %.1f min (projected)", thousands(rate), strings.Join(names, ", "),
-				sampled.name, s.projected.Minutes()),
-			raw:   fmt.Sprintf("ReadAll %s ev/s", thousands(rawRate)),
-			ratio: fmt.Sprintf("%.3f", rate/rawRate),
-			goal:  fmt.Sprintf("≥ %s ev/s %s", thousands(rebuildGoal), verdict(rate >= rebuildGoal)),
-		})
+		rate = rebuildLine("all three from zero, at once", total, applied, slices.Max(took), raw)
 	}
 	b.ReportMetric(rate, "events/s")
 }
@@ -195,42 +142,17 @@ func (rb *rebuildBench) rebuild(b *testing.B, m *readModel) {
 	for range b.N {
 		r := rb.live[m.name]
 		if r == nil {
-			r = startCaughtUp(b, rb.owner, rb.e, m)
+			r = startCaughtUp(b, rb.owner, m)
 			rb.live[m.name] = r
 		}
 		raw := rawReadAll(b, rb.e.store, total)
 		b.StartTimer()
-		if m.sampled {
-			s := sampleRebuild(b, rb.e, r, m, rb.sh.opened)
-			b.StopTimer()
-			// The rebuild would go on: stop it, and the request with it.
-			r.stop()
-			delete(rb.live, m.name)
-			m.reset(b)
-			rate = sampleLine(m.name+" rebuilt (RequestRebuild)", s, total, raw)
-			continue
-		}
 		took := rebuildPath(b, rb.e, m)
 		b.StopTimer()
 		checkModel(b, m)
 		rate = rebuildLine(m.name+" rebuilt (RequestRebuild)", total, m.applied, took, raw)
 	}
 	b.ReportMetric(rate, "events/s")
-}
-
-// sampleLine records a sampled case and returns its steady rate.
-func sampleLine(what string, s sample, total int, raw time.Duration) float64 {
-	rate := s.rate()
-	rawRate := float64(total) / raw.Seconds()
-	record(line{
-		group: "rebuild", what: what,
-		measured: fmt.Sprintf("%s ev/s steady (events %s to %s in %.0f s; opening %.1f s); whole log ≈ %.1f min", thousands(rate),
-			thousands(float64(s.from)), thousands(float64(s.to)), s.window.Seconds(), s.opening.Seconds(), s.projected.Minutes()),
-		raw:   fmt.Sprintf("ReadAll %s ev/s", thousands(rawRate)),
-		ratio: fmt.Sprintf("%.4f", rate/rawRate),
-		goal:  fmt.Sprintf("≥ %s ev/s %s", thousands(rebuildGoal), verdict(rate >= rebuildGoal)),
-	})
-	return rate
 }
 
 // rebuildLine records one case and returns its rate in events of the log

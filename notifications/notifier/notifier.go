@@ -1,0 +1,191 @@
+// Package notifier is the consumer that turns events on the user and order
+// topics into emails, one per (event, template), however often Kafka
+// delivers a message.
+//
+// It reads with a kafka-go consumer group, FetchMessage then CommitMessages,
+// and commits a message only once it is fully handled: sent, skipped as a
+// duplicate (the ledger says sent or failed), ignored (an event type that
+// gets no mail), or dead-lettered. Each mail goes through the ledger's
+// protocol (see package ledger): Claim, send only on Won, record the result
+// fenced by the attempt, then commit. A temporary SMTP failure is retried in
+// process with exponential backoff, at most MaxAttempts times; a permanent
+// one, data that will never render, or exhausted attempts send the message to
+// the dead-letter topic, so a poison message never blocks its partition.
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/eventshop/eventshop/internal/mail"
+	"github.com/eventshop/eventshop/notifications/ledger"
+	"github.com/eventshop/eventshop/notifications/templates"
+	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+)
+
+// Defaults of Config.
+const (
+	DefaultGroupID     = "eventshop-notifier"
+	DefaultDLQTopic    = "ecommerce.notifications.dlq"
+	DefaultMaxAttempts = 5
+	DefaultRetryMin    = time.Second
+	DefaultRetryMax    = time.Minute
+	DefaultLease       = time.Minute
+)
+
+// Headers of a dead letter. Its key and value are the original message's.
+const (
+	HeaderDLQReason    = "dlq_reason"
+	HeaderDLQAttempts  = "dlq_attempts"
+	HeaderDLQTopic     = "dlq_topic"
+	HeaderDLQPartition = "dlq_partition"
+	HeaderDLQOffset    = "dlq_offset"
+)
+
+// Sender delivers one email; *mail.Sender is one. Send's errors wrap
+// mail.ErrTemporary (retry) or mail.ErrPermanent (dead-letter).
+type Sender interface {
+	Send(ctx context.Context, m mail.Message) error
+	MessageID(key string) string
+}
+
+// Config configures a Notifier. Brokers, Ledger, Renderer, Sender and
+// Recipients are required.
+type Config struct {
+	Brokers []string
+	// GroupID is the consumer group; default DefaultGroupID.
+	GroupID string
+	// Topics read; default the user and order topics.
+	Topics   []string
+	Ledger   *ledger.Ledger
+	Renderer *templates.Renderer
+	Sender   Sender
+	// Recipients looks the address of a user up (in the user read model).
+	// It is not called for user.registered, whose event carries the
+	// address and name.
+	Recipients func(ctx context.Context, userID uuid.UUID) (templates.Recipient, error)
+	// Owner finds the user an event is about when its data has no
+	// user_id: order.paid, order.completed and order.cancelled carry only
+	// the order id, so the caller looks the order's owner up (in the order
+	// read model). Nil means such events are dead-lettered.
+	Owner func(ctx context.Context, env kafkapub.Envelope) (uuid.UUID, error)
+	// MaxAttempts bounds the sends of one notification; default
+	// DefaultMaxAttempts.
+	MaxAttempts int
+	// RetryMin is the wait after the first failed attempt, doubling up to
+	// RetryMax; defaults DefaultRetryMin and DefaultRetryMax.
+	RetryMin, RetryMax time.Duration
+	// Lease is how long a claim holds a notification; default
+	// DefaultLease. Choose it longer than a send takes.
+	Lease time.Duration
+	// DLQTopic receives dead letters; default DefaultDLQTopic.
+	DLQTopic string
+	Logger   *slog.Logger
+}
+
+// Notifier consumes events and sends their mails.
+type Notifier struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// ErrConfig is wrapped by New's errors.
+var ErrConfig = errors.New("notifier: invalid config")
+
+// New checks cfg, fills in its defaults and returns a Notifier. It does not
+// connect. Errors: ErrConfig, wrapped with the field that is missing.
+func New(cfg Config) (*Notifier, error) {
+	switch {
+	case len(cfg.Brokers) == 0:
+		return nil, fmt.Errorf("%w: no brokers", ErrConfig)
+	case cfg.Ledger == nil:
+		return nil, fmt.Errorf("%w: no ledger", ErrConfig)
+	case cfg.Renderer == nil:
+		return nil, fmt.Errorf("%w: no renderer", ErrConfig)
+	case cfg.Sender == nil:
+		return nil, fmt.Errorf("%w: no sender", ErrConfig)
+	case cfg.Recipients == nil:
+		return nil, fmt.Errorf("%w: no recipients lookup", ErrConfig)
+	case cfg.MaxAttempts < 0 || cfg.RetryMin < 0 || cfg.RetryMax < 0 || cfg.Lease < 0:
+		return nil, fmt.Errorf("%w: negative attempts or duration", ErrConfig)
+	}
+	if cfg.GroupID == "" {
+		cfg.GroupID = DefaultGroupID
+	}
+	if len(cfg.Topics) == 0 {
+		cfg.Topics = []string{kafkapub.TopicUsers, kafkapub.TopicOrders}
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.RetryMin == 0 {
+		cfg.RetryMin = DefaultRetryMin
+	}
+	if cfg.RetryMax == 0 {
+		cfg.RetryMax = DefaultRetryMax
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = cfg.RetryMin
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.DLQTopic == "" {
+		cfg.DLQTopic = DefaultDLQTopic
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Notifier{cfg: cfg, log: log}, nil
+}
+
+// Run consumes until ctx ends, and then returns nil. It returns an error
+// only when it cannot go on: a fetch or a commit failing for another reason
+// than ctx ending. A message being handled when ctx ends is not committed,
+// so the next member of the group handles it again (the ledger keeps that
+// from sending twice).
+func (n *Notifier) Run(ctx context.Context) error {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: n.cfg.Brokers, GroupID: n.cfg.GroupID, GroupTopics: n.cfg.Topics,
+		StartOffset: kafka.FirstOffset,
+		// Commits happen only in CommitMessages, after a message is handled.
+		CommitInterval: 0,
+		MinBytes:       1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond,
+		SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second,
+		HeartbeatInterval: time.Second, JoinGroupBackoff: time.Second,
+	})
+	defer r.Close()
+	w := &kafka.Writer{
+		Addr: kafka.TCP(n.cfg.Brokers...), Topic: n.cfg.DLQTopic, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond,
+	}
+	defer w.Close()
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("notifier: fetch: %w", err)
+		}
+		if err := n.handle(ctx, w, m); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := r.CommitMessages(ctx, m); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("notifier: commit %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
+		}
+	}
+}

@@ -1,0 +1,282 @@
+package notifier_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/eventshop/eventshop/domain/order"
+	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
+	"github.com/eventshop/eventshop/internal/mail"
+	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/smtpsink"
+	"github.com/eventshop/eventshop/notifications/ledger"
+	"github.com/eventshop/eventshop/notifications/notifier"
+	"github.com/eventshop/eventshop/notifications/templates"
+	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+)
+
+const dlqTopic = "test.notifications.dlq"
+
+type env struct {
+	t       *testing.T
+	brokers []string
+	sink    *smtpsink.Sink
+	ledger  *ledger.Ledger
+	render  *templates.Renderer
+	writer  *kafka.Writer
+	owners  sync.Map // order id -> user id
+	users   sync.Map // user id -> templates.Recipient
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	b := kafkatest.Start(t)
+	e := &env{t: t, brokers: b.Addrs()}
+	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
+	var tcs []kafka.TopicConfig
+	for _, topic := range []string{kafkapub.TopicUsers, kafkapub.TopicOrders, dlqTopic} {
+		tcs = append(tcs, kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1})
+	}
+	if _, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: tcs}); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := smtpsink.Start(smtpsink.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	e.sink = sink
+	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	e.ledger = ledger.New(pool)
+	if err := e.ledger.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.render, err = templates.New(templates.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	e.writer = &kafka.Writer{Addr: kafka.TCP(e.brokers...), Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	t.Cleanup(func() { e.writer.Close() })
+	return e
+}
+
+// start runs a notifier until the returned stop is called (or the test ends).
+func (e *env) start() (stop func()) {
+	e.t.Helper()
+	sender, err := mail.New(mail.Config{Addr: e.sink.Addr(), From: "eventshop <no-reply@eventshop.test>", Timeout: 5 * time.Second})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n, err := notifier.New(notifier.Config{
+		Brokers: e.brokers, GroupID: "test-notifier", Ledger: e.ledger, Renderer: e.render, Sender: sender,
+		Recipients: func(_ context.Context, id uuid.UUID) (templates.Recipient, error) {
+			r, _ := e.users.Load(id)
+			return r.(templates.Recipient), nil
+		},
+		Owner: func(_ context.Context, env kafkapub.Envelope) (uuid.UUID, error) {
+			id, _ := e.owners.Load(strings.TrimPrefix(env.Subject, order.StreamPrefix))
+			return id.(uuid.UUID), nil
+		},
+		RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, Lease: 10 * time.Second,
+		DLQTopic: dlqTopic, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// publish writes the envelope of an event to its topic, keyed by aggregate
+// id, and returns the message value.
+func (e *env) publish(stream string, v interface{ EventType() string }) []byte {
+	e.t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ev := &eventstore.Event{StreamID: stream, EventData: eventstore.EventData{
+		ID: uuid.Must(uuid.NewV7()), Type: v.EventType(), Data: data,
+		Metadata: eventstore.Metadata{Timestamp: time.Now().UTC()}}}
+	value, err := json.Marshal(kafkapub.NewEnvelope(ev))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.write(stream, value)
+	return value
+}
+
+func (e *env) write(stream string, value []byte) {
+	e.t.Helper()
+	topic, key, ok := kafkapub.Route(stream)
+	if !ok {
+		e.t.Fatalf("no route for %s", stream)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.writer.WriteMessages(ctx, kafka.Message{Topic: topic, Key: []byte(key), Value: value}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) waitMails(n int) []smtpsink.Message {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := e.sink.Wait(ctx, func(m []smtpsink.Message) bool { return len(m) >= n })
+	if err != nil {
+		e.t.Fatalf("waiting for %d mails, got %d: %v", n, len(msgs), err)
+	}
+	return msgs
+}
+
+// newUser registers a user (the event) and knows their address.
+func (e *env) newUser(name string) (uuid.UUID, []byte) {
+	id := uuid.Must(uuid.NewV7())
+	email := strings.ToLower(name) + "@example.com"
+	e.users.Store(id, templates.Recipient{Email: email, Name: name})
+	v := e.publish("user-"+id.String(), user.Registered{UserID: id.String(), Email: email, FullName: name, Roles: []string{"customer"}})
+	return id, v
+}
+
+func (e *env) newOrderID(owner uuid.UUID) string {
+	id := uuid.Must(uuid.NewV7()).String()
+	e.owners.Store(id, owner)
+	return id
+}
+
+func subjectOf(t *testing.T, r *templates.Renderer, value []byte) string {
+	t.Helper()
+	env, err := kafkapub.Decode(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok, err := r.Render(env, templates.Recipient{Email: "x@example.com"})
+	if err != nil || !ok {
+		t.Fatalf("render: %v %v", ok, err)
+	}
+	return m.Subject
+}
+
+func created(orderID string, userID uuid.UUID) order.Created {
+	return order.Created{OrderID: orderID, UserID: userID.String(), Total: 1250,
+		Items: []order.Item{{ProductID: uuid.NewString(), SKU: "SKU-1", Name: "Mug", Quantity: 1, Price: 1250}}}
+}
+
+func TestMailsArriveOnceAndResumeAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	stop := e.start()
+	ada, reg := e.newUser("Ada")
+	oid := e.newOrderID(ada)
+	stream := order.StreamPrefix + oid
+	cr := e.publish(stream, created(oid, ada))
+	e.write(stream, cr)                                                        // delivered twice
+	e.publish(stream, order.Refunded{OrderID: oid, RefundID: "r1", Amount: 1}) // no mail
+	paid := e.publish(stream, order.Paid{OrderID: oid, PaymentID: "p1", Amount: 1250, Last4: "4242"})
+	canc := e.publish(stream, order.Cancelled{OrderID: oid, Reason: "changed my mind", Refunded: true})
+	msgs := e.waitMails(4)
+	want := map[string]bool{}
+	for _, v := range [][]byte{reg, cr, paid, canc} {
+		want[subjectOf(t, e.render, v)] = true
+	}
+	for _, m := range msgs {
+		if len(m.To) != 1 || m.To[0] != "ada@example.com" || !want[m.Subject] {
+			t.Errorf("mail to %v subject %q, want ada@example.com and one of %v", m.To, m.Subject, want)
+		}
+		delete(want, m.Subject)
+	}
+	stop()
+
+	// A new member of the same group resumes after the committed ones.
+	_, reg2 := e.newUser("Bob")
+	stop = e.start()
+	msgs = e.waitMails(5)
+	if s := subjectOf(t, e.render, reg2); msgs[4].Subject != s || msgs[4].To[0] != "bob@example.com" {
+		t.Fatalf("fifth mail %q to %v, want %q to bob", msgs[4].Subject, msgs[4].To, s)
+	}
+	// A marker after everything: once it arrives, nothing else is coming.
+	e.newUser("Cy")
+	msgs = e.waitMails(6)
+	stop()
+	if len(msgs) != 6 {
+		t.Fatalf("%d mails, want 6 (no resends)", len(msgs))
+	}
+}
+
+func (e *env) row(t *testing.T, userID uuid.UUID) ledger.Notification {
+	t.Helper()
+	rows, _, err := e.ledger.List(context.Background(), ledger.Query{UserID: &userID})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("ledger rows of %s: %+v %v", userID, rows, err)
+	}
+	return rows[0]
+}
+
+func TestTemporaryFailureIsRetried(t *testing.T) {
+	e := newEnv(t)
+	e.sink.FailNext(2, 451, "try again later")
+	e.start()
+	ada, _ := e.newUser("Ada")
+	e.newUser("Bob") // after it, Ada's retries are over
+	msgs := e.waitMails(2)
+	if len(msgs) != 2 || msgs[0].To[0] != "ada@example.com" {
+		t.Fatalf("mails %+v", msgs)
+	}
+	if r := e.row(t, ada); r.Status != ledger.StatusSent || r.Attempts != 3 {
+		t.Fatalf("ledger row: status %s attempts %d, want sent 3", r.Status, r.Attempts)
+	}
+}
+
+func TestPermanentFailureIsDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	e.sink.FailNext(1, 550, "no such user")
+	e.start()
+	ada, reg := e.newUser("Ada")
+	e.newUser("Bob")
+	msgs := e.waitMails(1)
+	if msgs[0].To[0] != "bob@example.com" {
+		t.Fatalf("mail to %v, want bob", msgs[0].To)
+	}
+	if r := e.row(t, ada); r.Status != ledger.StatusFailed {
+		t.Fatalf("ledger row status %s, want failed", r.Status)
+	}
+	dl := kafkatest.ReadAll(t, e.brokers, dlqTopic)
+	if len(dl) != 1 || string(dl[0].Value) != string(reg) || dl[0].Key != ada.String() {
+		t.Fatalf("dead letters %+v", dl)
+	}
+	h := dl[0].Headers
+	if !strings.Contains(h[notifier.HeaderDLQReason], "550") || h[notifier.HeaderDLQAttempts] != "1" ||
+		h[notifier.HeaderDLQTopic] != kafkapub.TopicUsers || h[notifier.HeaderDLQPartition] != "0" ||
+		h[notifier.HeaderDLQOffset] != "0" {
+		t.Fatalf("dead letter headers %v", h)
+	}
+}

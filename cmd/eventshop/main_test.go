@@ -175,6 +175,21 @@ func TestServeOnEventStoreDB(t *testing.T) {
 	if code, _, _ := getJSON(t, base+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with the node gone: %d, want 503", code)
 	}
+	// The node comes back, and the process is ready again. (The client
+	// may wait for its connection without watching a context while the
+	// node is gone, so the process is stopped with the node up.)
+	node.Resume(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, _, _ := getJSON(t, base+"/readyz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz with the node back: %d, want 200", code)
+		}
+		time.Sleep(50 * time.Millisecond) // poll readiness
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -99,7 +99,28 @@ func (s *Server) AnswerRetriesWithCurrentRevision() {
 func (s *Server) URL() string { return "esdb://" + s.addr + "?tls=false" }
 
 // Stop closes the listener and every call in flight, subscriptions included.
-func (s *Server) Stop() { s.grpc.Stop() }
+func (s *Server) Stop() {
+	s.mu.Lock()
+	g := s.grpc
+	s.mu.Unlock()
+	g.Stop()
+}
+
+// Resume serves the node again, with its log, on the address it had, after
+// Stop: the node came back. It fails tb when the address is taken.
+func (s *Server) Resume(tb testing.TB) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		tb.Fatalf("esdbtest: listen again on %s: %v", s.addr, err)
+	}
+	g := grpc.NewServer()
+	pb.RegisterStreamsServer(g, s)
+	s.mu.Lock()
+	s.grpc = g
+	s.mu.Unlock()
+	go g.Serve(ln) //nolint:errcheck // Serve returns when Stop is called
+}
 
 // Append implements the Streams service's Append: an options message,
 // then the proposed events, answered with success or wrong expected version.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -23,27 +21,17 @@ import (
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/eventstore/memory"
-	"github.com/eventshop/eventshop/internal/auth"
-	"github.com/eventshop/eventshop/internal/idempotency"
 	"github.com/eventshop/eventshop/internal/mongotest"
-	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/redistest"
 	"github.com/eventshop/eventshop/internal/resource"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
-	"github.com/eventshop/eventshop/writeapi"
 )
 
-// catalogStack is the write API and the read API on one router, as the
-// binary wires them, with the catalogue in FerretDB. The catalogue
-// projection is applied by hand (sync), and the checkpoint the read API
-// sees is what sync last applied.
+// catalogStack is a testStack with the catalogue in FerretDB. The
+// catalogue projection is applied by hand (sync), and the checkpoint the
+// read API sees is what sync last applied.
 type catalogStack struct {
-	t       *testing.T
-	store   *memory.Store
-	cmd     *commands.Handler
+	*testStack
 	catalog *mongoread.Store
-	router  http.Handler
 	vendor  commands.Actor
 
 	mu         sync.Mutex
@@ -55,39 +43,17 @@ type catalogStack struct {
 // product routes.
 func newCatalogStack(t *testing.T, catalog *mongoread.Store) *catalogStack {
 	t.Helper()
-	rdb, prefix := redistest.New(t)
-	tokens, err := auth.New(auth.Config{
-		Secret: []byte("readapi-catalog-secret-0123456789-abcdefghij"), Issuer: "eventshop-test", Audience: "eventshop-test",
-		KeyPrefix: prefix,
-	}, rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := memory.New()
-	h := commands.New(commands.Config{Store: st, Payments: payment.NewTestProcessor()})
-	api := writeapi.New(writeapi.Config{
-		Commands: h, Auth: tokens,
-		Logins:      auth.NewLoginLimiter(rdb, prefix, auth.LoginLimits{}),
-		Idempotency: idempotency.New(rdb, idempotency.Config{KeyPrefix: prefix}),
-	})
-	cs := &catalogStack{t: t, store: st, cmd: h, vendor: commands.Actor{ID: uuid.NewString(), Roles: []string{user.RoleVendor}}}
-	cfg := Config{
-		Errors: api.WriteError, Log: st, MaxWait: 300 * time.Millisecond, Poll: 5 * time.Millisecond,
-		Checkpoint: func(_ context.Context, name string) (eventstore.Position, error) {
+	cs := &catalogStack{catalog: catalog, vendor: commands.Actor{ID: uuid.NewString(), Roles: []string{user.RoleVendor}}}
+	cs.testStack = newTestStack(t, func(cfg *Config) {
+		cfg.MaxWait, cfg.Poll = 300*time.Millisecond, 5*time.Millisecond
+		cfg.Checkpoint = func(_ context.Context, name string) (eventstore.Position, error) {
 			cs.mu.Lock()
 			defer cs.mu.Unlock()
 			cs.checkNames = append(cs.checkNames, name)
 			return cs.applied, nil
-		},
-	}
-	if catalog != nil {
-		cs.catalog, cfg.Catalog = catalog, catalog
-	}
-	r := chi.NewRouter()
-	r.Use(writeapi.Middleware(slog.New(slog.DiscardHandler)))
-	api.Routes(r)
-	New(cfg).Routes(r, api.Authenticate)
-	cs.router = r
+		}
+		cfg.Catalog = catalog
+	})
 	return cs
 }
 

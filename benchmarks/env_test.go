@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,26 +114,6 @@ func waitApplied(r *projections.Runner, target eventstore.Position, within time.
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-}
-
-// concurrently runs n calls of op spread over conc workers and returns
-// the wall time they took.
-func concurrently(tb testing.TB, conc, n int, op func(worker int) error) time.Duration {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := range conc {
-		wg.Go(func() {
-			for next.Add(1) <= int64(n) {
-				if err := op(w); err != nil {
-					tb.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return time.Since(start)
 }
 
 // copyChunk is how many events one COPY writes, in one transaction.

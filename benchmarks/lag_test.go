@@ -3,6 +3,7 @@ package benchmarks_test
 import (
 	"context"
 	"fmt"
+	"github.com/eventshop/eventshop/internal/benchutil"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -152,7 +153,7 @@ func lagCatalogue(tb testing.TB, h *commands.Handler) lagProductPool {
 		mu   sync.Mutex
 		pool lagProductPool
 	)
-	concurrently(tb, 8, lagProducts, func(int) error {
+	benchutil.Concurrently(tb, 8, lagProducts, func(int) error {
 		p, res, err := h.CreateProduct(context.Background(), vendor, commands.CreateProduct{
 			SKU: "LAG-" + uuid.NewString()[:13], Name: "Lag mug", Price: 1250, Quantity: product.MaxQuantity,
 		})
@@ -181,7 +182,7 @@ func placeOrders(tb testing.TB, h *commands.Handler, clock *appendClock, product
 		mu  sync.Mutex
 		ids []uuid.UUID
 	)
-	concurrently(tb, lagConc, n, func(int) error {
+	benchutil.Concurrently(tb, lagConc, n, func(int) error {
 		i := rand.IntN(len(products.ids))
 		j := (i + 1 + rand.IntN(len(products.ids)-1)) % len(products.ids)
 		st, _, err := h.PlaceOrder(context.Background(), customer, []order.Line{

@@ -3,6 +3,7 @@ package benchmarks_test
 import (
 	"context"
 	"fmt"
+	"github.com/eventshop/eventshop/internal/benchutil"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -222,7 +223,7 @@ func measureRequests(tb testing.TB, n int, op func(i int) error) measured {
 		lat = make([]time.Duration, 0, n)
 		seq int
 	)
-	took := concurrently(tb, routeConc, n, func(int) error {
+	took := benchutil.Concurrently(tb, routeConc, n, func(int) error {
 		mu.Lock()
 		i := seq
 		seq++

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/eventshop/eventshop/internal/benchutil"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -157,9 +158,9 @@ func benchRunCase(b *testing.B, store eventstore.Store, counted *benchCountingSt
 	for done := 0; done < b.N; {
 		n := min(per, b.N-done)
 		b.StartTimer()
-		orderTime += benchConcurrently(b, tc.conc, n, placeOne)
+		orderTime += benchutil.Concurrently(b, tc.conc, n, placeOne)
 		b.StopTimer()
-		rawTime += benchConcurrently(b, tc.conc, n, rawOne)
+		rawTime += benchutil.Concurrently(b, tc.conc, n, rawOne)
 		done += n
 	}
 	calls := counted.snapshot().minus(before)
@@ -186,26 +187,6 @@ func benchRunCase(b *testing.B, store eventstore.Store, counted *benchCountingSt
 }
 
 func benchMillis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// benchConcurrently runs n calls of op spread over conc workers and returns
-// the wall time they took.
-func benchConcurrently(b *testing.B, conc, n int, op func(worker int) error) time.Duration {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := range conc {
-		wg.Go(func() {
-			for next.Add(1) <= int64(n) {
-				if err := op(w); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return time.Since(start)
-}
 
 // benchRawEvent is a single stock reservation, the event most of an order's
 // appends write.
@@ -250,7 +231,7 @@ type benchProductPool struct {
 func newBenchProductPool(b *testing.B, h *commands.Handler, n int) *benchProductPool {
 	p := &benchProductPool{h: h, reserved: map[string]int64{}}
 	var mu sync.Mutex
-	benchConcurrently(b, 8, n, func(int) error {
+	benchutil.Concurrently(b, 8, n, func(int) error {
 		id, err := benchTryCreateProduct(h, product.MaxQuantity)
 		if err != nil {
 			return err
@@ -309,7 +290,7 @@ func benchVerifyStock(b *testing.B, h *commands.Handler, want map[string]int64) 
 func benchCheckNoOversell(b *testing.B, h *commands.Handler, name string, conc int) {
 	id := benchCreateProduct(b, h, benchOversellStock)
 	var ok, short, contended atomic.Int64
-	benchConcurrently(b, conc, 4*benchOversellStock, func(int) error {
+	benchutil.Concurrently(b, conc, 4*benchOversellStock, func(int) error {
 		_, _, err := h.PlaceOrder(context.Background(), benchCustomer, []order.Line{{ProductID: id, Quantity: 1}})
 		switch {
 		case err == nil:

@@ -4,10 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/eventshop/eventshop/internal/benchutil"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,28 +36,6 @@ func benchEvent() eventstore.EventData {
 		ID: uuid.Must(uuid.NewV7()), Type: "order.created", Data: payload,
 		Metadata: eventstore.Metadata{CorrelationID: uuid.NewString(), CausationID: uuid.NewString(), ActorID: uuid.NewString()},
 	}
-}
-
-// concurrently runs n calls of op spread over conc workers and returns
-// the wall time they took.
-func concurrently(b *testing.B, conc, n int, op func(worker int) error) time.Duration {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if err := op(w); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return time.Since(start)
 }
 
 // BenchmarkAppend reports appends/s for 1- and 10-event appends at
@@ -114,9 +91,9 @@ func BenchmarkAppend(b *testing.B) {
 				for done < b.N {
 					n := min(per, b.N-done)
 					b.StartTimer()
-					storeTime += concurrently(b, conc, n, appendOne)
+					storeTime += benchutil.Concurrently(b, conc, n, appendOne)
 					b.StopTimer()
-					rawTime += concurrently(b, conc, n, insertOne)
+					rawTime += benchutil.Concurrently(b, conc, n, insertOne)
 					done += n
 				}
 				rate := float64(b.N) / storeTime.Seconds()

@@ -160,10 +160,18 @@ func attachLocal(cfg config, publish bool) config {
 // sizeReplay reads the log once and counts, for each target, the events
 // it takes after its starting point, and the last of them.
 func sizeReplay(ctx context.Context, log eventstore.Store, targets []*replayTarget) error {
-	from := eventstore.Start // one scan from the start serves every target
+	if len(targets) == 0 {
+		return nil
+	}
+	// One scan from the earliest starting point serves every target; a
+	// checkpoint is a position the log can be read on from.
+	from := targets[0].since
 	filters := make([]eventstore.Filter, len(targets))
 	for i, t := range targets {
 		filters[i] = t.runner.Filter()
+		if t.since.Less(from) {
+			from = t.since
+		}
 	}
 	for {
 		page, err := log.ReadAll(ctx, from, eventstore.MaxReadCount)

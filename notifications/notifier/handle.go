@@ -18,6 +18,9 @@ import (
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 )
 
+// markSentTimeout bounds recording a sent mail once Run is stopping.
+const markSentTimeout = 10 * time.Second
+
 // userData is the part of an event's data the notifier reads itself.
 type userData struct {
 	UserID   string `json:"user_id"`
@@ -95,14 +98,20 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 			To: address(to), Subject: ml.Subject, Text: ml.Text, HTML: ml.HTML, MessageID: row.MessageID,
 			Headers: map[string]string{"X-Eventshop-Event-ID": env.ID},
 		})
-		if ctx.Err() != nil {
+		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		switch {
 		case err == nil:
-			if _, err := retryLedger(ctx, n, "mark sent", func() (bool, error) {
-				return n.cfg.Ledger.MarkSent(ctx, row.ID, row.Attempts)
-			}); err != nil {
+			// The mail is out: record it even when Run is stopping, so that
+			// the next member of the group finds it sent (a redelivery
+			// then commits without sending again).
+			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markSentTimeout)
+			_, err := retryLedger(mctx, n, "mark sent", func() (bool, error) {
+				return n.cfg.Ledger.MarkSent(mctx, row.ID, row.Attempts)
+			})
+			cancel()
+			if err != nil {
 				return err
 			}
 			n.log.InfoContext(ctx, "notifier: mail sent", "key", key, "attempt", row.Attempts)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	netmail "net/mail"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -187,13 +188,22 @@ func (n *Notifier) recipient(ctx context.Context, env kafkapub.Envelope) (uuid.U
 func (n *Notifier) deadLetter(ctx context.Context, w *kafka.Writer, m kafka.Message, row *ledger.Notification, attempts int, reason string) error {
 	n.log.ErrorContext(ctx, "notifier: dead-lettering message", "topic", m.Topic, "partition", m.Partition,
 		"offset", m.Offset, "attempts", attempts, "reason", reason)
-	dl := kafka.Message{Key: m.Key, Value: m.Value, Headers: []kafka.Header{
-		{Key: HeaderDLQReason, Value: []byte(reason)},
-		{Key: HeaderDLQAttempts, Value: []byte(strconv.Itoa(attempts))},
-		{Key: HeaderDLQTopic, Value: []byte(m.Topic)},
-		{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(m.Partition))},
-		{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
-	}}
+	// The original headers are kept, but not dlq_* ones of an earlier
+	// dead-lettering (a replayed message failing again): the new ones say
+	// where this one came from.
+	headers := make([]kafka.Header, 0, len(m.Headers)+5)
+	for _, h := range m.Headers {
+		if !strings.HasPrefix(h.Key, "dlq_") {
+			headers = append(headers, h)
+		}
+	}
+	dl := kafka.Message{Key: m.Key, Value: m.Value, Headers: append(headers,
+		kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
+		kafka.Header{Key: HeaderDLQAttempts, Value: []byte(strconv.Itoa(attempts))},
+		kafka.Header{Key: HeaderDLQTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(m.Partition))},
+		kafka.Header{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)}
 	tries := 0
 	for {
 		err := w.WriteMessages(ctx, dl)

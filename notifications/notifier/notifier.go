@@ -33,6 +33,7 @@ import (
 const (
 	DefaultGroupID     = "eventshop-notifier"
 	DefaultDLQTopic    = "ecommerce.notifications.dlq"
+	DefaultRetryTopic  = "ecommerce.notifications.retry"
 	DefaultMaxAttempts = 5
 	DefaultRetryMin    = time.Second
 	DefaultRetryMax    = time.Minute
@@ -61,11 +62,18 @@ type Config struct {
 	Brokers []string
 	// GroupID is the consumer group; default DefaultGroupID.
 	GroupID string
-	// Topics read; default the user and order topics.
-	Topics   []string
-	Ledger   *ledger.Ledger
-	Renderer *templates.Renderer
-	Sender   Sender
+	// Topics read; default the user and order topics and RetryTopic.
+	Topics []string
+	// RetryTopic is where `eventshop dlq replay` puts dead letters back;
+	// default DefaultRetryTopic. It is read by default, and created by
+	// Setup with the dead-letter topic.
+	RetryTopic string
+	// Partitions is the partition count Setup gives the topics it
+	// creates; default 3. ReplicationFactor likewise; default 1.
+	Partitions, ReplicationFactor int
+	Ledger                        *ledger.Ledger
+	Renderer                      *templates.Renderer
+	Sender                        Sender
 	// Recipients looks the address of a user up (in the user read model).
 	// It is not called for user.registered, whose event carries the
 	// address and name.
@@ -118,8 +126,17 @@ func New(cfg Config) (*Notifier, error) {
 	if cfg.GroupID == "" {
 		cfg.GroupID = DefaultGroupID
 	}
+	if cfg.RetryTopic == "" {
+		cfg.RetryTopic = DefaultRetryTopic
+	}
 	if len(cfg.Topics) == 0 {
-		cfg.Topics = []string{kafkapub.TopicUsers, kafkapub.TopicOrders}
+		cfg.Topics = []string{kafkapub.TopicUsers, kafkapub.TopicOrders, cfg.RetryTopic}
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = 3
+	}
+	if cfg.ReplicationFactor <= 0 {
+		cfg.ReplicationFactor = 1
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
@@ -144,6 +161,40 @@ func New(cfg Config) (*Notifier, error) {
 		log = slog.Default()
 	}
 	return &Notifier{cfg: cfg, log: log}, nil
+}
+
+// Setup creates the dead-letter and retry topics when they do not exist
+// (topics that exist are left as they are). The event topics are the
+// publisher's to create. Errors: the broker's.
+func (n *Notifier) Setup(ctx context.Context) error {
+	c := &kafka.Client{Addr: kafka.TCP(n.cfg.Brokers...), Timeout: 10 * time.Second}
+	topics := []string{n.cfg.DLQTopic, n.cfg.RetryTopic}
+	req := &kafka.CreateTopicsRequest{}
+	for _, t := range topics {
+		req.Topics = append(req.Topics, kafka.TopicConfig{
+			Topic: t, NumPartitions: n.cfg.Partitions, ReplicationFactor: n.cfg.ReplicationFactor,
+		})
+	}
+	resp, err := c.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("notifier: create topics: %w", err)
+	}
+	for _, t := range topics {
+		if err := resp.Errors[t]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("notifier: create topic %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// Ping asks the brokers for the metadata of the topics the notifier
+// reads: it fails when no broker answers, for readiness checks.
+func (n *Notifier) Ping(ctx context.Context) error {
+	c := &kafka.Client{Addr: kafka.TCP(n.cfg.Brokers...), Timeout: 5 * time.Second}
+	if _, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: n.cfg.Topics}); err != nil {
+		return fmt.Errorf("kafka: metadata: %w", err)
+	}
+	return nil
 }
 
 // Run consumes until ctx ends, and then returns nil. It returns an error

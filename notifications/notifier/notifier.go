@@ -197,12 +197,20 @@ func (n *Notifier) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Run consumes until ctx ends, and then returns nil. It returns an error
-// only when it cannot go on: a fetch or a commit failing for another reason
+// Run creates the notifier's topics (Setup), then consumes until ctx
+// ends, and then returns nil. It returns an error only when it cannot go
+// on: Setup failing, a fetch or a commit failing for another reason
 // than ctx ending. A message being handled when ctx ends is not committed,
 // so the next member of the group handles it again (the ledger keeps that
 // from sending twice).
 func (n *Notifier) Run(ctx context.Context) error {
+	// A group whose topics do not all exist does not consume at all.
+	if err := n.Setup(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: n.cfg.Brokers, GroupID: n.cfg.GroupID, GroupTopics: n.cfg.Topics,
 		StartOffset: kafka.FirstOffset,

@@ -1,6 +1,7 @@
 // Package readapi is the query side of the HTTP API (chi): the GET routes
 // of users, orders and products in API.md, answered from the read models
-// (projections/postgres, projections/mongo); the order history alone is
+// (projections/postgres, projections/mongo), and of notifications, from
+// the notifier's ledger (notifications/ledger); the order history alone is
 // read from the order's stream, read-your-writes by nature; and the
 // projections' reports and rebuild requests for admins.
 //
@@ -72,6 +73,9 @@ type Config struct {
 	// RequestRebuild files a rebuild of the projection name
 	// (projections.RequestRebuild on the read models' pool).
 	RequestRebuild func(ctx context.Context, name string) error
+	// Notifications is the notifier's ledger, for GET /api/notifications,
+	// which is mounted only when it is set.
+	Notifications NotificationReader
 }
 
 // LogReader reads the global event log; eventstore.Store is one.
@@ -96,6 +100,7 @@ type Server struct {
 	projections    []string
 	reports        func(ctx context.Context, names []string) ([]projections.Report, error)
 	requestRebuild func(ctx context.Context, name string) error
+	notifications  NotificationReader
 }
 
 // New builds a Server. Reads, Checkpoint and Errors are required.
@@ -106,6 +111,7 @@ func New(cfg Config) *Server {
 	s.orders, s.streams = cfg.Orders, cfg.Streams
 	s.projections = slices.Clone(cfg.Projections)
 	s.reports, s.requestRebuild = cfg.Reports, cfg.RequestRebuild
+	s.notifications = cfg.Notifications
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -142,6 +148,9 @@ func (s *Server) Routes(r chi.Router, authenticate func(http.Handler) http.Handl
 		orders.Get("/api/orders/{id}", s.handleOrder)
 		if s.orders != nil && s.streams != nil {
 			r.Get("/api/orders/{id}/history", s.handleOrderHistory)
+		}
+		if s.notifications != nil {
+			r.Get("/api/notifications", s.handleNotifications)
 		}
 		if s.reports != nil && s.requestRebuild != nil {
 			admin := r.With(s.adminOnly)

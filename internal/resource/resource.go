@@ -127,3 +127,18 @@ func FromOrder(s order.State) Order {
 	}
 	return o
 }
+
+// Notification is one email sent, or being sent, about an event.
+type Notification struct {
+	ID        string     `json:"id"`
+	UserID    string     `json:"user_id"`
+	EventID   string     `json:"event_id"`
+	EventType string     `json:"event_type"`
+	Channel   string     `json:"channel"`
+	To        string     `json:"to"`
+	Subject   string     `json:"subject"`
+	Status    string     `json:"status"` // sent, retrying or failed
+	Attempts  int        `json:"attempts"`
+	CreatedAt time.Time  `json:"created_at"`
+	SentAt    *time.Time `json:"sent_at"`
+}

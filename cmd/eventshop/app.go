@@ -22,8 +22,12 @@ import (
 	"github.com/eventshop/eventshop/internal/ferret"
 	"github.com/eventshop/eventshop/internal/idempotency"
 	"github.com/eventshop/eventshop/internal/kafkabroker"
+	"github.com/eventshop/eventshop/internal/mail"
 	"github.com/eventshop/eventshop/internal/metrics"
 	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/smtpsink"
+	"github.com/eventshop/eventshop/notifications/ledger"
+	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/projections"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
@@ -36,9 +40,11 @@ import (
 // the event store and command handler always; Redis, tokens and the write
 // API when an API is served; the read models' pool, the catalogue's
 // MongoDB and the read API when reads are served or projections run; the
-// Kafka publisher when projections run. The local run starts the embedded
-// MongoDB-protocol server and Kafka-protocol broker when MONGO_URL and
-// KAFKA_BROKERS are not set.
+// Kafka publisher when projections run; the notifier, its ledger and SMTP
+// sender when it runs (the ledger also when reads are served, for
+// GET /api/notifications). The local run starts the embedded
+// MongoDB-protocol server, Kafka-protocol broker and SMTP sink when
+// MONGO_URL, KAFKA_BROKERS and SMTP_ADDR are not set.
 type app struct {
 	store   store
 	cmd     *commands.Handler
@@ -53,12 +59,18 @@ type app struct {
 	reads   *readapi.Server
 	metrics *metrics.Metrics
 
+	ledger   *ledger.Ledger     // the notifier's; nil unless reads are served or it runs
+	notifier *notifier.Notifier // nil unless it runs
+	sender   *mail.Sender       // the notifier's SMTP sender
+
 	ferret *ferret.Server      // the embedded MongoDB-protocol server, if started
 	broker *kafkabroker.Broker // the embedded Kafka-protocol broker, if started
-	// mongoURI and kafkaBrokers are what the process connects to, for the
-	// start banner.
+	sink   *smtpsink.Sink      // the embedded SMTP sink, if started
+	// mongoURI, kafkaBrokers and smtpAddr are what the process connects
+	// to, for the start banner.
 	mongoURI     string
 	kafkaBrokers []string
+	smtpAddr     string
 }
 
 // buildApp connects to what m needs and wires it. Whatever fails, what
@@ -86,7 +98,7 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 			return a, err
 		}
 	}
-	if m.write || m.read || m.project {
+	if m.write || m.read || m.project || m.notify {
 		// The read models, the checkpoints and the locks that keep one
 		// process manager and one runner per projection active. The pool
 		// connects lazily.
@@ -96,6 +108,11 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 	}
 	if m.read || m.project {
 		if err := a.buildReadSide(ctx, cfg, log, m); err != nil {
+			return a, err
+		}
+	}
+	if m.notify {
+		if err := a.buildNotifier(ctx, cfg, log, m); err != nil {
 			return a, err
 		}
 	}
@@ -170,17 +187,8 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 	}
 	a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.catalog.Projection(), opts))
 	if m.project && !m.noPublish {
-		a.kafkaBrokers = cfg.KafkaBrokers
-		if len(a.kafkaBrokers) == 0 {
-			if !m.local {
-				return errors.New("KAFKA_BROKERS is required (host:9092,...)")
-			}
-			a.broker, err = kafkabroker.Start(kafkabroker.Options{Addr: cfg.KafkaAddr,
-				DataDir: filepath.Join(cfg.DataDir, "kafka"), Logger: log})
-			if err != nil {
-				return fmt.Errorf("embedded Kafka-protocol broker on KAFKA_ADDR %s: %w", cfg.KafkaAddr, err)
-			}
-			a.kafkaBrokers = a.broker.Addrs()
+		if err := a.ensureKafka(cfg, log, m.local); err != nil {
+			return err
 		}
 		a.pub, err = kafkapub.New(kafkapub.Config{Brokers: a.kafkaBrokers, Partitions: cfg.KafkaPartitions, Logger: log})
 		if err != nil {
@@ -189,6 +197,9 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 		a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.pub, opts))
 	}
 	if m.read {
+		if err := a.ensureLedger(ctx, cfg); err != nil {
+			return err
+		}
 		a.reads = readapi.New(readapi.Config{
 			Reads: models, Catalog: a.catalog, Log: a.store, Errors: a.api.WriteError, Logger: log,
 			Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
@@ -202,8 +213,46 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 			RequestRebuild: func(ctx context.Context, name string) error {
 				return projections.RequestRebuild(ctx, a.pool, name)
 			},
+			Notifications: a.ledger,
 		})
 	}
+	return nil
+}
+
+// ensureKafka sets kafkaBrokers to KAFKA_BROKERS, or in the local run
+// without it starts the embedded Kafka-protocol broker, once.
+func (a *app) ensureKafka(cfg config, log *slog.Logger, local bool) error {
+	if len(a.kafkaBrokers) > 0 {
+		return nil
+	}
+	a.kafkaBrokers = cfg.KafkaBrokers
+	if len(a.kafkaBrokers) > 0 {
+		return nil
+	}
+	if !local {
+		return errors.New("KAFKA_BROKERS is required (host:9092,...)")
+	}
+	var err error
+	a.broker, err = kafkabroker.Start(kafkabroker.Options{Addr: cfg.KafkaAddr,
+		DataDir: filepath.Join(cfg.DataDir, "kafka"), Logger: log})
+	if err != nil {
+		return fmt.Errorf("embedded Kafka-protocol broker on KAFKA_ADDR %s: %w", cfg.KafkaAddr, err)
+	}
+	a.kafkaBrokers = a.broker.Addrs()
+	return nil
+}
+
+// ensureLedger opens the notifier's ledger on the read models' database
+// and applies its migrations, once.
+func (a *app) ensureLedger(ctx context.Context, cfg config) error {
+	if a.ledger != nil {
+		return nil
+	}
+	l := ledger.New(a.pool)
+	if err := l.Migrate(ctx); err != nil {
+		return fmt.Errorf("notification ledger on DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
+	}
+	a.ledger = l
 	return nil
 }
 
@@ -236,6 +285,9 @@ func (a *app) Close() error {
 	}
 	if a.broker != nil {
 		a.broker.Close()
+	}
+	if a.sink != nil {
+		errs = append(errs, a.sink.Close())
 	}
 	if a.mongo != nil {
 		errs = append(errs, a.mongo.Disconnect(context.Background()))

@@ -45,6 +45,25 @@ type config struct {
 	KafkaBrokers    []string
 	KafkaAddr       string
 	KafkaPartitions int
+
+	// SMTPAddr is the notifier's SMTP server; empty in the local run
+	// starts the embedded sink on SMTPSinkAddr.
+	SMTPAddr     string
+	SMTPSinkAddr string
+	SMTPUsername string
+	SMTPPassword string
+	SMTPTLS      string
+	SMTPFrom     string
+	SMTPTimeout  time.Duration
+	// The notifier's consumer group and retries.
+	NotifierGroup     string
+	NotifyMaxAttempts int
+	NotifyRetryMin    time.Duration
+	NotifyRetryMax    time.Duration
+	// What the mails say of the shop.
+	ShopName     string
+	ShopURL      string
+	ShopCurrency string
 }
 
 // defaultDatabaseURL is the local server with trust auth, as `make services` sets up.
@@ -98,6 +117,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MongoAddr:       get("MONGO_ADDR", "127.0.0.1:27017"),
 		KafkaAddr:       get("KAFKA_ADDR", "127.0.0.1:9092"),
 		KafkaPartitions: num("KAFKA_PARTITIONS", 3),
+
+		SMTPAddr:          get("SMTP_ADDR", ""),
+		SMTPSinkAddr:      get("SMTP_SINK_ADDR", "127.0.0.1:1025"),
+		SMTPUsername:      get("SMTP_USERNAME", ""),
+		SMTPPassword:      getenv("SMTP_PASSWORD"),
+		SMTPTLS:           get("SMTP_TLS", ""),
+		SMTPFrom:          get("SMTP_FROM", "eventshop <no-reply@eventshop.local>"),
+		SMTPTimeout:       dur("SMTP_TIMEOUT", "10s"),
+		NotifierGroup:     get("NOTIFIER_GROUP", "eventshop-notifier"),
+		NotifyMaxAttempts: num("NOTIFY_MAX_ATTEMPTS", 5),
+		NotifyRetryMin:    dur("NOTIFY_RETRY_MIN", "1s"),
+		NotifyRetryMax:    dur("NOTIFY_RETRY_MAX", "1m"),
+		ShopName:          get("SHOP_NAME", "eventshop"),
+		ShopURL:           get("SHOP_URL", ""),
+		ShopCurrency:      getenv("SHOP_CURRENCY"),
 	}
 	for _, b := range strings.Split(get("KAFKA_BROKERS", ""), ",") {
 		if b = strings.TrimSpace(b); b != "" {

@@ -42,10 +42,12 @@ Usage: eventshop <command>
 
 Commands:
   serve         the local run: write API, read API, order process manager,
-                projections and health on HTTP_ADDR, with the demo data
-                seeded once, and embedded MongoDB- and Kafka-protocol
-                servers on MONGO_ADDR and KAFKA_ADDR unless MONGO_URL and
-                KAFKA_BROKERS name real ones
+                projections, notifier and health on HTTP_ADDR, with the
+                demo data seeded once, and embedded MongoDB- and
+                Kafka-protocol servers and an SMTP sink on MONGO_ADDR,
+                KAFKA_ADDR and SMTP_SINK_ADDR unless MONGO_URL,
+                KAFKA_BROKERS and SMTP_ADDR name real ones (captured
+                mail at /dev/mail)
   writeapi      the write API and order process manager alone, for a
                 deployment (JWT_SECRET required, nothing seeded)
   readapi       the read API alone (every GET, from the read models on
@@ -53,6 +55,10 @@ Commands:
   projector     the projections that build the read models on
                 DATABASE_URL and MONGO_URL and publish the log to Kafka
                 (KAFKA_BROKERS), with health and metrics on HTTP_ADDR
+  notifier      the notifier alone: a Kafka consumer group on the user
+                and order topics (KAFKA_BROKERS) that emails users over
+                SMTP_ADDR, once per event, recorded in the ledger on
+                DATABASE_URL, with health and metrics on HTTP_ADDR
   create-admin  register ADMIN_EMAIL with ADMIN_PASSWORD (or take the
                 existing user) and make it an admin, then exit
   migrate       apply the event store's migrations and exit
@@ -101,6 +107,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, log, stdout, modeReadAPI)
 	case "projector":
 		return serve(ctx, cfg, log, stdout, modeProjector)
+	case "notifier":
+		return serve(ctx, cfg, log, stdout, modeNotifier)
 	case "replay":
 		return replay(ctx, cfg, log, args[1:], stdout, stderr)
 	case "create-admin":

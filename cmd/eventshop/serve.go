@@ -34,13 +34,17 @@ type mode struct {
 	project bool
 	// noPublish leaves the Kafka publisher out of project.
 	noPublish bool
+	// notify runs the notifier: the consumer group that mails users
+	// about their events.
+	notify bool
 }
 
 var (
-	modeServe     = mode{local: true, write: true, read: true, project: true}
+	modeServe     = mode{local: true, write: true, read: true, project: true, notify: true}
 	modeWriteAPI  = mode{write: true}
 	modeReadAPI   = mode{read: true}
 	modeProjector = mode{project: true}
+	modeNotifier  = mode{notify: true}
 )
 
 // serve runs the HTTP server, and the workers of m (the order process
@@ -88,15 +92,33 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 	if len(a.kafkaBrokers) > 0 {
 		fmt.Fprintf(stdout, "  kafka      %s%s\n", strings.Join(a.kafkaBrokers, ","), embedded(a.broker != nil))
 	}
+	if a.smtpAddr != "" {
+		fmt.Fprintf(stdout, "  smtp       %s%s\n", a.smtpAddr, embedded(a.sink != nil))
+	}
+	if a.sink != nil {
+		fmt.Fprintf(stdout, "  mail       %s/dev/mail (what the SMTP sink received)\n", base)
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "eventstore", redactURL(cfg.EventStoreURL),
-		"write", m.write, "read", m.read, "project", m.project)
+		"write", m.write, "read", m.read, "project", m.project, "notify", m.notify)
 
 	// The workers outlive ctx until the server has drained (the deferred
 	// stop runs after Shutdown returns).
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	if m.write {
-		wg.Go(func() { runProcessManager(wctx, a, log) })
+		// One process at a time runs the order process manager
+		// (projections.Exclusive: the others wait to take over); its
+		// subscription failing, or the lock lost, starts it again.
+		wg.Go(func() {
+			keepRunning(wctx, log, "order process manager", func(ctx context.Context) error {
+				return projections.Exclusive(ctx, a.pool, processManagerLock, time.Second, log, a.pm.Run)
+			})
+		})
+	}
+	if m.notify {
+		// Every notifier is a member of one consumer group: they share
+		// the partitions.
+		wg.Go(func() { keepRunning(wctx, log, "notifier", a.notifier.Run) })
 	}
 	if m.project {
 		for _, rn := range a.runners {
@@ -129,18 +151,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 	return nil
 }
 
-// runProcessManager keeps the order process manager running on one
-// process at a time (projections.Exclusive: the others wait to take over),
-// starting it again with backoff when its subscription fails (the store
-// went away) or its lock was lost.
-func runProcessManager(ctx context.Context, a *app, log *slog.Logger) {
+// keepRunning runs run until ctx ends, starting it again with backoff
+// (1 s doubling to 30 s) whenever it returns early; what names it in the
+// logs.
+func keepRunning(ctx context.Context, log *slog.Logger, what string, run func(context.Context) error) {
 	wait := time.Second
 	for ctx.Err() == nil {
-		err := projections.Exclusive(ctx, a.pool, processManagerLock, time.Second, log, a.pm.Run)
+		err := run(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		log.Error("order process manager stopped; restarting", "err", err, "in", wait.String())
+		log.Error(what+" stopped; restarting", "err", err, "in", wait.String())
 		select {
 		case <-ctx.Done():
 			return
@@ -189,8 +210,14 @@ func routes(a *app, log *slog.Logger, m mode) http.Handler {
 		if a.catalog != nil {
 			check("mongodb", a.catalog.Ping)
 		}
-		if a.pub != nil {
+		switch {
+		case a.pub != nil:
 			check("kafka", a.pub.Ping)
+		case a.notifier != nil:
+			check("kafka", a.notifier.Ping)
+		}
+		if a.sender != nil {
+			check("smtp", a.sender.Ping)
 		}
 		if !ok {
 			w.Header().Set("Content-Type", "application/problem+json")
@@ -203,6 +230,11 @@ func routes(a *app, log *slog.Logger, m mode) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": checks})
 	})
+	if a.sink != nil {
+		// The local run's captured mail; the sink is only ever started
+		// there.
+		r.Method(http.MethodGet, "/dev/mail", a.sink.Handler())
+	}
 	if m.write {
 		a.api.Routes(r)
 	}

@@ -45,6 +45,7 @@ type Message struct {
 // Sender sends messages through one SMTP server. It is safe for concurrent
 // use; each Send uses its own connection.
 type Sender struct {
+	addr        string
 	client      *gomail.Client
 	from        *netmail.Address
 	idDomain    string // right side of generated Message-IDs
@@ -96,6 +97,7 @@ func New(cfg Config) (*Sender, error) {
 	}
 
 	s := &Sender{
+		addr:        cfg.Addr,
 		from:        from,
 		idDomain:    idDomain,
 		implicitTLS: mode == TLSImplicit,
@@ -168,6 +170,16 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	// so its error is of no use to the caller.
 	_ = s.client.CloseWithSMTPClient(client)
 	return nil
+}
+
+// Ping connects to the server and hangs up, for readiness checks: it
+// fails when nothing listens at the address. It speaks no SMTP.
+func (s *Sender) Ping(ctx context.Context) error {
+	conn, err := s.dialer.DialContext(ctx, "tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("mail: connect to %s: %w", s.addr, err)
+	}
+	return conn.Close()
 }
 
 // dial connects for go-mail, does the handshake itself in TLSImplicit mode

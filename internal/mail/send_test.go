@@ -290,3 +290,23 @@ func TestMessageIDIsStablePerKey(t *testing.T) {
 		t.Errorf("MessageID %q: want 32 hex characters at the From domain", a)
 	}
 }
+
+// TestPing: Ping answers whether the server listens, without sending.
+func TestPing(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	s := newSender(t, mail.Config{Addr: sink.Addr()})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping of a listening sink: %v", err)
+	}
+	if n := len(sink.Messages()); n != 0 {
+		t.Errorf("Ping left %d messages", n)
+	}
+	if err := sink.SetDown(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err == nil {
+		t.Error("Ping of a sink that is down succeeded")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -163,12 +164,18 @@ func New(cfg Config) (*Notifier, error) {
 	return &Notifier{cfg: cfg, log: log}, nil
 }
 
-// Setup creates the dead-letter and retry topics when they do not exist
-// (topics that exist are left as they are). The event topics are the
-// publisher's to create. Errors: the broker's.
+// Setup creates the topics the notifier reads and writes (Topics, the
+// retry and the dead-letter topic) when they do not exist, with
+// Partitions; topics that exist are left as they are. A consumer group
+// whose topics do not all exist when it joins consumes nothing, and the
+// notifier may start before the publisher has created the event topics.
+// Errors: the broker's.
 func (n *Notifier) Setup(ctx context.Context) error {
 	c := &kafka.Client{Addr: kafka.TCP(n.cfg.Brokers...), Timeout: 10 * time.Second}
-	topics := []string{n.cfg.DLQTopic, n.cfg.RetryTopic}
+	topics := append(slices.Clone(n.cfg.Topics), n.cfg.DLQTopic)
+	if !slices.Contains(topics, n.cfg.RetryTopic) {
+		topics = append(topics, n.cfg.RetryTopic)
+	}
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
 		req.Topics = append(req.Topics, kafka.TopicConfig{
@@ -204,7 +211,6 @@ func (n *Notifier) Ping(ctx context.Context) error {
 // so the next member of the group handles it again (the ledger keeps that
 // from sending twice).
 func (n *Notifier) Run(ctx context.Context) error {
-	// A group whose topics do not all exist does not consume at all.
 	if err := n.Setup(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -219,6 +225,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 		MinBytes:       1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond,
 		SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second,
 		HeartbeatInterval: time.Second, JoinGroupBackoff: time.Second,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			n.log.Warn("notifier: kafka: " + fmt.Sprintf(msg, args...))
+		}),
 	})
 	defer r.Close()
 	w := &kafka.Writer{

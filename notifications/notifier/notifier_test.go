@@ -29,9 +29,14 @@ import (
 
 const dlqTopic = "test.notifications.dlq"
 
+// from is the sender of every test mail; its domain is the right side of
+// the Message-IDs.
+const from = "eventshop <no-reply@eventshop.test>"
+
 type env struct {
 	t       *testing.T
 	brokers []string
+	dbURL   string
 	sink    *smtpsink.Sink
 	ledger  *ledger.Ledger
 	render  *templates.Renderer
@@ -40,7 +45,11 @@ type env struct {
 	users   sync.Map // user id -> templates.Recipient
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvPartitions(t, 1) }
+
+// newEnvPartitions is newEnv with the user, order and dead-letter topics
+// created with partitions partitions.
+func newEnvPartitions(t *testing.T, partitions int) *env {
 	t.Helper()
 	ctx := context.Background()
 	b := kafkatest.Start(t)
@@ -48,7 +57,7 @@ func newEnv(t *testing.T) *env {
 	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
 	var tcs []kafka.TopicConfig
 	for _, topic := range []string{kafkapub.TopicUsers, kafkapub.TopicOrders, dlqTopic} {
-		tcs = append(tcs, kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1})
+		tcs = append(tcs, kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1})
 	}
 	if _, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: tcs}); err != nil {
 		t.Fatal(err)
@@ -59,7 +68,8 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { sink.Close() })
 	e.sink = sink
-	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
+	e.dbURL = pgtest.NewDatabase(t)
+	pool, err := newPool(ctx, e.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,14 +87,37 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// newPool connects to dbURL with a small pool: many tests and child
+// processes share one server.
+func newPool(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = 4
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// newSender returns a mail sender to addr, with the From of every test.
+func newSender(addr string) (*mail.Sender, error) {
+	return mail.New(mail.Config{Addr: addr, From: from, Timeout: 5 * time.Second})
+}
+
 // start runs a notifier until the returned stop is called (or the test ends).
 func (e *env) start() (stop func()) {
 	e.t.Helper()
-	sender, err := mail.New(mail.Config{Addr: e.sink.Addr(), From: "eventshop <no-reply@eventshop.test>", Timeout: 5 * time.Second})
+	return e.startWith(nil)
+}
+
+// startWith is start with the notifier's config changed by opt first, when
+// opt is not nil.
+func (e *env) startWith(opt func(*notifier.Config)) (stop func()) {
+	e.t.Helper()
+	sender, err := newSender(e.sink.Addr())
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	n, err := notifier.New(notifier.Config{
+	cfg := notifier.Config{
 		Brokers: e.brokers, GroupID: "test-notifier", Ledger: e.ledger, Renderer: e.render, Sender: sender,
 		Recipients: func(_ context.Context, id uuid.UUID) (templates.Recipient, error) {
 			r, _ := e.users.Load(id)
@@ -96,7 +129,11 @@ func (e *env) start() (stop func()) {
 		},
 		RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, Lease: 10 * time.Second,
 		DLQTopic: dlqTopic, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if opt != nil {
+		opt(&cfg)
+	}
+	n, err := notifier.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -152,8 +152,12 @@ func (n *Notifier) recipient(ctx context.Context, env kafkapub.Envelope) (uuid.U
 	if env.Type == "user.registered" && d.Email != "" && userID != uuid.Nil {
 		return userID, templates.Recipient{Email: d.Email, Name: d.FullName}, ""
 	}
+	// A lookup that fails is retried until LookupTimeout: the read models
+	// are kept by another process and may not have the user or the order
+	// yet, which is no reason to give the mail up.
 	var lastErr error
-	for attempt := 0; attempt < n.cfg.MaxAttempts; attempt++ {
+	deadline := time.Now().Add(n.cfg.LookupTimeout)
+	for attempt := 0; attempt == 0 || time.Now().Before(deadline); attempt++ {
 		if attempt > 0 && n.sleep(ctx, n.backoff(attempt-1)) != nil {
 			return uuid.Nil, templates.Recipient{}, "canceled"
 		}
@@ -165,12 +169,14 @@ func (n *Notifier) recipient(ctx context.Context, env kafkapub.Envelope) (uuid.U
 			var err error
 			if id, err = n.cfg.Owner(ctx, env); err != nil {
 				lastErr = fmt.Errorf("owner: %w", err)
+				n.log.DebugContext(ctx, "notifier: owner lookup failed, retrying", "event", env.ID, "err", err)
 				continue
 			}
 		}
 		to, err := n.cfg.Recipients(ctx, id)
 		if err != nil {
 			lastErr = fmt.Errorf("recipient %s: %w", id, err)
+			n.log.DebugContext(ctx, "notifier: recipient lookup failed, retrying", "user", id, "err", err)
 			continue
 		}
 		if to.Email == "" {

@@ -39,6 +39,7 @@ const (
 	DefaultRetryMin    = time.Second
 	DefaultRetryMax    = time.Minute
 	DefaultLease       = time.Minute
+	DefaultLookup      = 2 * time.Minute
 )
 
 // Headers of a dead letter. Its key and value are the original message's.
@@ -90,6 +91,10 @@ type Config struct {
 	// RetryMin is the wait after the first failed attempt, doubling up to
 	// RetryMax; defaults DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
+	// LookupTimeout is how long Owner and Recipients are retried, with
+	// the backoff of the sends, before the message is dead-lettered;
+	// default DefaultLookup. The read models they consult may lag.
+	LookupTimeout time.Duration
 	// Lease is how long a claim holds a notification; default
 	// DefaultLease. Choose it longer than a send takes.
 	Lease time.Duration
@@ -121,7 +126,7 @@ func New(cfg Config) (*Notifier, error) {
 		return nil, fmt.Errorf("%w: no sender", ErrConfig)
 	case cfg.Recipients == nil:
 		return nil, fmt.Errorf("%w: no recipients lookup", ErrConfig)
-	case cfg.MaxAttempts < 0 || cfg.RetryMin < 0 || cfg.RetryMax < 0 || cfg.Lease < 0:
+	case cfg.MaxAttempts < 0 || cfg.RetryMin < 0 || cfg.RetryMax < 0 || cfg.Lease < 0 || cfg.LookupTimeout < 0:
 		return nil, fmt.Errorf("%w: negative attempts or duration", ErrConfig)
 	}
 	if cfg.GroupID == "" {
@@ -153,6 +158,9 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	if cfg.Lease == 0 {
 		cfg.Lease = DefaultLease
+	}
+	if cfg.LookupTimeout == 0 {
+		cfg.LookupTimeout = DefaultLookup
 	}
 	if cfg.DLQTopic == "" {
 		cfg.DLQTopic = DefaultDLQTopic

@@ -21,15 +21,16 @@ import (
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/unique"
 	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/notifications/notifier"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 )
 
-// dlqTopic is the notifier's dead-letter topic (API.md). The notifier is
-// not built yet, so no constant in the code names it.
-const dlqTopic = "ecommerce.notifications.dlq"
+// dlqTopic is the notifier's dead-letter topic (API.md).
+const dlqTopic = notifier.DefaultDLQTopic
 
-// dlqHeaders are the headers the notifier is to add to a dead letter.
-var dlqHeaders = []string{"dlq_reason", "dlq_attempts", "dlq_topic", "dlq_partition", "dlq_offset"}
+// dlqHeaders are the headers the notifier adds to a dead letter.
+var dlqHeaders = []string{notifier.HeaderDLQReason, notifier.HeaderDLQAttempts, notifier.HeaderDLQTopic,
+	notifier.HeaderDLQPartition, notifier.HeaderDLQOffset}
 
 // elsewhere names the event types of an aggregate package that are
 // appended to another stream than the aggregate's own; every other type of
@@ -503,9 +504,9 @@ func TestAsyncAPIDocument(t *testing.T) {
 		addrs = append(addrs, *ch.Address)
 	}
 	slices.Sort(addrs)
-	want := slices.Sorted(slices.Values(append(kafkapub.Topics(), dlqTopic)))
+	want := slices.Sorted(slices.Values(append(kafkapub.Topics(), dlqTopic, notifier.DefaultRetryTopic)))
 	if !slices.Equal(addrs, want) {
-		t.Errorf("channel addresses = %v, want kafkapub.Topics() and the DLQ: %v", addrs, want)
+		t.Errorf("channel addresses = %v, want kafkapub.Topics(), the DLQ and the retry topic: %v", addrs, want)
 	}
 
 	// Operations: every channel is received, with all of its messages, and
@@ -710,23 +711,30 @@ func TestAsyncAPIEventMessages(t *testing.T) {
 }
 
 // TestAsyncAPIDeadLetters: the DLQ channel describes the headers the
-// notifier is to write, on top of the original message's.
+// notifier writes, on top of the original message's, and the retry
+// channel those of a replayed dead letter.
 func TestAsyncAPIDeadLetters(t *testing.T) {
 	d, _ := load(t)
 	r := resolver{t, d}
-	var found bool
+	// The retry topic carries dead letters as they were, plus when they
+	// were replayed.
+	required := map[string][]string{
+		dlqTopic:                   dlqHeaders,
+		notifier.DefaultRetryTopic: append(slices.Clone(dlqHeaders), "dlq_replayed_at"),
+	}
+	found := map[string]bool{}
 	for key, ch := range d.Channels {
-		if ch.Address == nil || *ch.Address != dlqTopic {
+		if ch.Address == nil || required[*ch.Address] == nil {
 			continue
 		}
-		found = true
+		found[*ch.Address] = true
 		for mk, m := range ch.Messages {
 			msg := r.message(m)
 			h := r.flatten(msg.Headers)
 			if h == nil {
 				t.Fatalf("channel %s message %s: no headers", key, mk)
 			}
-			for _, name := range dlqHeaders {
+			for _, name := range required[*ch.Address] {
 				if p := h.Properties[name]; p == nil || r.flatten(p).Description == "" {
 					t.Errorf("channel %s message %s: header %s missing or undescribed", key, mk, name)
 				}
@@ -745,8 +753,10 @@ func TestAsyncAPIDeadLetters(t *testing.T) {
 			}
 		}
 	}
-	if !found {
-		t.Fatalf("no channel for %s", dlqTopic)
+	for topic := range required {
+		if !found[topic] {
+			t.Errorf("no channel for %s", topic)
+		}
 	}
 }
 

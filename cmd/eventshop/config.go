@@ -60,6 +60,7 @@ type config struct {
 	NotifyMaxAttempts int
 	NotifyRetryMin    time.Duration
 	NotifyRetryMax    time.Duration
+	NotifyLookup      time.Duration
 	// What the mails say of the shop.
 	ShopName     string
 	ShopURL      string
@@ -129,6 +130,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		NotifyMaxAttempts: num("NOTIFY_MAX_ATTEMPTS", 5),
 		NotifyRetryMin:    dur("NOTIFY_RETRY_MIN", "1s"),
 		NotifyRetryMax:    dur("NOTIFY_RETRY_MAX", "1m"),
+		NotifyLookup:      dur("NOTIFY_LOOKUP_TIMEOUT", "2m"),
 		ShopName:          get("SHOP_NAME", "eventshop"),
 		ShopURL:           get("SHOP_URL", ""),
 		ShopCurrency:      getenv("SHOP_CURRENCY"),

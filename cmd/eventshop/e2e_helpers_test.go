@@ -51,6 +51,9 @@ func e2eEnv(t *testing.T, kv ...string) map[string]string {
 		"LOG_LEVEL":        "warn",
 		"MONGO_ADDR":       "127.0.0.1:0",
 		"KAFKA_ADDR":       "127.0.0.1:0",
+		"SMTP_SINK_ADDR":   "127.0.0.1:0",
+		"NOTIFY_RETRY_MIN": "20ms",
+		"NOTIFY_RETRY_MAX": "200ms",
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		env[kv[i]] = kv[i+1]

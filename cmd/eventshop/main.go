@@ -81,6 +81,17 @@ Commands:
                                     otherwise at the end
                   --max N           exit after N messages
                   --timeout D       exit after D without a message
+  dlq replay    put the notifier's dead letters (ecommerce.notifications.dlq)
+                back on ecommerce.notifications.retry once their cause is
+                fixed: their failed notifications are made sendable again
+                in the ledger (DATABASE_URL) and the running notifier mails
+                each once. Replays the dead letters there when it starts,
+                then exits printing how many (KAFKA_BROKERS, default the
+                local run's broker on KAFKA_ADDR). Flags:
+                  --group NAME        consumer group recording what was
+                                      replayed (default eventshop-dlq-replay)
+                  --settle-timeout D  how long to wait for an attempt in
+                                      flight on an event (default 2m)
   help          show this text
 
 Configuration is read from the environment; see the README.
@@ -122,6 +133,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return store.Close()
 	case "consume":
 		return consume(ctx, cfg, log, args[1:], stdout, stderr)
+	case "dlq":
+		return dlqCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -101,9 +101,11 @@ func isolated(t *testing.T, env map[string]string) map[string]string {
 	_, prefix := redistest.New(t)
 	env["DATA_DIR"] = t.TempDir()
 	env["REDIS_KEY_PREFIX"] = prefix
-	// The embedded MongoDB- and Kafka-protocol servers on free ports.
+	// The embedded MongoDB- and Kafka-protocol servers and the SMTP sink
+	// on free ports.
 	env["MONGO_ADDR"] = "127.0.0.1:0"
 	env["KAFKA_ADDR"] = "127.0.0.1:0"
+	env["SMTP_SINK_ADDR"] = "127.0.0.1:0"
 	return env
 }
 

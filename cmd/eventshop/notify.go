@@ -85,7 +85,8 @@ func (a *app) buildNotifier(ctx context.Context, cfg config, log *slog.Logger, m
 			return uuid.Parse(o.UserID)
 		},
 		MaxAttempts: cfg.NotifyMaxAttempts, RetryMin: cfg.NotifyRetryMin, RetryMax: cfg.NotifyRetryMax,
-		Logger: log,
+		LookupTimeout: cfg.NotifyLookup,
+		Logger:        log,
 	})
 	return err
 }

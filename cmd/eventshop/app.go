@@ -77,6 +77,7 @@ type app struct {
 // was opened is closed again.
 func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app, err error) {
 	a = &app{}
+	a.metrics = metrics.New(metrics.Config{Logger: log, Projections: a.reports})
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -116,7 +117,6 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 			return a, err
 		}
 	}
-	a.metrics = metrics.New(metrics.Config{Logger: log, Projections: a.reports})
 	return a, nil
 }
 

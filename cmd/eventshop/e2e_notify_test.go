@@ -360,4 +360,13 @@ func TestE2ENotifierFailures(t *testing.T) {
 	if got := sinkMailTo(sink, refused.email); len(got) != 1 {
 		t.Errorf("%d mails to %s after the replays, want 1", len(got), refused.email)
 	}
+
+	// Each outcome was counted.
+	metrics := string(want(t, s.do(http.MethodGet, "/metrics", "", nil), http.StatusOK).raw)
+	for _, outcome := range []string{"sent", "retrying", "dead_lettered", "duplicate"} {
+		series := `eventshop_notifications_total{outcome="` + outcome + `",template="welcome"} `
+		if !strings.Contains(metrics, series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
 }

@@ -85,8 +85,8 @@ func (a *app) buildNotifier(ctx context.Context, cfg config, log *slog.Logger, m
 			return uuid.Parse(o.UserID)
 		},
 		MaxAttempts: cfg.NotifyMaxAttempts, RetryMin: cfg.NotifyRetryMin, RetryMax: cfg.NotifyRetryMax,
-		LookupTimeout: cfg.NotifyLookup,
-		Logger:        log,
+		LookupTimeout: cfg.NotifyLookup, Observe: a.metrics.Notified,
+		Logger: log,
 	})
 	return err
 }

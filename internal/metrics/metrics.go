@@ -48,6 +48,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	commands *prometheus.CounterVec
+	notified *prometheus.CounterVec
 }
 
 // New builds Metrics on a registry of its own, with the Go runtime and
@@ -70,6 +71,10 @@ func New(cfg Config) *Metrics {
 			Name: "eventshop_commands_total",
 			Help: `Commands (write API requests: POST, PUT, PATCH and DELETE on a route), by command ("METHOD route") and outcome: ok (2xx, 3xx), rejected (4xx), error (5xx).`,
 		}, []string{"command", "outcome"}),
+		notified: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventshop_notifications_total",
+			Help: `Mails the notifier of this process handled, by template and outcome: sent, retrying (an attempt failed, another follows), dead_lettered, duplicate (already sent or failed: a redelivery, skipped).`,
+		}, []string{"template", "outcome"}),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -79,7 +84,7 @@ func New(cfg Config) *Metrics {
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.duration, m.commands,
+		m.requests, m.duration, m.commands, m.notified,
 	)
 	if cfg.Projections != nil {
 		timeout := cfg.ReportTimeout
@@ -89,6 +94,12 @@ func New(cfg Config) *Metrics {
 		m.registry.MustRegister(newProjectionCollector(cfg.Projections, timeout, m.log))
 	}
 	return m
+}
+
+// Notified counts one outcome of the notifier for a mail of template
+// (notifier.Config.Observe).
+func (m *Metrics) Notified(template, outcome string) {
+	m.notified.WithLabelValues(template, outcome).Inc()
 }
 
 // Handler serves the metrics in the Prometheus exposition formats, for

@@ -80,6 +80,7 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 		switch c.Outcome {
 		case ledger.AlreadySent, ledger.AlreadyFailed:
 			n.log.InfoContext(ctx, "notifier: duplicate delivery skipped", "key", key, "status", c.Row.Status)
+			n.cfg.Observe(ml.Template, OutcomeDuplicate)
 			return nil
 		case ledger.Busy:
 			// Another holder, or the wait before a retry: its lease ends it.
@@ -116,6 +117,7 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 				return err
 			}
 			n.log.InfoContext(ctx, "notifier: mail sent", "key", key, "attempt", row.Attempts)
+			n.cfg.Observe(ml.Template, OutcomeSent)
 			return nil
 		case errors.Is(err, mail.ErrTemporary) && row.Attempts < n.cfg.MaxAttempts:
 			wait := n.backoff(row.Attempts - 1)
@@ -125,6 +127,7 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 			}); err2 != nil {
 				return err2
 			}
+			n.cfg.Observe(ml.Template, OutcomeRetrying)
 			if err := n.sleep(ctx, wait); err != nil {
 				return err
 			}
@@ -221,8 +224,10 @@ func (n *Notifier) deadLetter(ctx context.Context, w *kafka.Writer, m kafka.Mess
 		}
 	}
 	if row == nil {
+		n.cfg.Observe("", OutcomeDeadLettered)
 		return nil
 	}
+	n.cfg.Observe(row.Template, OutcomeDeadLettered)
 	_, err := retryLedger(ctx, n, "mark failed", func() (bool, error) {
 		return n.cfg.Ledger.MarkFailed(ctx, row.ID, row.Attempts, reason)
 	})

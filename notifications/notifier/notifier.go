@@ -101,7 +101,19 @@ type Config struct {
 	// DLQTopic receives dead letters; default DefaultDLQTopic.
 	DLQTopic string
 	Logger   *slog.Logger
+	// Observe, when set, is told each outcome of a mail: OutcomeSent,
+	// OutcomeRetrying, OutcomeDeadLettered or OutcomeDuplicate, with the
+	// template ("" for a message dead-lettered before it had one).
+	Observe func(template, outcome string)
 }
+
+// The outcomes Config.Observe is told.
+const (
+	OutcomeSent         = "sent"
+	OutcomeRetrying     = "retrying"
+	OutcomeDeadLettered = "dead_lettered"
+	OutcomeDuplicate    = "duplicate"
+)
 
 // Notifier consumes events and sends their mails.
 type Notifier struct {
@@ -168,6 +180,9 @@ func New(cfg Config) (*Notifier, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(string, string) {}
 	}
 	return &Notifier{cfg: cfg, log: log}, nil
 }

@@ -3,6 +3,7 @@ package notifier_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/eventshop/eventshop/internal/mail"
 	"github.com/eventshop/eventshop/internal/pgtest"
 	"github.com/eventshop/eventshop/internal/smtpsink"
+	"github.com/eventshop/eventshop/internal/testwait"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"
@@ -113,6 +115,13 @@ func (e *env) start() (stop func()) {
 // opt is not nil.
 func (e *env) startWith(opt func(*notifier.Config)) (stop func()) {
 	e.t.Helper()
+	return e.startCtx(context.Background(), opt)
+}
+
+// startCtx is startWith, with the notifier also stopping when parent ends
+// (stop must still be called to wait for it).
+func (e *env) startCtx(parent context.Context, opt func(*notifier.Config)) (stop func()) {
+	e.t.Helper()
 	sender, err := newSender(e.sink.Addr())
 	if err != nil {
 		e.t.Fatal(err)
@@ -137,7 +146,7 @@ func (e *env) startWith(opt func(*notifier.Config)) (stop func()) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	var once sync.Once
@@ -155,7 +164,15 @@ func (e *env) startWith(opt func(*notifier.Config)) (stop func()) {
 
 // publish writes the envelope of an event to its topic, keyed by aggregate
 // id, and returns the message value.
-func (e *env) publish(stream string, v interface{ EventType() string }) []byte {
+func (e *env) publish(stream string, v interface{ EventType() string }, headers ...kafka.Header) []byte {
+	e.t.Helper()
+	value := e.envelope(stream, v)
+	e.write(stream, value, headers...)
+	return value
+}
+
+// envelope returns the message value of a new event v on stream.
+func (e *env) envelope(stream string, v interface{ EventType() string }) []byte {
 	e.t.Helper()
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -168,11 +185,10 @@ func (e *env) publish(stream string, v interface{ EventType() string }) []byte {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.write(stream, value)
 	return value
 }
 
-func (e *env) write(stream string, value []byte) {
+func (e *env) write(stream string, value []byte, headers ...kafka.Header) {
 	e.t.Helper()
 	topic, key, ok := kafkapub.Route(stream)
 	if !ok {
@@ -180,7 +196,7 @@ func (e *env) write(stream string, value []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.writer.WriteMessages(ctx, kafka.Message{Topic: topic, Key: []byte(key), Value: value}); err != nil {
+	if err := e.writer.WriteMessages(ctx, kafka.Message{Topic: topic, Key: []byte(key), Value: value, Headers: headers}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -196,12 +212,14 @@ func (e *env) waitMails(n int) []smtpsink.Message {
 	return msgs
 }
 
-// newUser registers a user (the event) and knows their address.
-func (e *env) newUser(name string) (uuid.UUID, []byte) {
+// newUser registers a user (the event, with headers) and knows their
+// address.
+func (e *env) newUser(name string, headers ...kafka.Header) (uuid.UUID, []byte) {
+	e.t.Helper()
 	id := uuid.Must(uuid.NewV7())
 	email := strings.ToLower(name) + "@example.com"
 	e.users.Store(id, templates.Recipient{Email: email, Name: name})
-	v := e.publish("user-"+id.String(), user.Registered{UserID: id.String(), Email: email, FullName: name, Roles: []string{"customer"}})
+	v := e.publish(user.StreamPrefix+id.String(), user.Registered{UserID: id.String(), Email: email, FullName: name, Roles: []string{"customer"}}, headers...)
 	return id, v
 }
 
@@ -316,4 +334,131 @@ func TestPermanentFailureIsDeadLettered(t *testing.T) {
 		h[notifier.HeaderDLQOffset] != "0" {
 		t.Fatalf("dead letter headers %v", h)
 	}
+}
+
+// publishShop publishes, for users new users named prefix00, prefix01, …,
+// their registration and an order each, paid for the first paid of them,
+// and returns the ledger keys of the mails those events call for. With
+// twice, every message is written a second time right after the first, as
+// a producer retry would.
+func (e *env) publishShop(prefix string, users, paid int, twice bool) []string {
+	e.t.Helper()
+	var keys []string
+	emit := func(stream string, v interface{ EventType() string }) {
+		value := e.publish(stream, v)
+		if twice {
+			e.write(stream, value)
+		}
+		keys = append(keys, e.keyOf(value))
+	}
+	for i := range users {
+		name := fmt.Sprintf("%s%02d", prefix, i)
+		id := uuid.Must(uuid.NewV7())
+		email := strings.ToLower(name) + "@example.com"
+		e.users.Store(id, templates.Recipient{Email: email, Name: name})
+		emit(user.StreamPrefix+id.String(), user.Registered{UserID: id.String(), Email: email, FullName: name, Roles: []string{"customer"}})
+		oid := e.newOrderID(id)
+		stream := order.StreamPrefix + oid
+		emit(stream, created(oid, id))
+		if i < paid {
+			emit(stream, order.Paid{OrderID: oid, PaymentID: "p-" + oid, Amount: 1250, Last4: "4242"})
+		}
+	}
+	return keys
+}
+
+// keyOf returns the ledger key of the mail the event in value calls for.
+func (e *env) keyOf(value []byte) string {
+	e.t.Helper()
+	env, err := kafkapub.Decode(value)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m, ok, err := e.render.Render(env, templates.Recipient{Email: "x@example.com"})
+	if err != nil || !ok {
+		e.t.Fatalf("render %s: %v %v", env.Type, ok, err)
+	}
+	return ledger.Key(uuid.MustParse(env.ID), m.Template)
+}
+
+// messageID returns the Message-ID the notifier gives the mail of key.
+func (e *env) messageID(key string) string {
+	e.t.Helper()
+	s, err := newSender(e.sink.Addr())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s.MessageID(key)
+}
+
+// rows returns every row of the ledger; tests keep to one page of them.
+func (e *env) rows() []ledger.Notification {
+	e.t.Helper()
+	rows, total, err := e.ledger.List(context.Background(), ledger.Query{Limit: ledger.MaxLimit})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if total > len(rows) {
+		e.t.Fatalf("%d ledger rows, more than one page", total)
+	}
+	return rows
+}
+
+// waitAllSent waits until the ledger has a row for each of keys and every
+// row is sent, and returns the rows by key.
+func (e *env) waitAllSent(keys []string, within time.Duration) map[string]ledger.Notification {
+	e.t.Helper()
+	var byKey map[string]ledger.Notification
+	testwait.Until(e.t, within, func() string {
+		rows := e.rows()
+		byKey = map[string]ledger.Notification{}
+		sent := 0
+		for _, r := range rows {
+			byKey[r.Key] = r
+			if r.Status == ledger.StatusSent {
+				sent++
+			}
+		}
+		if len(rows) != len(keys) || sent != len(rows) {
+			return fmt.Sprintf("%d ledger rows, %d sent, want %d sent", len(rows), sent, len(keys))
+		}
+		return ""
+	})
+	for _, k := range keys {
+		r, ok := byKey[k]
+		if !ok {
+			e.t.Fatalf("no ledger row for %s", k)
+		}
+		if r.MessageID != e.messageID(k) {
+			e.t.Errorf("row %s: Message-ID %s, want %s", k, r.MessageID, e.messageID(k))
+		}
+	}
+	return byKey
+}
+
+// countByMessageID counts the mails of each Message-ID.
+func countByMessageID(msgs []smtpsink.Message) map[string]int {
+	n := map[string]int{}
+	for _, m := range msgs {
+		n[m.MessageID]++
+	}
+	return n
+}
+
+// waitRow waits until userID has one ledger row, in status, and returns it.
+func (e *env) waitRow(userID uuid.UUID, status ledger.Status) ledger.Notification {
+	e.t.Helper()
+	var row ledger.Notification
+	testwait.Until(e.t, 30*time.Second, func() string {
+		rows, _, err := e.ledger.List(context.Background(), ledger.Query{UserID: &userID})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].Status != status {
+			return fmt.Sprintf("ledger rows of %s: %+v, want one %s", userID, rows, status)
+		}
+		row = rows[0]
+		return ""
+	})
+	return row
 }

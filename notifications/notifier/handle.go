@@ -22,6 +22,9 @@ import (
 // markSentTimeout bounds recording a sent mail once Run is stopping.
 const markSentTimeout = 10 * time.Second
 
+// sendTimeout bounds one send, which Run stopping lets finish.
+const sendTimeout = 30 * time.Second
+
 // userData is the part of an event's data the notifier reads itself.
 type userData struct {
 	UserID   string `json:"user_id"`
@@ -96,10 +99,16 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 			// Attempts ran out before a crash let the row be dead-lettered.
 			return n.deadLetter(ctx, w, m, &row, row.Attempts, "attempts exhausted")
 		}
-		err = n.cfg.Sender.Send(ctx, mail.Message{
+		// A send that has started runs to its end even when Run is
+		// stopping: aborting it after the server took the message would
+		// leave the row 'sending', and the next member of the group would
+		// send the mail again. A stop waits for it, at most sendTimeout.
+		sctx, cancelSend := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+		err = n.cfg.Sender.Send(sctx, mail.Message{
 			To: address(to), Subject: ml.Subject, Text: ml.Text, HTML: ml.HTML, MessageID: row.MessageID,
 			Headers: map[string]string{"X-Eventshop-Event-ID": env.ID},
 		})
+		cancelSend()
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}

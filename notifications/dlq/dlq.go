@@ -210,7 +210,7 @@ func (r *replayer) run(ctx context.Context, ends map[int]int64, tr *kafka.Transp
 		rd.Close()
 	}()
 	w := &kafka.Writer{
-		Addr: kafka.TCP(r.cfg.Brokers...), Topic: r.cfg.RetryTopic, Balancer: &kafka.Hash{},
+		Addr: kafka.TCP(r.cfg.Brokers...), Topic: r.cfg.RetryTopic, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, Transport: tr,
 	}
 	defer w.Close()

@@ -106,7 +106,7 @@ func newBareEnv(t *testing.T) *env {
 	if e.render, err = templates.New(templates.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	e.writer = &kafka.Writer{Addr: kafka.TCP(e.brokers...), Balancer: &kafka.Hash{},
+	e.writer = &kafka.Writer{Addr: kafka.TCP(e.brokers...), Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	t.Cleanup(func() { e.writer.Close() })
 	return e

@@ -254,7 +254,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 	})
 	defer r.Close()
 	w := &kafka.Writer{
-		Addr: kafka.TCP(n.cfg.Brokers...), Topic: n.cfg.DLQTopic, Balancer: &kafka.Hash{},
+		Addr: kafka.TCP(n.cfg.Brokers...), Topic: n.cfg.DLQTopic, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond,
 	}
 	defer w.Close()

@@ -11,10 +11,11 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/eventshop/eventshop/internal/kafkalog"
 
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 )
@@ -196,28 +197,15 @@ type source interface {
 	close()
 }
 
-// kafkaLog passes kafka-go's error log to slog until the source closes:
-// closing makes the readers fail what they were doing, which is no news.
-type kafkaLog struct {
-	log     *slog.Logger
-	closing atomic.Bool
-}
-
-func (k *kafkaLog) Printf(msg string, args ...any) {
-	if !k.closing.Load() {
-		k.log.Warn("kafka: " + fmt.Sprintf(msg, args...))
-	}
-}
-
 // groupSource is a consumer group member: Kafka assigns it partitions and
 // keeps its committed offsets.
 type groupSource struct {
 	r   *kafka.Reader
-	log *kafkaLog
+	log *kafkalog.Logger
 }
 
 func newGroupSource(o consumeOptions, log *slog.Logger) *groupSource {
-	klog := &kafkaLog{log: log}
+	klog := kafkalog.New(log, "kafka: ")
 	start := kafka.LastOffset
 	if o.fromBeginning {
 		start = kafka.FirstOffset
@@ -249,14 +237,14 @@ func (g *groupSource) commit(ctx context.Context, m kafka.Message) error {
 }
 
 func (g *groupSource) close() {
-	g.log.closing.Store(true)
+	g.log.Closing()
 	g.r.Close()
 }
 
 // partitionSource reads every partition of the topics, one reader each,
 // with no group and no commits.
 type partitionSource struct {
-	log     *kafkaLog
+	log     *kafkalog.Logger
 	readers []*kafka.Reader
 	msgs    chan kafka.Message
 	errs    chan error
@@ -275,7 +263,7 @@ func newPartitionSource(ctx context.Context, o consumeOptions, log *slog.Logger)
 		return nil, fmt.Errorf("consume: topics %s: %w", strings.Join(o.topics, ","), err)
 	}
 	rctx, stop := context.WithCancel(ctx)
-	s := &partitionSource{log: &kafkaLog{log: log}, msgs: make(chan kafka.Message), errs: make(chan error, 1), cancel: stop}
+	s := &partitionSource{log: kafkalog.New(log, "kafka: "), msgs: make(chan kafka.Message), errs: make(chan error, 1), cancel: stop}
 	for _, t := range md.Topics {
 		if t.Error != nil {
 			s.close()
@@ -338,7 +326,7 @@ func (s *partitionSource) commit(context.Context, kafka.Message) error { return 
 // close stops the readers, all at once: each may take up to MaxWait to
 // notice, as its fetch in flight is not interrupted.
 func (s *partitionSource) close() {
-	s.log.closing.Store(true)
+	s.log.Closing()
 	s.cancel()
 	for _, r := range s.readers {
 		s.wg.Go(func() { r.Close() })

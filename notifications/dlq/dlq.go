@@ -55,12 +55,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/eventshop/eventshop/internal/kafkalog"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
@@ -194,7 +194,7 @@ type replayer struct {
 // run consumes the dead-letter topic as the group until every partition
 // of ends is handled up to its end.
 func (r *replayer) run(ctx context.Context, ends map[int]int64, tr *kafka.Transport) (Result, error) {
-	klog := &kafkaLog{log: r.log}
+	klog := kafkalog.New(r.log, "kafka: ")
 	rd := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: r.cfg.Brokers, GroupID: r.cfg.GroupID, GroupTopics: []string{r.cfg.DLQTopic},
 		StartOffset: kafka.FirstOffset,
@@ -206,7 +206,7 @@ func (r *replayer) run(ctx context.Context, ends map[int]int64, tr *kafka.Transp
 		ErrorLogger: klog,
 	})
 	defer func() {
-		klog.closing.Store(true)
+		klog.Closing()
 		rd.Close()
 	}()
 	w := &kafka.Writer{
@@ -357,17 +357,4 @@ func header(m kafka.Message, key string) string {
 // where names m in errors: topic/partition@offset.
 func where(m kafka.Message) string {
 	return m.Topic + "/" + strconv.Itoa(m.Partition) + "@" + strconv.FormatInt(m.Offset, 10)
-}
-
-// kafkaLog passes kafka-go's error log to slog until the reader closes:
-// closing makes it fail what it was doing, which is no news.
-type kafkaLog struct {
-	log     *slog.Logger
-	closing atomic.Bool
-}
-
-func (k *kafkaLog) Printf(msg string, args ...any) {
-	if !k.closing.Load() {
-		k.log.Warn("kafka: " + fmt.Sprintf(msg, args...))
-	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/eventshop/eventshop/internal/kafkalog"
 	"github.com/eventshop/eventshop/internal/mail"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/templates"
@@ -240,6 +241,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	klog := kafkalog.New(n.log, "notifier: kafka: ")
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: n.cfg.Brokers, GroupID: n.cfg.GroupID, GroupTopics: n.cfg.Topics,
 		StartOffset: kafka.FirstOffset,
@@ -248,11 +250,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 		MinBytes:       1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond,
 		SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second,
 		HeartbeatInterval: time.Second, JoinGroupBackoff: time.Second,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			n.log.Warn("notifier: kafka: " + fmt.Sprintf(msg, args...))
-		}),
+		ErrorLogger: klog,
 	})
-	defer r.Close()
+	defer func() { klog.Closing(); r.Close() }()
 	w := &kafka.Writer{
 		Addr: kafka.TCP(n.cfg.Brokers...), Topic: n.cfg.DLQTopic, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond,

@@ -92,6 +92,9 @@ Commands:
                                       replayed (default eventshop-dlq-replay)
                   --settle-timeout D  how long to wait for an attempt in
                                       flight on an event (default 2m)
+  healthcheck   ask the process on HTTP_ADDR for /readyz (or the path
+                given, such as /healthz) and exit 0 on 200: the health
+                check of the container image, which has no shell
   help          show this text
 
 Configuration is read from the environment; see the README.
@@ -135,6 +138,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return consume(ctx, cfg, log, args[1:], stdout, stderr)
 	case "dlq":
 		return dlqCommand(ctx, cfg, log, args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, cfg, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -134,16 +135,32 @@ func TestServeHealthAndReadiness(t *testing.T) {
 		t.Fatalf("/readyz: %d %v", code, body)
 	}
 	checks, _ := body["checks"].(map[string]any)
-	for _, dep := range []string{"eventstore", "redis", "readmodels", "mongodb", "kafka"} {
+	for _, dep := range []string{"eventstore", "redis", "readmodels", "mongodb", "kafka", "smtp"} {
 		if checks[dep] != "ok" {
 			t.Errorf("/readyz checks %s: %v", dep, checks[dep])
 		}
+	}
+	// `eventshop healthcheck`, the container's health check, asks the
+	// same process (a wildcard HTTP_ADDR is asked on loopback).
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+	probe := func(args ...string) error {
+		env := map[string]string{"HTTP_ADDR": "0.0.0.0:" + port}
+		return run(context.Background(), append([]string{"healthcheck"}, args...), func(k string) string { return env[k] }, io.Discard, io.Discard)
+	}
+	if err := probe(); err != nil {
+		t.Errorf("healthcheck of a ready server: %v", err)
+	}
+	if err := probe("/no-such-path"); err == nil {
+		t.Error("healthcheck of a path answering 404 succeeded")
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("graceful shutdown: %v", err)
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Fatal("server still answers after shutdown")
+	}
+	if err := probe("/healthz"); err == nil {
+		t.Error("healthcheck of a stopped server succeeded")
 	}
 }
 

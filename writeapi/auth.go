@@ -46,7 +46,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account := strings.ToLower(strings.TrimSpace(body.Email))
-	ip := s.clientIP(r)
+	ip := auth.ClientIP(r, s.trustProxy)
 	// The attempt is counted before the password is checked, atomically,
 	// so concurrent guesses cannot slip under the limit together.
 	retry, err := s.logins.Attempt(r.Context(), account, ip)

@@ -3,7 +3,6 @@ package writeapi
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -114,21 +113,6 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		ctx = correlation.With(ctx, ids)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
-}
-
-// clientIP is who is calling, for login throttling.
-func (s *Server) clientIP(r *http.Request) string {
-	if s.trustProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			parts := strings.Split(xff, ",")
-			return strings.TrimSpace(parts[len(parts)-1])
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // requireRole is function-level authorization: the caller must hold one of

@@ -31,7 +31,8 @@ type Config struct {
 	Log         *slog.Logger
 	// TrustProxy takes the client's address, for login throttling, from
 	// the last X-Forwarded-For entry (the one a trusted proxy in front
-	// appended) instead of the connection's remote address.
+	// appended) instead of the connection's remote address; see
+	// auth.ClientIP.
 	TrustProxy bool
 }
 

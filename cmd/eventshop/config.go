@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventshop/eventshop/internal/gateway"
+	"github.com/eventshop/eventshop/writeapi"
 )
 
 // config is everything the environment can set.
@@ -30,6 +33,15 @@ type config struct {
 	LoginPerIP      int
 	LoginWindow     time.Duration
 	TrustProxy      bool
+
+	// The gateway in front of every route (internal/gateway): rate limits
+	// per client IP (0 disables one), CORS origins (none: no CORS), and the
+	// body limit.
+	RateLimitPerSecond     int
+	RateLimitBurst         int
+	AuthRateLimitPerMinute int
+	CORSAllowedOrigins     []string
+	MaxBodyBytes           int64
 
 	AdminEmail    string
 	AdminPassword string
@@ -67,6 +79,17 @@ type config struct {
 	ShopCurrency string
 }
 
+// The gateway's default rate limits per client IP. The general one only
+// stops floods (a page load, or a test suite from one address, stays far
+// below it); the one on sign-in, sign-up and refresh bounds the
+// password-hashing work and account creation one address can cause, while
+// an office behind one NAT address can still sign in. Failed sign-ins have
+// their own, tighter limits (LOGIN_FAILURES_PER_*).
+const (
+	defaultRatePerSecond     = 50
+	defaultAuthRatePerMinute = 60
+)
+
 // defaultDatabaseURL is the local server with trust auth, as `make services` sets up.
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/eventshop?sslmode=disable"
 
@@ -92,6 +115,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		return n
 	}
+	// rate is a limit where 0 turns it off.
+	rate := func(key string, def int) int {
+		n, err := strconv.Atoi(get(key, strconv.Itoa(def)))
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Sprintf("%s: want a whole number such as %d, or 0 for no limit", key, def))
+		}
+		return n
+	}
 	cfg := config{
 		HTTPAddr:        get("HTTP_ADDR", "127.0.0.1:8080"),
 		DatabaseURL:     get("DATABASE_URL", defaultDatabaseURL),
@@ -110,6 +141,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		LoginPerIP:      num("LOGIN_FAILURES_PER_IP", 20),
 		LoginWindow:     dur("LOGIN_FAILURE_WINDOW", "15m"),
 		TrustProxy:      get("TRUST_PROXY_HEADERS", "false") == "true",
+
+		RateLimitPerSecond:     rate("RATE_LIMIT_PER_SECOND", defaultRatePerSecond),
+		AuthRateLimitPerMinute: rate("AUTH_RATE_LIMIT_PER_MINUTE", defaultAuthRatePerMinute),
+		MaxBodyBytes:           int64(num("MAX_BODY_BYTES", writeapi.MaxBodyBytes)),
+
 		AdminEmail:      get("ADMIN_EMAIL", ""),
 		AdminPassword:   getenv("ADMIN_PASSWORD"),
 		DataDir:         get("DATA_DIR", ".data"),
@@ -139,6 +175,23 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if b = strings.TrimSpace(b); b != "" {
 			cfg.KafkaBrokers = append(cfg.KafkaBrokers, b)
 		}
+	}
+	// The burst defaults to two seconds' worth of the rate.
+	cfg.RateLimitBurst = num("RATE_LIMIT_BURST", max(2*cfg.RateLimitPerSecond, 1))
+	if cfg.MaxBodyBytes > writeapi.MaxBodyBytes {
+		// The write API reads JSON bodies through its own 1 MiB limit
+		// (API.md), so a larger gateway limit would promise what it cannot
+		// keep.
+		errs = append(errs, fmt.Sprintf("MAX_BODY_BYTES: at most %d (1 MiB, the write API's own limit)", writeapi.MaxBodyBytes))
+	}
+	for _, o := range strings.Split(get("CORS_ALLOWED_ORIGINS", ""), ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if err := gateway.CheckOrigin(o); err != nil {
+			errs = append(errs, "CORS_ALLOWED_ORIGINS: "+strings.TrimPrefix(err.Error(), "gateway: "))
+		}
+		cfg.CORSAllowedOrigins = append(cfg.CORSAllowedOrigins, o)
 	}
 	cfg.EventStoreURL = get("EVENTSTORE_URL", cfg.DatabaseURL)
 	if err := cfg.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {

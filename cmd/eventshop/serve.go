@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/eventshop/eventshop/internal/gateway"
 	"github.com/eventshop/eventshop/internal/problem"
 	"github.com/eventshop/eventshop/projections"
 	"github.com/eventshop/eventshop/writeapi"
@@ -63,12 +65,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 		}
 	}
 
+	gw, err := newGateway(a, cfg, log)
+	if err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           routes(a, log, m),
+		Handler:           routes(a, gw, log, m),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -174,9 +181,28 @@ func keepRunning(ctx context.Context, log *slog.Logger, what string, run func(co
 // processManagerLock names the lock of the order process manager.
 const processManagerLock = "saga.orders"
 
-// routes is every route m serves, on one router: read and write routes
-// share patterns (GET and POST /api/orders).
-func routes(a *app, log *slog.Logger, m mode) http.Handler {
+// newGateway is the gateway in front of every route (internal/gateway):
+// security headers and the body limit always; where an API is served (and
+// so Redis is at hand), the rate limits per client IP and CORS too.
+func newGateway(a *app, cfg config, log *slog.Logger) (*gateway.Gateway, error) {
+	gc := gateway.Config{
+		KeyPrefix: cfg.RedisPrefix, TrustProxy: cfg.TrustProxy, MaxBodyBytes: cfg.MaxBodyBytes,
+		// The interactive API reference loads its own scripts, styles and
+		// the OpenAPI document.
+		PathCSP: map[string]string{"/docs": gateway.DocsCSP},
+	}
+	var rdb redis.UniversalClient // a nil *redis.Client would not be a nil interface
+	if a.redis != nil {
+		rdb = a.redis
+		gc.PerSecond, gc.Burst, gc.AuthPerMinute = cfg.RateLimitPerSecond, cfg.RateLimitBurst, cfg.AuthRateLimitPerMinute
+		gc.AllowedOrigins = cfg.CORSAllowedOrigins
+	}
+	return gateway.New(gc, rdb, log)
+}
+
+// routes is every route m serves, on one router (read and write routes
+// share patterns: GET and POST /api/orders), behind the gateway.
+func routes(a *app, gw *gateway.Gateway, log *slog.Logger, m mode) http.Handler {
 	r := chi.NewRouter()
 	r.Use(a.metrics.Middleware, writeapi.Middleware(log))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -241,7 +267,7 @@ func routes(a *app, log *slog.Logger, m mode) http.Handler {
 	if m.read {
 		a.reads.Routes(r, a.api.Authenticate)
 	}
-	return r
+	return gw.Middleware(r)
 }
 
 // embedded marks an address in the start banner as the embedded stand-in.

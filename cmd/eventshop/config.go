@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -94,13 +95,14 @@ const (
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/eventshop?sslmode=disable"
 
 func loadConfig(getenv func(string) string) (config, error) {
+	var errs []string
+	getenv = withFiles(getenv, &errs)
 	get := func(key, def string) string {
 		if v := strings.TrimSpace(getenv(key)); v != "" {
 			return v
 		}
 		return def
 	}
-	var errs []string
 	dur := func(key, def string) time.Duration {
 		d, err := time.ParseDuration(get(key, def))
 		if err != nil || d <= 0 {
@@ -201,4 +203,28 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return config{}, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}
 	return cfg, nil
+}
+
+// withFiles returns getenv in which any variable NAME may instead be given
+// as NAME_FILE, the path of a file holding the value (trailing newlines
+// dropped): Docker and Kubernetes secrets are mounted as files. Setting
+// both, or a file that cannot be read, adds to errs a message naming the
+// variable, never the value.
+func withFiles(getenv func(string) string, errs *[]string) func(string) string {
+	return func(key string) string {
+		path := strings.TrimSpace(getenv(key + "_FILE"))
+		if path == "" {
+			return getenv(key)
+		}
+		if getenv(key) != "" {
+			*errs = append(*errs, key+" and "+key+"_FILE are both set; set one")
+			return ""
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			*errs = append(*errs, key+"_FILE: "+err.Error())
+			return ""
+		}
+		return strings.TrimRight(string(b), "\r\n")
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -251,6 +253,33 @@ func TestConfigErrorsHideSecrets(t *testing.T) {
 		err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
 		if err == nil || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("EVENTSTORE_URL %q: error %v, want one without the password", v, err)
+		}
+	}
+}
+
+// TestConfigFromFiles: any variable may come from NAME_FILE (a mounted
+// secret), trailing newline dropped; both set, or an unreadable file, is
+// an error that names the variable and not the value.
+func TestConfigFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	secret := strings.Repeat("s3cret-", 6)
+	path := filepath.Join(dir, "jwt")
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(func(k string) string {
+		return map[string]string{"JWT_SECRET_FILE": path, "SMTP_TIMEOUT": "3s"}[k]
+	})
+	if err != nil || cfg.JWTSecret != secret || cfg.SMTPTimeout != 3*time.Second {
+		t.Fatalf("JWT_SECRET_FILE: secret %q, err %v", cfg.JWTSecret, err)
+	}
+	for what, env := range map[string]map[string]string{
+		"both":       {"JWT_SECRET": secret, "JWT_SECRET_FILE": path},
+		"unreadable": {"JWT_SECRET_FILE": filepath.Join(dir, "missing")},
+	} {
+		_, err := loadConfig(func(k string) string { return env[k] })
+		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET") || strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: error %v, want one naming JWT_SECRET without its value", what, err)
 		}
 	}
 }

@@ -66,6 +66,7 @@ type server struct {
 	t    *testing.T
 	base string
 	env  map[string]string
+	mode string // the subcommand: serve, writeapi, readapi, projector
 	http *http.Client
 	stop func() error // stops the program early (it is stopped when t ends anyway)
 }
@@ -75,7 +76,11 @@ type server struct {
 func startServer(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
 	base, stop := startRun(t, env, args...)
-	return &server{t: t, base: base, env: env, http: &http.Client{Timeout: 60 * time.Second}, stop: stop}
+	mode := "serve"
+	if len(args) > 0 {
+		mode = args[0]
+	}
+	return &server{t: t, base: base, env: env, mode: mode, http: &http.Client{Timeout: 60 * time.Second}, stop: stop}
 }
 
 // newE2E starts `eventshop serve` (demo data seeded) with e2eEnv(kv...).
@@ -103,19 +108,24 @@ type rawBody []byte
 // do sends a request. body is nil (no body), rawBody (sent as is) or a
 // value sent as JSON; a body goes with Content-Type: application/json
 // unless hdr names another. token, when set, is sent as a Bearer token.
-// hdr is header name/value pairs.
+// hdr is header name/value pairs. The request and its answer are checked
+// against docs/openapi.yaml (checkContract): an answer the document does
+// not describe fails the test.
 func (s *server) do(method, path, token string, body any, hdr ...string) *response {
 	s.t.Helper()
 	var rd io.Reader
+	var sent []byte
 	switch b := body.(type) {
 	case nil:
 	case rawBody:
+		sent = b
 		rd = bytes.NewReader(b)
 	default:
 		buf, err := json.Marshal(b)
 		if err != nil {
 			s.t.Fatalf("encode %s %s body: %v", method, path, err)
 		}
+		sent = buf
 		rd = bytes.NewReader(buf)
 	}
 	req, err := http.NewRequest(method, s.base+path, rd)
@@ -148,6 +158,7 @@ func (s *server) do(method, path, token string, body any, hdr ...string) *respon
 			s.t.Fatalf("%s %s: answer is not JSON: %v: %s", method, path, err, raw)
 		}
 	}
+	s.checkContract(req, sent, r)
 	return r
 }
 

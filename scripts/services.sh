@@ -4,8 +4,9 @@
 # 127.0.0.1:6379. Starts them if installed but stopped; on Debian as root,
 # installs them if absent; otherwise says what to install and fails.
 # Also installs kcat, the outside Kafka client some tests read the
-# published topics with, when it can (best effort: without it those tests
-# skip).
+# published topics with, and nginx, which the gateway tests run
+# deploy/nginx's configuration on, when it can (best effort: without them
+# those tests skip).
 # Set EVENTSHOP_SKIP_SERVICES=1 to manage them yourself.
 #
 # Usage: services.sh [--cc] [DATABASE...]
@@ -117,6 +118,22 @@ kcat_up() {
 	apt_install kcat || say "could not install kcat: the tests that read Kafka topics with it will skip"
 }
 
+# nginx_up installs nginx when it is missing and can be installed; it never
+# fails the script. The tests start nginx themselves, on a port and a
+# directory of their own: the package's service is not started here
+# (RUNLEVEL=1 keeps invoke-rc.d from starting it where there is no systemd).
+nginx_up() {
+	if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then
+		return 0
+	fi
+	if ! can_install; then
+		say "nginx not found: the gateway tests will skip (install nginx to run them)"
+		return 0
+	fi
+	RUNLEVEL=1 apt_install nginx || RUNLEVEL=1 apt_install nginx-light ||
+		say "could not install nginx: the gateway tests will skip"
+}
+
 databases=()
 for arg in "$@"; do
 	case "$arg" in
@@ -127,4 +144,5 @@ done
 postgres_up
 redis_up
 kcat_up
+nginx_up
 for db in ${databases[@]+"${databases[@]}"}; do ensure_db "$db"; done

@@ -61,7 +61,9 @@ Commands:
                 DATABASE_URL, with health and metrics on HTTP_ADDR
   create-admin  register ADMIN_EMAIL with ADMIN_PASSWORD (or take the
                 existing user) and make it an admin, then exit
-  migrate       apply the event store's migrations and exit
+  migrate       apply the event store's migrations and create the
+                PostgreSQL schemas on DATABASE_URL (read models,
+                checkpoints, notification ledger), then exit
   replay        bring projections up to date with the log, or with
                 --from-scratch rebuild them into a shadow copy swapped
                 in when caught up, with progress; exits when done
@@ -128,12 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "create-admin":
 		return createAdmin(ctx, cfg, log, stdout)
 	case "migrate":
-		store, err := openStore(ctx, cfg.EventStoreURL, log)
-		if err != nil {
-			return err
-		}
-		log.Info("event store migrated", "eventstore", redactURL(cfg.EventStoreURL))
-		return store.Close()
+		return migrate(ctx, cfg, log)
 	case "consume":
 		return consume(ctx, cfg, log, args[1:], stdout, stderr)
 	case "dlq":

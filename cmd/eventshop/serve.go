@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventshop/eventshop/docs"
 	"github.com/eventshop/eventshop/internal/gateway"
 	"github.com/eventshop/eventshop/internal/problem"
 	"github.com/eventshop/eventshop/projections"
@@ -204,7 +205,7 @@ func newGateway(a *app, cfg config, log *slog.Logger) (*gateway.Gateway, error) 
 // share patterns: GET and POST /api/orders), behind the gateway.
 func routes(a *app, gw *gateway.Gateway, log *slog.Logger, m mode) http.Handler {
 	r := chi.NewRouter()
-	r.Use(a.metrics.Middleware, writeapi.Middleware(log))
+	r.Use(a.metrics.Middleware)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.New(http.StatusNotFound, "no such route"))
 	})
@@ -256,6 +257,9 @@ func routes(a *app, gw *gateway.Gateway, log *slog.Logger, m mode) http.Handler 
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": checks})
 	})
+	if m.write || m.read {
+		docs.Routes(r) // GET /openapi.json, GET /docs, GET /docs/{file}
+	}
 	if a.sink != nil {
 		// The local run's captured mail; the sink is only ever started
 		// there.
@@ -267,7 +271,9 @@ func routes(a *app, gw *gateway.Gateway, log *slog.Logger, m mode) http.Handler 
 	if m.read {
 		a.reads.Routes(r, a.api.Authenticate)
 	}
-	return gw.Middleware(r)
+	// The correlation id and panic recovery go outermost, so the
+	// gateway's own answers (413, 429) carry an X-Correlation-ID too.
+	return writeapi.Middleware(log)(gw.Middleware(r))
 }
 
 // embedded marks an address in the start banner as the embedded stand-in.

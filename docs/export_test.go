@@ -1,0 +1,4 @@
+package docs
+
+// YAMLToJSON is yamlToJSON, for the external tests.
+var YAMLToJSON = yamlToJSON

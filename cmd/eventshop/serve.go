@@ -89,6 +89,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 	if m.write || m.read {
 		fmt.Fprintf(stdout, "  api        %s/api\n", base)
 	}
+	if m.write || m.read {
+		fmt.Fprintf(stdout, "  docs       %s/docs (OpenAPI: %s/openapi.json)\n", base, base)
+	}
 	if m.read {
 		fmt.Fprintf(stdout, "  admin      %s/api/admin/projections\n", base)
 	}

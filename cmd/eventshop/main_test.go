@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"github.com/eventshop/eventshop/internal/esdbtest"
 	"github.com/eventshop/eventshop/internal/pgtest"
 	"github.com/eventshop/eventshop/internal/redistest"
+	"github.com/eventshop/eventshop/internal/syncbuf"
 )
 
 // startRun runs the real program with env and args (default "serve") and
@@ -33,7 +33,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) (string, func
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, args, func(k string) string { return env[k] }, pw, logs)
@@ -59,7 +59,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) (string, func
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
-			t.Logf("log of eventshop %s (last 16 KiB):\n%s", args[0], logs.tail(16<<10))
+			t.Logf("log of eventshop %s (last 16 KiB):\n%s", args[0], tail(logs.String(), 16<<10))
 		}
 	})
 	select {
@@ -74,28 +74,6 @@ func startRun(t *testing.T, env map[string]string, args ...string) (string, func
 		t.Fatal("run did not print its URL within 30s")
 	}
 	return "", nil
-}
-
-// lockedBuffer collects the program's log, written from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if len(s) > n {
-		s = s[len(s)-n:]
-	}
-	return s
 }
 
 // isolated adds to env what keeps a run of the program to itself: a data
@@ -309,4 +287,12 @@ func TestMigrate(t *testing.T) {
 			t.Errorf("after migrate, %s is missing (%v)", table, err)
 		}
 	}
+}
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		s = s[len(s)-n:]
+	}
+	return s
 }

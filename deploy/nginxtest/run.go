@@ -2,17 +2,17 @@ package nginxtest
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventshop/eventshop/internal/syncbuf"
 )
 
 // Gateway is nginx running in the foreground on deploy/nginx's
@@ -23,8 +23,8 @@ type Gateway struct {
 	Addr string
 
 	t      testing.TB
-	stdout *lockedBuffer // the access log
-	stderr *lockedBuffer // the error log
+	stdout *syncbuf.Buffer // the access log
+	stderr *syncbuf.Buffer // the error log
 }
 
 // Start installs the configuration, rendered with env, into a temporary
@@ -64,7 +64,7 @@ func start(t testing.TB, bin string, env map[string]string) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Addr: env["GATEWAY_LISTEN"], t: t, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
+	g := &Gateway{Addr: env["GATEWAY_LISTEN"], t: t, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}}
 	g.URL = "http://" + g.Addr
 	cmd := exec.Command(bin, args(dir, conf, "-g", "daemon off;")...)
 	cmd.Stdout, cmd.Stderr = g.stdout, g.stderr
@@ -169,20 +169,3 @@ func (g *Gateway) WaitLog(within time.Duration, match func(line map[string]any) 
 
 // ErrorLog is what nginx wrote to stderr so far.
 func (g *Gateway) ErrorLog() string { return g.stderr.String() }
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

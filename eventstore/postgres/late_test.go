@@ -1,12 +1,10 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/syncbuf"
 )
 
 func openStore(t *testing.T, url string, opts Options) *Store {
@@ -166,7 +165,7 @@ func TestAbortedAppend(t *testing.T) {
 // While held, a warning names the transaction that holds the readers.
 func TestHeldByOtherTransaction(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s := openStore(t, url, Options{PollInterval: time.Hour, HeldWarning: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	p := eventstoretest.Prefix(t)
@@ -233,22 +232,4 @@ func TestCrossProcessWake(t *testing.T) {
 			t.Fatalf("event %d: got %s", i, e.Type)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a logger and a test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

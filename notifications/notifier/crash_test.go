@@ -3,7 +3,6 @@
 package notifier_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/internal/mail"
+	"github.com/eventshop/eventshop/internal/syncbuf"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"
@@ -151,7 +150,7 @@ type child struct {
 	t     *testing.T
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	out   *syncBuffer
+	out   *syncbuf.Buffer
 	done  chan struct{} // closed once the process is reaped
 	err   error         // cmd.Wait's, once done is closed
 	// windowFile is childConfig.WindowFile.
@@ -183,7 +182,7 @@ func (e *env) startChild(crashAfter int) *child {
 	if b, err = json.Marshal(cfg); err != nil {
 		e.t.Fatal(err)
 	}
-	c := &child{t: e.t, out: &syncBuffer{}, done: make(chan struct{}), windowFile: cfg.WindowFile}
+	c := &child{t: e.t, out: &syncbuf.Buffer{}, done: make(chan struct{}), windowFile: cfg.WindowFile}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^TestNotifierChildProcess$", "-test.timeout=5m")
 	c.cmd.Env = append(os.Environ(), childEnv+"="+string(b))
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
@@ -257,24 +256,6 @@ func (c *child) kill() {
 func killedBySIGKILL(s *os.ProcessState) bool {
 	ws, ok := s.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
-}
-
-// syncBuffer is a bytes.Buffer safe for the copying goroutines of exec.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestCrashAfterSendBeforeMarkSent kills the notifier exactly in the one

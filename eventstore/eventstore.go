@@ -243,3 +243,15 @@ func matchAny(prefixes []string, s string) bool {
 
 // StreamName joins an aggregate kind and id into a stream id, such as "order-<id>".
 func StreamName(kind, id string) string { return fmt.Sprintf("%s-%s", kind, id) }
+
+// Counter is implemented by stores that can count the events of the log
+// after a position without reading them: the PostgreSQL and in-memory
+// stores. Readers that measure how far behind they are use it where the
+// store has it (a projection's lag), and read the log otherwise.
+type Counter interface {
+	// CountAfter counts the events after from that match filter, up to
+	// limit (a count that reaches limit stops there), and returns the
+	// position of the last of them (from when none). It counts what
+	// ReadAll would deliver now. Errors: ErrInvalidArgument, the store's.
+	CountAfter(ctx context.Context, from Position, filter Filter, limit int64) (n int64, last Position, err error)
+}

@@ -4,23 +4,68 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/eventshop/eventshop/eventstore"
 )
 
+// step is what one transaction of the live model does: apply events, add
+// entries to the parked list, drop or mark entries, and move the
+// checkpoint to to (which may be where it is).
+type step struct {
+	apply   []eventstore.Event
+	park    []parkRow
+	unpark  []uuid.UUID // entries to drop: their events applied
+	skipped []uuid.UUID // entries an admin asked to skip, now skipped
+	to      eventstore.Position
+}
+
+// plan is the step of a batch that follows the checkpoint: events of
+// parked streams join the parked list, events admins skipped pass, the
+// rest are applied.
+func (r *Runner) plan(batch []eventstore.Event) step {
+	st := step{to: batch[len(batch)-1].Position}
+	for i := range batch {
+		e := &batch[i]
+		switch {
+		case r.isSkipped(e.ID):
+		case r.parked.streams[e.StreamID] > 0:
+			st.park = append(st.park, parkRow{e: e, status: ParkedStatusParked})
+		default:
+			st.apply = append(st.apply, *e)
+		}
+	}
+	if len(st.apply) == len(batch) {
+		st.apply = batch // no copy for the common case
+	}
+	return st
+}
+
+func (r *Runner) isSkipped(id uuid.UUID) bool {
+	_, ok := r.parked.skipped[id]
+	return ok
+}
+
 // applyBatch applies batch, which follows the checkpoint from, and returns
 // the new checkpoint. When the batch fails it is rolled back and its
 // events are applied one at a time, so the events before a failing one
-// are applied and the failing one is found, named in Status and retried
-// with backoff until it applies or ctx ends. It never skips an event.
+// are applied and the failing one is found, named in Status, and retried
+// with backoff until it applies, is parked, or halts the projection (see
+// park.go). It never skips an event an admin did not skip.
 // Errors: errFenced; errRebuildReady when it is stuck on an event and a
 // rebuild is ready to replace the model; ctx's when it ends.
 func (r *Runner) applyBatch(ctx context.Context, from eventstore.Position, batch []eventstore.Event) (eventstore.Position, error) {
-	err := r.commit(ctx, from, batch)
+	st := r.plan(batch)
+	err := r.commit(ctx, from, st)
 	if err == nil {
-		r.applied(batch)
-		return batch[len(batch)-1].Position, nil
+		r.stepped(st)
+		return st.to, nil
 	}
 	if ctx.Err() != nil || errors.Is(err, errFenced) {
 		return from, err
@@ -30,37 +75,114 @@ func (r *Runner) applyBatch(ctx context.Context, from eventstore.Position, batch
 			"events", len(batch), "from", from.String(), "error", err)
 	}
 	for i := range batch {
-		one := batch[i : i+1]
-		for attempt := 0; ; attempt++ {
-			err := r.commit(ctx, from, one)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil || errors.Is(err, errFenced) {
-				return from, err
-			}
-			r.failed(err, &batch[i])
-			if r.readyRebuild() != nil {
-				return from, errRebuildReady
-			}
-			if err := sleep(ctx, r.backoff(attempt)); err != nil {
-				return from, err
-			}
+		next, err := r.applyOne(ctx, from, &batch[i])
+		if err != nil {
+			return from, err
 		}
-		r.applied(one)
-		from = batch[i].Position
+		from = next
 	}
 	return from, nil
 }
 
-// commit applies batch and moves the checkpoint from from to its last
-// event, in one transaction.
+// applyOne applies e, which follows the checkpoint from, on its own, and
+// returns the new checkpoint: e's position once e is applied, parked or
+// skipped.
+func (r *Runner) applyOne(ctx context.Context, from eventstore.Position, e *eventstore.Event) (eventstore.Position, error) {
+	if st := r.plan([]eventstore.Event{*e}); len(st.apply) == 0 {
+		if err := r.commit(ctx, from, st); err != nil {
+			return from, err
+		}
+		r.stepped(st)
+		return st.to, nil
+	}
+	for attempt := 1; ; attempt++ {
+		// A halted event that applies at last leaves the list.
+		err := r.commit(ctx, from, step{apply: []eventstore.Event{*e}, unpark: []uuid.UUID{e.ID}, to: e.Position})
+		if err == nil {
+			r.stepped(step{apply: []eventstore.Event{*e}, to: e.Position})
+			return e.Position, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, errFenced) {
+			return from, err
+		}
+		r.failed(err, e)
+		if r.readyRebuild() != nil {
+			return from, errRebuildReady
+		}
+		poison := attempt >= r.opts.ParkAfter && !isTransient(err)
+		switch {
+		case poison && r.policy == PolicyPark && r.parkRun < maxParkRun:
+			park := step{park: []parkRow{{e: e, status: ParkedStatusParked, err: err.Error(), attempts: attempt}}, to: e.Position}
+			perr := r.commit(ctx, from, park)
+			if perr == nil {
+				r.stepped(park)
+				r.log.Warn("projection parked an event and its stream", "event_id", e.ID.String(), "stream", e.StreamID,
+					"version", e.Version, "type", e.Type, "attempts", attempt, "error", err)
+				return e.Position, nil
+			}
+			if ctx.Err() != nil || errors.Is(perr, errFenced) {
+				return from, perr
+			}
+		case poison && r.policy == PolicyHalt:
+			skip, err := r.halt(ctx, from, e, err, attempt)
+			if err != nil {
+				return from, err
+			}
+			if skip {
+				return e.Position, nil
+			}
+			continue
+		}
+		if err := sleep(ctx, r.backoff(attempt-1)); err != nil {
+			return from, err
+		}
+	}
+}
+
+// halt records that the projection stopped on e, and waits for the next
+// attempt: a backoff, or sooner when an admin asks for a retry or a skip.
+// skip reports that e was skipped (the checkpoint is past it).
+func (r *Runner) halt(ctx context.Context, from eventstore.Position, e *eventstore.Event, cause error, attempt int) (skip bool, err error) {
+	rec := step{park: []parkRow{{e: e, status: ParkedStatusHalted, err: cause.Error(), attempts: 1}}, to: from}
+	if err := r.commit(ctx, from, rec); err != nil && (ctx.Err() != nil || errors.Is(err, errFenced)) {
+		return false, err
+	}
+	r.mu.Lock()
+	r.status.State = StateHalted
+	r.mu.Unlock()
+	t := time.NewTimer(r.backoff(attempt - 1))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-t.C:
+	case <-r.actions:
+	}
+	action, err := r.doActions(ctx, from, e)
+	if err != nil || action == "" {
+		return false, err
+	}
+	if action == ActionRetry {
+		return false, r.clearActions(ctx, e.StreamID)
+	}
+	st := step{skipped: []uuid.UUID{e.ID}, to: e.Position}
+	if err := r.commit(ctx, from, st); err != nil {
+		return false, err
+	}
+	r.stepped(st)
+	r.log.Warn("projection skipped the event it was halted on, as an admin asked", "event_id", e.ID.String(),
+		"stream", e.StreamID, "version", e.Version, "type", e.Type)
+	return true, nil
+}
+
+// commit carries out st, which follows the checkpoint from, in one
+// transaction.
 //
-// A sink has the batch applied first, outside the transaction: a crash
-// before the commit applies it again (Sink says why that is safe).
-func (r *Runner) commit(ctx context.Context, from eventstore.Position, batch []eventstore.Event) error {
-	if r.sink != nil {
-		if err := r.sink.Apply(ctx, batch); err != nil {
+// A sink has st's events applied first, outside the transaction: a crash
+// before the commit applies them again (Sink says why that is safe).
+func (r *Runner) commit(ctx context.Context, from eventstore.Position, st step) error {
+	if r.sink != nil && len(st.apply) > 0 {
+		if err := r.sink.Apply(ctx, st.apply); err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
 	}
@@ -75,19 +197,38 @@ func (r *Runner) commit(ctx context.Context, from eventstore.Position, batch []e
 		defer cancel()
 		_ = tx.Rollback(rctx) // after Commit it does nothing
 	}()
-	if err := claimCheckpoint(ctx, tx, r.name, from); err != nil {
-		return err
-	}
-	if r.p != nil {
+	if r.p != nil && len(st.apply) > 0 {
 		if err := useSchema(ctx, tx, r.p.Schema()); err != nil {
 			return err
 		}
-		if err := r.p.Apply(ctx, tx, batch); err != nil {
+		if err := r.p.Apply(ctx, tx, st.apply); err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
 	}
-	if err := advanceCheckpoint(ctx, tx, r.name, batch[len(batch)-1].Position); err != nil {
+	// Claimed after the apply, so that the checkpoint's row is locked
+	// only for the end of the transaction, not for a long batch: the
+	// report and a rebuild request write that row too.
+	if err := claimCheckpoint(ctx, tx, r.name, from); err != nil {
 		return err
+	}
+	if err := writeParked(ctx, tx, r.name, false, st.park); err != nil {
+		return err
+	}
+	if err := dropParked(ctx, tx, r.name, st.unpark); err != nil {
+		return err
+	}
+	if len(st.skipped) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE `+parkedTable+` SET status = 'skipped', skipped_by = action_by,
+				skip_reason = action_reason, skipped_at = now(), action = NULL, action_by = NULL, action_reason = NULL,
+				action_requested_at = NULL
+			WHERE projection = $1 AND NOT shadow AND event_id = ANY($2)`, r.name, st.skipped); err != nil {
+			return fmt.Errorf("skip: %w", err)
+		}
+	}
+	if st.to != from {
+		if err := advanceCheckpoint(ctx, tx, r.name, st.to); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -95,92 +236,41 @@ func (r *Runner) commit(ctx context.Context, from eventstore.Position, batch []e
 	return nil
 }
 
-// applied records that batch was applied.
-func (r *Runner) applied(batch []eventstore.Event) {
-	last := batch[len(batch)-1]
+// stepped records that st was committed.
+func (r *Runner) stepped(st step) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.status.Applied += int64(len(batch))
-	r.status.Position = last.Position
-	r.lastTS = last.Metadata.Timestamp
-	r.idle = false
-	if r.status.Failing != nil {
-		r.log.Info("projection recovered", "event_id", r.status.Failing.ID.String(), "attempts", r.status.Failing.Attempts)
-		r.status.Failing = nil
+	failing := r.status.Failing
+	for _, p := range st.park {
+		r.parked.streams[p.e.StreamID]++
+		if p.err != "" {
+			r.parkRun++
+		}
+		if failing != nil && failing.ID == p.e.ID {
+			r.status.Failing = nil // parked: no longer what the runner is stuck on
+		}
 	}
-	if r.status.State == StateFailing {
+	for _, id := range st.skipped {
+		r.parked.skipped[id] = ParkedEvent{EventID: id, Status: ParkedStatusSkipped}
+		if failing != nil && failing.ID == id {
+			r.status.Failing = nil
+		}
+	}
+	if n := len(st.apply); n > 0 {
+		last := st.apply[n-1]
+		r.status.Applied += int64(n)
+		r.lastTS = last.Metadata.Timestamp
+		r.parkRun = 0
+		if failing != nil && failing.ID == last.ID {
+			r.log.Info("projection recovered", "event_id", failing.ID.String(), "attempts", failing.Attempts)
+			r.status.Failing = nil
+		}
+	}
+	r.status.Position = st.to
+	r.idle = false
+	if r.status.Failing == nil && (r.status.State == StateFailing || r.status.State == StateHalted) {
 		r.status.State = StateCatchingUp
-	}
-}
-
-// afterBatch sets the state after a batch that ends at pos: catching up
-// when the batch was full, live otherwise. While catching up it counts
-// the lag in events, at most once a second.
-func (r *Runner) afterBatch(ctx context.Context, pos eventstore.Position, full bool) {
-	now := r.opts.Now()
-	r.mu.Lock()
-	if !full {
-		r.status.State, r.status.LagEvents = StateLive, 0
-		r.mu.Unlock()
-		return
-	}
-	r.status.State = StateCatchingUp
-	count := now.Sub(r.lagAt) >= time.Second
-	if count {
-		r.lagAt = now
-	}
-	r.mu.Unlock()
-	if !count {
-		return
-	}
-	n, err := r.countAfter(ctx, pos)
-	if err != nil {
-		return // best effort: keep the last count
-	}
-	r.mu.Lock()
-	r.status.LagEvents = n
-	r.mu.Unlock()
-}
-
-// countAfter counts the events matching the projection's filter among
-// the next LagCountCap events of the log after pos.
-func (r *Runner) countAfter(ctx context.Context, pos eventstore.Position) (int64, error) {
-	filter := r.filter
-	var n int64
-	for scanned := 0; scanned < LagCountCap; {
-		page, err := r.store.ReadAll(ctx, pos, min(LagCountCap-scanned, 1000))
-		if err != nil {
-			return 0, err
-		}
-		for i := range page {
-			if filter.Match(&page[i]) {
-				n++
-			}
-		}
-		scanned += len(page)
-		if len(page) < 1000 {
-			break
-		}
-		pos = page[len(page)-1].Position
-	}
-	return n, nil
-}
-
-// setState sets the state.
-func (r *Runner) setState(state string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.status.State = state
-	r.idle = false
-}
-
-// setIdle records that the runner has applied everything delivered.
-func (r *Runner) setIdle() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.status.Failing == nil {
-		r.status.State = StateLive
-		r.idle = true
+		r.status.LastError = ""
 	}
 }
 
@@ -189,8 +279,10 @@ func (r *Runner) failed(err error, ev *eventstore.Event) {
 	now := r.opts.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.status.State = StateFailing
 	r.idle = false
+	if r.status.State != StateHalted {
+		r.status.State = StateFailing
+	}
 	if ev == nil {
 		r.status.LastError = err.Error()
 		r.log.Error("projection failing", "error", err)
@@ -208,4 +300,34 @@ func (r *Runner) failed(err error, ev *eventstore.Event) {
 		ev.ID, ev.StreamID, ev.Version, ev.Type, ev.Position, err)
 	r.log.Error("projection failing on an event", "event_id", ev.ID.String(), "stream", ev.StreamID,
 		"version", ev.Version, "type", ev.Type, "position", ev.Position.String(), "attempts", f.Attempts, "error", err)
+}
+
+// isTransient reports whether err is a failure of the target rather than
+// of the event: marked Transient by a sink, a timeout, a network or
+// connection failure, or a PostgreSQL error of a class that says the same
+// (connection, resources, operator intervention, a rolled-back
+// transaction, a lock not available, a system error).
+func isTransient(err error) bool {
+	var te *transientError
+	var ne net.Error
+	var pe *pgconn.PgError
+	var ce *pgconn.ConnectError
+	var temp interface{ Temporary() bool }
+	switch {
+	case errors.As(err, &te), errors.As(err, &ne), errors.As(err, &ce),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		pgconn.Timeout(err), pgconn.SafeToRetry(err):
+		return true
+	case errors.As(err, &pe):
+		switch pe.Code[:2] {
+		case "08", "40", "53", "57", "58", "XX":
+			return true
+		}
+		return pe.Code == "55P03"
+	case errors.As(err, &temp):
+		return temp.Temporary()
+	}
+	return false
 }

@@ -6,9 +6,11 @@
 // process to read (Reports) and rebuild a model without downtime when
 // asked (RequestRebuild; see rebuild.go).
 //
-// The runtime never skips an event: a batch that fails is retried one
-// event at a time to find the failing event, which is then retried with
-// backoff until it applies, while Status names it.
+// The runtime never skips an event unless an admin says so: a batch that
+// fails is retried one event at a time to find the failing event, which is
+// retried with backoff while Status names it; if it keeps failing for
+// reasons of its own, the projection's Policy parks it (and its stream)
+// or halts on it (see park.go).
 package projections
 
 import (
@@ -83,6 +85,12 @@ type Options struct {
 	// lock tries again, and how often the holder checks its lock's
 	// connection; default 1 s.
 	LockPoll time.Duration
+	// Policy is what the runner does with an event that keeps failing:
+	// PolicyPark (the default) or PolicyHalt; see park.go.
+	Policy string
+	// ParkAfter is how many attempts in a row an event gets, failing with
+	// errors that are not transient, before Policy applies; default 5.
+	ParkAfter int
 	// Logger receives failures; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for lag; default time.Now.
@@ -107,6 +115,12 @@ func (o Options) withDefaults() Options {
 	if o.LockPoll <= 0 {
 		o.LockPoll = time.Second
 	}
+	if o.Policy == "" {
+		o.Policy = PolicyPark
+	}
+	if o.ParkAfter <= 0 {
+		o.ParkAfter = 5
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -122,30 +136,41 @@ const (
 	StateCatchingUp     = "catching_up"
 	StateLive           = "live"
 	StateFailing        = "failing"
-	StateStopped        = "stopped"
+	// StateHalted: under PolicyHalt, stopped on an event that keeps
+	// failing (Failing names it), which is retried with backoff.
+	StateHalted  = "halted"
+	StateStopped = "stopped"
 )
 
 // Status is a snapshot of a runner.
 type Status struct {
 	Name string
-	// State is one of the State constants. "live" means the runner has
-	// applied everything its subscription delivered and its last batch did
-	// not fill; "catching_up" means it is working through a backlog.
+	// State is one of the State constants. "live" means the last measure
+	// of the lag found nothing left, or no more than a batch with the
+	// runner keeping up (it had reached what the measure before found);
+	// "catching_up" means it is working through a backlog.
 	State string
-	// Position is the checkpoint: the position of the last event applied.
-	// Filtered-out events do not move it.
+	// Policy is the projection's Options.Policy.
+	Policy string
+	// Position is the checkpoint: the position of the last event applied
+	// (or parked). Filtered-out events do not move it.
 	Position eventstore.Position
-	// LagEvents is best effort: 0 when live; while catching up, the
-	// matching events among the next LagCountCap events of the log after
-	// the checkpoint, counted at most once a second (so a lower bound on a
-	// longer backlog); −1 before the first count.
+	// LagEvents is how many events the projection takes after its
+	// checkpoint, measured at every report (see Runner): exact when
+	// LagExact, else a lower bound (a store that cannot count them is
+	// read, up to LagCountCap events); 0 when live and idle; −1 before the
+	// first measure.
 	LagEvents int64
+	LagExact  bool
+	// Parked counts the entries of the live parked list this runner holds
+	// (failed, or waiting behind one that did); see park.go.
+	Parked int64
 	// LagTime is now minus the timestamp of the last applied event; 0 when
 	// live and idle, or when nothing was applied yet.
 	LagTime time.Duration
 	// LastError is the last failure, naming the failing event's id,
-	// stream, version and type when an event failed. It is kept after
-	// the runner recovers; Failing says whether it still fails.
+	// stream, version and type when an event failed; it is cleared once
+	// the runner recovers.
 	LastError string
 	// Failing is the event the runner is stuck on; nil when healthy.
 	Failing *FailingEvent
@@ -156,8 +181,13 @@ type Status struct {
 	Rebuild *RebuildStatus
 }
 
-// LagCountCap bounds the events counted for Status.LagEvents.
-const LagCountCap = 10_000
+// LagCountCap bounds the events read to measure Status.LagEvents on a
+// store that cannot count (eventstore.Counter); lagCountLimit bounds the
+// count on one that can.
+const (
+	LagCountCap   = 10_000
+	lagCountLimit = 1_000_000
+)
 
 // FailingEvent is an event the projection fails to apply.
 type FailingEvent struct {

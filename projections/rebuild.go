@@ -37,6 +37,13 @@ import (
 // failed maxSwapFailures times is built anew. A live model stuck on an
 // event does not hold a ready rebuild back: it is replaced.
 //
+// The shadow has a parked list of its own, which replaces the live one at
+// the swap: an event that keeps failing in the shadow is parked there with
+// its stream (policy park), and events admins skipped in the live model
+// are skipped again (and recorded so); under policy halt such an event
+// gives the rebuild up, named in the report's rebuild_error, instead of
+// retrying it forever.
+//
 // A sink that is not Rebuildable (a publisher) is "rebuilt" by moving its
 // checkpoint back to the start: everything is delivered again.
 //
@@ -62,6 +69,8 @@ type RebuildStatus struct {
 	Scanned, Applied int64
 	// Position is the last event read.
 	Position eventstore.Position
+	// Parked counts the events the shadow's parked list holds.
+	Parked int64
 	// CaughtUp is set once the shadow reached the end of the log and
 	// waits for the swap.
 	CaughtUp bool
@@ -78,6 +87,10 @@ type rebuild struct {
 	restart     bool          // a sink without a shadow: just start again
 	pos         eventstore.Position
 	status      RebuildStatus
+	// parked is the shadow's parked list, with the live model's skipped
+	// events to skip again; parkRun counts events parked in a row.
+	parked  parkedState
+	parkRun int
 	// swapFailures counts failed swaps of this shadow (only the live
 	// loop touches it).
 	swapFailures int
@@ -192,6 +205,7 @@ func (r *Runner) housekeep(ctx context.Context) {
 	close(done)
 	builder := (<-chan struct{})(done)
 	for {
+		r.measureLag(ctx)
 		if err := r.report(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("projection: write status", "error", err)
 		}
@@ -228,13 +242,29 @@ func (r *Runner) housekeep(ctx context.Context) {
 // reportInterval is how often an active runner writes its status.
 func (r *Runner) reportInterval() time.Duration { return min(r.opts.LockPoll, ReportTTL/3) }
 
-// report writes the runner's status to its checkpoint row.
+// report writes the runner's status to its checkpoint row, and wakes the
+// live loop when admins have asked for something on the parked list.
 func (r *Runner) report(ctx context.Context) error {
 	s := r.Status()
-	_, err := r.pool.Exec(ctx, `INSERT INTO projections.checkpoints AS c (name, commit, prepare, state, lag_events, lag_ms, last_error, reported_at)
-		VALUES ($1, 0, 0, $2, $3, $4, $5, now())
-		ON CONFLICT (name) DO UPDATE SET state = $2, lag_events = $3, lag_ms = $4, last_error = $5, reported_at = now()`,
-		r.name, s.State, s.LagEvents, s.LagTime.Milliseconds(), s.LastError)
+	rebuilding := s.Rebuild != nil
+	var applied, parked int64
+	if rebuilding {
+		applied, parked = s.Rebuild.Applied, s.Rebuild.Parked
+	}
+	var due bool
+	err := r.pool.QueryRow(ctx, `INSERT INTO projections.checkpoints AS c (name, commit, prepare, state, lag_events,
+			lag_exact, lag_ms, last_error, policy, reported_at)
+		VALUES ($1, 0, 0, $2, $3, $4, $5, $6, $7, now())
+		ON CONFLICT (name) DO UPDATE SET state = $2, lag_events = $3, lag_exact = $4, lag_ms = $5, last_error = $6,
+			policy = $7, reported_at = now(),
+			rebuild_applied = CASE WHEN $8 THEN $9 ELSE c.rebuild_applied END,
+			rebuild_parked = CASE WHEN $8 THEN $10 ELSE c.rebuild_parked END
+		RETURNING EXISTS (SELECT 1 FROM `+parkedTable+` WHERE projection = $1 AND NOT shadow AND action IS NOT NULL)`,
+		r.name, s.State, s.LagEvents, s.LagExact, s.LagTime.Milliseconds(), s.LastError, r.policy,
+		rebuilding, applied, parked).Scan(&due)
+	if due {
+		r.wakeActions()
+	}
 	return err
 }
 
@@ -278,6 +308,11 @@ func (r *Runner) build(ctx context.Context, requestedAt time.Time) {
 		if ctx.Err() != nil {
 			return
 		}
+		var gaveUp *rebuildFailure
+		if errors.As(err, &gaveUp) {
+			r.failRebuild(ctx, rb, err)
+			return
+		}
 		// The live model is fine: the failure is the rebuild's, shown in
 		// its status and the log, not as the projection failing.
 		r.mu.Lock()
@@ -293,8 +328,17 @@ func (r *Runner) build(ctx context.Context, requestedAt time.Time) {
 // makeShadow makes an empty shadow; for a sink that has none, it marks
 // the rebuild as a restart from the start of the log.
 func (r *Runner) makeShadow(ctx context.Context, rb *rebuild) error {
+	live, err := loadParked(ctx, r.pool, r.name, false)
+	if err != nil {
+		return err
+	}
+	if _, err := r.pool.Exec(ctx, `DELETE FROM `+parkedTable+` WHERE projection = $1 AND shadow`, r.name); err != nil {
+		return fmt.Errorf("clear the shadow's parked list: %w", err)
+	}
 	r.mu.Lock()
-	rb.pos, rb.status.Scanned, rb.status.Applied, rb.status.Position = eventstore.Start, 0, 0, eventstore.Start
+	rb.pos, rb.status.Scanned, rb.status.Applied, rb.status.Parked, rb.status.Position = eventstore.Start, 0, 0, 0, eventstore.Start
+	rb.parked = parkedState{streams: map[string]int{}, skipped: live.skipped}
+	rb.parkRun = 0
 	r.mu.Unlock()
 	switch s := r.sink.(type) {
 	case nil:
@@ -368,31 +412,175 @@ func (r *Runner) catchUpShadow(ctx context.Context, rb *rebuild) error {
 		rb.pos = last
 		rb.status.Position = last
 		rb.status.Scanned += int64(scanned)
-		rb.status.Applied += int64(len(batch))
 		r.mu.Unlock()
 	}
 	return ctx.Err()
 }
 
-// applyShadow applies batch to the shadow: a Projection's in one
-// transaction on the shadow schema, a sink's through its shadow.
+// applyShadow applies batch to the shadow, as applyBatch does to the live
+// model: when it fails, one event at a time, parking (or, under
+// PolicyHalt, giving the rebuild up on) an event that keeps failing.
+// Errors: ctx's, a transient failure (the build goes on later from
+// rb.pos, which the events applied one at a time move), *rebuildFailure.
 func (r *Runner) applyShadow(ctx context.Context, rb *rebuild, batch []eventstore.Event) error {
-	if rb.shadow != nil {
-		if err := rb.shadow.Apply(ctx, batch); err != nil {
-			return fmt.Errorf("apply to the shadow: %w", err)
-		}
+	st := rb.plan(batch)
+	err := r.commitShadow(ctx, rb, st)
+	if err == nil {
+		r.shadowStepped(rb, st)
 		return nil
 	}
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if err := useSchema(ctx, tx, rb.schema); err != nil {
-			return err
-		}
-		return r.p.Apply(ctx, tx, batch)
-	})
-	if err != nil {
+	if ctx.Err() != nil || isTransient(err) {
 		return fmt.Errorf("apply to the shadow: %w", err)
 	}
+	for i := range batch {
+		if err := r.applyShadowOne(ctx, rb, &batch[i]); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		rb.pos = batch[i].Position
+		r.mu.Unlock()
+	}
 	return nil
+}
+
+// applyShadowOne is applyShadow for one event.
+func (r *Runner) applyShadowOne(ctx context.Context, rb *rebuild, e *eventstore.Event) error {
+	st := rb.plan([]eventstore.Event{*e})
+	for attempt := 1; ; attempt++ {
+		err := r.commitShadow(ctx, rb, st)
+		if err == nil {
+			r.shadowStepped(rb, st)
+			return nil
+		}
+		if ctx.Err() != nil || isTransient(err) || len(st.apply) == 0 {
+			return fmt.Errorf("apply to the shadow: %w", err)
+		}
+		if attempt < r.opts.ParkAfter {
+			r.log.Warn("projection rebuild: an event failed; retrying", "event_id", e.ID.String(), "attempt", attempt, "error", err)
+			if err := sleep(ctx, r.backoff(attempt-1)); err != nil {
+				return err
+			}
+			continue
+		}
+		switch {
+		case r.policy == PolicyHalt:
+			return &rebuildFailure{e: *e, err: err, why: "fails to apply (policy halt)"}
+		case rb.parkRun >= maxParkRun:
+			return &rebuildFailure{e: *e, err: err, why: fmt.Sprintf("fails to apply, after %d events parked in a row", rb.parkRun)}
+		}
+		park := step{park: []parkRow{{e: e, status: ParkedStatusParked, err: err.Error(), attempts: attempt}}}
+		if err := r.commitShadow(ctx, rb, park); err != nil {
+			return fmt.Errorf("park in the shadow: %w", err)
+		}
+		r.shadowStepped(rb, park)
+		r.log.Warn("projection rebuild parked an event and its stream", "event_id", e.ID.String(), "stream", e.StreamID,
+			"version", e.Version, "type", e.Type, "error", err)
+		return nil
+	}
+}
+
+// plan is the shadow's step of batch: events of streams parked in the
+// shadow join its list, events admins skipped are skipped again (and
+// recorded in the shadow's list), the rest are applied.
+func (rb *rebuild) plan(batch []eventstore.Event) step {
+	var st step
+	for i := range batch {
+		e := &batch[i]
+		if skip, ok := rb.parked.skipped[e.ID]; ok {
+			st.park = append(st.park, parkRow{e: e, status: ParkedStatusSkipped, skip: &skip})
+		} else if rb.parked.streams[e.StreamID] > 0 {
+			st.park = append(st.park, parkRow{e: e, status: ParkedStatusParked})
+		} else {
+			st.apply = append(st.apply, *e)
+		}
+	}
+	return st
+}
+
+// commitShadow carries out st on the shadow: a Projection's events and
+// entries in one transaction on the shadow schema; a sink's events
+// through its shadow, then the entries.
+func (r *Runner) commitShadow(ctx context.Context, rb *rebuild, st step) error {
+	if rb.shadow != nil && len(st.apply) > 0 {
+		if err := rb.shadow.Apply(ctx, st.apply); err != nil {
+			return err
+		}
+	}
+	if len(st.park) == 0 && (r.p == nil || len(st.apply) == 0) {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if r.p != nil && len(st.apply) > 0 {
+			if err := useSchema(ctx, tx, rb.schema); err != nil {
+				return err
+			}
+			if err := r.p.Apply(ctx, tx, st.apply); err != nil {
+				return err
+			}
+		}
+		return writeParked(ctx, tx, r.name, true, st.park)
+	})
+}
+
+// shadowStepped records that st was committed to the shadow.
+func (r *Runner) shadowStepped(rb *rebuild, st step) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rb.status.Applied += int64(len(st.apply))
+	if len(st.apply) > 0 {
+		rb.parkRun = 0
+	}
+	for _, p := range st.park {
+		if p.status == ParkedStatusSkipped {
+			continue
+		}
+		rb.parked.streams[p.e.StreamID]++
+		rb.status.Parked++
+		if p.err != "" {
+			rb.parkRun++
+		}
+	}
+}
+
+// errRebuildFailed ends the live loop after the rebuild it was swapping
+// in was given up (see rebuildFailure).
+var errRebuildFailed = errors.New("rebuild given up")
+
+// rebuildFailure gives a rebuild up: an event keeps failing in the shadow
+// and may not be parked.
+type rebuildFailure struct {
+	e   eventstore.Event
+	err error
+	why string
+}
+
+func (f *rebuildFailure) Error() string {
+	return fmt.Sprintf("event %s (stream %s, version %d, type %s, position %s) %s: %v",
+		f.e.ID, f.e.StreamID, f.e.Version, f.e.Type, f.e.Position, f.why, f.err)
+}
+
+func (f *rebuildFailure) Unwrap() error { return f.err }
+
+// failRebuild gives rb up: the request is withdrawn and the report's
+// rebuild_error says why, until the next request. The live model is left
+// as it is.
+func (r *Runner) failRebuild(ctx context.Context, rb *rebuild, cause error) {
+	r.mu.Lock()
+	if r.rb == rb {
+		r.rb = nil
+	}
+	applied, parked := rb.status.Applied, rb.status.Parked
+	r.mu.Unlock()
+	r.log.Error("projection rebuild given up", "error", cause)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := r.pool.Exec(wctx, `UPDATE projections.checkpoints SET rebuild_started_at = NULL, rebuild_error = $3,
+			rebuild_applied = $4, rebuild_parked = $5,
+			rebuild_requested_at = CASE WHEN rebuild_requested_at <= $2 THEN NULL ELSE rebuild_requested_at END
+		WHERE name = $1`, r.name, rb.requestedAt, cause.Error(), applied, parked)
+	if err != nil {
+		r.log.Warn("projection rebuild: record that it was given up", "error", err)
+	}
 }
 
 // finishRebuild is the swap, run by the live loop, stopped at its
@@ -405,6 +593,11 @@ func (r *Runner) finishRebuild(ctx context.Context, rb *rebuild, from eventstore
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
+		}
+		var gaveUp *rebuildFailure
+		if errors.As(err, &gaveUp) {
+			r.failRebuild(ctx, rb, err)
+			return errRebuildFailed
 		}
 		rb.swapFailures++
 		if rb.swapFailures >= maxSwapFailures {
@@ -423,8 +616,8 @@ func (r *Runner) finishRebuild(ctx context.Context, rb *rebuild, from eventstore
 		r.status.State = StateCatchingUp
 	}
 	r.mu.Unlock()
-	r.log.Info("projection rebuilt and swapped in", "events", rb.status.Applied, "position", rb.pos.String(),
-		"took", r.opts.Now().Sub(rb.status.Started).String())
+	r.log.Info("projection rebuilt and swapped in", "events", rb.status.Applied, "parked", rb.status.Parked,
+		"position", rb.pos.String(), "took", r.opts.Now().Sub(rb.status.Started).String())
 	return errSwapped
 }
 
@@ -470,15 +663,27 @@ func (r *Runner) swap(ctx context.Context, rb *rebuild, from eventstore.Position
 			}
 		}
 		to := rb.pos
+		// The shadow's parked list replaces the live one. A restart
+		// replays the log into the live target: its entries park again as
+		// they fail again, and skipped events are skipped again.
+		lists := []string{`DELETE FROM ` + parkedTable + ` WHERE projection = $1 AND NOT shadow`,
+			`UPDATE ` + parkedTable + ` SET shadow = false WHERE projection = $1 AND shadow`}
 		if rb.restart {
 			to = eventstore.Start
+			lists = []string{`DELETE FROM ` + parkedTable + ` WHERE projection = $1 AND NOT shadow AND status <> 'skipped'`}
+		}
+		for _, sql := range lists {
+			if _, err := tx.Exec(ctx, sql, r.name); err != nil {
+				return fmt.Errorf("parked lists: %w", err)
+			}
 		}
 		if err := advanceCheckpoint(ctx, tx, r.name, to); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE projections.checkpoints SET rebuild_started_at = NULL, rebuilt_at = now(),
+			rebuild_error = '', rebuild_applied = $3, rebuild_parked = $4,
 			rebuild_requested_at = CASE WHEN rebuild_requested_at <= $2 THEN NULL ELSE rebuild_requested_at END
-			WHERE name = $1`, r.name, rb.requestedAt)
+			WHERE name = $1`, r.name, rb.requestedAt, rb.status.Applied, rb.status.Parked)
 		return err
 	})
 }

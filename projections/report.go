@@ -20,14 +20,28 @@ type Report struct {
 	Position eventstore.Position
 	// State is a State constant as last reported; StateStopped when no
 	// runner reported since ReportTTL, whatever it said before.
-	State     string
+	State string
+	// Policy is the policy the active runner last reported (PolicyPark
+	// when none did).
+	Policy string
+	// LagEvents is as in Status, exact when LagExact.
 	LagEvents int64
+	LagExact  bool
 	LagTime   time.Duration
 	LastError string
+	// Parked counts the entries of the live parked list that are not
+	// skipped: events that failed, and those waiting behind them.
+	Parked int64
 	// ReportedAt is when the active runner last reported; zero if never.
 	ReportedAt time.Time
-	// Rebuild is "" (none pending), "requested" or "running".
+	// Rebuild is "" (none pending), "requested", "running", or "failed"
+	// (the last one was given up: RebuildError says why).
 	Rebuild string
+	// RebuildApplied and RebuildParked are the events the running (or
+	// else the last) rebuild applied and parked; RebuildError is why the
+	// last one was given up, if it was.
+	RebuildApplied, RebuildParked int64
+	RebuildError                  string
 	// RebuiltAt is when the last rebuild was swapped in; zero if never.
 	RebuiltAt time.Time
 }
@@ -45,10 +59,11 @@ func Reports(ctx context.Context, pool *pgxpool.Pool, names []string) ([]Report,
 	}
 	// Whether a report is current is the database's call: its clock wrote
 	// reported_at.
-	rows, err := pool.Query(ctx, `SELECT name, commit, prepare, state, lag_events, lag_ms, last_error,
+	rows, err := pool.Query(ctx, `SELECT name, commit, prepare, state, policy, lag_events, lag_exact, lag_ms, last_error,
 			reported_at, coalesce(reported_at > now() - make_interval(secs => $2), false),
-			rebuild_requested_at, rebuild_started_at, rebuilt_at
-		FROM projections.checkpoints WHERE name = ANY($1)`, names, ReportTTL.Seconds())
+			rebuild_requested_at, rebuild_started_at, rebuilt_at, rebuild_applied, rebuild_parked, rebuild_error,
+			(SELECT count(*) FROM `+parkedTable+` p WHERE p.projection = c.name AND NOT p.shadow AND p.status <> 'skipped')
+		FROM projections.checkpoints c WHERE name = ANY($1)`, names, ReportTTL.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("projections: reports: %w", err)
 	}
@@ -61,8 +76,9 @@ func Reports(ctx context.Context, pool *pgxpool.Pool, names []string) ([]Report,
 			rebuilt                      *time.Time
 			current                      bool
 		)
-		if err := rows.Scan(&rep.Name, &commit, &prepare, &rep.State, &rep.LagEvents, &lagMS, &rep.LastError,
-			&reported, &current, &requested, &started, &rebuilt); err != nil {
+		if err := rows.Scan(&rep.Name, &commit, &prepare, &rep.State, &rep.Policy, &rep.LagEvents, &rep.LagExact, &lagMS,
+			&rep.LastError, &reported, &current, &requested, &started, &rebuilt, &rep.RebuildApplied, &rep.RebuildParked,
+			&rep.RebuildError, &rep.Parked); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("projections: reports: %w", err)
 		}
@@ -79,6 +95,8 @@ func Reports(ctx context.Context, pool *pgxpool.Pool, names []string) ([]Report,
 			rep.Rebuild = "running"
 		case requested != nil:
 			rep.Rebuild = "requested"
+		case rep.RebuildError != "":
+			rep.Rebuild = "failed"
 		}
 		if rebuilt != nil {
 			rep.RebuiltAt = *rebuilt
@@ -92,7 +110,7 @@ func Reports(ctx context.Context, pool *pgxpool.Pool, names []string) ([]Report,
 	for _, n := range names {
 		rep, ok := byName[n]
 		if !ok {
-			rep = Report{Name: n, State: StateStopped, LagEvents: -1}
+			rep = Report{Name: n, State: StateStopped, Policy: PolicyPark, LagEvents: -1}
 		}
 		out = append(out, rep)
 	}
@@ -113,7 +131,8 @@ func RequestRebuild(ctx context.Context, pool *pgxpool.Pool, name string) error 
 	}
 	_, err := pool.Exec(ctx, `INSERT INTO projections.checkpoints (name, commit, prepare, rebuild_requested_at)
 		VALUES ($1, 0, 0, now())
-		ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = coalesce(projections.checkpoints.rebuild_requested_at, now())`, name)
+		ON CONFLICT (name) DO UPDATE SET rebuild_error = '',
+			rebuild_requested_at = coalesce(projections.checkpoints.rebuild_requested_at, now())`, name)
 	if err != nil {
 		return fmt.Errorf("projections: request rebuild of %s: %w", name, err)
 	}

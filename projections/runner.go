@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/eventstore"
@@ -39,11 +40,22 @@ type Runner struct {
 	mu     sync.Mutex
 	status Status
 	lastTS time.Time // timestamp of the last applied event
-	idle   bool      // live and waiting for events
-	lagAt  time.Time // when LagEvents was last counted
+	idle   bool      // waiting for events, having applied all delivered
 	rb     *rebuild  // the rebuild in progress; nil when none
-	// swapReady wakes the live loop when a rebuild is ready to swap.
+	// headAt is the last event the last lag measure counted; lagMeasured
+	// says there was one since the checkpoint last jumped.
+	headAt      eventstore.Position
+	lagMeasured bool
+	// policy is opts.Policy; parked is the live parked list as the live
+	// loop needs it, parkRun how many events it parked in a row with
+	// nothing applied between (see park.go).
+	policy  string
+	parked  parkedState
+	parkRun int
+	// swapReady wakes the live loop when a rebuild is ready to swap;
+	// actions when admins asked for something on the parked list.
 	swapReady chan struct{}
+	actions   chan struct{}
 }
 
 // NewRunner returns a runner of p that keeps its checkpoint and p's tables
@@ -66,8 +78,11 @@ func newRunner(pool *pgxpool.Pool, store eventstore.Store, p Projection, s Sink,
 	return &Runner{
 		pool: pool, store: store, p: p, sink: s, name: name, filter: filter, opts: opts,
 		log:       opts.Logger.With("projection", name),
-		status:    Status{Name: name, State: StateStopped, LagEvents: -1},
+		status:    Status{Name: name, State: StateStopped, LagEvents: -1, Policy: opts.Policy},
+		policy:    opts.Policy,
+		parked:    parkedState{streams: map[string]int{}, skipped: map[uuid.UUID]ParkedEvent{}},
 		swapReady: make(chan struct{}, 1),
+		actions:   make(chan struct{}, 1),
 	}
 }
 
@@ -79,9 +94,13 @@ func (r *Runner) Filter() eventstore.Filter { return r.filter }
 
 // Run runs the projection until ctx ends, and then returns nil. Failures
 // of the database or the store are logged, shown in Status and retried
-// with backoff; they do not end Run. Errors: ErrInvalidName at once.
+// with backoff; they do not end Run. Errors: ErrInvalidName and
+// ErrInvalidPolicy at once.
 func (r *Runner) Run(ctx context.Context) error {
 	if err := checkName(r.name); err != nil {
+		return err
+	}
+	if err := CheckPolicy(r.policy); err != nil {
 		return err
 	}
 	defer r.setState(StateStopped)
@@ -145,9 +164,17 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 	wg.Go(func() { r.housekeep(ctx) })
 	for attempt := 0; ; {
 		from, err := readCheckpoint(ctx, r.pool, r.name)
+		var parked parkedState
+		if err == nil {
+			// Read again each time round: a swap replaces the list.
+			parked, err = loadParked(ctx, r.pool, r.name, false)
+		}
 		if err == nil {
 			r.mu.Lock()
-			r.status.Position = from
+			r.status.Position, r.parked, r.parkRun, r.lagMeasured, r.idle = from, parked, 0, false, false
+			if r.status.State == StateLive {
+				r.status.State = StateCatchingUp // until a measure of the lag says otherwise
+			}
 			r.mu.Unlock()
 			if bulk && from == eventstore.Start {
 				err = r.awaitBulk(ctx)
@@ -158,7 +185,7 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 		if ctx.Err() != nil {
 			return activeErr(ctx, nil)
 		}
-		if errors.Is(err, errSwapped) {
+		if errors.Is(err, errSwapped) || errors.Is(err, errRebuildFailed) {
 			continue
 		}
 		if errors.Is(err, errFenced) {
@@ -198,6 +225,13 @@ func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
 		if rb := r.readyRebuild(); rb != nil {
 			return r.finishRebuild(ctx, rb, from)
 		}
+		select {
+		case <-r.actions:
+			if _, err := r.doActions(ctx, from, nil); err != nil {
+				return fmt.Errorf("admin requests: %w", err)
+			}
+		default:
+		}
 		batch, open := r.collect(ctx, sub.Events())
 		if len(batch) > 0 {
 			next, err := r.applyBatch(ctx, from, batch)
@@ -210,7 +244,6 @@ func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
 				return err
 			}
 			from = next
-			r.afterBatch(ctx, from, len(batch) == r.opts.BatchSize)
 		}
 		if !open {
 			if err := sub.Err(); err != nil {
@@ -259,6 +292,9 @@ func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch
 		return nil, true
 	case <-r.swapReady:
 		return nil, true
+	case <-r.actions:
+		r.wakeActions() // for the live loop, which looks at once
+		return nil, true
 	case <-idle.C:
 		// Nothing arrived for a while: everything delivered is applied.
 		r.setIdle()
@@ -267,6 +303,9 @@ func (r *Runner) collect(ctx context.Context, ch <-chan eventstore.Event) (batch
 		case <-ctx.Done():
 			return nil, true
 		case <-r.swapReady:
+			return nil, true
+		case <-r.actions:
+			r.wakeActions()
 			return nil, true
 		}
 	}
@@ -299,6 +338,9 @@ func (r *Runner) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.status
+	for _, n := range r.parked.streams {
+		s.Parked += int64(n)
+	}
 	if s.Failing != nil {
 		f := *s.Failing
 		s.Failing = &f

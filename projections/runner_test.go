@@ -134,8 +134,9 @@ func TestCrashBetweenApplyAndCheckpoint(t *testing.T) {
 	}
 }
 
-// TestPoisonEvent: an event that fails stops the projection right before
-// it, is named in Status, is retried until it applies, and is never skipped.
+// TestPoisonEvent: under policy halt, an event that fails stops the
+// projection right before it, is named in Status, is retried until it
+// applies, and is never skipped; once it applies, the error is cleared.
 func TestPoisonEvent(t *testing.T) {
 	e := newEnv(t, "memory")
 	e.appendN(t, "t", 300)
@@ -151,10 +152,11 @@ func TestPoisonEvent(t *testing.T) {
 		}
 		return nil
 	}
-	run := start(t, e, p, projections.Options{BatchSize: 100, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
-	waitFor(t, within, "failing on the poison event, retried", func() bool {
+	run := start(t, e, p, projections.Options{BatchSize: 100, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+		Policy: projections.PolicyHalt})
+	waitFor(t, within, "halted on the poison event, retried", func() bool {
 		st := run.r.Status()
-		return st.State == projections.StateFailing && st.Failing != nil && st.Failing.Attempts >= 3
+		return st.State == projections.StateHalted && st.Failing != nil && st.Failing.Attempts >= 7
 	})
 	st := run.r.Status()
 	f := st.Failing
@@ -178,8 +180,11 @@ func TestPoisonEvent(t *testing.T) {
 		return e.count(p.name) == 300 && st.State == projections.StateLive
 	})
 	sameIDs(t, "after the fix", e.rows(t, p.name), ids(log))
-	if st := run.r.Status(); st.Failing != nil || st.Applied != 300 || st.LastError == "" {
+	if st := run.r.Status(); st.Failing != nil || st.Applied != 300 || st.LastError != "" || st.Parked != 0 {
 		t.Fatalf("status after recovery %+v", st)
+	}
+	if list, _, err := projections.Parked(context.Background(), e.pool, p.name, "", 1, 10); err != nil || len(list) != 0 {
+		t.Fatalf("parked list after recovery: %v %v, want empty: the halted entry goes once its event applies", list, err)
 	}
 }
 

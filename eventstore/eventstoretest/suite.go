@@ -24,6 +24,8 @@ const (
 	// UniqueEventIDs: the store refuses an event id used again other than
 	// by a retry (EventStoreDB keeps no index of ids and cannot).
 	UniqueEventIDs Option = iota + 1
+	// Counts: the store is an eventstore.Counter.
+	Counts
 )
 
 // Run runs the whole suite. newStore may return a fresh store or a shared
@@ -56,6 +58,12 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store, opts ...Opt
 			name string
 			fn   func(t *testing.T, s eventstore.Store)
 		}{"DuplicateEventID", testDuplicateEventID})
+	}
+	if slices.Contains(opts, Counts) {
+		cases = append(cases, struct {
+			name string
+			fn   func(t *testing.T, s eventstore.Store)
+		}{"CountAfter", testCountAfter})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -239,5 +247,55 @@ func sameIDs(t *testing.T, what string, got, want []eventstore.Event) {
 			t.Fatalf("%s: event %d is %s (%s v%d), want %s (%s v%d)", what, i,
 				g[i], got[i].StreamID, got[i].Version, w[i], want[i].StreamID, want[i].Version)
 		}
+	}
+}
+
+// testCountAfter: CountAfter counts what ReadAll would deliver after a
+// position and matches the filter, up to its limit, and names the last;
+// a prefix's own LIKE wildcards match only themselves.
+func testCountAfter(t *testing.T, s eventstore.Store) {
+	c, ok := s.(eventstore.Counter)
+	if !ok {
+		t.Fatalf("%T is not an eventstore.Counter", s)
+	}
+	q := Prefix(t) // holds '_', a LIKE wildcard
+	lookalike := strings.Replace(q, "_", "x", 1)
+	var mine []eventstore.AppendResult
+	for i := range 6 {
+		mine = append(mine, MustAppend(t, s, q+"a", eventstore.Any, Ev("count.one", i)))
+		MustAppend(t, s, lookalike+"a", eventstore.Any, Ev("count.one", i))
+	}
+	start := ReadAllMatching(t, s, eventstore.Filter{StreamPrefixes: []string{q}}, 100)[0].Position
+	for _, tc := range []struct {
+		name    string
+		from    eventstore.Position
+		limit   int64
+		filter  eventstore.Filter
+		n       int64
+		lastIdx int // -1: none
+	}{
+		{"all", eventstore.Start, 100, eventstore.Filter{StreamPrefixes: []string{q}}, 6, 5},
+		{"limited", eventstore.Start, 4, eventstore.Filter{StreamPrefixes: []string{q}}, 4, 3},
+		{"after the first", start, 100, eventstore.Filter{StreamPrefixes: []string{q}}, 5, 5},
+		{"after the last", mine[5].Position, 100, eventstore.Filter{StreamPrefixes: []string{q}}, 0, -1},
+		{"by type", start, 100, eventstore.Filter{StreamPrefixes: []string{q}, EventTypePrefixes: []string{"count."}}, 5, 5},
+		{"other type", eventstore.Start, 100, eventstore.Filter{StreamPrefixes: []string{q}, EventTypePrefixes: []string{"other."}}, 0, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, last, err := c.CountAfter(Ctx(t), tc.from, tc.filter, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.from
+			if tc.lastIdx >= 0 {
+				want = mine[tc.lastIdx].Position
+			}
+			if n != tc.n || last != want {
+				t.Fatalf("CountAfter = %d, %s; want %d, %s", n, last, tc.n, want)
+			}
+		})
+	}
+	if _, _, err := c.CountAfter(Ctx(t), eventstore.Start, eventstore.Filter{}, 0); !errors.Is(err, eventstore.ErrInvalidArgument) {
+		t.Fatalf("limit 0: %v, want ErrInvalidArgument", err)
 	}
 }

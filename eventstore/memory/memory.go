@@ -148,3 +148,21 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filt
 	}
 	return eventstore.NewSubscription(ctx, eventstore.CatchUp(from, filter, 256, time.Minute, s.wake, read)), nil
 }
+
+var _ eventstore.Counter = (*Store)(nil)
+
+// CountAfter implements eventstore.Counter.
+func (s *Store) CountAfter(ctx context.Context, from eventstore.Position, filter eventstore.Filter, limit int64) (int64, eventstore.Position, error) {
+	if limit < 1 {
+		return 0, from, &eventstore.ValidationError{Field: "limit", Reason: "must be at least 1"}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, last := int64(0), from
+	for i := min(from.Commit, uint64(len(s.log))); i < uint64(len(s.log)) && n < limit; i++ {
+		if e := &s.log[i]; filter.Match(e) {
+			n, last = n+1, e.Position
+		}
+	}
+	return n, last, nil
+}

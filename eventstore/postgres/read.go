@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/eventshop/eventshop/eventstore"
 )
@@ -136,4 +137,47 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filt
 		return nil, err
 	}
 	return eventstore.NewStoreSubscription(ctx, s.ctx, eventstore.CatchUp(from, filter, 1000, s.poll, s.wake, s.readAll)), nil
+}
+
+var _ eventstore.Counter = (*Store)(nil)
+
+// CountAfter implements eventstore.Counter with one query over the global
+// order index, reading no event data.
+func (s *Store) CountAfter(ctx context.Context, from eventstore.Position, filter eventstore.Filter, limit int64) (int64, eventstore.Position, error) {
+	if limit < 1 {
+		return 0, from, &eventstore.ValidationError{Field: "limit", Reason: "must be at least 1"}
+	}
+	if from.Commit > math.MaxInt64 || from.Prepare > math.MaxInt64 {
+		return 0, from, &eventstore.ValidationError{Field: "position", Reason: "not a position of this store"}
+	}
+	var (
+		n    int64
+		last []int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT count(*), max(ARRAY[tx_id, id]) FROM (
+			SELECT tx_id, id FROM events
+			WHERE (tx_id, id) > ($1, $2) AND tx_id < `+visibleBelow+`
+				AND (cardinality($3::text[]) = 0 OR stream_id LIKE ANY($3))
+				AND (cardinality($4::text[]) = 0 OR type LIKE ANY($4))
+			ORDER BY tx_id, id LIMIT $5) AS t`,
+		int64(from.Commit), int64(from.Prepare), likePrefixes(filter.StreamPrefixes), likePrefixes(filter.EventTypePrefixes), limit,
+	).Scan(&n, &last)
+	if err != nil {
+		return 0, from, fmt.Errorf("count events after %s: %w", from, err)
+	}
+	if n == 0 || len(last) != 2 {
+		return 0, from, nil
+	}
+	return n, eventstore.Position{Commit: uint64(last[0]), Prepare: uint64(last[1])}, nil
+}
+
+// likePrefixes turns prefixes into LIKE patterns matching what starts
+// with them, their own wildcards escaped.
+func likePrefixes(prefixes []string) []string {
+	out := make([]string, len(prefixes))
+	esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	for i, p := range prefixes {
+		out[i] = esc.Replace(p) + "%"
+	}
+	return out
 }

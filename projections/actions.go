@@ -1,0 +1,151 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+// pendingAction is an entry of the live parked list as doActions sees it.
+type pendingAction struct {
+	id      uuid.UUID
+	stream  string
+	version int64
+	status  string
+	action  string
+}
+
+// doActions carries out what admins asked for on the live parked list, in
+// the live loop, which stands at the checkpoint from. Per stream with a
+// request: a skip of its first entry marks it skipped; then (for a retry,
+// or after a skip) its parked events are applied in order until one fails
+// again, which keeps its place with the new error. The checkpoint does not
+// move: the events are behind it already.
+//
+// halted, when not nil, is the event a halted projection stands on; its
+// entry's action is not carried out but returned, for the caller to act
+// on, its request still filed. Errors: ctx's, errFenced, and a transient failure (the request stays
+// filed for the next call).
+func (r *Runner) doActions(ctx context.Context, from eventstore.Position, halted *eventstore.Event) (string, error) {
+	rows, err := r.pool.Query(ctx, `SELECT event_id, stream_id, version, status, coalesce(action, '')
+		FROM `+parkedTable+` WHERE projection = $1 AND NOT shadow AND status <> 'skipped'
+			AND stream_id IN (SELECT stream_id FROM `+parkedTable+`
+				WHERE projection = $1 AND NOT shadow AND action IS NOT NULL)
+		ORDER BY stream_id, version`, r.name)
+	if err != nil {
+		return "", fmt.Errorf("read admin requests: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pendingAction, error) {
+		var a pendingAction
+		err := row.Scan(&a.id, &a.stream, &a.version, &a.status, &a.action)
+		return a, err
+	})
+	if err != nil {
+		return "", fmt.Errorf("read admin requests: %w", err)
+	}
+	haltedAction := ""
+	for len(list) > 0 {
+		n := 1
+		for n < len(list) && list[n].stream == list[0].stream {
+			n++
+		}
+		stream := list[:n]
+		list = list[n:]
+		if halted != nil && stream[0].id == halted.ID {
+			// Left filed: a skip records who asked, and why, from it.
+			haltedAction = stream[0].action
+			continue
+		}
+		if err := r.retryStream(ctx, from, stream); err != nil {
+			return "", err
+		}
+	}
+	return haltedAction, nil
+}
+
+// retryStream carries out the requests on one stream's parked entries, in
+// version order.
+func (r *Runner) retryStream(ctx context.Context, from eventstore.Position, entries []pendingAction) error {
+	name := entries[0].stream
+	if entries[0].status == ParkedStatusHalted {
+		// A halted entry left from a run under policy halt: the live loop
+		// meets its event again (it is not behind the checkpoint).
+		return r.clearActions(ctx, name)
+	}
+	if entries[0].action == ActionSkip {
+		st := step{skipped: []uuid.UUID{entries[0].id}, to: from}
+		if err := r.commit(ctx, from, st); err != nil {
+			return err
+		}
+		r.stepped(st)
+		r.mu.Lock()
+		r.unparkLocked(name)
+		r.mu.Unlock()
+		r.log.Warn("projection skipped a parked event, as an admin asked", "event_id", entries[0].id.String(),
+			"stream", name, "version", entries[0].version)
+		entries = entries[1:]
+	}
+	applied := 0
+	for _, p := range entries {
+		e, err := r.parkedEvent(ctx, p)
+		if err == nil {
+			err = r.commit(ctx, from, step{apply: []eventstore.Event{e}, unpark: []uuid.UUID{p.id}, to: from})
+		}
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, errFenced) || isTransient(err) {
+				return err
+			}
+			if _, uerr := r.pool.Exec(ctx, `UPDATE `+parkedTable+` SET error = $3, attempts = attempts + 1, parked_at = now()
+				WHERE projection = $1 AND NOT shadow AND event_id = $2`, r.name, p.id, err.Error()); uerr != nil {
+				return fmt.Errorf("record the failed retry of %s: %w", p.id, uerr)
+			}
+			r.log.Warn("projection: a parked event failed again; its stream stays parked", "event_id", p.id.String(),
+				"stream", name, "version", p.version, "error", err)
+			break
+		}
+		applied++
+		r.mu.Lock()
+		r.status.Applied++
+		r.unparkLocked(name)
+		r.mu.Unlock()
+	}
+	if applied > 0 {
+		r.log.Info("projection applied parked events again", "stream", name, "applied", applied, "still_parked", len(entries)-applied)
+	}
+	return r.clearActions(ctx, name)
+}
+
+// parkedEvent reads the event of entry p from the log.
+func (r *Runner) parkedEvent(ctx context.Context, p pendingAction) (eventstore.Event, error) {
+	evs, err := r.store.ReadStream(ctx, p.stream, eventstore.Forwards, p.version, 1)
+	if err != nil {
+		return eventstore.Event{}, fmt.Errorf("read parked event %s: %w", p.id, err)
+	}
+	if len(evs) != 1 || evs[0].ID != p.id {
+		return eventstore.Event{}, fmt.Errorf("parked event %s: the log holds another event at %s version %d", p.id, p.stream, p.version)
+	}
+	return evs[0], nil
+}
+
+// clearActions marks the requests on stream's entries done.
+func (r *Runner) clearActions(ctx context.Context, stream string) error {
+	_, err := r.pool.Exec(ctx, `UPDATE `+parkedTable+` SET action = NULL, action_by = NULL, action_reason = NULL,
+		action_requested_at = NULL WHERE projection = $1 AND NOT shadow AND stream_id = $2 AND action IS NOT NULL`, r.name, stream)
+	if err != nil {
+		return fmt.Errorf("clear admin requests on %s: %w", stream, err)
+	}
+	return nil
+}
+
+// unparkLocked counts one event of stream out of the parked list; r.mu
+// is held.
+func (r *Runner) unparkLocked(stream string) {
+	if r.parked.streams[stream]--; r.parked.streams[stream] <= 0 {
+		delete(r.parked.streams, stream)
+	}
+}

@@ -1,0 +1,364 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventshop/eventshop/eventstore"
+)
+
+// An event a projection keeps failing to apply is a poison event. What the
+// runner does with it is the projection's Policy:
+//
+//   - PolicyPark (the default) isolates the event's stream: the event goes
+//     into the projection's parked list with its error, every later event
+//     of the same stream joins it there, in order, without being applied
+//     (a catalogue cannot skip one product event and apply the next; a
+//     Kafka consumer drops what is not above the last sequence it saw), and
+//     every other stream keeps flowing.
+//   - PolicyHalt stops the projection on the event, named in its status and
+//     in the list (state "halted"); it is retried with backoff until it
+//     applies.
+//
+// Admins act on the list from any process (RequestRetry, RequestSkip): the
+// request is written to the database and carried out by the projection's
+// active runner, between two batches. A retry applies the stream's parked
+// events again, in order, from the first; a skip passes the first over
+// (recorded with who skipped it and why; a replay or rebuild skips it
+// again) and then applies the rest.
+//
+// Only a failure of the event counts: an error that is Transient (the
+// database, MongoDB or Kafka unreachable, a timeout) is retried for as long
+// as it lasts and never parks or halts anything. An event is poison once it
+// failed ParkAfter times in a row with errors that are not transient.
+// Should maxParkRun events in a row be parked with nothing applied between
+// them, the failure is taken to be the model's rather than the events', and
+// the runner stops parking and retries (as halt does) until something
+// applies again.
+
+// Policies of a projection for its poison events.
+const (
+	PolicyPark = "park"
+	PolicyHalt = "halt"
+)
+
+// ErrInvalidPolicy is returned for a policy that is neither PolicyPark nor
+// PolicyHalt.
+var ErrInvalidPolicy = errors.New("invalid projection policy")
+
+// CheckPolicy returns ErrInvalidPolicy, wrapped, unless p is a policy.
+func CheckPolicy(p string) error {
+	if p != PolicyPark && p != PolicyHalt {
+		return fmt.Errorf("%w %q: want %s or %s", ErrInvalidPolicy, p, PolicyPark, PolicyHalt)
+	}
+	return nil
+}
+
+// maxParkRun is how many events in a row may be parked, with nothing
+// applied between them, before the runner takes the failure for the
+// model's and stops parking.
+const maxParkRun = 10
+
+// Statuses of an entry of the parked list.
+const (
+	// ParkedStatusParked: the event failed, or waits behind one of its
+	// stream that did (its Error is empty then).
+	ParkedStatusParked = "parked"
+	// ParkedStatusHalted: the event a halted projection stopped on.
+	ParkedStatusHalted = "halted"
+	// ParkedStatusSkipped: an admin passed the event over.
+	ParkedStatusSkipped = "skipped"
+)
+
+// Actions an admin can ask for.
+const (
+	ActionRetry = "retry"
+	ActionSkip  = "skip"
+)
+
+// ParkedEvent is one entry of a projection's parked list.
+type ParkedEvent struct {
+	EventID  uuid.UUID
+	StreamID string
+	Version  int64
+	Type     string
+	Position eventstore.Position
+	// Status is a ParkedStatus constant.
+	Status string
+	// Error is the event's last failure; empty for an event that only
+	// waits behind another of its stream.
+	Error    string
+	Attempts int
+	// FirstSeen is when the event first failed or was parked.
+	FirstSeen time.Time
+	ParkedAt  time.Time
+	// Action is what an admin asked for and the runner has not done yet
+	// (ActionRetry, ActionSkip); empty when nothing is pending.
+	Action            string
+	ActionBy          string
+	ActionRequestedAt time.Time
+	// SkippedBy, SkipReason and SkippedAt record a skip.
+	SkippedBy  string
+	SkipReason string
+	SkippedAt  time.Time
+}
+
+// Errors of the admin requests.
+var (
+	// ErrNotParked: the projection's parked list holds no such event (or
+	// holds it as skipped already).
+	ErrNotParked = errors.New("event not parked")
+	// ErrInvalidReason: a skip's reason is empty, too long, or holds
+	// control characters.
+	ErrInvalidReason = errors.New("invalid skip reason")
+)
+
+// NotFirstError is returned by RequestSkip for an event that waits behind
+// an earlier event of its stream: only the first can be skipped.
+type NotFirstError struct {
+	EventID uuid.UUID // the event asked for
+	First   uuid.UUID // the first parked event of its stream
+	Stream  string
+}
+
+func (e *NotFirstError) Error() string {
+	return fmt.Sprintf("event %s waits behind event %s of stream %s; skip that one first", e.EventID, e.First, e.Stream)
+}
+
+// MaxSkipReason bounds a skip's reason, in characters.
+const MaxSkipReason = 500
+
+// Transient marks err as a failure of the target rather than of the event
+// (unreachable, timed out, overloaded): the runner retries it for as long
+// as it lasts and never parks or halts on it. Sinks wrap their drivers'
+// network and timeout errors in it; the runner recognises PostgreSQL's
+// itself.
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &transientError{err}
+}
+
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// parkRow is an entry the runner adds to (or updates in) a parked list.
+type parkRow struct {
+	e        *eventstore.Event
+	status   string
+	err      string
+	attempts int
+	skip     *ParkedEvent // for a skipped event carried into a rebuild: who skipped it and why
+}
+
+// parkedTable is the parked lists' table.
+const parkedTable = "projections.parked"
+
+// writeParked adds rows to the list (shadow's, or the live one) of the
+// projection name, in tx. An entry that exists already (an event that
+// failed again after a restart) takes the new status and error, and keeps
+// when it was first seen.
+func writeParked(ctx context.Context, tx pgx.Tx, name string, shadow bool, rows []parkRow) error {
+	for _, r := range rows {
+		var by, reason *string
+		var at *time.Time
+		if r.skip != nil {
+			by, reason, at = &r.skip.SkippedBy, &r.skip.SkipReason, &r.skip.SkippedAt
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO `+parkedTable+` AS p (projection, shadow, event_id, stream_id, version, type,
+				commit, prepare, status, error, attempts, skipped_by, skip_reason, skipped_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+			ON CONFLICT (projection, shadow, event_id) DO UPDATE SET status = excluded.status, error = excluded.error,
+				attempts = p.attempts + excluded.attempts, parked_at = now()`,
+			name, shadow, r.e.ID, r.e.StreamID, r.e.Version, r.e.Type, int64(r.e.Position.Commit), int64(r.e.Position.Prepare),
+			r.status, r.err, r.attempts, by, reason, at)
+		if err != nil {
+			return fmt.Errorf("park event %s: %w", r.e.ID, err)
+		}
+	}
+	return nil
+}
+
+// dropParked deletes the live list's entries ids of name, in tx: events a
+// retry applied, or a halted event that finally applied.
+func dropParked(ctx context.Context, tx pgx.Tx, name string, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM `+parkedTable+` WHERE projection = $1 AND NOT shadow AND event_id = ANY($2)
+		AND status <> 'skipped'`, name, ids)
+	if err != nil {
+		return fmt.Errorf("unpark: %w", err)
+	}
+	return nil
+}
+
+// parkedState is what a runner keeps in memory of a parked list: how many
+// events of each stream are parked, and which events admins skipped.
+type parkedState struct {
+	streams map[string]int
+	skipped map[uuid.UUID]ParkedEvent
+}
+
+// loadParked reads the list (shadow's, or the live one) of name. Halted
+// entries are not counted: their event is the one the runner stops on,
+// which it meets again.
+func loadParked(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, name string, shadow bool) (parkedState, error) {
+	st := parkedState{streams: map[string]int{}, skipped: map[uuid.UUID]ParkedEvent{}}
+	rows, err := q.Query(ctx, `SELECT event_id, stream_id, status, coalesce(skipped_by, ''), coalesce(skip_reason, ''),
+			coalesce(skipped_at, 'epoch'::timestamptz)
+		FROM `+parkedTable+` WHERE projection = $1 AND shadow = $2 AND status IN ('parked', 'skipped')`, name, shadow)
+	if err != nil {
+		return st, fmt.Errorf("read the parked list of %s: %w", name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p ParkedEvent
+		if err := rows.Scan(&p.EventID, &p.StreamID, &p.Status, &p.SkippedBy, &p.SkipReason, &p.SkippedAt); err != nil {
+			return st, fmt.Errorf("read the parked list of %s: %w", name, err)
+		}
+		if p.Status == ParkedStatusSkipped {
+			st.skipped[p.EventID] = p
+		} else {
+			st.streams[p.StreamID]++
+		}
+	}
+	return st, rows.Err()
+}
+
+const parkedColumns = `event_id, stream_id, version, type, commit, prepare, status, error, attempts, first_seen, parked_at,
+	coalesce(action, ''), coalesce(action_by, ''), coalesce(action_requested_at, 'epoch'::timestamptz),
+	coalesce(skipped_by, ''), coalesce(skip_reason, ''), coalesce(skipped_at, 'epoch'::timestamptz)`
+
+func scanParked(row pgx.Row) (ParkedEvent, error) {
+	var (
+		p               ParkedEvent
+		commit, prepare int64
+	)
+	err := row.Scan(&p.EventID, &p.StreamID, &p.Version, &p.Type, &commit, &prepare, &p.Status, &p.Error, &p.Attempts,
+		&p.FirstSeen, &p.ParkedAt, &p.Action, &p.ActionBy, &p.ActionRequestedAt, &p.SkippedBy, &p.SkipReason, &p.SkippedAt)
+	p.Position = eventstore.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
+	for _, t := range []*time.Time{&p.ActionRequestedAt, &p.SkippedAt} {
+		if t.Unix() == 0 {
+			*t = time.Time{}
+		}
+	}
+	return p, err
+}
+
+// Parked returns a page of the parked list of the projection name, by
+// stream and version (the order its entries are retried in), and how many
+// entries it holds. status, when not empty, keeps only entries of that
+// ParkedStatus. page counts from 1. Errors: ErrInvalidName, the
+// database's.
+func Parked(ctx context.Context, pool *pgxpool.Pool, name, status string, page, limit int) ([]ParkedEvent, int, error) {
+	if err := checkName(name); err != nil {
+		return nil, 0, err
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		return nil, 0, err
+	}
+	page, limit = max(page, 1), max(limit, 1)
+	var (
+		total int
+		out   []ParkedEvent
+	)
+	// One snapshot for the page and the total, which runners change.
+	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+parkedTable+` WHERE projection = $1 AND NOT shadow
+			AND ($2 = '' OR status = $2)`, name, status).Scan(&total); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+parkedColumns+` FROM `+parkedTable+`
+			WHERE projection = $1 AND NOT shadow AND ($2 = '' OR status = $2)
+			ORDER BY stream_id, version LIMIT $3 OFFSET $4`, name, status, limit, (page-1)*limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ParkedEvent, error) { return scanParked(r) })
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("projections: parked list of %s: %w", name, err)
+	}
+	return out, total, nil
+}
+
+// RequestRetry files, for the active runner of the projection name, a
+// retry of the stream of the parked (or halted) event id: its parked
+// events are applied again in order. by names who asks. It returns the
+// entry as it is now. Errors: ErrInvalidName, ErrNotParked, the
+// database's.
+func RequestRetry(ctx context.Context, pool *pgxpool.Pool, name string, id uuid.UUID, by string) (ParkedEvent, error) {
+	return requestAction(ctx, pool, name, id, ActionRetry, by, "")
+}
+
+// RequestSkip files, for the active runner of the projection name, a skip
+// of the parked (or halted) event id, which must be the first of its
+// stream: it is recorded as skipped by by for reason, and the stream's
+// later parked events are then applied in order. Errors: ErrInvalidName,
+// ErrNotParked, *NotFirstError, ErrInvalidReason, the database's.
+func RequestSkip(ctx context.Context, pool *pgxpool.Pool, name string, id uuid.UUID, by, reason string) (ParkedEvent, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" || utf8.RuneCountInString(reason) > MaxSkipReason || strings.IndexFunc(reason, unicode.IsControl) >= 0 {
+		return ParkedEvent{}, fmt.Errorf("%w: give a reason of 1 to %d characters without control characters", ErrInvalidReason, MaxSkipReason)
+	}
+	return requestAction(ctx, pool, name, id, ActionSkip, by, reason)
+}
+
+func requestAction(ctx context.Context, pool *pgxpool.Pool, name string, id uuid.UUID, action, by, reason string) (ParkedEvent, error) {
+	if err := checkName(name); err != nil {
+		return ParkedEvent{}, err
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		return ParkedEvent{}, err
+	}
+	var out ParkedEvent
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		p, err := scanParked(tx.QueryRow(ctx, `SELECT `+parkedColumns+` FROM `+parkedTable+`
+			WHERE projection = $1 AND NOT shadow AND event_id = $2 AND status <> 'skipped' FOR UPDATE`, name, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotParked
+		}
+		if err != nil {
+			return err
+		}
+		if action == ActionSkip {
+			var first uuid.UUID
+			if err := tx.QueryRow(ctx, `SELECT event_id FROM `+parkedTable+`
+				WHERE projection = $1 AND NOT shadow AND stream_id = $2 AND status <> 'skipped'
+				ORDER BY version LIMIT 1`, name, p.StreamID).Scan(&first); err != nil {
+				return err
+			}
+			if first != id {
+				return &NotFirstError{EventID: id, First: first, Stream: p.StreamID}
+			}
+		}
+		out, err = scanParked(tx.QueryRow(ctx, `UPDATE `+parkedTable+` SET action = $3, action_by = $4,
+				action_reason = NULLIF($5, ''), action_requested_at = now()
+			WHERE projection = $1 AND NOT shadow AND event_id = $2 RETURNING `+parkedColumns, name, id, action, by, reason))
+		return err
+	})
+	if err != nil {
+		var nf *NotFirstError
+		if errors.Is(err, ErrNotParked) || errors.As(err, &nf) {
+			return ParkedEvent{}, err
+		}
+		return ParkedEvent{}, fmt.Errorf("projections: %s event %s of %s: %w", action, id, name, err)
+	}
+	return out, nil
+}

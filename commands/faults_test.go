@@ -163,7 +163,7 @@ func TestProcessManagerRunAgain(t *testing.T) {
 	mustAppend(t, fs, product.Stream(orphan.ID), eventstore.Exact(orphan.Version), e.clock.Now().Add(-time.Hour),
 		product.Reserved{ProductID: orphan.ID, OrderID: "01900000-0000-7000-8000-000000000001", Quantity: 1})
 
-	pm := e.h.NewProcessManager(10 * time.Millisecond)
+	pm := e.h.NewProcessManager(10*time.Millisecond, nil)
 	run := func() (stop func()) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)

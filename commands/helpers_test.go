@@ -207,12 +207,20 @@ func (e *env) placeOrder(t *testing.T, c commands.Actor, lines ...order.Line) or
 	return o
 }
 
-// runPM runs a process manager over h until the test ends.
+// runPM runs a process manager over h until the test ends, keeping its
+// failures in the log only.
 func runPM(t *testing.T, h *commands.Handler, tick time.Duration) {
+	t.Helper()
+	runPMWith(t, h, tick, nil)
+}
+
+// runPMWith runs a process manager over h that keeps its failures in
+// failures, until the test ends.
+func runPMWith(t *testing.T, h *commands.Handler, tick time.Duration, failures commands.FailureLog) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	pm := h.NewProcessManager(tick)
+	pm := h.NewProcessManager(tick, failures)
 	go func() { done <- pm.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/correlation"
+	"github.com/eventshop/eventshop/projections"
 )
 
 // ProcessManager finishes what the order saga's requests may leave half
@@ -29,13 +31,29 @@ import (
 // Every action loads the aggregates it touches and decides again, so acting
 // twice, from two processes, or on a view that lags the log, does nothing
 // wrong. Its view is rebuilt from the log at start.
+//
+// A failure stays with the order it concerns: an action that fails (or
+// panics) is tried again later while the other orders go on, and an event
+// it cannot read is passed over. Either is kept in its FailureLog, by
+// order, until that order's next action succeeds, for admins to see.
 type ProcessManager struct {
-	h     *Handler
-	tick  time.Duration
-	retry time.Duration
+	h        *Handler
+	tick     time.Duration
+	retry    time.Duration
+	failures FailureLog
 
 	placements map[string]*tracked // reservations whose order has not appeared
 	orders     map[string]*tracked // orders that are live or still hold stock
+	failing    map[string]bool     // keys with an entry in failures
+}
+
+// FailureLog keeps what the process manager fails on, by order (or by
+// stream, for an event it cannot read that names no order it knows),
+// durably and for admins to see: projections.Failures is one.
+type FailureLog interface {
+	Record(ctx context.Context, f projections.Failure) error
+	Clear(ctx context.Context, key string) error
+	Keys(ctx context.Context) ([]string, error)
 }
 
 // tracked is the process manager's view of one order id.
@@ -51,12 +69,13 @@ type tracked struct {
 }
 
 // NewProcessManager builds a process manager over h that checks its
-// deadlines every tick (default 1s).
-func (h *Handler) NewProcessManager(tick time.Duration) *ProcessManager {
+// deadlines every tick (default 1s) and keeps its failures in failures
+// (nil: in the log only).
+func (h *Handler) NewProcessManager(tick time.Duration, failures FailureLog) *ProcessManager {
 	if tick <= 0 {
 		tick = time.Second
 	}
-	return &ProcessManager{h: h, tick: tick, retry: 5 * tick}
+	return &ProcessManager{h: h, tick: tick, retry: 5 * tick, failures: failures}
 }
 
 // pmFilter selects the events the process manager follows.
@@ -67,7 +86,16 @@ var pmFilter = eventstore.Filter{EventTypePrefixes: []string{"inventory.reserved
 func (pm *ProcessManager) Run(ctx context.Context) error {
 	// The view is rebuilt from the log on every run: a run after a failed
 	// one must not fold the log again over what the last one left.
-	pm.placements, pm.orders = map[string]*tracked{}, map[string]*tracked{}
+	pm.placements, pm.orders, pm.failing = map[string]*tracked{}, map[string]*tracked{}, map[string]bool{}
+	if pm.failures != nil {
+		keys, err := pm.failures.Keys(ctx)
+		if err != nil {
+			pm.h.log.WarnContext(ctx, "process manager: read its failures; they are cleared as their orders recover only from now", "err", err)
+		}
+		for _, k := range keys {
+			pm.failing[k] = true
+		}
+	}
 	sub, err := pm.h.store.SubscribeAll(ctx, eventstore.Start, pmFilter)
 	if err != nil {
 		return fmt.Errorf("process manager: subscribe: %w", err)
@@ -86,7 +114,16 @@ func (pm *ProcessManager) Run(ctx context.Context) error {
 				return nil
 			}
 			if err := pm.apply(&e); err != nil {
-				return fmt.Errorf("process manager: %w", err)
+				// This event's order goes without it; the others do not
+				// wait.
+				pm.h.log.ErrorContext(ctx, "process manager: an event it cannot read is passed over", "event_id", e.ID.String(),
+					"stream", e.StreamID, "version", e.Version, "type", e.Type, "err", err)
+				key := e.StreamID
+				if id, ok := strings.CutPrefix(e.StreamID, order.StreamPrefix); ok {
+					key = id
+				}
+				pm.fail(ctx, projections.Failure{Key: key, StreamID: e.StreamID, EventID: e.ID, Action: "read event",
+					Error: fmt.Sprintf("event %s (%s version %d, %s): %v", e.ID, e.StreamID, e.Version, e.Type, err)})
 			}
 		case <-t.C:
 			pm.act(ctx)
@@ -251,7 +288,38 @@ func (pm *ProcessManager) do(ctx context.Context, t *tracked, what, orderID stri
 	// A store that hangs must not stop the process manager for good.
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := action(actx); err != nil && ctx.Err() == nil {
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		return action(actx)
+	}()
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
 		pm.h.log.WarnContext(ctx, "process manager: "+what+" failed; will retry", "order_id", orderID, "err", err)
+		pm.fail(ctx, projections.Failure{Key: orderID, StreamID: order.Stream(orderID), Action: what, Error: err.Error()})
+	case pm.failing[orderID]:
+		if pm.failures != nil {
+			if err := pm.failures.Clear(ctx, orderID); err != nil {
+				pm.h.log.WarnContext(ctx, "process manager: clear a recovered order's failure", "order_id", orderID, "err", err)
+				return
+			}
+		}
+		delete(pm.failing, orderID)
+	}
+}
+
+// fail keeps f in the failure log; a log that fails is only logged: the
+// process manager goes on.
+func (pm *ProcessManager) fail(ctx context.Context, f projections.Failure) {
+	pm.failing[f.Key] = true
+	if pm.failures == nil {
+		return
+	}
+	if err := pm.failures.Record(ctx, f); err != nil {
+		pm.h.log.WarnContext(ctx, "process manager: record a failure", "key", f.Key, "err", err)
 	}
 }

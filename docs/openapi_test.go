@@ -119,15 +119,15 @@ func mounted(t *testing.T) []string {
 	t.Helper()
 	api := writeapi.New(writeapi.Config{})
 	reads := readapi.New(readapi.Config{
-		Catalog:        mongoread.New(nil),
-		Checkpoint:     func(context.Context, string) (eventstore.Position, error) { return eventstore.Start, nil },
-		Errors:         api.WriteError,
-		Orders:         noOrders{},
-		Streams:        noStreams{},
-		Projections:    []string{"users.v1"},
-		Reports:        func(context.Context, []string) ([]projections.Report, error) { return nil, nil },
-		RequestRebuild: func(context.Context, string) error { return nil },
-		Notifications:  noNotifications{},
+		Catalog:       mongoread.New(nil),
+		Checkpoint:    func(context.Context, string) (eventstore.Position, error) { return eventstore.Start, nil },
+		Errors:        api.WriteError,
+		Orders:        noOrders{},
+		Streams:       noStreams{},
+		Projections:   []string{"users.v1"},
+		Admin:         projections.Admin{},
+		Failures:      projections.Failures{},
+		Notifications: noNotifications{},
 	})
 	r := chi.NewRouter()
 	api.Routes(r)

@@ -97,7 +97,7 @@ func (r *Runner) retryStream(ctx context.Context, from eventstore.Position, entr
 			err = r.commit(ctx, from, step{apply: []eventstore.Event{e}, unpark: []uuid.UUID{p.id}, to: from})
 		}
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, errFenced) || isTransient(err) {
+			if ctx.Err() != nil || errors.Is(err, errFenced) || r.transient(ctx, err) {
 				return err
 			}
 			if _, uerr := r.pool.Exec(ctx, `UPDATE `+parkedTable+` SET error = $3, attempts = attempts + 1, parked_at = now()

@@ -109,7 +109,7 @@ func (r *Runner) applyOne(ctx context.Context, from eventstore.Position, e *even
 		if r.readyRebuild() != nil {
 			return from, errRebuildReady
 		}
-		poison := attempt >= r.opts.ParkAfter && !isTransient(err)
+		poison := attempt >= r.opts.ParkAfter && !r.transient(ctx, err)
 		switch {
 		case poison && r.policy == PolicyPark && r.parkRun < maxParkRun:
 			park := step{park: []parkRow{{e: e, status: ParkedStatusParked, err: err.Error(), attempts: attempt}}, to: e.Position}
@@ -300,6 +300,28 @@ func (r *Runner) failed(err error, ev *eventstore.Event) {
 		ev.ID, ev.StreamID, ev.Version, ev.Type, ev.Position, err)
 	r.log.Error("projection failing on an event", "event_id", ev.ID.String(), "stream", ev.StreamID,
 		"version", ev.Version, "type", ev.Type, "position", ev.Position.String(), "attempts", f.Attempts, "error", err)
+}
+
+// Pinger is a Sink that can tell whether its target is up. When an event
+// keeps failing with an error the runner cannot classify, it asks the
+// target: one that is down, rather than the event, is why.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// transient reports whether err, a failure to apply, is the target's
+// rather than the event's: isTransient says so, or the target (a Pinger
+// sink, or the database of a Projection) fails a health check now.
+func (r *Runner) transient(ctx context.Context, err error) bool {
+	if isTransient(err) {
+		return true
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if p, ok := r.sink.(Pinger); ok {
+		return p.Ping(pctx) != nil
+	}
+	return r.sink == nil && r.pool.Ping(pctx) != nil
 }
 
 // isTransient reports whether err is a failure of the target rather than

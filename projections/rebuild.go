@@ -429,7 +429,7 @@ func (r *Runner) applyShadow(ctx context.Context, rb *rebuild, batch []eventstor
 		r.shadowStepped(rb, st)
 		return nil
 	}
-	if ctx.Err() != nil || isTransient(err) {
+	if ctx.Err() != nil || r.transient(ctx, err) {
 		return fmt.Errorf("apply to the shadow: %w", err)
 	}
 	for i := range batch {
@@ -452,7 +452,7 @@ func (r *Runner) applyShadowOne(ctx context.Context, rb *rebuild, e *eventstore.
 			r.shadowStepped(rb, st)
 			return nil
 		}
-		if ctx.Err() != nil || isTransient(err) || len(st.apply) == 0 {
+		if ctx.Err() != nil || len(st.apply) == 0 || r.transient(ctx, err) {
 			return fmt.Errorf("apply to the shadow: %w", err)
 		}
 		if attempt < r.opts.ParkAfter {

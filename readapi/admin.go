@@ -1,6 +1,7 @@
 package readapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
@@ -16,34 +18,58 @@ import (
 	"github.com/eventshop/eventshop/writeapi"
 )
 
+// ProjectionAdmin is what the projections' admin routes need:
+// projections.Admin on the read models' pool, in whichever process the
+// runners are.
+type ProjectionAdmin interface {
+	Reports(ctx context.Context, names []string) ([]projections.Report, error)
+	RequestRebuild(ctx context.Context, name string) error
+	Parked(ctx context.Context, name, status string, page, limit int) ([]projections.ParkedEvent, int, error)
+	RequestRetry(ctx context.Context, name string, id uuid.UUID, by string) (projections.ParkedEvent, error)
+	RequestSkip(ctx context.Context, name string, id uuid.UUID, by, reason string) (projections.ParkedEvent, error)
+}
+
 // projectionReport is one projection in the admin routes' answers: the
 // members of API.md (name, position, lag, status, last_error) and more of
 // what its runner reported. A member with nothing to say is null: lag
-// before the runner first counted it, last_error while none happened,
-// rebuild when none is pending, and the times that never were.
+// before the runner first measured it, last_error while none happened,
+// rebuild when none is pending or failed, and the times that never were.
 type projectionReport struct {
 	Name string `json:"name"`
 	// Position is the checkpoint as an X-Event-Position token.
 	Position string `json:"position"`
-	// Lag is how many events the projection is behind (a lower bound on
-	// a long backlog).
+	// Lag is how many events the projection is behind: exact when
+	// lag_exact, else a lower bound.
 	Lag        *int64  `json:"lag"`
+	LagExact   bool    `json:"lag_exact"`
 	LagSeconds float64 `json:"lag_seconds"`
 	// Status is a projections.State* constant; "stopped" when no runner
 	// reported lately.
 	Status    string  `json:"status"`
 	LastError *string `json:"last_error"`
-	// Rebuild is "requested" or "running".
-	Rebuild    *string    `json:"rebuild"`
-	RebuiltAt  *time.Time `json:"rebuilt_at"`
-	ReportedAt *time.Time `json:"reported_at"`
+	// Policy is what the projection does with an event that keeps
+	// failing: park or halt. Parked counts its parked list's events
+	// (failed, or waiting behind one that did; skipped ones not).
+	Policy string `json:"policy"`
+	Parked int64  `json:"parked"`
+	// Rebuild is "requested", "running" or "failed" (the last one was
+	// given up; rebuild_error says why); RebuildApplied and RebuildParked
+	// count what the running, or else the last, rebuild applied and
+	// parked.
+	Rebuild        *string    `json:"rebuild"`
+	RebuildError   *string    `json:"rebuild_error"`
+	RebuildApplied int64      `json:"rebuild_applied"`
+	RebuildParked  int64      `json:"rebuild_parked"`
+	RebuiltAt      *time.Time `json:"rebuilt_at"`
+	ReportedAt     *time.Time `json:"reported_at"`
 }
 
 func newProjectionReport(r projections.Report) projectionReport {
 	out := projectionReport{
-		Name: r.Name, Position: r.Position.String(), LagSeconds: r.LagTime.Seconds(),
-		Status: r.State, LastError: nonEmpty(r.LastError), Rebuild: nonEmpty(r.Rebuild),
-		RebuiltAt: nonZero(r.RebuiltAt), ReportedAt: nonZero(r.ReportedAt),
+		Name: r.Name, Position: r.Position.String(), LagExact: r.LagExact, LagSeconds: r.LagTime.Seconds(),
+		Status: r.State, LastError: nonEmpty(r.LastError), Policy: r.Policy, Parked: r.Parked,
+		Rebuild: nonEmpty(r.Rebuild), RebuildError: nonEmpty(r.RebuildError), RebuildApplied: r.RebuildApplied,
+		RebuildParked: r.RebuildParked, RebuiltAt: nonZero(r.RebuiltAt), ReportedAt: nonZero(r.ReportedAt),
 	}
 	if r.LagEvents >= 0 {
 		out.Lag = &r.LagEvents
@@ -83,7 +109,7 @@ func (s *Server) adminOnly(next http.Handler) http.Handler {
 // configured projection, in the configured order, read from the database
 // so that it holds whichever process runs them.
 func (s *Server) handleProjections(w http.ResponseWriter, r *http.Request) {
-	reps, err := s.reports(r.Context(), s.projections)
+	reps, err := s.admin.Reports(r.Context(), s.projections)
 	if err != nil {
 		s.errors(w, r, writeapi.Unavailable(err))
 		return
@@ -107,11 +133,11 @@ func (s *Server) handleRebuild(w http.ResponseWriter, r *http.Request) {
 		s.errors(w, r, domain.NotFound("projection", name))
 		return
 	}
-	if err := s.requestRebuild(r.Context(), name); err != nil {
+	if err := s.admin.RequestRebuild(r.Context(), name); err != nil {
 		s.errors(w, r, writeapi.Unavailable(err))
 		return
 	}
-	reps, err := s.reports(r.Context(), []string{name})
+	reps, err := s.admin.Reports(r.Context(), []string{name})
 	if err == nil && len(reps) != 1 {
 		err = fmt.Errorf("projection reports: %d reports for the one name %s", len(reps), name)
 	}
@@ -119,9 +145,15 @@ func (s *Server) handleRebuild(w http.ResponseWriter, r *http.Request) {
 		s.errors(w, r, writeapi.Unavailable(err))
 		return
 	}
+	writeAccepted(w, "/api/admin/projections", newProjectionReport(reps[0]))
+}
+
+// writeAccepted answers 202 with v: a request filed for a runner, which
+// location shows the progress of.
+func writeAccepted(w http.ResponseWriter, location string, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Location", "/api/admin/projections")
+	w.Header().Set("Location", location)
 	w.WriteHeader(http.StatusAccepted)
-	_ = json.NewEncoder(w).Encode(newProjectionReport(reps[0]))
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -2,12 +2,13 @@ package readapi
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/domain/user"
@@ -60,12 +61,7 @@ func newAdminTestStack(t *testing.T) (*testStack, *pgxpool.Pool) {
 	}
 	s := newTestStack(t, func(c *Config) {
 		c.Projections = []string{liveProjection, failingProjection, idleProjection}
-		c.Reports = func(ctx context.Context, names []string) ([]projections.Report, error) {
-			return projections.Reports(ctx, pool, names)
-		}
-		c.RequestRebuild = func(ctx context.Context, name string) error {
-			return projections.RequestRebuild(ctx, pool, name)
-		}
+		c.Admin = projections.Admin{Pool: pool}
 	})
 	return s, pool
 }
@@ -82,6 +78,9 @@ func TestAdminProjectionsRoles(t *testing.T) {
 		{http.MethodGet, "/api/admin/projections"},
 		{http.MethodPost, "/api/admin/projections/" + liveProjection + "/rebuild"},
 		{http.MethodPost, "/api/admin/projections/no-such-projection/rebuild"},
+		{http.MethodGet, "/api/admin/projections/" + liveProjection + "/parked"},
+		{http.MethodPost, "/api/admin/projections/" + liveProjection + "/parked/" + uuid.NewString() + "/retry"},
+		{http.MethodPost, "/api/admin/projections/" + liveProjection + "/parked/" + uuid.NewString() + "/skip"},
 	} {
 		expectProblem(t, c.method+" "+c.path+" without a token", s.do(c.method, c.path, testCaller{}, nil), http.StatusUnauthorized)
 		expectProblem(t, c.method+" "+c.path+" as a customer", s.do(c.method, c.path, customer, nil), http.StatusForbidden)
@@ -188,24 +187,129 @@ func TestAdminRebuild(t *testing.T) {
 // TestAdminProjectionsDatabaseDown: reports that cannot be read are a 503
 // that names nothing of the database.
 func TestAdminProjectionsDatabaseDown(t *testing.T) {
+	// A database nobody listens on: every query fails to connect.
+	down, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(down.Close)
 	s := newTestStack(t, func(c *Config) {
 		c.Projections = []string{liveProjection}
-		c.Reports = func(context.Context, []string) ([]projections.Report, error) {
-			return nil, errors.New("dial tcp 10.0.0.7:5432: connection refused")
-		}
-		c.RequestRebuild = func(context.Context, string) error {
-			return errors.New("dial tcp 10.0.0.7:5432: connection refused")
-		}
+		c.Admin = projections.Admin{Pool: down}
 	})
 	admin := s.user("admin", user.RoleAdmin)
 	for _, c := range []struct{ method, path string }{
 		{http.MethodGet, "/api/admin/projections"},
 		{http.MethodPost, "/api/admin/projections/" + liveProjection + "/rebuild"},
+		{http.MethodGet, "/api/admin/projections/" + liveProjection + "/parked"},
+		{http.MethodPost, "/api/admin/projections/" + liveProjection + "/parked/" + uuid.NewString() + "/retry"},
 	} {
 		w := s.do(c.method, c.path, admin, nil)
 		expectProblem(t, c.method+" "+c.path, w, http.StatusServiceUnavailable)
-		if strings.Contains(w.Body.String(), "10.0.0.7") {
+		if strings.Contains(w.Body.String(), "127.0.0.1") {
 			t.Errorf("%s %s: the 503 shows internals: %s", c.method, c.path, w.Body)
 		}
 	}
+}
+
+// parkedJSON is one entry of a parked list in the admin routes' answers.
+type parkedJSON struct {
+	EventID    string  `json:"event_id"`
+	Stream     string  `json:"stream"`
+	Version    int64   `json:"version"`
+	Type       string  `json:"type"`
+	Position   string  `json:"position"`
+	Status     string  `json:"status"`
+	Error      *string `json:"error"`
+	Attempts   int     `json:"attempts"`
+	Action     *string `json:"action"`
+	ActionBy   *string `json:"action_by"`
+	SkippedBy  *string `json:"skipped_by"`
+	SkipReason *string `json:"skip_reason"`
+}
+
+// TestAdminParked: the parked list, paged and filtered, and the retry and
+// skip requests, filed in the database for whichever process runs the
+// projection, with who asked; a skip names the first parked event of the
+// stream when it is not that one, and needs a reason.
+func TestAdminParked(t *testing.T) {
+	s, pool := newAdminTestStack(t)
+	ctx := context.Background()
+	admin := s.user("admin", user.RoleAdmin)
+	head, behind, other := uuid.New(), uuid.New(), uuid.New()
+	if _, err := pool.Exec(ctx, `INSERT INTO projections.parked (projection, event_id, stream_id, version, type, commit, prepare,
+			status, error, attempts) VALUES
+			($1, $2, 'order-1', 4, 'order.paid', 10, 11, 'parked', 'apply: boom', 5),
+			($1, $3, 'order-1', 5, 'order.completed', 12, 13, 'parked', '', 0),
+			($1, $4, 'order-2', 0, 'order.created', 9, 9, 'parked', 'apply: bad', 5)`,
+		liveProjection, head, behind, other); err != nil {
+		t.Fatal(err)
+	}
+	base := "/api/admin/projections/" + liveProjection + "/parked"
+	var pg struct {
+		Items []parkedJSON `json:"items"`
+		Page  int          `json:"page"`
+		Limit int          `json:"limit"`
+		Total int          `json:"total"`
+	}
+	expectStatus(t, "list", s.do(http.MethodGet, base, admin, nil), http.StatusOK, &pg)
+	if pg.Total != 3 || len(pg.Items) != 3 || pg.Items[0].EventID != head.String() || pg.Items[1].EventID != behind.String() ||
+		pg.Items[2].EventID != other.String() || pg.Page != 1 || pg.Limit != 10 {
+		t.Fatalf("list %+v, want the three entries by stream and version", pg)
+	}
+	first := pg.Items[0]
+	if first.Stream != "order-1" || first.Version != 4 || first.Type != "order.paid" || first.Position != "10.11" ||
+		first.Status != "parked" || first.Error == nil || *first.Error != "apply: boom" || first.Attempts != 5 || first.Action != nil {
+		t.Errorf("first entry %+v", first)
+	}
+	if pg.Items[1].Error != nil {
+		t.Errorf("an entry waiting behind another has error %q, want null", *pg.Items[1].Error)
+	}
+	expectStatus(t, "page 2", s.do(http.MethodGet, base+"?limit=2&page=2", admin, nil), http.StatusOK, &pg)
+	if pg.Total != 3 || len(pg.Items) != 1 || pg.Items[0].EventID != other.String() {
+		t.Errorf("page 2 of 2: %+v", pg)
+	}
+	expectStatus(t, "skipped only", s.do(http.MethodGet, base+"?status=skipped", admin, nil), http.StatusOK, &pg)
+	if pg.Total != 0 || len(pg.Items) != 0 {
+		t.Errorf("skipped entries %+v, want none", pg)
+	}
+	expectProblem(t, "bad status", s.do(http.MethodGet, base+"?status=gone", admin, nil), http.StatusUnprocessableEntity)
+	expectProblem(t, "unknown projection", s.do(http.MethodGet, "/api/admin/projections/delta.v1/parked", admin, nil), http.StatusNotFound)
+
+	var entry parkedJSON
+	w := s.do(http.MethodPost, base+"/"+behind.String()+"/retry", admin, nil)
+	expectStatus(t, "retry", w, http.StatusAccepted, &entry)
+	if entry.EventID != behind.String() || entry.Action == nil || *entry.Action != "retry" || entry.ActionBy == nil || *entry.ActionBy != admin.id {
+		t.Errorf("202 of retry: %+v", entry)
+	}
+	if loc := w.Header().Get("Location"); loc != base {
+		t.Errorf("Location %q", loc)
+	}
+
+	w = s.do(http.MethodPost, base+"/"+behind.String()+"/skip", admin, map[string]any{"reason": "bad data"})
+	expectProblem(t, "skip behind the first", w, http.StatusConflict)
+	var conflict struct {
+		Code         string `json:"code"`
+		FirstEventID string `json:"first_event_id"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &conflict); err != nil || conflict.Code != "not_first_in_stream" || conflict.FirstEventID != head.String() {
+		t.Errorf("409 %s, want code not_first_in_stream naming %s", w.Body, head)
+	}
+	expectProblem(t, "skip without a reason", s.do(http.MethodPost, base+"/"+head.String()+"/skip", admin, map[string]any{}), http.StatusUnprocessableEntity)
+	expectProblem(t, "skip with an unknown member", s.do(http.MethodPost, base+"/"+head.String()+"/skip", admin,
+		map[string]any{"reason": "x", "by": "someone"}), http.StatusBadRequest)
+	expectStatus(t, "skip", s.do(http.MethodPost, base+"/"+head.String()+"/skip", admin, map[string]any{"reason": "bad data"}),
+		http.StatusAccepted, &entry)
+	if entry.Action == nil || *entry.Action != "skip" || entry.ActionBy == nil || *entry.ActionBy != admin.id {
+		t.Errorf("202 of skip: %+v", entry)
+	}
+	var reason, by string
+	if err := pool.QueryRow(ctx, `SELECT action_reason, action_by FROM projections.parked WHERE event_id = $1`, head).Scan(&reason, &by); err != nil ||
+		reason != "bad data" || by != admin.id {
+		t.Errorf("filed skip: reason %q by %q (%v)", reason, by, err)
+	}
+	expectProblem(t, "retry of an event not parked", s.do(http.MethodPost, base+"/"+uuid.NewString()+"/retry", admin, nil), http.StatusNotFound)
+	expectProblem(t, "retry of an id that is no UUID", s.do(http.MethodPost, base+"/42/retry", admin, nil), http.StatusNotFound)
+	expectProblem(t, "retry in an unknown projection", s.do(http.MethodPost, "/api/admin/projections/delta.v1/parked/"+head.String()+"/retry", admin, nil),
+		http.StatusNotFound)
 }

@@ -26,7 +26,6 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/projections"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
 )
@@ -64,15 +63,15 @@ type Config struct {
 	// Streams reads an order's stream for its history (eventstore.Store).
 	Streams StreamReader
 	// Projections names the projections the admin routes report on, in
-	// that order, and the only ones they rebuild.
+	// that order, and the only ones they act on.
 	Projections []string
-	// Reports returns the reports of the named projections
-	// (projections.Reports on the read models' pool). The admin routes are
-	// mounted only when Reports and RequestRebuild are both set.
-	Reports func(ctx context.Context, names []string) ([]projections.Report, error)
-	// RequestRebuild files a rebuild of the projection name
-	// (projections.RequestRebuild on the read models' pool).
-	RequestRebuild func(ctx context.Context, name string) error
+	// Admin reports on the projections and files admins' requests
+	// (projections.Admin on the read models' pool). The projections'
+	// admin routes are mounted only when it is set.
+	Admin ProjectionAdmin
+	// Failures lists what the order process manager fails on; GET
+	// /api/admin/process-manager/failures is mounted only when it is set.
+	Failures FailureReader
 	// Notifications is the notifier's ledger, for GET /api/notifications,
 	// which is mounted only when it is set.
 	Notifications NotificationReader
@@ -95,12 +94,12 @@ type Server struct {
 	poll       time.Duration
 	waiters    chan struct{} // a slot per request waiting for X-Min-Position
 
-	orders         OrderReader
-	streams        StreamReader
-	projections    []string
-	reports        func(ctx context.Context, names []string) ([]projections.Report, error)
-	requestRebuild func(ctx context.Context, name string) error
-	notifications  NotificationReader
+	orders        OrderReader
+	streams       StreamReader
+	projections   []string
+	admin         ProjectionAdmin
+	failures      FailureReader
+	notifications NotificationReader
 }
 
 // New builds a Server. Reads, Checkpoint and Errors are required.
@@ -110,7 +109,7 @@ func New(cfg Config) *Server {
 	s.catalog = cfg.Catalog
 	s.orders, s.streams = cfg.Orders, cfg.Streams
 	s.projections = slices.Clone(cfg.Projections)
-	s.reports, s.requestRebuild = cfg.Reports, cfg.RequestRebuild
+	s.admin, s.failures = cfg.Admin, cfg.Failures
 	s.notifications = cfg.Notifications
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -152,10 +151,16 @@ func (s *Server) Routes(r chi.Router, authenticate func(http.Handler) http.Handl
 		if s.notifications != nil {
 			r.Get("/api/notifications", s.handleNotifications)
 		}
-		if s.reports != nil && s.requestRebuild != nil {
+		if s.admin != nil {
 			admin := r.With(s.adminOnly)
 			admin.Get("/api/admin/projections", s.handleProjections)
 			admin.Post("/api/admin/projections/{name}/rebuild", s.handleRebuild)
+			admin.Get("/api/admin/projections/{name}/parked", s.handleParked)
+			admin.Post("/api/admin/projections/{name}/parked/{event_id}/retry", s.handleRetryParked)
+			admin.Post("/api/admin/projections/{name}/parked/{event_id}/skip", s.handleSkipParked)
+		}
+		if s.failures != nil {
+			r.With(s.adminOnly).Get("/api/admin/process-manager/failures", s.handleProcessFailures)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -93,7 +94,6 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 		Store: a.store, Payments: payment.NewTestProcessor(), Log: log,
 		PaymentTimeout: cfg.PaymentTimeout, ClaimGrace: cfg.PlacementGrace,
 	})
-	a.pm = a.cmd.NewProcessManager(cfg.SagaTick)
 	if m.write || m.read {
 		if err := a.buildAPI(ctx, cfg, log, m.local); err != nil {
 			return a, err
@@ -106,6 +106,7 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 		if a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
 			return a, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
 		}
+		a.pm = a.cmd.NewProcessManager(cfg.SagaTick, a.pmFailures())
 	}
 	if m.read || m.project {
 		if err := a.buildReadSide(ctx, cfg, log, m); err != nil {
@@ -174,10 +175,17 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 	}
 	a.catalog = mongoread.New(a.mongo.Database(cfg.MongoDatabase))
 
-	opts := projections.Options{Logger: log}
+	for name := range cfg.ProjectionPolicies {
+		if !slices.Contains(a.projectionNames(), name) {
+			return fmt.Errorf("PROJECTION_POLICIES: no projection %q; there are %s", name, strings.Join(a.projectionNames(), ", "))
+		}
+	}
+	opts := func(name string) projections.Options {
+		return projections.Options{Logger: log, Policy: cfg.ProjectionPolicies[name]}
+	}
 	models := pgread.New(a.pool)
 	for _, p := range models.Projections() {
-		a.runners = append(a.runners, projections.NewRunner(a.pool, a.store, p, opts))
+		a.runners = append(a.runners, projections.NewRunner(a.pool, a.store, p, opts(p.Name())))
 		if m.read {
 			// A read API answers from empty tables until a projector fills them.
 			if err := projections.Setup(ctx, a.pool, p); err != nil {
@@ -185,7 +193,7 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 			}
 		}
 	}
-	a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.catalog.Projection(), opts))
+	a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.catalog.Projection(), opts(mongoread.ProjectionName)))
 	if m.project && !m.noPublish {
 		if err := a.ensureKafka(cfg, log, m.local); err != nil {
 			return err
@@ -194,7 +202,7 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 		if err != nil {
 			return fmt.Errorf("KAFKA_BROKERS: %w", err)
 		}
-		a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.pub, opts))
+		a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.pub, opts(kafkapub.Name)))
 	}
 	if m.read {
 		if err := a.ensureLedger(ctx, cfg); err != nil {
@@ -206,13 +214,9 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 				return projections.Checkpoint(ctx, a.pool, name)
 			},
 			Orders: a.cmd, Streams: a.store,
-			Projections: a.projectionNames(),
-			Reports: func(ctx context.Context, names []string) ([]projections.Report, error) {
-				return projections.Reports(ctx, a.pool, names)
-			},
-			RequestRebuild: func(ctx context.Context, name string) error {
-				return projections.RequestRebuild(ctx, a.pool, name)
-			},
+			Projections:   a.projectionNames(),
+			Admin:         projections.Admin{Pool: a.pool},
+			Failures:      a.pmFailures(),
 			Notifications: a.ledger,
 		})
 	}
@@ -254,6 +258,12 @@ func (a *app) ensureLedger(ctx context.Context, cfg config) error {
 	}
 	a.ledger = l
 	return nil
+}
+
+// pmFailures is the order process manager's list of failing orders, in
+// the read models' database.
+func (a *app) pmFailures() projections.Failures {
+	return projections.Failures{Pool: a.pool, Worker: processManagerLock}
 }
 
 // projectionNames names every projection of the system, whichever

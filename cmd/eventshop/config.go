@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/internal/gateway"
+	"github.com/eventshop/eventshop/projections"
 	"github.com/eventshop/eventshop/writeapi"
 )
 
@@ -22,18 +23,22 @@ type config struct {
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 
-	JWTSecret       string
-	JWTIssuer       string
-	JWTAudience     string
-	AccessTTL       time.Duration
-	RefreshTTL      time.Duration
-	PaymentTimeout  time.Duration
-	PlacementGrace  time.Duration
-	SagaTick        time.Duration
-	LoginPerAccount int
-	LoginPerIP      int
-	LoginWindow     time.Duration
-	TrustProxy      bool
+	JWTSecret      string
+	JWTIssuer      string
+	JWTAudience    string
+	AccessTTL      time.Duration
+	RefreshTTL     time.Duration
+	PaymentTimeout time.Duration
+	PlacementGrace time.Duration
+	SagaTick       time.Duration
+	// ProjectionPolicies is each projection's policy for an event that
+	// keeps failing, by name (PROJECTION_POLICIES); a projection not
+	// named parks (projections.PolicyPark).
+	ProjectionPolicies map[string]string
+	LoginPerAccount    int
+	LoginPerIP         int
+	LoginWindow        time.Duration
+	TrustProxy         bool
 
 	// The gateway in front of every route (internal/gateway): rate limits
 	// per client IP (0 disables one), CORS origins (none: no CORS), and the
@@ -172,6 +177,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ShopName:          get("SHOP_NAME", "eventshop"),
 		ShopURL:           get("SHOP_URL", ""),
 		ShopCurrency:      getenv("SHOP_CURRENCY"),
+	}
+	cfg.ProjectionPolicies = map[string]string{}
+	for _, kv := range strings.Split(get("PROJECTION_POLICIES", ""), ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		name, policy, ok := strings.Cut(kv, "=")
+		name, policy = strings.TrimSpace(name), strings.TrimSpace(policy)
+		if err := projections.CheckPolicy(policy); !ok || name == "" || err != nil {
+			errs = append(errs, fmt.Sprintf("PROJECTION_POLICIES: %q: want name=park or name=halt, comma-separated", kv))
+			continue
+		}
+		cfg.ProjectionPolicies[name] = policy
 	}
 	for _, b := range strings.Split(get("KAFKA_BROKERS", ""), ",") {
 		if b = strings.TrimSpace(b); b != "" {

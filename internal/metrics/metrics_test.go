@@ -221,7 +221,8 @@ func TestProjectionMetrics(t *testing.T) {
 			{Name: "orders.v1", Position: eventstore.Position{Commit: 4200, Prepare: 7}, State: projections.StateLive, LagTime: 1500 * time.Millisecond},
 			{Name: "users.v1", Position: eventstore.Position{Commit: 900}, State: projections.StateFailing, LagEvents: 12, LagTime: time.Minute,
 				LastError: "boom"},
-			{Name: "catalog.v1", Position: eventstore.Position{Commit: 10}, State: projections.StateCatchingUp, LagEvents: 5000},
+			{Name: "catalog.v1", Position: eventstore.Position{Commit: 10}, State: projections.StateCatchingUp, LagEvents: 5000, Parked: 3},
+			{Name: "kafka.v1", Position: eventstore.Position{Commit: 77}, State: projections.StateHalted, LagEvents: 2, Parked: 1},
 			{Name: "never.v1", State: projections.StateStopped, LagEvents: -1},
 		}, nil
 	}})
@@ -230,18 +231,20 @@ func TestProjectionMetrics(t *testing.T) {
 		t.Errorf("report_success %v", got)
 	}
 	for _, c := range []struct {
-		name                              string
-		position, lagSeconds, up, failing float64
-		lagEvents                         float64 // -1: no series
+		name                                      string
+		position, lagSeconds, up, failing, parked float64
+		lagEvents                                 float64 // -1: no series
 	}{
-		{"orders.v1", 4200, 1.5, 1, 0, 0},
-		{"users.v1", 900, 60, 0, 1, 12},
-		{"catalog.v1", 10, 0, 1, 0, 5000},
-		{"never.v1", 0, 0, 0, 0, -1},
+		{"orders.v1", 4200, 1.5, 1, 0, 0, 0},
+		{"users.v1", 900, 60, 0, 1, 0, 12},
+		{"catalog.v1", 10, 0, 1, 0, 3, 5000},
+		{"kafka.v1", 77, 0, 0, 1, 1, 2},
+		{"never.v1", 0, 0, 0, 0, 0, -1},
 	} {
 		for metric, want := range map[string]float64{
 			"eventshop_projection_position": c.position, "eventshop_projection_lag_seconds": c.lagSeconds,
 			"eventshop_projection_up": c.up, "eventshop_projection_failing": c.failing,
+			"eventshop_projection_parked_events": c.parked,
 		} {
 			if got := value(t, fams, metric, "projection", c.name); got != want {
 				t.Errorf("%s{projection=%q} = %v, want %v", metric, c.name, got, want)

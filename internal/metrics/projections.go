@@ -18,7 +18,7 @@ type projectionCollector struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	success, position, lagEvents, lagSeconds, up, failing *prometheus.Desc
+	success, position, lagEvents, lagSeconds, up, failing, parked *prometheus.Desc
 }
 
 func newProjectionCollector(reports func(ctx context.Context) ([]projections.Report, error), timeout time.Duration, log *slog.Logger) *projectionCollector {
@@ -30,19 +30,21 @@ func newProjectionCollector(reports func(ctx context.Context) ([]projections.Rep
 		position: prometheus.NewDesc("eventshop_projection_position",
 			"The commit part of the projection's checkpoint: its position in the global log.", label, nil),
 		lagEvents: prometheus.NewDesc("eventshop_projection_lag_events",
-			"Events the projection is behind (a lower bound on a long backlog); absent until its runner counted them.", label, nil),
+			"Events the projection is behind (exact where the event store counts them, else a lower bound on a long backlog); absent until its runner measured them.", label, nil),
 		lagSeconds: prometheus.NewDesc("eventshop_projection_lag_seconds",
 			"How old the last event the projection applied was when its runner last reported; 0 when live and idle.", label, nil),
 		up: prometheus.NewDesc("eventshop_projection_up",
 			"1 when the projection's active runner reported lately that it is live or catching up, else 0.", label, nil),
 		failing: prometheus.NewDesc("eventshop_projection_failing",
-			"1 when the projection is stuck on an event that fails to apply, else 0.", label, nil),
+			"1 when the projection is stuck on an event that fails to apply (failing, or halted on it under policy halt), else 0.", label, nil),
+		parked: prometheus.NewDesc("eventshop_projection_parked_events",
+			"Events in the projection's parked list: events it could not apply, and the later events of their streams waiting behind them (skipped ones not counted).", label, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *projectionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.success, c.position, c.lagEvents, c.lagSeconds, c.up, c.failing} {
+	for _, d := range []*prometheus.Desc{c.success, c.position, c.lagEvents, c.lagSeconds, c.up, c.failing, c.parked} {
 		ch <- d
 	}
 }
@@ -71,7 +73,8 @@ func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.lagSeconds, r.LagTime.Seconds())
 		gauge(c.up, flag(r.State == projections.StateLive || r.State == projections.StateCatchingUp))
-		gauge(c.failing, flag(r.State == projections.StateFailing))
+		gauge(c.failing, flag(r.State == projections.StateFailing || r.State == projections.StateHalted))
+		gauge(c.parked, float64(r.Parked))
 	}
 }
 

@@ -45,8 +45,7 @@ type written struct {
 //
 // Errors name the event or product: an event that does not decode (an
 // unknown type stops the projection rather than misfold the product), a
-// stream id that is not a UUID, an event that does not follow the stored
-// version (events are missing), and the database's.
+// stream id that is not a UUID, and the database's.
 func apply(ctx context.Context, coll *mongo.Collection, batch []eventstore.Event) error {
 	streams, err := group(batch)
 	if err != nil || len(streams) == 0 {
@@ -66,10 +65,7 @@ func apply(ctx context.Context, coll *mongo.Collection, batch []eventstore.Event
 		if d, ok := stored[st.id]; ok {
 			base = &d
 		}
-		doc, changed, err := fold(base, st)
-		if err != nil {
-			return err
-		}
+		doc, changed := fold(base, st)
 		if !changed {
 			continue
 		}
@@ -124,8 +120,12 @@ func eventError(e *eventstore.Event, err error) error {
 // fold evolves st's events newer than base (nil: no document yet) and
 // returns the resulting document, and whether it is to be written: not
 // when nothing was newer, nor when the stream holds no product (its
-// creation was abandoned).
-func fold(base *document, st *stream) (document, bool, error) {
+// creation was abandoned, or skipped).
+//
+// A version may be missing: an event an admin skipped (see package
+// projections: a parked event). The runner hands every other event of a
+// stream over in order, so the fold goes on from the next one.
+func fold(base *document, st *stream) (document, bool) {
 	s := product.New()
 	if base != nil {
 		s = base.state()
@@ -135,16 +135,12 @@ func fold(base *document, st *stream) (document, bool, error) {
 		if r.Version <= s.Version {
 			continue // applied already: a batch applied again
 		}
-		if r.Version != s.Version+1 {
-			return document{}, false, fmt.Errorf("catalogue: %s: event version %d follows version %d in the catalogue; events are missing",
-				st.name, r.Version, s.Version)
-		}
 		s = product.Evolve(s, r)
 	}
 	if s.Version == from || !s.Exists() {
-		return document{}, false, nil
+		return document{}, false
 	}
-	return newDocument(st.id, s), true, nil
+	return newDocument(st.id, s), true
 }
 
 // load reads the documents of ids, by id.

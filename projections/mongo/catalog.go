@@ -52,6 +52,18 @@ type CatalogProjection struct {
 // Name is ProjectionName.
 func (p *CatalogProjection) Name() string { return ProjectionName }
 
+var _ projections.Pinger = (*CatalogProjection)(nil)
+
+// Ping asks the server whether it is up (FerretDB asks its PostgreSQL
+// too), so the runner can tell a catalogue that is down from an event it
+// cannot apply. Errors: the server's.
+func (p *CatalogProjection) Ping(ctx context.Context) error {
+	if err := p.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+		return fmt.Errorf("catalogue: ping: %w", err)
+	}
+	return nil
+}
+
 // Filter selects every event of the product streams: the fold needs them
 // all, and an event type it does not know must stop it, not be skipped.
 func (p *CatalogProjection) Filter() eventstore.Filter { return filter() }
@@ -365,10 +377,7 @@ func (s *shadowSink) Apply(ctx context.Context, batch []eventstore.Event) error 
 		} else if d, ok := stored[st.id]; ok {
 			base = &d
 		}
-		doc, changed, err := fold(base, st)
-		if err != nil {
-			return err
-		}
+		doc, changed := fold(base, st)
 		if !changed {
 			continue
 		}

@@ -29,11 +29,9 @@ package mongo
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
@@ -108,12 +106,7 @@ func NewWithOptions(db *mongo.Database, opts Options) *Store {
 func (s *Store) Projection() *CatalogProjection { return s.proj }
 
 // Ping checks that the database answers. Errors: the driver's.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
-		return fmt.Errorf("catalogue: ping: %w", err)
-	}
-	return nil
-}
+func (s *Store) Ping(ctx context.Context) error { return s.proj.Ping(ctx) }
 
 // Refresh reads the catalogue pointer now, so that the queries this Store
 // answers after it returns read the collection that was live when it was

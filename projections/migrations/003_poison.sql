@@ -41,3 +41,19 @@ ALTER TABLE projections.checkpoints
     ADD COLUMN rebuild_applied bigint NOT NULL DEFAULT 0,
     ADD COLUMN rebuild_parked  bigint NOT NULL DEFAULT 0,
     ADD COLUMN rebuild_error   text NOT NULL DEFAULT '';
+
+-- What a worker that is not a projection (the order process manager) is
+-- failing on, one entry per item (an order): kept until the item's next
+-- action succeeds, for admins to see.
+CREATE TABLE projections.failures (
+    worker     text NOT NULL,
+    key        text NOT NULL,
+    stream_id  text NOT NULL DEFAULT '',
+    event_id   uuid,
+    action     text NOT NULL DEFAULT '',
+    error      text NOT NULL,
+    attempts   integer NOT NULL DEFAULT 1,
+    first_seen timestamptz NOT NULL DEFAULT now(),
+    last_seen  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (worker, key)
+);

@@ -70,7 +70,7 @@ func (s *server) projections(admin *account) map[string]projectionReport {
 		if _, err := eventstore.ParsePosition(p.Position); err != nil {
 			t.Errorf("projection %s: position %q is not a position token", p.Name, p.Position)
 		}
-		if !slices.Contains([]string{"catching_up", "live", "failing", "stopped"}, p.Status) {
+		if !slices.Contains([]string{"catching_up", "live", "failing", "halted", "stopped"}, p.Status) {
 			t.Errorf("projection %s: status %q", p.Name, p.Status)
 		}
 		if p.Lag != nil && *p.Lag < 0 {

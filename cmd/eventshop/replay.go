@@ -198,7 +198,9 @@ func sizeReplay(ctx context.Context, log eventstore.Store, targets []*replayTarg
 // rebuild, once no rebuild is pending any more (only a swap clears the
 // request filed before) and its checkpoint reached the last event it
 // takes; otherwise once its checkpoint did. A target that fails is
-// reported as it fails; the replay waits for it to recover.
+// reported as it fails; the replay waits for it to recover. A rebuild
+// given up (an event it cannot apply, under policy halt) ends the replay
+// with its error. Events parked on the way are counted at the end.
 func followReplay(ctx context.Context, a *app, targets []*replayTarget, fromScratch bool, stdout io.Writer) error {
 	var total int64
 	for _, t := range targets {
@@ -223,6 +225,9 @@ func followReplay(ctx context.Context, a *app, targets []*replayTarget, fromScra
 		finished := true
 		for i, t := range targets {
 			rep, st := reports[i], t.runner.Status()
+			if fromScratch && rep.Rebuild == "failed" {
+				return fmt.Errorf("replay: the rebuild of %s was given up: %s", names[i], rep.RebuildError)
+			}
 			if !t.done {
 				caught := !rep.Position.Less(t.last)
 				if fromScratch {
@@ -262,10 +267,13 @@ func followReplay(ctx context.Context, a *app, targets []*replayTarget, fromScra
 				_ = bar.Finish()
 				fmt.Fprintln(stdout)
 			}
-			for _, t := range targets {
+			for i, t := range targets {
 				rate := float64(t.total) / max(t.took.Seconds(), 1e-3)
 				fmt.Fprintf(stdout, "replay: %-10s %d events in %s (%.0f events/s)\n", t.runner.Name(), t.total,
 					t.took.Round(time.Millisecond), rate)
+				if n := reports[i].Parked; n > 0 {
+					fmt.Fprintf(stdout, "replay: %-10s %d events parked: GET /api/admin/projections/%s/parked\n", t.runner.Name(), n, t.runner.Name())
+				}
 			}
 			return nil
 		}
@@ -286,7 +294,7 @@ func failure(st projections.Status, rep projections.Report) string {
 		return "rebuild: " + st.Rebuild.LastError
 	case st.Failing != nil:
 		return st.LastError
-	case rep.State == projections.StateFailing:
+	case rep.State == projections.StateFailing || rep.State == projections.StateHalted:
 		return rep.LastError
 	}
 	return ""

@@ -13,9 +13,18 @@ import (
 )
 
 // Event is a domain event: a value with a stable wire name such as
-// "order.created". Renaming a Go type never changes the wire name.
+// "order.created" and the bounds every value it carries must keep when it
+// is written. Renaming a Go type never changes the wire name.
+//
+// Validate holds the event's write bounds, in the event's own file: the
+// one place each bound lives. Decide functions return its error for input
+// a client sent, and the command layer checks every event with it before
+// appending, so nothing out of bounds is ever stored. Reading never
+// validates: a stored event decodes whatever bound it was written under.
+// Errors: CodeInvalid naming the event's bad fields by their JSON names.
 type Event interface {
 	EventType() string
+	Validate() error
 }
 
 // Recorded is an event as it was stored: its place in the stream and when

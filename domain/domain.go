@@ -79,6 +79,22 @@ func (r Registry) Decode(eventType string, schemaVersion int, data []byte) (Even
 	return deref(e), nil
 }
 
+// CanonicalJSON is raw as the event codec writes it: json.Marshal compacts
+// embedded JSON and escapes <, >, & and U+2028/U+2029 in it. An event
+// carrying client JSON (a product's metadata) holds this form, so that it
+// is what the event is read back as, and what its bounds are checked on.
+// raw that is not JSON is returned as it is, for Validate to refuse.
+func CanonicalJSON(raw json.RawMessage) json.RawMessage {
+	if raw == nil {
+		return nil
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
 // UnknownEventError names a stored event type no registry knows.
 type UnknownEventError struct{ Type string }
 

@@ -134,7 +134,7 @@ type Create struct {
 
 // DecideCreate lists a new product: the SKU, name, category and
 // warehouse trimmed, a blank category or warehouse defaulted, no images or
-// metadata made empty. Errors: CodeConflict "product_exists", CodeInvalid
+// metadata made empty, the metadata in its stored form (CanonicalJSON). Errors: CodeConflict "product_exists", CodeInvalid
 // for every bad field (Created.Validate).
 func DecideCreate(s State, c Create) ([]domain.Event, error) {
 	if s.Version >= 0 {
@@ -143,7 +143,7 @@ func DecideCreate(s State, c Create) ([]domain.Event, error) {
 	e := Created{
 		ProductID: c.ProductID, SKU: strings.TrimSpace(c.SKU), Name: strings.TrimSpace(c.Name), Description: c.Description,
 		Price: c.Price, Category: orDefault(c.Category, DefaultCategory), VendorID: c.VendorID, Images: c.Images,
-		Metadata: c.Metadata, Quantity: c.Quantity, Warehouse: orDefault(c.Warehouse, DefaultWarehouse),
+		Metadata: domain.CanonicalJSON(c.Metadata), Quantity: c.Quantity, Warehouse: orDefault(c.Warehouse, DefaultWarehouse),
 	}
 	if e.Images == nil {
 		e.Images = []string{}

@@ -134,8 +134,11 @@ func TestDecideCreate(t *testing.T) {
 		})},
 		{"metadata at max size", nil, func(c *product.Create) { c.Metadata = bigObject(product.MaxMetadataBytes) },
 			with(func(e *product.Created) { e.Metadata = bigObject(product.MaxMetadataBytes) })},
-		{"metadata with white space around", nil, func(c *product.Create) { c.Metadata = json.RawMessage(" {\"a\": [1]}\n") },
-			with(func(e *product.Created) { e.Metadata = json.RawMessage(" {\"a\": [1]}\n") })},
+		// The event holds the metadata as it is stored and read back.
+		{"metadata with white space", nil, func(c *product.Create) { c.Metadata = json.RawMessage(" {\"a\": [1]}\n") },
+			with(func(e *product.Created) { e.Metadata = json.RawMessage(`{"a":[1]}`) })},
+		{"metadata with HTML characters", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{"a":"<b>&"}`) },
+			with(func(e *product.Created) { e.Metadata = json.RawMessage(`{"a":"\u003cb\u003e\u0026"}`) })},
 		{"empty metadata object", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{}`) },
 			with(func(e *product.Created) { e.Metadata = json.RawMessage(`{}`) })},
 
@@ -372,6 +375,9 @@ func TestDecideUpdate(t *testing.T) {
 			up(func(e *product.Updated) { e.Images = ptr([]string{}) })},
 		{"metadata", []domain.Event{mug}, product.Update{Metadata: json.RawMessage(`{"colour":"red"}`)},
 			up(func(e *product.Updated) { e.Metadata = json.RawMessage(`{"colour":"red"}`) })},
+		{"metadata in its stored form", []domain.Event{mug}, product.Update{Metadata: json.RawMessage("{\"colour\" :\n \"<red>\"}")},
+			up(func(e *product.Updated) { e.Metadata = json.RawMessage(`{"colour":"\u003cred\u003e"}`) })},
+		{"metadata unchanged but for its spacing", []domain.Event{mug}, product.Update{Metadata: json.RawMessage("{ \"colour\": \"blue\" }")}, noop},
 		{"only the changed fields", []domain.Event{mug}, product.Update{
 			Name: ptr("Mug"), Price: ptr(domain.Cents(999)), Category: ptr("kitchen"), Description: ptr("A mug"),
 		}, up(func(e *product.Updated) { e.Price = ptr(domain.Cents(999)) })},

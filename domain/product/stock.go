@@ -28,7 +28,7 @@ func DecideUpdate(s State, c Update) ([]domain.Event, error) {
 	if err := live(s); err != nil {
 		return nil, err
 	}
-	sent := Updated{ProductID: s.ID, Description: c.Description, Price: c.Price, Metadata: c.Metadata}
+	sent := Updated{ProductID: s.ID, Description: c.Description, Price: c.Price, Metadata: domain.CanonicalJSON(c.Metadata)}
 	if c.Name != nil {
 		n := strings.TrimSpace(*c.Name)
 		sent.Name = &n
@@ -64,7 +64,8 @@ func DecideUpdate(s State, c Update) ([]domain.Event, error) {
 	if sent.Images != nil && !slices.Equal(*sent.Images, s.Images) {
 		e.Images, changed = sent.Images, true
 	}
-	if sent.Metadata != nil && !bytes.Equal(bytes.TrimSpace(sent.Metadata), bytes.TrimSpace(s.Metadata)) {
+	// Both in the stored form: the state's was read back from it.
+	if sent.Metadata != nil && !bytes.Equal(sent.Metadata, domain.CanonicalJSON(s.Metadata)) {
 		e.Metadata, changed = sent.Metadata, true
 	}
 	if !changed {

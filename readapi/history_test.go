@@ -425,3 +425,62 @@ func TestHistoryRouteNeedsItsDependencies(t *testing.T) {
 		t.Fatalf("%d %s %s, want chi's 404 of no such route", w.Code, w.Header().Get("Content-Type"), w.Body)
 	}
 }
+
+// withBadEvent reads streams as they are and adds an event that does not
+// decode to every page, as a store holding it past what the order's
+// commands read would.
+type withBadEvent struct {
+	StreamReader
+	id uuid.UUID
+}
+
+func (s withBadEvent) ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from int64, count int) ([]eventstore.Event, error) {
+	evs, err := s.StreamReader.ReadStream(ctx, stream, dir, from, count)
+	if err != nil || len(evs) == 0 {
+		return evs, err
+	}
+	bad := eventstore.Event{EventData: eventstore.EventData{ID: s.id, Type: "order.paid", SchemaVersion: 1,
+		Data: json.RawMessage(`{"order_id": 5}`)}, StreamID: stream, Version: evs[len(evs)-1].Version + 1}
+	return append(evs, bad), nil
+}
+
+// TestOrderHistoryUnreadable: an order stream holding an event that does
+// not decode answers 409 stream_unreadable naming the stream and the
+// event, whether the order's own read or the history's meets it first.
+func TestOrderHistoryUnreadable(t *testing.T) {
+	bad := uuid.Must(uuid.NewV7())
+	for name, configure := range map[string]func(*Config){
+		"in the store":                        nil,
+		"past what the order's commands read": func(c *Config) { c.Streams = withBadEvent{StreamReader: c.Streams, id: bad} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newTestStack(t, configure)
+			owner := s.user("owner")
+			p := s.product(s.user("vendor", user.RoleVendor), 100)
+			o, _, err := s.cmd.PlaceOrder(context.Background(), commands.Actor{ID: owner.id, Roles: []string{user.RoleCustomer}},
+				[]order.Line{{ProductID: p, Quantity: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if configure == nil {
+				if _, err := s.store.Append(context.Background(), order.Stream(o.ID), eventstore.Exact(0), eventstore.EventData{
+					ID: bad, Type: "order.paid", SchemaVersion: 1, Data: json.RawMessage(`{"order_id": 5}`),
+					Metadata: eventstore.Metadata{Timestamp: time.Now()},
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w := s.do(http.MethodGet, "/api/orders/"+o.ID+"/history", owner, nil)
+			expectProblem(t, "unreadable stream", w, http.StatusConflict)
+			var p409 struct {
+				Code    string `json:"code"`
+				Stream  string `json:"stream"`
+				EventID string `json:"event_id"`
+			}
+			_ = json.Unmarshal(w.Body.Bytes(), &p409)
+			if p409.Code != domain.ReasonStreamUnreadable || p409.Stream != order.Stream(o.ID) || p409.EventID != bad.String() {
+				t.Errorf("409 %s, want code stream_unreadable naming %s and %s", w.Body, order.Stream(o.ID), bad)
+			}
+		})
+	}
+}

@@ -31,6 +31,13 @@ func ValidText(s string, multiline bool) bool {
 	}) < 0
 }
 
+// StorableText is s with every NUL replaced by U+FFFD. PostgreSQL text and
+// jsonb (and so FerretDB) refuse NUL, which text written before ValidText
+// bounded it may hold (product descriptions, categories, warehouses,
+// reasons); a read model keeps such text through StorableText, so that the
+// event still applies.
+func StorableText(s string) string { return strings.ReplaceAll(s, "\x00", "\uFFFD") }
+
 // Require records that field is required when s is blank, and reports
 // whether it is there.
 func (f *Fields) Require(field, s string) bool {

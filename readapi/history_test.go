@@ -174,6 +174,17 @@ func (s *testStack) product(v testCaller, price domain.Cents) string {
 	return p.ID
 }
 
+// order places an order of one unit of productID for c.
+func (s *testStack) order(t *testing.T, c testCaller, productID string) order.State {
+	t.Helper()
+	o, _, err := s.cmd.PlaceOrder(context.Background(), commands.Actor{ID: c.id, Roles: []string{user.RoleCustomer}},
+		[]order.Line{{ProductID: productID, Quantity: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
 // historyOf is the answer of GET /api/orders/{id}/history.
 type historyOf struct {
 	OrderID string `json:"order_id"`
@@ -348,11 +359,7 @@ func TestOrderHistoryPages(t *testing.T) {
 		{maxHistory + 100, maxHistory, true},
 	} {
 		t.Run(fmt.Sprint(c.extra+1, " events"), func(t *testing.T) {
-			o, _, err := s.cmd.PlaceOrder(context.Background(), commands.Actor{ID: customer.id, Roles: []string{user.RoleCustomer}},
-				[]order.Line{{ProductID: p, Quantity: 1}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			o := s.order(t, customer, p)
 			// Voided charges: events an order's stream may really hold,
 			// any number of times.
 			var batch []eventstore.EventData
@@ -402,11 +409,7 @@ func TestOrderHistoryStoreDown(t *testing.T) {
 	s := newTestStack(t, func(c *Config) { c.Streams = failingStreams{} })
 	owner := s.user("owner")
 	p := s.product(s.user("vendor", user.RoleVendor), 100)
-	o, _, err := s.cmd.PlaceOrder(context.Background(), commands.Actor{ID: owner.id, Roles: []string{user.RoleCustomer}},
-		[]order.Line{{ProductID: p, Quantity: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := s.order(t, owner, p)
 	w := s.do(http.MethodGet, "/api/orders/"+o.ID+"/history", owner, nil)
 	expectProblem(t, "store down", w, http.StatusServiceUnavailable)
 	if strings.Contains(w.Body.String(), "10.0.0.7") {
@@ -457,11 +460,7 @@ func TestOrderHistoryUnreadable(t *testing.T) {
 			s := newTestStack(t, configure)
 			owner := s.user("owner")
 			p := s.product(s.user("vendor", user.RoleVendor), 100)
-			o, _, err := s.cmd.PlaceOrder(context.Background(), commands.Actor{ID: owner.id, Roles: []string{user.RoleCustomer}},
-				[]order.Line{{ProductID: p, Quantity: 1}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			o := s.order(t, owner, p)
 			if configure == nil {
 				if _, err := s.store.Append(context.Background(), order.Stream(o.ID), eventstore.Exact(0), eventstore.EventData{
 					ID: bad, Type: "order.paid", SchemaVersion: 1, Data: json.RawMessage(`{"order_id": 5}`),

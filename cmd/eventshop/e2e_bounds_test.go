@@ -35,9 +35,7 @@ func (s *server) productState(u *account, productID string) (version int64, st s
 func TestE2EOrderOverTheMoneyBound(t *testing.T) {
 	t.Parallel()
 	s := newE2E(t)
-	admin := s.admin()
-	vendor := s.newUser(admin, "bound-vendor", "vendor")
-	customer := s.newUser(admin, "bound-customer")
+	_, vendor, customer := s.cast("bound")
 	gold := s.product(vendor, 10_000, "1000000000.00")
 	pen := s.product(vendor, 10, "1.00")
 	version, before := s.productState(vendor, gold)
@@ -83,9 +81,7 @@ func TestE2EOrderOverTheMoneyBound(t *testing.T) {
 func TestE2ETextBounds(t *testing.T) {
 	t.Parallel()
 	s := newE2E(t)
-	admin := s.admin()
-	vendor := s.newUser(admin, "text-vendor", "vendor")
-	customer := s.newUser(admin, "text-customer")
+	_, vendor, customer := s.cast("text")
 	p := s.product(vendor, 10, "5.00")
 
 	o := s.order(customer, line{p, 1})
@@ -180,9 +176,7 @@ func TestE2ECreateProductInventoryShape(t *testing.T) {
 func TestE2EStreamUnreadable(t *testing.T) {
 	t.Parallel()
 	s := newE2E(t)
-	admin := s.admin()
-	vendor := s.newUser(admin, "unread-vendor", "vendor")
-	customer := s.newUser(admin, "unread-customer")
+	admin, vendor, customer := s.cast("unread")
 	p := s.product(vendor, 10, "2.00")
 	broken := s.order(customer, line{p, 1})
 	other := want(t, s.placeOrder(customer, line{p, 2}), http.StatusCreated)

@@ -113,28 +113,31 @@ func (pm *ProcessManager) Run(ctx context.Context) error {
 				}
 				return nil
 			}
-			if err := pm.apply(&e); err != nil {
-				// This event's order goes without it; the others do not
-				// wait.
-				pm.h.log.ErrorContext(ctx, "process manager: an event it cannot read is passed over", "event_id", e.ID.String(),
-					"stream", e.StreamID, "version", e.Version, "type", e.Type, "err", err)
-				key := e.StreamID
-				if id, ok := strings.CutPrefix(e.StreamID, order.StreamPrefix); ok {
-					key = id
-				}
-				pm.fail(ctx, projections.Failure{Key: key, StreamID: e.StreamID, EventID: e.ID, Action: "read event",
-					Error: fmt.Sprintf("event %s (%s version %d, %s): %v", e.ID, e.StreamID, e.Version, e.Type, err)})
-			}
+			pm.apply(ctx, &e)
 		case <-t.C:
 			pm.act(ctx)
 		}
 	}
 }
 
-func (pm *ProcessManager) apply(e *eventstore.Event) error {
+// apply updates the view with e. An event this build cannot decode is
+// passed over rather than stopping the process manager for every order:
+// its stream answers stream_unreadable to every command, and every action
+// here loads and decides again, so the view missing it can only make an
+// action on that order try in vain. It is kept in the failure log, by its
+// order (or stream).
+func (pm *ProcessManager) apply(ctx context.Context, e *eventstore.Event) {
 	r, err := pm.h.decode(e)
 	if err != nil {
-		return err
+		pm.h.log.ErrorContext(ctx, "process manager: passing over an event this build cannot decode", "stream", e.StreamID,
+			"event_id", e.ID.String(), "type", e.Type, "version", e.Version, "err", err)
+		key := e.StreamID
+		if id, ok := strings.CutPrefix(e.StreamID, order.StreamPrefix); ok {
+			key = id
+		}
+		pm.fail(ctx, projections.Failure{Key: key, StreamID: e.StreamID, EventID: e.ID, Action: "read event",
+			Error: fmt.Sprintf("event %s (%s version %d, %s): %v", e.ID, e.StreamID, e.Version, e.Type, err)})
+		return
 	}
 	at := e.Metadata.Timestamp
 	switch ev := r.Event.(type) {
@@ -193,7 +196,6 @@ func (pm *ProcessManager) apply(e *eventstore.Event) error {
 			t.status, t.nextTry = order.StatusAbandoned, time.Time{}
 		}
 	}
-	return nil
 }
 
 func (pm *ProcessManager) unhold(orderID, productID string) {

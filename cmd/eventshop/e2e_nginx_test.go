@@ -159,6 +159,7 @@ func TestNginxGateway(t *testing.T) {
 			{"GET", "/api/orders", read}, {"GET", "/api/orders/" + uuid.NewString() + "/history", read},
 			{"GET", "/api/users", read}, {"GET", "/api/notifications", read},
 			{"GET", "/api/admin/projections", read}, {"POST", "/api/admin/projections/users.v1/rebuild", read},
+			{"POST", "/api/admin/projections/users.v1/parked/" + uuid.NewString() + "/skip", read},
 			{"GET", "/openapi.json", read}, {"GET", "/docs", read},
 			{"GET", "/api/auth/me", write}, {"GET", "/api/auth/health", write}, {"GET", "/api/orders/health", write},
 			{"POST", "/api/orders", write}, {"POST", "/api/orders/" + uuid.NewString() + "/pay", write},

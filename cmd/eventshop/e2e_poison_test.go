@@ -11,6 +11,7 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/eventstore"
 	pgstore "github.com/eventshop/eventshop/eventstore/postgres"
+	"github.com/eventshop/eventshop/internal/ferret"
 )
 
 // The end-to-end tests of poison events: an event a projection cannot
@@ -90,6 +91,14 @@ func badPaid() eventstore.EventData {
 func TestE2EPoisonPark(t *testing.T) {
 	t.Parallel()
 	env := e2eEnv(t, "ORDER_PAYMENT_TIMEOUT", "2s", "SAGA_TICK", "100ms")
+	// A MongoDB-protocol server of the test's own, which the read API
+	// started below (outside the local run) connects to as well.
+	mongoSrv, err := ferret.Start(context.Background(), ferret.Options{Addr: "127.0.0.1:0", PostgreSQLURL: env["DATABASE_URL"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mongoSrv.Close)
+	env["MONGO_URL"] = mongoSrv.URI()
 	s := startServer(t, env)
 	admin := s.admin()
 	vendor := s.newUser(admin, "poison-vendor", "vendor")

@@ -251,7 +251,9 @@ func StreamName(kind, id string) string { return fmt.Sprintf("%s-%s", kind, id) 
 type Counter interface {
 	// CountAfter counts the events after from that match filter, up to
 	// limit (a count that reaches limit stops there), and returns the
-	// position of the last of them (from when none). It counts what
-	// ReadAll would deliver now. Errors: ErrInvalidArgument, the store's.
+	// position of the last of them (from when none). It counts every
+	// event committed, including those ReadAll does not deliver yet (on
+	// PostgreSQL, while an older transaction is open). Errors:
+	// ErrInvalidArgument, the store's.
 	CountAfter(ctx context.Context, from Position, filter Filter, limit int64) (n int64, last Position, err error)
 }

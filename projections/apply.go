@@ -31,6 +31,10 @@ type step struct {
 // rest are applied.
 func (r *Runner) plan(batch []eventstore.Event) step {
 	st := step{to: batch[len(batch)-1].Position}
+	if len(r.parked.streams) == 0 && len(r.parked.skipped) == 0 {
+		st.apply = batch // the common case: nothing set aside
+		return st
+	}
 	for i := range batch {
 		e := &batch[i]
 		switch {
@@ -40,9 +44,6 @@ func (r *Runner) plan(batch []eventstore.Event) step {
 		default:
 			st.apply = append(st.apply, *e)
 		}
-	}
-	if len(st.apply) == len(batch) {
-		st.apply = batch // no copy for the common case
 	}
 	return st
 }

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"time"
 
 	"github.com/eventshop/eventshop/eventstore"
 )
@@ -11,13 +12,18 @@ import (
 // than a batch while the runner keeps up (its checkpoint reached the last
 // event the measure before counted); catching up otherwise. A failing or
 // halted runner keeps its state. Live and idle, it counts nothing: there
-// is nothing to count. On a failure the last measure stands.
+// is nothing to count. A backlog of more than bigLag events is counted
+// again only every bigLagEvery: counting it costs the database a scan of
+// the log's index. On a failure the last measure stands.
 func (r *Runner) measureLag(ctx context.Context) {
+	now := r.opts.Now()
 	r.mu.Lock()
-	pos, state, idle := r.status.Position, r.status.State, r.idle
+	pos, state, idle, lag, at := r.status.Position, r.status.State, r.idle, r.status.LagEvents, r.lagAt
 	r.mu.Unlock()
 	switch {
 	case state == StateWaitingForLock, state == StateStopped:
+		return
+	case lag > bigLag && now.Sub(at) < bigLagEvery:
 		return
 	case idle && state == StateLive:
 		r.mu.Lock()
@@ -35,7 +41,7 @@ func (r *Runner) measureLag(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	keepingUp := r.lagMeasured && !pos.Less(r.headAt) && n <= int64(r.opts.BatchSize)
-	r.headAt, r.lagMeasured = last, true
+	r.headAt, r.lagMeasured, r.lagAt = last, true, now
 	r.status.LagEvents, r.status.LagExact = n, exact
 	if s := r.status.State; s != StateCatchingUp && s != StateLive {
 		return
@@ -49,6 +55,12 @@ func (r *Runner) measureLag(ctx context.Context) {
 		r.status.State = StateCatchingUp
 	}
 }
+
+// A lag over bigLag events is measured every bigLagEvery only.
+const (
+	bigLag      = 100_000
+	bigLagEvery = 10 * time.Second
+)
 
 // countAfter counts the events of the log after pos that the projection
 // takes, and returns the last of them (pos when none). exact is false when

@@ -35,15 +35,38 @@ func TestStatusWhileBehind(t *testing.T) {
 			g := make(gate)
 			p := &testProjection{name: "behind.v1", filter: onlyT(), after: g.wait}
 			run := start(t, e, p, projections.Options{BatchSize: 100})
-			for left := int64(1000); left > 0; left -= 100 {
-				waitFor(t, within, "the lag measured", func() bool {
-					st := run.r.Status()
-					if st.State == projections.StateLive {
-						t.Fatalf("live with %d events left: %+v", left, st)
+			log := e.logOf(t, onlyT())
+			// left is how many events of the log come after pos.
+			left := func(pos eventstore.Position) int64 {
+				n := int64(0)
+				for _, ev := range log {
+					if pos.Less(ev.Position) {
+						n++
 					}
-					return st.LagEvents == left && st.LagExact && st.State == projections.StateCatchingUp
+				}
+				return n
+			}
+			// Each batch waits at the gate: the lag, measured meanwhile,
+			// must be exactly what is left after the checkpoint, and the
+			// state catching up until nothing is.
+			for {
+				var st projections.Status
+				waitFor(t, within, "the lag measured", func() bool {
+					st = run.r.Status()
+					l := left(st.Position)
+					if st.State == projections.StateLive && l > 0 {
+						t.Fatalf("live with %d events left: %+v", l, st)
+					}
+					if l == 0 {
+						return st.State == projections.StateLive
+					}
+					return st.LagEvents == l && st.LagExact && st.State == projections.StateCatchingUp
 				})
+				if st.State == projections.StateLive {
+					break
+				}
 				g <- struct{}{}
+				waitFor(t, within, "the released batch applied", func() bool { return st.Position.Less(run.r.Status().Position) })
 			}
 			waitFor(t, within, "live, lag 0", func() bool {
 				st := run.r.Status()
@@ -75,16 +98,22 @@ func TestStatusWhileBehind(t *testing.T) {
 		}
 		waitFor(t, within, "back at the start, 600 behind", func() bool {
 			st := run.r.Status()
-			return st.State == projections.StateCatchingUp && st.LagEvents == 600 && st.LagExact
+			return st.State == projections.StateCatchingUp && st.LagEvents == 600 && st.LagExact && st.Position == eventstore.Start
 		})
 		g <- struct{}{}
-		g <- struct{}{}
-		waitFor(t, within, "400 behind", func() bool {
+		log := e.logOf(t, onlyT())
+		waitFor(t, within, "part of the way, behind by what is left", func() bool {
 			st := run.r.Status()
 			if st.State == projections.StateLive {
 				t.Fatalf("live part of the way through: %+v", st)
 			}
-			return st.LagEvents == 400
+			n := int64(0)
+			for _, ev := range log {
+				if st.Position.Less(ev.Position) {
+					n++
+				}
+			}
+			return st.Position != eventstore.Start && n > 0 && st.LagEvents == n && st.State == projections.StateCatchingUp
 		})
 		close(g)
 		waitFor(t, within, "live at the end", func() bool {

@@ -142,7 +142,9 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filt
 var _ eventstore.Counter = (*Store)(nil)
 
 // CountAfter implements eventstore.Counter with one query over the global
-// order index, reading no event data.
+// order index, reading no event data. It counts every committed event
+// after from, also those ReadAll holds back while an older transaction on
+// the server is still open: a reader is behind them too.
 func (s *Store) CountAfter(ctx context.Context, from eventstore.Position, filter eventstore.Filter, limit int64) (int64, eventstore.Position, error) {
 	if limit < 1 {
 		return 0, from, &eventstore.ValidationError{Field: "limit", Reason: "must be at least 1"}
@@ -156,7 +158,7 @@ func (s *Store) CountAfter(ctx context.Context, from eventstore.Position, filter
 	)
 	err := s.pool.QueryRow(ctx, `SELECT count(*), max(ARRAY[tx_id, id]) FROM (
 			SELECT tx_id, id FROM events
-			WHERE (tx_id, id) > ($1, $2) AND tx_id < `+visibleBelow+`
+			WHERE (tx_id, id) > ($1, $2)
 				AND (cardinality($3::text[]) = 0 OR stream_id LIKE ANY($3))
 				AND (cardinality($4::text[]) = 0 OR type LIKE ANY($4))
 			ORDER BY tx_id, id LIMIT $5) AS t`,

@@ -1,0 +1,447 @@
+package eventlog
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/eventshop/eventshop/domain"
+)
+
+// The bounds the write side promises (API.md, docs/asyncapi.yaml). They are
+// written out here rather than taken from the domain's constants: the
+// generator probes the promise, so a constant moved by mistake is found, not
+// followed.
+const (
+	maxMoney         domain.Cents = 100_000_000_000 // 1,000,000,000.00
+	maxStock                      = 1_000_000_000
+	maxLines                      = 100
+	maxLineUnits                  = 10_000
+	maxSKU                        = 64
+	maxName                       = 200
+	maxDescription                = 5000
+	maxCategory                   = 100
+	maxWarehouse                  = 100
+	maxReason                     = 500
+	maxEmail                      = 254
+	maxFullName                   = 200
+	maxImages                     = 20
+	maxImageURL                   = 2048
+	maxMetadata                   = 16 << 10
+	maxMetadataDepth              = 32
+)
+
+// choices is where the generator's decisions come from: a seeded PRNG in
+// TestEventLog, the fuzzer's bytes in FuzzCommands.
+type choices interface {
+	// intn returns a number in [0, n); n is at least 1.
+	intn(n int) int
+	// dry reports whether the source has run out (the fuzzer's bytes are
+	// used up); a PRNG never does.
+	dry() bool
+}
+
+// seeded is a PCG stream: the same seed makes the same decisions.
+type seeded struct{ r *rand.Rand }
+
+func newSeeded(seed uint64) seeded {
+	return seeded{rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+func (s seeded) intn(n int) int { return s.r.IntN(n) }
+func (seeded) dry() bool        { return false }
+
+// fuzzBytes makes each decision from the next byte (two for more than 256
+// choices, four for more than 65,536), scaled to the range, so a mutated
+// byte changes one decision and a short input makes a short run. Once the
+// bytes are used up every decision is 0, the first, plainest choice.
+type fuzzBytes struct {
+	b       []byte
+	emptied bool
+}
+
+func (f *fuzzBytes) intn(n int) int {
+	width := 1
+	if n > 1<<8 {
+		width = 2
+	}
+	if n > 1<<16 {
+		width = 4
+	}
+	var v uint64
+	for range width {
+		v <<= 8
+		if len(f.b) == 0 {
+			f.emptied = true
+			continue
+		}
+		v |= uint64(f.b[0])
+		f.b = f.b[1:]
+	}
+	return int(v * uint64(n) >> (8 * width))
+}
+
+func (f *fuzzBytes) dry() bool { return f.emptied || len(f.b) == 0 }
+
+// recorder passes on the decisions of another source and keeps the bytes
+// that make fuzzBytes decide the same, so that a seeded run can become a
+// FuzzCommands input.
+type recorder struct {
+	choices
+	bytes []byte
+}
+
+func (r *recorder) intn(n int) int {
+	v := r.choices.intn(n)
+	width := 1
+	if n > 1<<8 {
+		width = 2
+	}
+	if n > 1<<16 {
+		width = 4
+	}
+	// The least x with x·n / 256^width ≥ v: fuzzBytes reads it back as v.
+	span := uint64(1) << (8 * width)
+	x := (uint64(v)*span + uint64(n) - 1) / uint64(n)
+	for i := width - 1; i >= 0; i-- {
+		r.bytes = append(r.bytes, byte(x>>(8*i)))
+	}
+	return v
+}
+
+// gen makes the values of one run's commands. Each command puts one of its
+// fields (sometimes all, sometimes none) at the edge: at a bound, one
+// beyond, or holding a character text fields may not hold; the other fields
+// get plain values, so that most commands get far enough to write.
+type gen struct {
+	c     choices
+	nonce string // makes emails and SKUs unique to the run
+	n     int    // counts the unique values made
+}
+
+func (g *gen) intn(n int) int { return g.c.intn(n) }
+
+// chance is true in pct percent of the decisions.
+func (g *gen) chance(pct int) bool { return g.intn(100) < pct }
+
+func pick[T any](g *gen, xs ...T) T { return xs[g.intn(len(xs))] }
+
+// focus says which field of a command is at the edge.
+type focus int
+
+const (
+	noEdge   focus = -1
+	allEdges focus = -2
+)
+
+// focus picks the field at the edge among n: mostly one of them, now and
+// then none or all.
+func (g *gen) focus(n int) focus {
+	switch r := g.intn(n + 3); {
+	case r == n:
+		return noEdge
+	case r == n+1 && g.chance(50):
+		return allEdges
+	case r > n:
+		return noEdge
+	default:
+		return focus(r)
+	}
+}
+
+func (f focus) on(i int) bool { return f == allEdges || int(f) == i }
+
+// unique returns a value no other call in this process returns: letters
+// and digits only, so it fits a SKU or an email's local part.
+func (g *gen) unique() string {
+	g.n++
+	return fmt.Sprintf("R%sN%d", g.nonce, g.n)
+}
+
+// specials are the characters at the edge of what text may hold: C0
+// controls (NUL first), DEL and C1 controls, which no field may hold; the
+// line breaks and tab that multi-line text allows; format characters and
+// the replacement character, which are allowed; bytes that are not UTF-8
+// and a surrogate encoded as if it were (JSON encoding turns both into
+// U+FFFD); a combining sequence and a ZWJ emoji, several runes each.
+var specials = []string{
+	"\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\u0080", "\u0085", "\u009f",
+	"\n", "\r\n", "\r", "\t",
+	"\ufffd", "\ufeff", "\u200f", "\u202e", "\u2028",
+	"\xff", "\xed\xa0\x80", "e\u0301", "\U0001f469\u200d\U0001f469\u200d\U0001f467",
+}
+
+// special is one of specials, NUL a quarter of the time: it is the one
+// character PostgreSQL cannot hold at all.
+func (g *gen) special() string {
+	if g.chance(25) {
+		return "\x00"
+	}
+	return pick(g, specials...)
+}
+
+// wide are runes of two, three and four bytes in UTF-8.
+var wide = []string{"é", "€", "中", "\U0001d11e"}
+
+var words = []string{"Blue mug", "Ceramic plate 12", "Ünïcödé tea", "שלום עולם", "名前の商品", "Grüße 🎉", "x"}
+
+// repeat is n copies of unit.
+func repeat(unit string, n int) string { return strings.Repeat(unit, max(n, 0)) }
+
+// inject puts special at the start, in the middle (on a rune boundary) or
+// at the end of s.
+func (g *gen) inject(s, special string) string {
+	at := 0
+	switch g.intn(3) {
+	case 1:
+		runes := 0
+		for i := range s {
+			if runes == utf8.RuneCountInString(s)/2 {
+				at = i
+				break
+			}
+			runes++
+		}
+	case 2:
+		at = len(s)
+	}
+	return s[:at] + special + s[at:]
+}
+
+// text is free text for a field of at most max runes; edge puts it at or
+// beyond the bound or gives it a special character.
+func (g *gen) text(max int, edge bool) string {
+	if !edge {
+		return pick(g, words...)
+	}
+	switch g.intn(11) {
+	case 0:
+		return pick(g, "", " ", "\t", "  \n ")
+	case 1:
+		return repeat("x", max)
+	case 2:
+		return repeat("x", max+1)
+	case 3:
+		return repeat(pick(g, wide...), max)
+	case 4:
+		return repeat(pick(g, wide...), max+1)
+	case 5, 6, 7:
+		return g.inject(pick(g, words...), g.special())
+	case 8:
+		return g.inject(repeat("y", max-1), g.special())
+	case 9:
+		// At the bound once trimmed.
+		return "  " + repeat("z", max) + " \n"
+	default:
+		return repeat("w", max-1) + g.special()
+	}
+}
+
+// sku is a SKU, unique to the run unless the edge makes it otherwise.
+func (g *gen) sku(edge bool) string {
+	id := g.unique()
+	if !edge {
+		return id
+	}
+	switch g.intn(8) {
+	case 0:
+		return id + repeat("9", maxSKU-len(id))
+	case 1:
+		return id + repeat("9", maxSKU+1-len(id))
+	case 2:
+		return " " + strings.ToLower(id) + " "
+	case 3:
+		return pick(g, "", "-"+id, "."+id, id+" x", id+"/x", id+"é")
+	default:
+		return g.inject(id, g.special())
+	}
+}
+
+// email is an address, unique to the run unless the edge makes it
+// otherwise.
+func (g *gen) email(edge bool) string {
+	local := strings.ToLower(g.unique())
+	const domainPart = "@example.com"
+	if !edge {
+		return local + domainPart
+	}
+	switch g.intn(9) {
+	case 0, 1:
+		// At the bound, or one beyond: a local part of 64 octets, the
+		// most SMTP carries, and a domain of 63-octet labels.
+		local += repeat("x", 64-len(local))
+		domain := repeat("a", 63) + "." + repeat("b", 63) + "."
+		domain += repeat("c", maxEmail-len(local)-1-len(domain)-len(".com")) + ".com"
+		if g.chance(50) {
+			domain = "d" + domain
+		}
+		return local + "@" + domain
+	case 2:
+		return "  " + strings.ToUpper(local) + "@Example.COM "
+	case 3, 4:
+		return g.inject(local, g.special()) + domainPart
+	case 5:
+		return local + "@" + g.inject("example", g.special()) + ".com"
+	case 6:
+		return pick(g, local, local+"@localhost", local+"@example.", domainPart, local+"@"+domainPart,
+			`"`+local+` x"`+domainPart, "Name <"+local+domainPart+">")
+	case 7:
+		return "ünï" + local + "@exämple.com"
+	default:
+		return local + domainPart + "\r\nBcc: x" + domainPart
+	}
+}
+
+// price is an amount of money; at the edge it is one of the amounts at
+// either bound, or one that a line or an order can multiply or add past
+// the upper bound.
+func (g *gen) price(edge bool) domain.Cents {
+	if !edge {
+		return domain.Cents(1 + g.intn(100_000))
+	}
+	return pick(g,
+		1, maxMoney, maxMoney+1,
+		maxMoney/2+1,            // two of these cross the bound
+		maxMoney/maxLineUnits+1, // so do maxLineUnits of these
+		maxMoney/3, 0, -1)
+}
+
+// stock is the quantity a product is listed with.
+func (g *gen) stock(edge bool) int64 {
+	if !edge {
+		return int64(1_000_000 + g.intn(1_000_000))
+	}
+	return pick[int64](g, 0, 1, maxStock, maxStock+1, -1)
+}
+
+// lineUnits is the quantity of an order line.
+func (g *gen) lineUnits(edge bool) int64 {
+	if !edge {
+		return int64(1 + g.intn(5))
+	}
+	return pick[int64](g, 1, maxLineUnits, maxLineUnits+1, 0, -1)
+}
+
+// metadata is a product's metadata; nil means not sent.
+func (g *gen) metadata(edge bool) json.RawMessage {
+	if !edge {
+		return pick(g, json.RawMessage(nil), json.RawMessage(`{}`), json.RawMessage(`{"colour":"blue","size":3,"tags":["a","b"]}`))
+	}
+	var s string
+	switch g.intn(12) {
+	case 0, 1:
+		s = nested(pick(g, maxMetadataDepth-1, maxMetadataDepth, maxMetadataDepth+1))
+	case 2:
+		s = sized(pick(g, maxMetadata, maxMetadata+1), pick(g, "", "   "))
+	case 3:
+		s = pick(g, `{"n":1e400}`, `{"n":-1e400}`, `{"n":1e-400}`, `{"n":123456789012345678901234567890}`)
+	case 4:
+		s = pick(g, `{"a\u0000b":1}`, `{"a":"\u0000"}`, `{"a":["x\u0000"]}`)
+	case 5:
+		s = pick(g, `{"a":"\u0085"}`, `{"a":"\u001f"}`, `{"a":"\u007f"}`, "{\"a\":\"\u0085\"}", `{"a":"line\nbreak"}`, `{"\t":1}`)
+	case 6:
+		s = "{\"a\":\"\x01\"}" // a raw control character: not JSON
+	case 7:
+		s = "{\"a\":\"\xff\"}" // not UTF-8
+	case 8:
+		s = pick(g, `{"a":"\ud800"}`, `{"a":"\udfff\ud800"}`) // lone surrogates
+	case 9:
+		s = pick(g, `[]`, `null`, `"x"`, `1`, ``, `{`, `{"a":1}{}`)
+	case 10:
+		s = pick(g, `  {"a":1}  `, `{"a":1,"a":2}`, `{"":{}}`, `{"$set":{"a.b":1}}`)
+	default:
+		s = `{"text":` + strconv.Quote(g.text(40, true)) + `}`
+	}
+	return json.RawMessage(s)
+}
+
+// nested is a JSON object nested depth levels deep, the object itself being
+// level 1, alternating objects and arrays.
+func nested(depth int) string {
+	s := "1"
+	for level := depth; level >= 1; level-- {
+		if level%2 == 1 {
+			s = `{"l":` + s + `}`
+		} else {
+			s = "[" + s + "]"
+		}
+	}
+	return s
+}
+
+// sized is a JSON object of exactly n bytes, space of them leading white
+// space, which the stored (compacted) form drops.
+func sized(n int, space string) string {
+	const frame = `{"pad":""}`
+	return space + `{"pad":"` + repeat("m", n-len(frame)-len(space)) + `"}`
+}
+
+// imageURL is one image URL.
+func (g *gen) imageURL(edge bool) string {
+	base := "https://img.example.com/" + g.unique() + ".png"
+	if !edge {
+		return base
+	}
+	switch g.intn(8) {
+	case 0:
+		return base + "?" + repeat("q", maxImageURL-len(base)-1)
+	case 1:
+		return base + "?" + repeat("q", maxImageURL-len(base))
+	case 2:
+		return pick(g, "ftp://img.example.com/a.png", "javascript:alert(1)", "/relative.png", "https://", "data:image/png;base64,AAAA")
+	case 3:
+		return "HTTPS://IMG.EXAMPLE.COM/" + g.unique() + ".PNG"
+	case 4:
+		return "https://img.example.com/" + pick(g, wide...) + ".png"
+	default:
+		return g.inject(base, g.special())
+	}
+}
+
+// images is a list of image URLs; at the edge it has the most URLs or one
+// more, or one URL at the edge.
+func (g *gen) images(edge bool) []string {
+	if !edge {
+		return pick(g, []string(nil), []string{}, []string{g.imageURL(false)})
+	}
+	n := pick(g, 1, 2, maxImages, maxImages+1)
+	out := make([]string, n)
+	odd := g.intn(n)
+	for i := range out {
+		out[i] = g.imageURL(i == odd && g.chance(70))
+	}
+	return out
+}
+
+// show writes a generated string for a transcript: a short one quoted in
+// full (so NUL shows as \x00), a long one by its ends and its size.
+func show(s string) string {
+	if len(s) <= 64 {
+		return strconv.Quote(s)
+	}
+	head, mid, tail := cut(s)
+	if mid != "" {
+		mid = strconv.Quote(mid) + "…"
+	}
+	return fmt.Sprintf("%s…%s%s (%d runes, %d bytes)", strconv.Quote(head), mid, strconv.Quote(tail), utf8.RuneCountInString(s), len(s))
+}
+
+// cut returns the first 24 and the last 12 runes of s, and, when a rune a
+// terminal would not show lies between them, that rune with a few around
+// it: it is usually the point of the value.
+func cut(s string) (head, mid, tail string) {
+	r := []rune(s)
+	n := len(r)
+	if n <= 48 {
+		return s, "", ""
+	}
+	if i := slices.IndexFunc(r, func(c rune) bool { return !unicode.IsPrint(c) || c == utf8.RuneError }); i > 24 && i < n-12 {
+		mid = string(r[max(i-4, 24):min(i+5, n-12)])
+	}
+	return string(r[:24]), mid, string(r[n-12:])
+}

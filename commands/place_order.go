@@ -22,8 +22,10 @@ import (
 // crash part-way leaves reservations whose order never appeared; the
 // process manager fences the order id and releases them after the grace
 // period. Errors: ErrForbidden (no customer or admin role), CodeInvalid
-// (bad lines, unknown or discontinued product), CodeConflict
-// "insufficient_stock" naming the product and what is available.
+// (bad lines, unknown or discontinued product, a line or the order total
+// over domain.MaxCents: nothing is reserved), CodeConflict
+// "insufficient_stock" naming the product and what is available,
+// CodeConflict stream_unreadable.
 func (h *Handler) PlaceOrder(ctx context.Context, actor Actor, lines []order.Line) (order.State, Result, error) {
 	if !actor.Has(user.RoleCustomer) && !actor.Has(user.RoleAdmin) {
 		return order.State{}, Result{}, ErrForbidden
@@ -67,14 +69,21 @@ func (h *Handler) PlaceOrder(ctx context.Context, actor Actor, lines []order.Lin
 }
 
 // checkProducts refuses, before any stock is touched, lines naming
-// products that do not exist or are discontinued, listing all of them.
+// products that do not exist or are discontinued, listing all of them;
+// then lines whose total (price × quantity) or whose order total would
+// exceed domain.MaxCents at the products' prices, each named by its index
+// in lines, the client's order. A price raised meanwhile is caught by the
+// reservation and by the order's own check.
 func (h *Handler) checkProducts(ctx context.Context, lines []order.Line) error {
 	var bad domain.Fields
+	priced := make([]order.Item, len(lines))
 	for i, l := range lines {
+		priced[i] = order.Item{ProductID: l.ProductID, Quantity: l.Quantity}
 		// A cached product on sale is trusted here: the reservation
 		// decides again on the current state.
 		if c, ok := h.cache.get(product.Stream(l.ProductID)); ok {
 			if p := c.state.(product.State); p.Exists() && !p.Discontinued {
+				priced[i].Price = p.Price
 				continue
 			}
 		}
@@ -85,13 +94,14 @@ func (h *Handler) checkProducts(ctx context.Context, lines []order.Line) error {
 		if !p.state.Exists() || p.state.Discontinued {
 			bad.Add("items["+strconv.Itoa(i)+"].product_id", "product %s does not exist or is discontinued", l.ProductID)
 		}
+		priced[i].Price = p.state.Price
 	}
 	if len(bad) > 0 {
 		err := bad.Err().(*domain.Error)
 		err.Reason = "product_unavailable"
 		return err
 	}
-	return nil
+	return order.CheckAmounts(priced)
 }
 
 // reserveAll reserves every line for orderID, concurrently, and returns

@@ -85,19 +85,24 @@ func (pm *ProcessManager) Run(ctx context.Context) error {
 				}
 				return nil
 			}
-			if err := pm.apply(&e); err != nil {
-				return fmt.Errorf("process manager: %w", err)
-			}
+			pm.apply(ctx, &e)
 		case <-t.C:
 			pm.act(ctx)
 		}
 	}
 }
 
-func (pm *ProcessManager) apply(e *eventstore.Event) error {
+// apply updates the view with e. An event this build cannot decode is
+// logged and passed over rather than stopping the process manager for
+// every order: its stream answers stream_unreadable to every command, and
+// every action here loads and decides again, so the view missing it can
+// only make an action try in vain.
+func (pm *ProcessManager) apply(ctx context.Context, e *eventstore.Event) {
 	r, err := pm.h.decode(e)
 	if err != nil {
-		return err
+		pm.h.log.ErrorContext(ctx, "process manager: passing over an event this build cannot decode", "stream", e.StreamID,
+			"event_id", e.ID.String(), "type", e.Type, "version", e.Version, "err", err)
+		return
 	}
 	at := e.Metadata.Timestamp
 	switch ev := r.Event.(type) {
@@ -156,7 +161,6 @@ func (pm *ProcessManager) apply(e *eventstore.Event) error {
 			t.status, t.nextTry = order.StatusAbandoned, time.Time{}
 		}
 	}
-	return nil
 }
 
 func (pm *ProcessManager) unhold(orderID, productID string) {

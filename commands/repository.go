@@ -45,7 +45,9 @@ type loaded[S any] struct {
 
 // load folds stream: it starts from the cached state, if any, and reads
 // only the events after it. The result is a copy of its own, also kept in
-// the cache, which only ever reads it.
+// the cache, which only ever reads it. Errors: the store's, wrapped;
+// CodeConflict stream_unreadable (domain.StreamUnreadable) when the stream
+// holds an event this build cannot decode.
 func load[S any](ctx context.Context, h *Handler, k kind[S], stream string) (loaded[S], error) {
 	cur := loaded[S]{state: k.new()}
 	if c, ok := h.cache.get(stream); ok {
@@ -63,7 +65,13 @@ func load[S any](ctx context.Context, h *Handler, k kind[S], stream string) (loa
 		for i := range evs {
 			r, err := h.decode(&evs[i])
 			if err != nil {
-				return cur, fmt.Errorf("read %s: %w", stream, err)
+				// Not a failure of the store: retrying cannot help, and no
+				// command on this aggregate can be decided until an
+				// operator deals with the event.
+				e := &evs[i]
+				h.log.ErrorContext(ctx, "stream holds an event this build cannot decode", "stream", stream,
+					"event_id", e.ID.String(), "type", e.Type, "version", e.Version, "err", err)
+				return cur, domain.StreamUnreadable(stream, e.ID.String(), e.Type, e.Version, err)
 			}
 			cur.state = k.evolve(cur.state, r)
 			cur.pos = evs[i].Position
@@ -189,9 +197,16 @@ func fresh[S any](h *Handler, k kind[S], stream string) {
 
 // encode turns domain events into event data with the request's
 // correlation, causation and actor ids; it returns the timestamp set.
+// Errors: CodeInvalid when an event breaks its write bounds (its
+// Validate), so that nothing any reader could refuse is ever appended;
+// decide functions check client input the same way first, this is the
+// last guard (against a system-written event out of bounds).
 func (h *Handler) encode(ctx context.Context, events []domain.Event) ([]eventstore.EventData, time.Time, error) {
 	ids := correlation.From(ctx)
 	at := h.now().UTC().Truncate(time.Microsecond)
+	if err := domain.Validate(events...); err != nil {
+		return nil, at, err
+	}
 	out := make([]eventstore.EventData, len(events))
 	for i, e := range events {
 		b, err := json.Marshal(e)

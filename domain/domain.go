@@ -13,9 +13,18 @@ import (
 )
 
 // Event is a domain event: a value with a stable wire name such as
-// "order.created". Renaming a Go type never changes the wire name.
+// "order.created" and the bounds every value it carries must keep when it
+// is written. Renaming a Go type never changes the wire name.
+//
+// Validate holds the event's write bounds, in the event's own file: the
+// one place each bound lives. Decide functions return its error for input
+// a client sent, and the command layer checks every event with it before
+// appending, so nothing out of bounds is ever stored. Reading never
+// validates: a stored event decodes whatever bound it was written under.
+// Errors: CodeInvalid naming the event's bad fields by their JSON names.
 type Event interface {
 	EventType() string
+	Validate() error
 }
 
 // Recorded is an event as it was stored: its place in the stream and when
@@ -68,6 +77,22 @@ func (r Registry) Decode(eventType string, schemaVersion int, data []byte) (Even
 	// Factories return pointers so Unmarshal can fill them; aggregates
 	// switch on values.
 	return deref(e), nil
+}
+
+// CanonicalJSON is raw as the event codec writes it: json.Marshal compacts
+// embedded JSON and escapes <, >, & and U+2028/U+2029 in it. An event
+// carrying client JSON (a product's metadata) holds this form, so that it
+// is what the event is read back as, and what its bounds are checked on.
+// raw that is not JSON is returned as it is, for Validate to refuse.
+func CanonicalJSON(raw json.RawMessage) json.RawMessage {
+	if raw == nil {
+		return nil
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return raw
+	}
+	return b
 }
 
 // UnknownEventError names a stored event type no registry knows.

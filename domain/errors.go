@@ -1,10 +1,9 @@
 package domain
 
 import (
+	"errors"
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Code classifies a domain error; the HTTP layer maps each code to one
@@ -89,14 +88,47 @@ func (f Fields) Err() error {
 	return &Error{Code: CodeInvalid, Reason: "validation_failed", Detail: "the request has invalid fields", Fields: f}
 }
 
-// CheckName checks a required, bounded, printable name field.
-func (f *Fields) CheckName(field, name string, max int) {
-	switch {
-	case strings.TrimSpace(name) == "":
-		f.Add(field, "is required")
-	case utf8.RuneCountInString(name) > max:
-		f.Add(field, "must be at most %d characters", max)
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		f.Add(field, "must not contain control characters")
+// Validate checks the write bounds of events (each event's Validate) and
+// returns one CodeInvalid error naming every bad field once, or nil.
+// Errors: CodeInvalid; an error of another kind from a Validate as is.
+func Validate(events ...Event) error {
+	var f Fields
+	seen := map[string]bool{}
+	for _, e := range events {
+		err := e.Validate()
+		if err == nil {
+			continue
+		}
+		var de *Error
+		if !errors.As(err, &de) || len(de.Fields) == 0 {
+			return err
+		}
+		for _, fe := range de.Fields {
+			// Events of one decision share fields (the user id of a user
+			// and of its credentials): each is named once.
+			if !seen[fe.Field] {
+				seen[fe.Field] = true
+				f = append(f, fe)
+			}
+		}
+	}
+	return f.Err()
+}
+
+// ReasonStreamUnreadable is the reason of the CodeConflict error for a
+// stream holding an event this build cannot decode: every command on that
+// aggregate fails alike until an operator deals with the event, while the
+// rest of the system keeps serving.
+const ReasonStreamUnreadable = "stream_unreadable"
+
+// StreamUnreadable is the error for stream, whose event eventID (of
+// eventType, at version) does not decode because of cause. Extra names
+// the stream and the event, for the operator a client reports it to.
+func StreamUnreadable(stream, eventID, eventType string, version int64, cause error) *Error {
+	return &Error{
+		Code: CodeConflict, Reason: ReasonStreamUnreadable,
+		Detail: fmt.Sprintf("stream %s cannot be read: its event %s (%s, version %d) does not decode (%v); an operator must repair it",
+			stream, eventID, eventType, version, cause),
+		Extra: map[string]any{"stream": stream, "event_id": eventID},
 	}
 }

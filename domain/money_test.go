@@ -2,6 +2,8 @@ package domain_test
 
 import (
 	"encoding/json"
+	"math"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -60,6 +62,10 @@ func TestParseCents(t *testing.T) {
 		{in: "1000000000", want: domain.MaxCents},
 		{in: "1000000000.00", want: domain.MaxCents},
 		{in: "999999999.99", want: domain.MaxCents - 1},
+		{in: "-1000000000.00", want: -domain.MaxCents},
+		{in: "0001.50", want: 150},
+		{in: "-0", want: 0},
+		{in: "0e999999999999999999999", want: 0},
 
 		{in: "19.999", wantErr: true},
 		{in: "0.001", wantErr: true},
@@ -69,6 +75,14 @@ func TestParseCents(t *testing.T) {
 		{in: "0.0100000001e0", wantErr: true},
 		{in: "999999999.99000001e0", wantErr: true},
 		{in: "1000000000.01", wantErr: true},
+		{in: "-1000000000.01", wantErr: true},
+		// Stored totals beyond the bound decode (UnmarshalJSON) but are no
+		// client input.
+		{in: "10000000000000.00", wantErr: true},
+		{in: "92233720368547758.07", wantErr: true},
+		{in: "1e+-2", wantErr: true},
+		{in: "1e-+2", wantErr: true},
+		{in: "1.e", wantErr: true},
 		{in: "1e11", wantErr: true},
 		{in: "1e300", wantErr: true},
 		{in: "1e-300", wantErr: true},
@@ -129,8 +143,6 @@ func TestCentsJSON(t *testing.T) {
 		{in: `{"price": true}`, wantErr: true},
 		{in: `{"price": {}}`, wantErr: true},
 		{in: `{"price": 1e300}`, wantErr: true},
-		{in: `{"price": 100000000000}`, wantErr: true},
-		{in: `{"price": 1000000000.01}`, wantErr: true},
 	}
 	for _, tt := range tests {
 		var b body
@@ -173,6 +185,128 @@ func TestCentsJSONRoundTripEveryAmountNearBoundaries(t *testing.T) {
 		var got domain.Cents
 		if err := json.Unmarshal(b, &got); err != nil || got != c {
 			t.Fatalf("Unmarshal(%s) = %d, %v; want %d", b, int64(got), err, int64(c))
+		}
+	}
+}
+
+// Decoding takes every amount a writer could have stored: MarshalJSON
+// writes any int64, and events are forever. Only what is not an amount of
+// cents in the int64 range is refused.
+func TestCentsDecodesEveryStoredAmount(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    domain.Cents
+		wantErr bool
+	}{
+		// The order total of issue 12: 10,000 units at the largest price.
+		{in: "10000000000000.00", want: 1_000_000_000_000_000},
+		{in: "100000000000", want: 10_000_000_000_000},
+		{in: "1000000000.01", want: domain.MaxCents + 1},
+		{in: "-1000000000.01", want: -domain.MaxCents - 1},
+		{in: "92233720368547758.07", want: math.MaxInt64},
+		{in: "-92233720368547758.08", want: math.MinInt64},
+		{in: "9.223372036854775807e16", want: math.MaxInt64},
+		{in: "-9223372036854775808e-2", want: math.MinInt64},
+		{in: "92233720368547758.0700", want: math.MaxInt64},
+		{in: "0.00", want: 0},
+		{in: "1e16", want: 1_000_000_000_000_000_000},
+		{in: "12.5e1", want: 12500},
+
+		{in: "92233720368547758.08", wantErr: true},
+		{in: "-92233720368547758.09", wantErr: true},
+		{in: "1e17", wantErr: true},
+		{in: "184467440737095516.16", wantErr: true},
+		{in: "99999999999999999999999999", wantErr: true},
+		{in: "1e300", wantErr: true},
+		{in: "0.001", wantErr: true},
+		{in: "1.005", wantErr: true},
+		{in: `"1.00"`, wantErr: true},
+		{in: "null", wantErr: true},
+		{in: "{}", wantErr: true},
+	}
+	for _, tt := range tests {
+		var got domain.Cents
+		err := json.Unmarshal([]byte(tt.in), &got)
+		if tt.wantErr {
+			if err == nil {
+				t.Errorf("Unmarshal(%s) = %d, want an error", tt.in, int64(got))
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("Unmarshal(%s) = %d, %v; want %d", tt.in, int64(got), err, int64(tt.want))
+		}
+	}
+}
+
+func TestCentsJSONRoundTripAtTheInt64Edges(t *testing.T) {
+	for _, c := range []domain.Cents{math.MaxInt64, math.MinInt64, math.MinInt64 + 1, math.MaxInt64 - 99, -domain.MaxCents - 1, domain.MaxCents * 10_000} {
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("Marshal(%d): %v", int64(c), err)
+		}
+		var got domain.Cents
+		if err := json.Unmarshal(b, &got); err != nil || got != c {
+			t.Errorf("Unmarshal(%s) = %d, %v; want %d", b, int64(got), err, int64(c))
+		}
+	}
+	if got := domain.Cents(math.MinInt64).String(); got != "-92233720368547758.08" {
+		t.Errorf("String of MinInt64 = %q", got)
+	}
+}
+
+func TestCentsTimes(t *testing.T) {
+	tests := []struct {
+		c    domain.Cents
+		n    int64
+		want domain.Cents
+		ok   bool
+	}{
+		{1999, 2, 3998, true},
+		{domain.MaxCents, 1, domain.MaxCents, true},
+		{domain.MaxCents / 10_000, 10_000, domain.MaxCents, true},
+		{domain.MaxCents/10_000 + 1, 10_000, 0, false},
+		{domain.MaxCents, 2, 0, false},
+		{1, int64(domain.MaxCents) + 1, 0, false},
+		{-domain.MaxCents, 1, -domain.MaxCents, true},
+		{domain.MaxCents, -1, -domain.MaxCents, true},
+		{-5, -3, 15, true},
+		{0, math.MaxInt64, 0, true},
+		{math.MaxInt64, 0, 0, true},
+		{math.MinInt64, 1, 0, false},
+		{math.MaxInt64, math.MaxInt64, 0, false},
+		{math.MinInt64, math.MinInt64, 0, false},
+		{1 << 32, 1 << 32, 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := tt.c.Times(tt.n)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("Cents(%d).Times(%d) = %d, %v; want %d, %v", int64(tt.c), tt.n, int64(got), ok, int64(tt.want), tt.ok)
+		}
+	}
+}
+
+func TestFormatCents(t *testing.T) {
+	huge, _ := new(big.Int).SetString("-123456789012345678901234", 10)
+	tests := []struct {
+		v    *big.Int
+		want string
+	}{
+		{big.NewInt(0), "0.00"},
+		{big.NewInt(5), "0.05"},
+		{big.NewInt(-150), "-1.50"},
+		{new(big.Int).Mul(big.NewInt(math.MaxInt64), big.NewInt(10_000)), "922337203685477580700.00"},
+		{huge, "-1234567890123456789012.34"},
+	}
+	for _, tt := range tests {
+		if got := domain.FormatCents(tt.v); got != tt.want {
+			t.Errorf("FormatCents(%s) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+	// The same format as Cents.String wherever both apply.
+	for _, c := range []domain.Cents{0, 1, -1, 1999, -1999, domain.MaxCents, math.MaxInt64, math.MinInt64} {
+		if a, b := domain.FormatCents(big.NewInt(int64(c))), c.String(); a != b {
+			t.Errorf("FormatCents(%d) = %q, String = %q", int64(c), a, b)
 		}
 	}
 }

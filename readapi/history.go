@@ -151,6 +151,8 @@ func readOrderStream(ctx context.Context, st StreamReader, stream string) (evs [
 }
 
 // newOrderHistory turns the events of order id's stream into its history.
+// Errors: CodeConflict stream_unreadable for an event that does not decode
+// (the order's commands answer the same), an encoding failure.
 func newOrderHistory(id string, evs []eventstore.Event) (orderHistory, error) {
 	reg := order.Registry()
 	h := orderHistory{OrderID: id, Events: make([]historyEvent, 0, len(evs))}
@@ -158,7 +160,7 @@ func newOrderHistory(id string, evs []eventstore.Event) (orderHistory, error) {
 		e := &evs[i]
 		ev, err := reg.Decode(e.Type, e.SchemaVersion, e.Data)
 		if err != nil {
-			return orderHistory{}, fmt.Errorf("history of order %s: event %d: %w", id, e.Version, err)
+			return orderHistory{}, domain.StreamUnreadable(order.Stream(id), e.ID.String(), e.Type, e.Version, err)
 		}
 		data, err := json.Marshal(ev)
 		if err != nil {

@@ -174,6 +174,17 @@ func (s *testStack) product(v testCaller, price domain.Cents) string {
 	return p.ID
 }
 
+// order places an order of one unit of productID for c.
+func (s *testStack) order(t *testing.T, c testCaller, productID string) order.State {
+	t.Helper()
+	o, _, err := s.cmd.PlaceOrder(context.Background(), commands.Actor{ID: c.id, Roles: []string{user.RoleCustomer}},
+		[]order.Line{{ProductID: productID, Quantity: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
 // historyOf is the answer of GET /api/orders/{id}/history.
 type historyOf struct {
 	OrderID string `json:"order_id"`
@@ -348,11 +359,7 @@ func TestOrderHistoryPages(t *testing.T) {
 		{maxHistory + 100, maxHistory, true},
 	} {
 		t.Run(fmt.Sprint(c.extra+1, " events"), func(t *testing.T) {
-			o, _, err := s.cmd.PlaceOrder(context.Background(), commands.Actor{ID: customer.id, Roles: []string{user.RoleCustomer}},
-				[]order.Line{{ProductID: p, Quantity: 1}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			o := s.order(t, customer, p)
 			// Voided charges: events an order's stream may really hold,
 			// any number of times.
 			var batch []eventstore.EventData
@@ -402,11 +409,7 @@ func TestOrderHistoryStoreDown(t *testing.T) {
 	s := newTestStack(t, func(c *Config) { c.Streams = failingStreams{} })
 	owner := s.user("owner")
 	p := s.product(s.user("vendor", user.RoleVendor), 100)
-	o, _, err := s.cmd.PlaceOrder(context.Background(), commands.Actor{ID: owner.id, Roles: []string{user.RoleCustomer}},
-		[]order.Line{{ProductID: p, Quantity: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := s.order(t, owner, p)
 	w := s.do(http.MethodGet, "/api/orders/"+o.ID+"/history", owner, nil)
 	expectProblem(t, "store down", w, http.StatusServiceUnavailable)
 	if strings.Contains(w.Body.String(), "10.0.0.7") {
@@ -423,5 +426,60 @@ func TestHistoryRouteNeedsItsDependencies(t *testing.T) {
 	// chi's own 404 is plain text; every handler's is problem+json.
 	if w.Code != http.StatusNotFound || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
 		t.Fatalf("%d %s %s, want chi's 404 of no such route", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+}
+
+// withBadEvent reads streams as they are and adds an event that does not
+// decode to every page, as a store holding it past what the order's
+// commands read would.
+type withBadEvent struct {
+	StreamReader
+	id uuid.UUID
+}
+
+func (s withBadEvent) ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from int64, count int) ([]eventstore.Event, error) {
+	evs, err := s.StreamReader.ReadStream(ctx, stream, dir, from, count)
+	if err != nil || len(evs) == 0 {
+		return evs, err
+	}
+	bad := eventstore.Event{EventData: eventstore.EventData{ID: s.id, Type: "order.paid", SchemaVersion: 1,
+		Data: json.RawMessage(`{"order_id": 5}`)}, StreamID: stream, Version: evs[len(evs)-1].Version + 1}
+	return append(evs, bad), nil
+}
+
+// TestOrderHistoryUnreadable: an order stream holding an event that does
+// not decode answers 409 stream_unreadable naming the stream and the
+// event, whether the order's own read or the history's meets it first.
+func TestOrderHistoryUnreadable(t *testing.T) {
+	bad := uuid.Must(uuid.NewV7())
+	for name, configure := range map[string]func(*Config){
+		"in the store":                        nil,
+		"past what the order's commands read": func(c *Config) { c.Streams = withBadEvent{StreamReader: c.Streams, id: bad} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newTestStack(t, configure)
+			owner := s.user("owner")
+			p := s.product(s.user("vendor", user.RoleVendor), 100)
+			o := s.order(t, owner, p)
+			if configure == nil {
+				if _, err := s.store.Append(context.Background(), order.Stream(o.ID), eventstore.Exact(0), eventstore.EventData{
+					ID: bad, Type: "order.paid", SchemaVersion: 1, Data: json.RawMessage(`{"order_id": 5}`),
+					Metadata: eventstore.Metadata{Timestamp: time.Now()},
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w := s.do(http.MethodGet, "/api/orders/"+o.ID+"/history", owner, nil)
+			expectProblem(t, "unreadable stream", w, http.StatusConflict)
+			var p409 struct {
+				Code    string `json:"code"`
+				Stream  string `json:"stream"`
+				EventID string `json:"event_id"`
+			}
+			_ = json.Unmarshal(w.Body.Bytes(), &p409)
+			if p409.Code != domain.ReasonStreamUnreadable || p409.Stream != order.Stream(o.ID) || p409.EventID != bad.String() {
+				t.Errorf("409 %s, want code stream_unreadable naming %s and %s", w.Body, order.Stream(o.ID), bad)
+			}
+		})
 	}
 }

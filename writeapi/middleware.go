@@ -102,6 +102,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			// A token of a user that no longer exists is no token.
 			s.writeError(w, r, auth.ErrInvalidToken)
 			return
+		case errors.Is(err, &domain.Error{Reason: domain.ReasonStreamUnreadable}):
+			// Retrying cannot help: the caller's own stream needs an
+			// operator, whom the 409 names it to.
+			s.writeError(w, r, err)
+			return
 		case err != nil:
 			s.writeError(w, r, &unavailableError{err})
 			return

@@ -2,7 +2,9 @@ package writeapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -42,6 +44,15 @@ func money(raw json.RawMessage, field string) (domain.Cents, error) {
 	return c, nil
 }
 
+// stockBody is the stock of a new product as the product document holds
+// it, {"inventory": {"quantity", "warehouse"}}: the shape the original
+// product service stored and this API answers with. What the server owns
+// (reserved, available) is no member, so the strict decoder refuses it.
+type stockBody struct {
+	Quantity  *int64  `json:"quantity"`
+	Warehouse *string `json:"warehouse"`
+}
+
 func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		SKU         string          `json:"sku"`
@@ -52,16 +63,21 @@ func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 		VendorID    string          `json:"vendor_id"`
 		Images      []string        `json:"images"`
 		Metadata    json.RawMessage `json:"metadata"`
-		Quantity    int64           `json:"quantity"`
-		Warehouse   string          `json:"warehouse"`
+		Quantity    *int64          `json:"quantity"`
+		Warehouse   *string         `json:"warehouse"`
+		Inventory   *stockBody      `json:"inventory"`
 	}
 	if err := decode(r, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	stock, renamed, err := flatStock(stockBody{Quantity: body.Quantity, Warehouse: body.Warehouse}, body.Inventory)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var price domain.Cents
 	if body.Price != nil {
-		var err error
 		if price, err = money(body.Price, "price"); err != nil {
 			s.writeError(w, r, err)
 			return
@@ -85,14 +101,69 @@ func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	p, res, err := s.cmd.CreateProduct(ctx, a.Actor, commands.CreateProduct{
 		SKU: body.SKU, Name: body.Name, Description: body.Description, Price: price, Category: body.Category,
-		VendorID: body.VendorID, Images: body.Images, Metadata: body.Metadata, Quantity: body.Quantity, Warehouse: body.Warehouse,
+		VendorID: body.VendorID, Images: body.Images, Metadata: body.Metadata,
+		Quantity: deref(stock.Quantity), Warehouse: deref(stock.Warehouse),
 	})
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, renameFields(err, renamed))
 		return
 	}
 	w.Header().Set("Location", "/api/products/"+p.ID)
 	writeResult(w, http.StatusCreated, res, resource.FromProduct(p))
+}
+
+// flatStock merges the two forms of a new product's stock: the flat
+// members and inventory. It returns the stock and, for the members sent
+// inside inventory, the command's field name → the request's, so that
+// errors name what the client sent. Errors: a 422 naming a member sent in
+// both forms.
+func flatStock(flat stockBody, inv *stockBody) (stockBody, map[string]string, error) {
+	if inv == nil {
+		return flat, nil, nil
+	}
+	both := func(name string) error {
+		return &requestError{status: http.StatusUnprocessableEntity, field: "inventory." + name,
+			detail: "send " + name + " or inventory." + name + ", not both"}
+	}
+	switch {
+	case flat.Quantity != nil && inv.Quantity != nil:
+		return stockBody{}, nil, both("quantity")
+	case flat.Warehouse != nil && inv.Warehouse != nil:
+		return stockBody{}, nil, both("warehouse")
+	}
+	renamed := map[string]string{}
+	if inv.Quantity != nil {
+		flat.Quantity, renamed["quantity"] = inv.Quantity, "inventory.quantity"
+	}
+	if inv.Warehouse != nil {
+		flat.Warehouse, renamed["warehouse"] = inv.Warehouse, "inventory.warehouse"
+	}
+	return flat, renamed, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// renameFields renames the fields of a validation error by names (the
+// command's name → the request's); other errors are returned as they are.
+func renameFields(err error, names map[string]string) error {
+	var de *domain.Error
+	if len(names) == 0 || !errors.As(err, &de) || len(de.Fields) == 0 {
+		return err
+	}
+	out := *de
+	out.Fields = slices.Clone(de.Fields)
+	for i, f := range out.Fields {
+		if n, ok := names[f.Field]; ok {
+			out.Fields[i].Field = n
+		}
+	}
+	return &out
 }
 
 func (s *Server) handleUpdateProduct(w http.ResponseWriter, r *http.Request) {

@@ -364,6 +364,14 @@ func (s *server) newUser(admin *account, tag string, roles ...string) *account {
 	return u
 }
 
+// cast signs in the seeded admin and makes a vendor and a customer of
+// the test's own, tagged tag: who most tests need.
+func (s *server) cast(tag string) (admin, vendor, customer *account) {
+	s.t.Helper()
+	admin = s.admin()
+	return admin, s.newUser(admin, tag+"-vendor", "vendor"), s.newUser(admin, tag+"-customer")
+}
+
 // grant has admin give userID role.
 func (s *server) grant(admin *account, userID, role string) *response {
 	s.t.Helper()

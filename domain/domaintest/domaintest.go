@@ -1,8 +1,10 @@
 // Package domaintest holds what the aggregates' given/when/then tests
-// share: a history builder and the check of a decision's outcome.
+// share: a history builder, the check of a decision's outcome, and the
+// check that what it decides reads back through the codec.
 package domaintest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -90,6 +92,29 @@ func (want Outcome) Check(t testing.TB, got []domain.Event, err error) {
 	if want.Fields != nil {
 		if names := FieldNames(err); fmt.Sprint(names) != fmt.Sprint(want.Fields) {
 			t.Errorf("fields %v, want %v (%v)", names, want.Fields, err)
+		}
+	}
+}
+
+// RoundTrip fails t unless every event passes Validate and decodes with
+// reg from its encoding to itself: what a decision writes, every reader
+// reads back as decided.
+func RoundTrip(t testing.TB, reg domain.Registry, events ...domain.Event) {
+	t.Helper()
+	for _, e := range events {
+		if err := e.Validate(); err != nil {
+			t.Fatalf("decided %#v, which Validate refuses: %v", e, err)
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatalf("encode %#v: %v", e, err)
+		}
+		back, err := reg.Decode(e.EventType(), 1, b)
+		if err != nil {
+			t.Fatalf("decided %#v, whose encoding %s does not decode: %v", e, b, err)
+		}
+		if !reflect.DeepEqual(back, e) {
+			t.Fatalf("decided %#v, read back as %#v", e, back)
 		}
 	}
 }

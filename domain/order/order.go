@@ -3,10 +3,8 @@ package order
 import (
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/eventshop/eventshop/domain"
 )
@@ -112,13 +110,6 @@ func Evolve(s State, r domain.Recorded) State {
 // Fold folds history from New.
 func Fold(history []domain.Recorded) State { return domain.Fold(New(), Evolve, history) }
 
-// Limits on an order.
-const (
-	MaxItems       = 100
-	MaxLineUnits   = 10_000
-	MaxReasonChars = 500
-)
-
 // Line is what a client asks for: a product and a quantity.
 type Line struct {
 	ProductID string
@@ -130,27 +121,17 @@ type Line struct {
 // no product twice. Errors: CodeInvalid listing every bad line.
 func CheckLines(lines []Line) error {
 	var f domain.Fields
-	if len(lines) == 0 {
-		f.Add("items", "must hold at least one item")
-	}
-	if len(lines) > MaxItems {
-		f.Add("items", "must hold at most %d items", MaxItems)
-	}
-	seen := map[string]bool{}
-	for i, l := range lines {
-		field := "items[" + strconv.Itoa(i) + "]"
-		if l.ProductID == "" {
-			f.Add(field+".product_id", "is required")
-		} else if seen[l.ProductID] {
-			f.Add(field+".product_id", "names a product already in the order; send one line per product")
-		}
-		seen[l.ProductID] = true
-		if l.Quantity < 1 {
-			f.Add(field+".quantity", "must be at least 1")
-		} else if l.Quantity > MaxLineUnits {
-			f.Add(field+".quantity", "must be at most %d", MaxLineUnits)
-		}
-	}
+	checkLines(&f, lines)
+	return f.Err()
+}
+
+// CheckAmounts bounds the totals of lines priced as items (in the order
+// the client sent them) before any stock is touched: every line total
+// (price × quantity) and the order total within domain.MaxCents. Errors:
+// CodeInvalid naming items[i].quantity for a line, items for the total.
+func CheckAmounts(items []Item) error {
+	var f domain.Fields
+	amounts(&f, items)
 	return f.Err()
 }
 
@@ -162,27 +143,21 @@ type Place struct {
 	Items   []Item
 }
 
-// DecidePlace records a new order. Errors: CodeConflict "order_exists"
-// when the id is taken or fenced, CodeInvalid.
+// DecidePlace records a new order, its total the sum of its lines.
+// Errors: CodeConflict "order_exists" when the id is taken or fenced,
+// CodeInvalid (Created.Validate: bad lines, no user, a line or the order
+// total over domain.MaxCents).
 func DecidePlace(s State, c Place) ([]domain.Event, error) {
 	if s.Version >= 0 {
 		return nil, domain.Conflict("order_exists", "order %s already exists or was abandoned", c.OrderID)
 	}
-	lines := make([]Line, len(c.Items))
-	var total domain.Cents
-	for i, it := range c.Items {
-		lines[i] = Line{ProductID: it.ProductID, Quantity: it.Quantity}
-		total += it.Price * domain.Cents(it.Quantity)
-	}
-	if err := CheckLines(lines); err != nil {
+	e := Created{OrderID: c.OrderID, UserID: c.UserID, Items: slices.Clone(c.Items)}
+	var sum domain.Fields // Validate reports what amounts finds
+	e.Total = amounts(&sum, e.Items)
+	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	if c.UserID == "" {
-		var f domain.Fields
-		f.Add("user_id", "is required")
-		return nil, f.Err()
-	}
-	return []domain.Event{Created{OrderID: c.OrderID, UserID: c.UserID, Items: slices.Clone(c.Items), Total: total}}, nil
+	return []domain.Event{e}, nil
 }
 
 // DecidePay records a captured payment of the full total. Errors:
@@ -203,13 +178,20 @@ func DecidePay(s State, paymentID string, amount domain.Cents, last4 string) ([]
 }
 
 // CheckPayable says whether the order can be paid now, before the card is
-// charged. Errors: CodeNotFound, CodeConflict "order_not_pending".
+// charged. Errors: CodeNotFound, CodeConflict "order_not_pending" or
+// "order_total_out_of_range" (an order placed before totals were bounded).
 func CheckPayable(s State) error {
 	if !s.Exists() {
 		return domain.NotFound("order", s.ID)
 	}
 	if s.Status != StatusPending {
 		return domain.Conflict("order_not_pending", "order %s is %s; only a pending order can be paid", s.ID, s.Status)
+	}
+	if s.Total < 0 || s.Total > domain.MaxCents {
+		// Placed before totals were bounded: a payment of it could not be
+		// recorded (nor voided), so no card is charged for it.
+		return domain.Conflict("order_total_out_of_range", "order %s totals %s, over the limit of %s; it cannot be paid, only cancelled",
+			s.ID, s.Total, domain.MaxCents)
 	}
 	return nil
 }
@@ -227,12 +209,12 @@ func DecideComplete(s State) ([]domain.Event, error) {
 }
 
 // CheckCancellable says whether the order can be cancelled now, before a
-// refund is made. Errors: CodeNotFound, CodeConflict "order_not_cancellable",
-// CodeInvalid for an over-long reason.
+// refund is made. Errors: CodeInvalid for a reason out of bounds (too
+// long, control characters), CodeNotFound, CodeConflict
+// "order_not_cancellable".
 func CheckCancellable(s State, reason string) error {
-	if utf8.RuneCountInString(reason) > MaxReasonChars {
-		var f domain.Fields
-		f.Add("reason", "must be at most %d characters", MaxReasonChars)
+	var f domain.Fields
+	if checkCancelReason(&f, reason); len(f) > 0 {
 		return f.Err()
 	}
 	if !s.Exists() {
@@ -261,7 +243,11 @@ func DecideCancel(s State, reason string) ([]domain.Event, error) {
 	if reason == "" {
 		reason = "cancelled"
 	}
-	return []domain.Event{Cancelled{OrderID: s.ID, Reason: reason, Refunded: s.Status == StatusPaid}}, nil
+	e := Cancelled{OrderID: s.ID, Reason: reason, Refunded: s.Status == StatusPaid}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return []domain.Event{e}, nil
 }
 
 // DecideRecordRefund records the provider's refund of a cancelled order's

@@ -250,6 +250,10 @@ func TestDecidePay(t *testing.T) {
 		{name: "a cent over", given: []domain.Event{created}, amount: 4149, code: domain.CodeInvalid, reason: "amount_mismatch"},
 		{name: "zero", given: []domain.Event{created}, amount: 0, code: domain.CodeInvalid, reason: "amount_mismatch"},
 		{name: "negative", given: []domain.Event{created}, amount: -4148, code: domain.CodeInvalid, reason: "amount_mismatch"},
+		// An order placed before totals were bounded cannot be paid: its
+		// payment could not be recorded.
+		{name: "a total over the bound", given: []domain.Event{order.Created{OrderID: "o1", UserID: "u1", Items: priced(domain.MaxCents, 10_000),
+			Total: domain.MaxCents * 10_000}}, amount: domain.MaxCents * 10_000, code: domain.CodeConflict, reason: "order_total_out_of_range"},
 		// The state is checked before the amount.
 		{name: "wrong amount on a paid order", given: []domain.Event{created, paid}, amount: 1, code: domain.CodeConflict, reason: "order_not_pending"},
 		{name: "wrong amount on no order", amount: 1, code: domain.CodeNotFound, reason: "order_not_found"},
@@ -292,6 +296,17 @@ func TestDecideCancel(t *testing.T) {
 		{name: "completed", given: []domain.Event{created, paid, completed},
 			code: domain.CodeConflict, reasonIs: "order_not_cancellable"},
 		{name: "reason too long on a completed order", given: []domain.Event{created, paid, completed}, reason: long + "x",
+			code: domain.CodeInvalid, reasonIs: "validation_failed", fields: []string{"reason"}},
+		{name: "a reason of several lines", given: []domain.Event{created}, reason: "too late\r\n\tsorry",
+			then: []domain.Event{order.Cancelled{OrderID: "o1", Reason: "too late\r\n\tsorry"}}},
+		// NUL goes into a PostgreSQL text column, which refuses it.
+		{name: "a reason with NUL", given: []domain.Event{created}, reason: "a\x00b",
+			code: domain.CodeInvalid, reasonIs: "validation_failed", fields: []string{"reason"}},
+		{name: "a reason with a C1 control character", given: []domain.Event{created}, reason: "a\u0085b",
+			code: domain.CodeInvalid, reasonIs: "validation_failed", fields: []string{"reason"}},
+		{name: "a reason with DEL", given: []domain.Event{created}, reason: "a\x7fb",
+			code: domain.CodeInvalid, reasonIs: "validation_failed", fields: []string{"reason"}},
+		{name: "a reason that is not UTF-8", given: []domain.Event{created}, reason: "a\xffb",
 			code: domain.CodeInvalid, reasonIs: "validation_failed", fields: []string{"reason"}},
 	}
 	for _, tt := range tests {
@@ -451,10 +466,58 @@ func TestDecidePlace(t *testing.T) {
 			then: []domain.Event{order.Created{OrderID: "o2", UserID: "u1", Items: []order.Item{{ProductID: "p1", SKU: "S", Name: "N", Quantity: 1, Price: 1}}, Total: 1}},
 		},
 		{
-			name: "largest order does not overflow",
-			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: maxItems()},
-			then: []domain.Event{order.Created{OrderID: "o3", UserID: "u1", Items: maxItems(),
-				Total: domain.MaxCents * order.MaxLineUnits * order.MaxItems}},
+			name: "a line of the largest price, once",
+			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: priced(domain.MaxCents, 1)},
+			then: []domain.Event{order.Created{OrderID: "o3", UserID: "u1", Items: priced(domain.MaxCents, 1), Total: domain.MaxCents}},
+		},
+		{
+			name: "a line total at the bound",
+			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: priced(domain.MaxCents/order.MaxLineUnits, order.MaxLineUnits)},
+			then: []domain.Event{order.Created{OrderID: "o3", UserID: "u1", Items: priced(domain.MaxCents/order.MaxLineUnits, order.MaxLineUnits),
+				Total: domain.MaxCents}},
+		},
+		{
+			name: "a line total a cent over the bound",
+			cmd: order.Place{OrderID: "o3", UserID: "u1", Items: []order.Item{
+				{ProductID: "p1", Quantity: 1, Price: 1}, {ProductID: "p2", Quantity: 2, Price: domain.MaxCents/2 + 1},
+			}},
+			code: domain.CodeInvalid, reason: "validation_failed", fields: []string{"items[1].quantity"},
+		},
+		{
+			// Issue 12: 10,000 units at the largest price.
+			name: "the largest price times the most units",
+			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: priced(domain.MaxCents, order.MaxLineUnits)},
+			code: domain.CodeInvalid, reason: "validation_failed", fields: []string{"items[0].quantity"},
+		},
+		{
+			name: "an order total at the bound",
+			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: halves(0)},
+			then: []domain.Event{order.Created{OrderID: "o3", UserID: "u1", Items: halves(0), Total: domain.MaxCents}},
+		},
+		{
+			name: "an order total a cent over the bound",
+			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: halves(1)},
+			code: domain.CodeInvalid, reason: "validation_failed", fields: []string{"items"},
+		},
+		{
+			name: "the most lines, each at the largest price",
+			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: maxItems(1)},
+			code: domain.CodeInvalid, reason: "validation_failed", fields: []string{"items"},
+		},
+		{
+			name: "a free line",
+			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: priced(0, 1)},
+			code: domain.CodeInvalid, reason: "validation_failed", fields: []string{"items[0].price"},
+		},
+		{
+			name: "a captured name with a control character",
+			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: []order.Item{{ProductID: "p1", SKU: "S", Name: "Mu\x00g", Quantity: 1, Price: 1}}},
+			code: domain.CodeInvalid, reason: "validation_failed", fields: []string{"items[0].name"},
+		},
+		{
+			name: "too many lines",
+			cmd:  order.Place{OrderID: "o3", UserID: "u1", Items: cents(order.MaxItems + 1)},
+			code: domain.CodeInvalid, reason: "validation_failed", fields: []string{"items"},
 		},
 		{
 			name: "no items", cmd: order.Place{OrderID: "o1", UserID: "u1"},
@@ -492,12 +555,36 @@ func TestDecidePlace(t *testing.T) {
 	}
 }
 
-func maxItems() []order.Item {
+// maxItems is MaxItems lines of quantity units at the largest price.
+func maxItems(quantity int64) []order.Item {
 	out := make([]order.Item, order.MaxItems)
 	for i := range out {
-		out[i] = order.Item{ProductID: fmt.Sprintf("p%d", i), Quantity: order.MaxLineUnits, Price: domain.MaxCents}
+		out[i] = order.Item{ProductID: fmt.Sprintf("p%d", i), Quantity: quantity, Price: domain.MaxCents}
 	}
 	return out
+}
+
+// cents is n lines of one unit at one cent.
+func cents(n int) []order.Item {
+	out := make([]order.Item, n)
+	for i := range out {
+		out[i] = order.Item{ProductID: fmt.Sprintf("p%d", i), Quantity: 1, Price: 1}
+	}
+	return out
+}
+
+// priced is one line of quantity units at price.
+func priced(price domain.Cents, quantity int64) []order.Item {
+	return []order.Item{{ProductID: "p1", SKU: "S", Name: "N", Quantity: quantity, Price: price}}
+}
+
+// halves is two lines of half the bound each, plus extra cents on the
+// second: the order total is MaxCents + extra.
+func halves(extra domain.Cents) []order.Item {
+	return []order.Item{
+		{ProductID: "p1", Quantity: 1, Price: domain.MaxCents / 2},
+		{ProductID: "p2", Quantity: 1, Price: domain.MaxCents/2 + extra},
+	}
 }
 
 func TestDecidePlaceCapturesItems(t *testing.T) {
@@ -566,6 +653,45 @@ func TestCheckLines(t *testing.T) {
 			}
 			if !errors.Is(err, &domain.Error{Code: domain.CodeInvalid, Reason: "validation_failed"}) {
 				t.Fatalf("CheckLines = %v, want validation_failed", err)
+			}
+			if got := fields(err); fmt.Sprint(got) != fmt.Sprint(tt.fields) {
+				t.Errorf("fields %v, want %v", got, tt.fields)
+			}
+		})
+	}
+}
+
+// CheckAmounts names the lines by their index in the client's order, which
+// PlaceOrder checks before it sorts the lines and reserves stock.
+func TestCheckAmounts(t *testing.T) {
+	line := func(price domain.Cents, quantity int64) order.Item {
+		return order.Item{ProductID: fmt.Sprintf("p%d-%d", price, quantity), Quantity: quantity, Price: price}
+	}
+	tests := []struct {
+		name   string
+		items  []order.Item
+		fields []string // nil: within bounds
+	}{
+		{"one unit at the largest price", []order.Item{line(domain.MaxCents, 1)}, nil},
+		{"lines summing to the bound", []order.Item{line(domain.MaxCents-1, 1), line(1, 1)}, nil},
+		{"the most units at the price that fits", []order.Item{line(domain.MaxCents/order.MaxLineUnits, order.MaxLineUnits)}, nil},
+		{"the second line over", []order.Item{line(1, 1), line(domain.MaxCents, 2)}, []string{"items[1].quantity"}},
+		{"two lines over", []order.Item{line(domain.MaxCents, 2), line(1, 1), line(domain.MaxCents, 3)},
+			[]string{"items[0].quantity", "items[2].quantity"}},
+		{"the sum a cent over", []order.Item{line(domain.MaxCents, 1), line(1, 1)}, []string{"items"}},
+		{"issue 12", []order.Item{line(domain.MaxCents, 10_000)}, []string{"items[0].quantity"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := order.CheckAmounts(tt.items)
+			if tt.fields == nil {
+				if err != nil {
+					t.Fatalf("CheckAmounts = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, &domain.Error{Code: domain.CodeInvalid, Reason: "validation_failed"}) {
+				t.Fatalf("CheckAmounts = %v, want validation_failed", err)
 			}
 			if got := fields(err); fmt.Sprint(got) != fmt.Sprint(tt.fields) {
 				t.Errorf("fields %v, want %v", got, tt.fields)

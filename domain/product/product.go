@@ -1,15 +1,11 @@
 package product
 
 import (
-	"bytes"
 	"encoding/json"
 	"maps"
-	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/eventshop/eventshop/domain"
 )
@@ -111,21 +107,11 @@ func Evolve(s State, r domain.Recorded) State {
 // Fold folds history from New.
 func Fold(history []domain.Recorded) State { return domain.Fold(New(), Evolve, history) }
 
-// Limits on catalogue fields.
+// Defaults of a new product.
 const (
-	MaxSKULength         = 64
-	MaxNameLength        = 200
-	MaxDescriptionLength = 5000
-	MaxCategoryLength    = 100
-	MaxImages            = 20
-	MaxImageURLLength    = 2048
-	MaxMetadataBytes     = 16 << 10
-	MaxQuantity          = 1_000_000_000
-	DefaultCategory      = "uncategorized"
-	DefaultWarehouse     = "main"
+	DefaultCategory  = "uncategorized"
+	DefaultWarehouse = "main"
 )
-
-var skuPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // NormaliseSKU is the form a SKU is unique under: trimmed, upper case.
 func NormaliseSKU(sku string) string { return strings.ToUpper(strings.TrimSpace(sku)) }
@@ -146,95 +132,35 @@ type Create struct {
 	Warehouse   string
 }
 
-// DecideCreate lists a new product. Errors: CodeConflict "product_exists",
-// CodeInvalid for every bad field.
+// DecideCreate lists a new product: the SKU, name, category and
+// warehouse trimmed, a blank category or warehouse defaulted, no images or
+// metadata made empty, the metadata in its stored form (CanonicalJSON). Errors: CodeConflict "product_exists", CodeInvalid
+// for every bad field (Created.Validate).
 func DecideCreate(s State, c Create) ([]domain.Event, error) {
 	if s.Version >= 0 {
 		return nil, domain.Conflict("product_exists", "product %s already exists", c.ProductID)
 	}
-	var f domain.Fields
-	sku := strings.TrimSpace(c.SKU)
-	switch {
-	case sku == "":
-		f.Add("sku", "is required")
-	case len(sku) > MaxSKULength:
-		f.Add("sku", "must be at most %d characters", MaxSKULength)
-	case !skuPattern.MatchString(sku):
-		f.Add("sku", "may hold only letters, digits, '.', '_' and '-'")
+	e := Created{
+		ProductID: c.ProductID, SKU: strings.TrimSpace(c.SKU), Name: strings.TrimSpace(c.Name), Description: c.Description,
+		Price: c.Price, Category: orDefault(c.Category, DefaultCategory), VendorID: c.VendorID, Images: c.Images,
+		Metadata: domain.CanonicalJSON(c.Metadata), Quantity: c.Quantity, Warehouse: orDefault(c.Warehouse, DefaultWarehouse),
 	}
-	f.CheckName("name", c.Name, MaxNameLength)
-	if c.VendorID == "" {
-		f.Add("vendor_id", "is required")
+	if e.Images == nil {
+		e.Images = []string{}
 	}
-	if c.Quantity < 0 {
-		f.Add("quantity", "must be 0 or more")
-	} else if c.Quantity > MaxQuantity {
-		f.Add("quantity", "must be at most %d", MaxQuantity)
+	if len(e.Metadata) == 0 {
+		e.Metadata = json.RawMessage(`{}`)
 	}
-	category := checkCatalogue(&f, &c.Price, &c.Description, &c.Category, &c.Images, c.Metadata)
-	warehouse := strings.TrimSpace(c.Warehouse)
-	if warehouse == "" {
-		warehouse = DefaultWarehouse
-	} else if utf8.RuneCountInString(warehouse) > MaxCategoryLength {
-		f.Add("warehouse", "must be at most %d characters", MaxCategoryLength)
-	}
-	if err := f.Err(); err != nil {
+	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	if category == "" {
-		category = DefaultCategory
-	}
-	meta := c.Metadata
-	if len(meta) == 0 {
-		meta = json.RawMessage(`{}`)
-	}
-	images := c.Images
-	if images == nil {
-		images = []string{}
-	}
-	return []domain.Event{Created{
-		ProductID: c.ProductID, SKU: sku, Name: strings.TrimSpace(c.Name), Description: c.Description,
-		Price: c.Price, Category: category, VendorID: c.VendorID, Images: images, Metadata: meta,
-		Quantity: c.Quantity, Warehouse: warehouse,
-	}}, nil
+	return []domain.Event{e}, nil
 }
 
-// checkCatalogue validates the fields Create and Update share; pointers
-// that are nil were not sent. It returns the trimmed category.
-func checkCatalogue(f *domain.Fields, price *domain.Cents, desc, category *string, images *[]string, meta json.RawMessage) string {
-	if price != nil && (*price <= 0 || *price > domain.MaxCents) {
-		f.Add("price", "must be greater than 0 and at most %s", domain.MaxCents)
+// orDefault is s trimmed, or def when that is empty.
+func orDefault(s, def string) string {
+	if s = strings.TrimSpace(s); s == "" {
+		return def
 	}
-	if desc != nil && utf8.RuneCountInString(*desc) > MaxDescriptionLength {
-		f.Add("description", "must be at most %d characters", MaxDescriptionLength)
-	}
-	cat := ""
-	if category != nil {
-		cat = strings.TrimSpace(*category)
-		if utf8.RuneCountInString(cat) > MaxCategoryLength {
-			f.Add("category", "must be at most %d characters", MaxCategoryLength)
-		}
-	}
-	if images != nil {
-		if len(*images) > MaxImages {
-			f.Add("images", "must hold at most %d URLs", MaxImages)
-		}
-		for _, img := range *images {
-			u, err := url.Parse(img)
-			if len(img) > MaxImageURLLength || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				f.Add("images", "must be http or https URLs of at most %d characters", MaxImageURLLength)
-				break
-			}
-		}
-	}
-	if meta != nil {
-		trimmed := bytes.TrimSpace(meta)
-		switch {
-		case len(meta) > MaxMetadataBytes:
-			f.Add("metadata", "must be at most %d bytes", MaxMetadataBytes)
-		case len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed):
-			f.Add("metadata", "must be a JSON object")
-		}
-	}
-	return cat
+	return s
 }

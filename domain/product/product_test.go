@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -133,10 +134,23 @@ func TestDecideCreate(t *testing.T) {
 		})},
 		{"metadata at max size", nil, func(c *product.Create) { c.Metadata = bigObject(product.MaxMetadataBytes) },
 			with(func(e *product.Created) { e.Metadata = bigObject(product.MaxMetadataBytes) })},
-		{"metadata with white space around", nil, func(c *product.Create) { c.Metadata = json.RawMessage(" {\"a\": [1]}\n") },
-			with(func(e *product.Created) { e.Metadata = json.RawMessage(" {\"a\": [1]}\n") })},
+		// The event holds the metadata as it is stored and read back.
+		{"metadata with white space", nil, func(c *product.Create) { c.Metadata = json.RawMessage(" {\"a\": [1]}\n") },
+			with(func(e *product.Created) { e.Metadata = json.RawMessage(`{"a":[1]}`) })},
+		{"metadata with HTML characters", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{"a":"<b>&"}`) },
+			with(func(e *product.Created) { e.Metadata = json.RawMessage(`{"a":"\u003cb\u003e\u0026"}`) })},
 		{"empty metadata object", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{}`) },
 			with(func(e *product.Created) { e.Metadata = json.RawMessage(`{}`) })},
+
+		{"description of several lines", nil, func(c *product.Create) { c.Description = "Holds tea.\r\n\tDishwasher safe." },
+			with(func(e *product.Created) { e.Description = "Holds tea.\r\n\tDishwasher safe." })},
+		{"metadata nested to the limit", nil, func(c *product.Create) { c.Metadata = nested(product.MaxMetadataDepth) },
+			with(func(e *product.Created) { e.Metadata = nested(product.MaxMetadataDepth) })},
+		{"metadata with line breaks and the largest float", nil, func(c *product.Create) {
+			c.Metadata = json.RawMessage(`{"note":"a\nb\tc","big":1.7976931348623157e308,"tiny":-5e-324,"k\u00e9":[true,null]}`)
+		}, with(func(e *product.Created) {
+			e.Metadata = json.RawMessage(`{"note":"a\nb\tc","big":1.7976931348623157e308,"tiny":-5e-324,"k\u00e9":[true,null]}`)
+		})},
 
 		{"stream taken", []domain.Event{mug}, func(*product.Create) {}, conflict("product_exists")},
 		{"stream fenced", []domain.Event{fenced}, func(*product.Create) {}, conflict("product_exists")},
@@ -193,13 +207,39 @@ func TestDecideCreate(t *testing.T) {
 		{"metadata unterminated", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{"a":1`) }, invalid("metadata")},
 		{"metadata with trailing data", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{"a":1} {}`) }, invalid("metadata")},
 		{"metadata too large", nil, func(c *product.Create) { c.Metadata = bigObject(product.MaxMetadataBytes + 1) }, invalid("metadata")},
+		{"metadata nested too deep", nil, func(c *product.Create) { c.Metadata = nested(product.MaxMetadataDepth + 1) }, invalid("metadata")},
+		{"metadata with NUL in a string", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{"a":"x\u0000y"}`) }, invalid("metadata")},
+		{"metadata with a control character in a key", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{"a\u001b":1}`) },
+			invalid("metadata")},
+		{"metadata with a C1 control character", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{"a":"\u0085"}`) },
+			invalid("metadata")},
+		{"metadata with a number beyond float64", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{"a":1e309}`) }, invalid("metadata")},
+		{"metadata with a negative number beyond float64", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{"a":[-2e308]}`) },
+			invalid("metadata")},
+		{"metadata not UTF-8", nil, func(c *product.Create) { c.Metadata = json.RawMessage("{\"a\":\"\xff\"}") }, invalid("metadata")},
+		{"metadata an unclosed array", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{"a":[1}`) }, invalid("metadata")},
+		{"metadata with a second object", nil, func(c *product.Create) { c.Metadata = json.RawMessage(`{}{}`) }, invalid("metadata")},
+		{"metadata empty", nil, func(c *product.Create) { c.Metadata = json.RawMessage(` `) }, invalid("metadata")},
+		// NUL goes into a jsonb document on FerretDB, which refuses it.
+		{"description with NUL", nil, func(c *product.Create) { c.Description = "a\x00b" }, invalid("description")},
+		{"description with an escape character", nil, func(c *product.Create) { c.Description = "a\x1b[31mb" }, invalid("description")},
+		{"description not UTF-8", nil, func(c *product.Create) { c.Description = "a\xc3" }, invalid("description")},
+		{"category with NUL", nil, func(c *product.Create) { c.Category = "a\x00b" }, invalid("category")},
+		{"category with a line break", nil, func(c *product.Create) { c.Category = "home\ngarden" }, invalid("category")},
+		{"warehouse with NUL", nil, func(c *product.Create) { c.Warehouse = "a\x00b" }, invalid("warehouse")},
+		{"warehouse with DEL", nil, func(c *product.Create) { c.Warehouse = "a\x7f" }, invalid("warehouse")},
+		{"name with a tab", nil, func(c *product.Create) { c.Name = "Mu\tg" }, invalid("name")},
+		{"name with a C1 control character", nil, func(c *product.Create) { c.Name = "Mu\u009bg" }, invalid("name")},
+		{"image with a C1 control character", nil, func(c *product.Create) { c.Images = []string{"https://img.example/a\u0085.png"} },
+			invalid("images")},
+		{"image with NUL", nil, func(c *product.Create) { c.Images = []string{"https://img.example/a\x00.png"} }, invalid("images")},
 		{"every field bad, all listed", nil, func(c *product.Create) {
 			c.SKU, c.Name, c.VendorID, c.Quantity, c.Price = "", "", "", -1, 0
 			c.Description = strings.Repeat("d", product.MaxDescriptionLength+1)
 			c.Category = strings.Repeat("c", product.MaxCategoryLength+1)
 			c.Images, c.Metadata = []string{"nope"}, json.RawMessage(`[]`)
 			c.Warehouse = strings.Repeat("w", product.MaxCategoryLength+1)
-		}, invalid("sku", "name", "vendor_id", "quantity", "price", "description", "category", "images", "metadata", "warehouse")},
+		}, invalid("sku", "name", "description", "price", "category", "vendor_id", "images", "metadata", "quantity", "warehouse")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,6 +295,22 @@ func TestDecideAbandon(t *testing.T) {
 	if _, err := product.DecideReserve(s, "o1", 1); !errors.Is(err, &domain.Error{Reason: "product_unavailable"}) {
 		t.Errorf("reserve on a fenced id: %v", err)
 	}
+}
+
+// nested is a metadata object nested depth deep: {"k":{"k":…{}…}}.
+func nested(depth int) json.RawMessage {
+	return json.RawMessage(strings.Repeat(`{"k":`, depth-1) + "{}" + strings.Repeat("}", depth-1))
+}
+
+// pricey is mug at price; stocked adds units to it.
+func pricey(price domain.Cents) product.Created {
+	e := mug
+	e.Price = price
+	return e
+}
+
+func stocked(units int64) product.InventoryUpdated {
+	return product.InventoryUpdated{ProductID: "p1", Adjustment: units, Quantity: 10 + units, Reason: "restock"}
 }
 
 func images(n int) []string {
@@ -319,6 +375,9 @@ func TestDecideUpdate(t *testing.T) {
 			up(func(e *product.Updated) { e.Images = ptr([]string{}) })},
 		{"metadata", []domain.Event{mug}, product.Update{Metadata: json.RawMessage(`{"colour":"red"}`)},
 			up(func(e *product.Updated) { e.Metadata = json.RawMessage(`{"colour":"red"}`) })},
+		{"metadata in its stored form", []domain.Event{mug}, product.Update{Metadata: json.RawMessage("{\"colour\" :\n \"<red>\"}")},
+			up(func(e *product.Updated) { e.Metadata = json.RawMessage(`{"colour":"\u003cred\u003e"}`) })},
+		{"metadata unchanged but for its spacing", []domain.Event{mug}, product.Update{Metadata: json.RawMessage("{ \"colour\": \"blue\" }")}, noop},
 		{"only the changed fields", []domain.Event{mug}, product.Update{
 			Name: ptr("Mug"), Price: ptr(domain.Cents(999)), Category: ptr("kitchen"), Description: ptr("A mug"),
 		}, up(func(e *product.Updated) { e.Price = ptr(domain.Cents(999)) })},
@@ -345,6 +404,14 @@ func TestDecideUpdate(t *testing.T) {
 		{"bad image", []domain.Event{mug}, product.Update{Images: ptr([]string{"file:///etc/passwd"})}, invalid("images")},
 		{"metadata not an object", []domain.Event{mug}, product.Update{Metadata: json.RawMessage(`[]`)}, invalid("metadata")},
 		{"metadata null", []domain.Event{mug}, product.Update{Metadata: json.RawMessage(`null`)}, invalid("metadata")},
+		{"metadata nested too deep", []domain.Event{mug}, product.Update{Metadata: nested(product.MaxMetadataDepth + 1)}, invalid("metadata")},
+		{"description with NUL", []domain.Event{mug}, product.Update{Description: ptr("a\x00b")}, invalid("description")},
+		{"category with NUL", []domain.Event{mug}, product.Update{Category: ptr("a\x00b")}, invalid("category")},
+		{"name with NUL", []domain.Event{mug}, product.Update{Name: ptr("a\x00b")}, invalid("name")},
+		{"largest price", []domain.Event{mug}, product.Update{Price: ptr(domain.MaxCents)},
+			up(func(e *product.Updated) { e.Price = ptr(domain.MaxCents) })},
+		{"description of several lines", []domain.Event{mug}, product.Update{Description: ptr("a\nb")},
+			up(func(e *product.Updated) { e.Description = ptr("a\nb") })},
 		{"metadata too large", []domain.Event{mug}, product.Update{Metadata: json.RawMessage(`{"k":"` + strings.Repeat("x", product.MaxMetadataBytes) + `"}`)},
 			invalid("metadata")},
 		{"bad and unchanged fields together", []domain.Event{mug}, product.Update{Name: ptr("Mug"), Price: ptr(domain.Cents(0)), Metadata: json.RawMessage(`1`)},
@@ -454,6 +521,16 @@ func TestDecideAdjustInventory(t *testing.T) {
 			invalid("reason"), nil},
 		{"warehouse too long", held, product.AdjustInventory{Adjustment: 1, Reason: "r", Warehouse: strings.Repeat("w", product.MaxCategoryLength+1)},
 			invalid("warehouse"), nil},
+		{"reason of several lines", held, product.AdjustInventory{Adjustment: 1, Reason: "recount\r\n\tafter audit"},
+			adj(1, 11, "recount\r\n\tafter audit", ""), nil},
+		{"reason with NUL", held, product.AdjustInventory{Adjustment: 1, Reason: "a\x00b"}, invalid("reason"), nil},
+		{"warehouse with NUL", held, product.AdjustInventory{Adjustment: 1, Reason: "r", Warehouse: "a\x00b"}, invalid("warehouse"), nil},
+		{"warehouse with a line break", held, product.AdjustInventory{Adjustment: 1, Reason: "r", Warehouse: "a\nb"}, invalid("warehouse"), nil},
+		{"largest adjustment down", []domain.Event{mug, product.InventoryUpdated{ProductID: "p1", Adjustment: product.MaxQuantity - 10,
+			Quantity: product.MaxQuantity, Reason: "r"}}, product.AdjustInventory{Adjustment: -product.MaxQuantity, Reason: "r"},
+			adj(-product.MaxQuantity, 0, "r", ""), nil},
+		{"an adjustment that would overflow", held, product.AdjustInventory{Adjustment: math.MaxInt64, Reason: "r"}, invalid("adjustment"), nil},
+		{"an adjustment that would overflow down", held, product.AdjustInventory{Adjustment: math.MinInt64, Reason: "r"}, invalid("adjustment"), nil},
 		{"zero and no reason: both listed", held, product.AdjustInventory{}, invalid("adjustment", "reason"), nil},
 		// Validation comes before the stock check.
 		{"no reason and below reserved", held, product.AdjustInventory{Adjustment: -100}, invalid("reason"), nil},
@@ -518,6 +595,13 @@ func TestDecideReserve(t *testing.T) {
 		{"twice for the same order, more than available", []domain.Event{mug, reserve("o1", 10)}, "o1", 10, noop, nil},
 
 		{"quantity 0", []domain.Event{mug}, "o1", 0, invalid("quantity"), nil},
+		// A price raised after the order was checked: the line total is
+		// over the bound (the order's own check is the last word).
+		{"line total over the bound", []domain.Event{pricey(domain.MaxCents), stocked(100)}, "o1", 2, invalid("items.quantity"),
+			map[string]any{"product_id": "p1"}},
+		{"line total at the bound", []domain.Event{pricey(domain.MaxCents / 4), stocked(100)}, "o1", 4, ok(reserve("o1", 4)), nil},
+		{"line total a cent over the bound", []domain.Event{pricey(domain.MaxCents/4 + 1), stocked(100)}, "o1", 4, invalid("items.quantity"), nil},
+		{"no order id", []domain.Event{mug}, "", 1, invalid("order_id"), nil},
 		{"quantity negative", []domain.Event{mug}, "o1", -3, invalid("quantity"), nil},
 		{"discontinued", []domain.Event{mug, gone}, "o1", 1, unavailable, map[string]any{"product_id": "p1"}},
 		{"discontinued, order already holds stock", []domain.Event{mug, reserve("o1", 1), gone}, "o1", 1, unavailable, nil},

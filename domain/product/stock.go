@@ -3,9 +3,9 @@ package product
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/eventshop/eventshop/domain"
 )
@@ -21,49 +21,52 @@ type Update struct {
 }
 
 // DecideUpdate changes catalogue fields; fields equal to the current value
-// are left out, and nothing happens when nothing changes. Errors:
-// CodeNotFound, CodeConflict "product_discontinued", CodeInvalid.
+// are left out, and nothing happens when nothing changes. Every field sent
+// is checked, changed or not. Errors: CodeNotFound, CodeConflict
+// "product_discontinued", CodeInvalid (Updated.Validate).
 func DecideUpdate(s State, c Update) ([]domain.Event, error) {
 	if err := live(s); err != nil {
 		return nil, err
 	}
-	var f domain.Fields
+	sent := Updated{ProductID: s.ID, Description: c.Description, Price: c.Price, Metadata: domain.CanonicalJSON(c.Metadata)}
 	if c.Name != nil {
-		f.CheckName("name", *c.Name, MaxNameLength)
-	}
-	cat := checkCatalogue(&f, c.Price, c.Description, c.Category, c.Images, c.Metadata)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
-	e := Updated{ProductID: s.ID}
-	changed := false
-	if c.Name != nil && strings.TrimSpace(*c.Name) != s.Name {
 		n := strings.TrimSpace(*c.Name)
-		e.Name, changed = &n, true
-	}
-	if c.Description != nil && *c.Description != s.Description {
-		e.Description, changed = c.Description, true
-	}
-	if c.Price != nil && *c.Price != s.Price {
-		e.Price, changed = c.Price, true
+		sent.Name = &n
 	}
 	if c.Category != nil {
-		if cat == "" {
-			cat = DefaultCategory
-		}
-		if cat != s.Category {
-			e.Category, changed = &cat, true
-		}
+		cat := orDefault(*c.Category, DefaultCategory)
+		sent.Category = &cat
 	}
-	if c.Images != nil && !slices.Equal(*c.Images, s.Images) {
+	if c.Images != nil {
 		imgs := slices.Clone(*c.Images)
 		if imgs == nil {
 			imgs = []string{}
 		}
-		e.Images, changed = &imgs, true
+		sent.Images = &imgs
 	}
-	if c.Metadata != nil && !bytes.Equal(bytes.TrimSpace(c.Metadata), bytes.TrimSpace(s.Metadata)) {
-		e.Metadata, changed = c.Metadata, true
+	if err := sent.Validate(); err != nil {
+		return nil, err
+	}
+	e := Updated{ProductID: s.ID}
+	changed := false
+	if sent.Name != nil && *sent.Name != s.Name {
+		e.Name, changed = sent.Name, true
+	}
+	if sent.Description != nil && *sent.Description != s.Description {
+		e.Description, changed = sent.Description, true
+	}
+	if sent.Price != nil && *sent.Price != s.Price {
+		e.Price, changed = sent.Price, true
+	}
+	if sent.Category != nil && *sent.Category != s.Category {
+		e.Category, changed = sent.Category, true
+	}
+	if sent.Images != nil && !slices.Equal(*sent.Images, s.Images) {
+		e.Images, changed = sent.Images, true
+	}
+	// Both in the stored form: the state's was read back from it.
+	if sent.Metadata != nil && !bytes.Equal(sent.Metadata, domain.CanonicalJSON(s.Metadata)) {
+		e.Metadata, changed = sent.Metadata, true
 	}
 	if !changed {
 		return nil, nil
@@ -91,33 +94,25 @@ type AdjustInventory struct {
 	Warehouse  string
 }
 
-// DecideAdjustInventory applies a stock adjustment. Errors: CodeNotFound,
-// CodeConflict "product_discontinued", CodeInvalid (zero adjustment, no
-// reason), CodeConflict "below_reserved" when quantity would fall below the
-// units held for orders.
+// DecideAdjustInventory applies a stock adjustment, the reason and
+// warehouse trimmed. Errors: CodeNotFound, CodeConflict
+// "product_discontinued", CodeInvalid (InventoryUpdated.Validate: zero or
+// out-of-range adjustment, no reason, …), then CodeConflict
+// "quantity_too_large" or "below_reserved" when the resulting quantity
+// would leave its bounds or fall below the units held for orders.
 func DecideAdjustInventory(s State, c AdjustInventory) ([]domain.Event, error) {
 	if err := live(s); err != nil {
 		return nil, err
 	}
-	var f domain.Fields
-	if c.Adjustment == 0 {
-		f.Add("adjustment", "must not be 0")
-	} else if c.Adjustment > MaxQuantity || c.Adjustment < -MaxQuantity {
-		f.Add("adjustment", "must be between %d and %d", -MaxQuantity, MaxQuantity)
-	}
-	reason := strings.TrimSpace(c.Reason)
-	if reason == "" {
-		f.Add("reason", "is required")
-	} else if utf8.RuneCountInString(reason) > 500 {
-		f.Add("reason", "must be at most 500 characters")
-	}
-	if utf8.RuneCountInString(c.Warehouse) > MaxCategoryLength {
-		f.Add("warehouse", "must be at most %d characters", MaxCategoryLength)
-	}
-	if err := f.Err(); err != nil {
+	// Checked first with the current quantity: the fields the client sent
+	// are judged before the stock, whose outcome is a conflict, not a bad
+	// field.
+	e := InventoryUpdated{ProductID: s.ID, Adjustment: c.Adjustment, Quantity: s.Quantity,
+		Reason: strings.TrimSpace(c.Reason), Warehouse: strings.TrimSpace(c.Warehouse)}
+	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	q := s.Quantity + c.Adjustment
+	q := s.Quantity + c.Adjustment // both bounded by MaxQuantity: no overflow
 	if q > MaxQuantity {
 		return nil, domain.Conflict("quantity_too_large", "quantity would be %d, above the limit of %d", q, MaxQuantity)
 	}
@@ -126,16 +121,18 @@ func DecideAdjustInventory(s State, c AdjustInventory) ([]domain.Event, error) {
 		err.Extra = map[string]any{"product_id": s.ID, "quantity": s.Quantity, "reserved": s.Reserved}
 		return nil, err
 	}
-	return []domain.Event{InventoryUpdated{
-		ProductID: s.ID, Adjustment: c.Adjustment, Quantity: q, Reason: reason, Warehouse: strings.TrimSpace(c.Warehouse),
-	}}, nil
+	e.Quantity = q
+	return []domain.Event{e}, nil
 }
 
 // DecideReserve holds quantity units for orderID. Reserving again for an
 // order that already holds stock changes nothing. Errors: CodeInvalid
 // "product_unavailable" when the product does not exist or is
-// discontinued (an order names it, so it is bad input of the order),
-// CodeConflict "insufficient_stock" with the product and what is available.
+// discontinued (an order names it, so it is bad input of the order);
+// CodeInvalid for a quantity below 1 (Reserved.Validate), or whose total
+// at the current price (price × quantity) exceeds domain.MaxCents, which
+// catches a price raised after the order was checked; CodeConflict
+// "insufficient_stock" with the product and what is available.
 func DecideReserve(s State, orderID string, quantity int64) ([]domain.Event, error) {
 	if !s.Exists() || s.Discontinued {
 		return nil, Unavailable(s.ID)
@@ -143,17 +140,24 @@ func DecideReserve(s State, orderID string, quantity int64) ([]domain.Event, err
 	if _, held := s.Reservations[orderID]; held {
 		return nil, nil
 	}
-	if quantity < 1 {
-		var f domain.Fields
-		f.Add("quantity", "must be at least 1")
-		return nil, f.Err()
+	e := Reserved{ProductID: s.ID, OrderID: orderID, Quantity: quantity}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	if _, ok := s.Price.Times(quantity); !ok {
+		msg := fmt.Sprintf("%d × %s (product %s) is over the limit of %s for one order line", quantity, s.Price, s.ID, domain.MaxCents)
+		return nil, &domain.Error{
+			Code: domain.CodeInvalid, Reason: "validation_failed", Detail: msg,
+			Fields: []domain.FieldError{{Field: "items.quantity", Message: msg}},
+			Extra:  map[string]any{"product_id": s.ID},
+		}
 	}
 	if s.Available() < quantity {
 		err := domain.Conflict("insufficient_stock", "product %s (%s) has %d available, %d requested", s.ID, s.SKU, s.Available(), quantity)
 		err.Extra = map[string]any{"product_id": s.ID, "sku": s.SKU, "available": s.Available(), "requested": quantity}
 		return nil, err
 	}
-	return []domain.Event{Reserved{ProductID: s.ID, OrderID: orderID, Quantity: quantity}}, nil
+	return []domain.Event{e}, nil
 }
 
 // Unavailable is the error for an order line naming a product that does

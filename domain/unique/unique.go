@@ -24,30 +24,6 @@ func Stream(prefix, value string) string {
 	return prefix + hex.EncodeToString(sum[:])
 }
 
-// Claimed: Value belongs to OwnerID.
-type Claimed struct {
-	Value   string `json:"value"`
-	OwnerID string `json:"owner_id"`
-}
-
-// Released: Value no longer belongs to OwnerID.
-type Released struct {
-	Value   string `json:"value"`
-	OwnerID string `json:"owner_id"`
-	Reason  string `json:"reason"`
-}
-
-func (Claimed) EventType() string  { return "unique.claimed" }
-func (Released) EventType() string { return "unique.released" }
-
-// Registry decodes the events of claim streams.
-func Registry() domain.Registry {
-	r := domain.Registry{}
-	domain.Register[Claimed](r)
-	domain.Register[Released](r)
-	return r
-}
-
 // Claim is a claim stream folded.
 type Claim struct {
 	Owner   string

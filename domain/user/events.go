@@ -5,6 +5,9 @@
 package user
 
 import (
+	"net/mail"
+	"strings"
+
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/unique"
 )
@@ -87,6 +90,95 @@ func (RoleRevoked) EventType() string           { return "user.role_revoked" }
 func (RegistrationAbandoned) EventType() string { return "user.registration_abandoned" }
 func (AdminAdded) EventType() string            { return "user.admin_added" }
 func (AdminRemoved) EventType() string          { return "user.admin_removed" }
+
+// Bounds of the user's fields.
+const (
+	MaxEmailLength = 254
+	MaxNameLength  = 200
+	// MaxPasswordHashLength bounds a stored hash; an argon2id or bcrypt
+	// encoding is about 100 characters.
+	MaxPasswordHashLength = 1024
+)
+
+// Validate checks a registration: the user id, a normalised email, a
+// full name (one line, at most MaxNameLength) and known roles; field names
+// are those of the sign-up request. Errors: CodeInvalid.
+func (e Registered) Validate() error {
+	var f domain.Fields
+	f.CheckID("user_id", e.UserID)
+	if checkEmail(&f, e.Email); e.Email != strings.ToLower(strings.TrimSpace(e.Email)) {
+		f.Add("email", "must be normalised (trimmed, lower case)")
+	}
+	f.CheckName("full_name", e.FullName, MaxNameLength)
+	if len(e.Roles) == 0 {
+		f.Add("roles", "must hold at least one role")
+	}
+	for _, r := range e.Roles {
+		checkRoleField(&f, "roles", r)
+	}
+	return f.Err()
+}
+
+// checkEmail: a bare address (no display name) with a dotted domain, at
+// most MaxEmailLength bytes.
+func checkEmail(f *domain.Fields, e string) {
+	if !f.Require("email", e) {
+		return
+	}
+	addr, err := mail.ParseAddress(e)
+	_, domainPart, _ := strings.Cut(e, "@")
+	switch {
+	case len(e) > MaxEmailLength:
+		f.Add("email", "must be at most %d characters", MaxEmailLength)
+	case !domain.ValidText(e, false) || err != nil || addr.Address != e || addr.Name != "" ||
+		!strings.Contains(domainPart, ".") || strings.HasSuffix(domainPart, "."):
+		f.Add("email", "is not a valid email address")
+	}
+}
+
+// checkRoleField: one of customer, vendor, admin.
+func checkRoleField(f *domain.Fields, field, role string) {
+	if !ValidRole(role) {
+		f.Add(field, "must be one of customer, vendor, admin")
+	}
+}
+
+// Validate checks the user id and a hash (one line, at most
+// MaxPasswordHashLength). Errors: CodeInvalid.
+func (e CredentialsSet) Validate() error {
+	var f domain.Fields
+	f.CheckID("user_id", e.UserID)
+	f.CheckName("password_hash", e.PasswordHash, MaxPasswordHashLength)
+	return f.Err()
+}
+
+// Validate checks the user id and the role. Errors: CodeInvalid.
+func (e RoleGranted) Validate() error { return checkUserRole(e.UserID, e.Role) }
+
+// Validate checks the user id and the role. Errors: CodeInvalid.
+func (e RoleRevoked) Validate() error { return checkUserRole(e.UserID, e.Role) }
+
+func checkUserRole(id, role string) error {
+	var f domain.Fields
+	f.CheckID("user_id", id)
+	checkRoleField(&f, "role", role)
+	return f.Err()
+}
+
+// Validate checks the user id. Errors: CodeInvalid.
+func (e RegistrationAbandoned) Validate() error { return userID(e.UserID) }
+
+// Validate checks the user id. Errors: CodeInvalid.
+func (e AdminAdded) Validate() error { return userID(e.UserID) }
+
+// Validate checks the user id. Errors: CodeInvalid.
+func (e AdminRemoved) Validate() error { return userID(e.UserID) }
+
+func userID(id string) error {
+	var f domain.Fields
+	f.CheckID("user_id", id)
+	return f.Err()
+}
 
 // IsSecret reports whether events of eventType must never leave the event
 // store (publishers and history skip them).

@@ -1,7 +1,6 @@
 package user
 
 import (
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -62,8 +61,6 @@ func Fold(history []domain.Recorded) State { return domain.Fold(New(), Evolve, h
 const (
 	MinPasswordLength = 8
 	MaxPasswordLength = 128
-	MaxEmailLength    = 254
-	MaxNameLength     = 200
 )
 
 // NormaliseEmail trims and lower-cases an address and checks it is a bare
@@ -72,20 +69,7 @@ const (
 func NormaliseEmail(raw string) (string, error) {
 	e := strings.ToLower(strings.TrimSpace(raw))
 	var f domain.Fields
-	addr, err := mail.ParseAddress(e)
-	switch {
-	case e == "":
-		f.Add("email", "is required")
-	case len(e) > MaxEmailLength:
-		f.Add("email", "must be at most %d characters", MaxEmailLength)
-	case err != nil || addr.Address != e || addr.Name != "":
-		f.Add("email", "is not a valid email address")
-	default:
-		_, domainPart, _ := strings.Cut(e, "@")
-		if !strings.Contains(domainPart, ".") || strings.HasSuffix(domainPart, ".") {
-			f.Add("email", "is not a valid email address")
-		}
-	}
+	checkEmail(&f, e)
 	return e, f.Err()
 }
 
@@ -116,30 +100,21 @@ type Register struct {
 	PasswordHash string
 }
 
-// DecideRegister registers a new user with the customer role. Errors:
-// CodeConflict "user_exists" when the stream is taken, CodeInvalid.
+// DecideRegister registers a new user with the customer role, the full
+// name trimmed. Errors: CodeConflict "user_exists" when the stream is
+// taken, CodeInvalid (Registered.Validate, CredentialsSet.Validate).
 func DecideRegister(s State, c Register) ([]domain.Event, error) {
 	if s.Version >= 0 {
 		return nil, domain.Conflict("user_exists", "user %s already exists", c.UserID)
 	}
-	var f domain.Fields
-	if c.UserID == "" {
-		f.Add("user_id", "is required")
-	}
-	if _, err := NormaliseEmail(c.Email); err != nil {
-		f.Add("email", "is not a valid email address")
-	}
-	f.CheckName("full_name", c.FullName, MaxNameLength)
-	if c.PasswordHash == "" {
-		f.Add("password", "is required")
-	}
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
-	return []domain.Event{
+	events := []domain.Event{
 		Registered{UserID: c.UserID, Email: c.Email, FullName: strings.TrimSpace(c.FullName), Roles: []string{RoleCustomer}},
 		CredentialsSet{UserID: c.UserID, PasswordHash: c.PasswordHash},
-	}, nil
+	}
+	if err := domain.Validate(events...); err != nil {
+		return nil, err
+	}
+	return events, nil
 }
 
 // DecideSetPassword stores a new password hash (a rehash with current
@@ -154,11 +129,8 @@ func DecideSetPassword(s State, hash string) ([]domain.Event, error) {
 // checkRole refuses a role that is not one of the three. Errors:
 // CodeInvalid on field "role".
 func checkRole(role string) error {
-	if ValidRole(role) {
-		return nil
-	}
 	var f domain.Fields
-	f.Add("role", "must be one of customer, vendor, admin")
+	checkRoleField(&f, "role", role)
 	return f.Err()
 }
 

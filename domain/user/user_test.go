@@ -165,9 +165,14 @@ func TestDecideRegister(t *testing.T) {
 		{"blank full name", nil, func(c *user.Register) { c.FullName = "   " }, invalid("full_name")},
 		{"full name too long", nil, func(c *user.Register) { c.FullName = strings.Repeat("n", user.MaxNameLength+1) }, invalid("full_name")},
 		{"full name with a control character", nil, func(c *user.Register) { c.FullName = "Ada\x1bLovelace" }, invalid("full_name")},
-		{"no password hash", nil, func(c *user.Register) { c.PasswordHash = "" }, invalid("password")},
+		{"full name with NUL", nil, func(c *user.Register) { c.FullName = "Ada\x00" }, invalid("full_name")},
+		{"full name of two lines", nil, func(c *user.Register) { c.FullName = "Ada\nLovelace" }, invalid("full_name")},
+		// The caller normalises the email; the event holds it normalised.
+		{"email not normalised", nil, func(c *user.Register) { c.Email = "Ada@example.com" }, invalid("email")},
+		{"email with a control character", nil, func(c *user.Register) { c.Email = "ada\x7f@example.com" }, invalid("email")},
+		{"no password hash", nil, func(c *user.Register) { c.PasswordHash = "" }, invalid("password_hash")},
 		{"everything missing, all listed", nil, func(c *user.Register) { *c = user.Register{} },
-			invalid("user_id", "email", "full_name", "password")},
+			invalid("user_id", "email", "full_name", "password_hash")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/eventshop/eventshop/domain/order"
+	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/internal/mail"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/templates"
@@ -24,13 +26,6 @@ const markSentTimeout = 10 * time.Second
 
 // sendTimeout bounds one send, which Run stopping lets finish.
 const sendTimeout = 30 * time.Second
-
-// userData is the part of an event's data the notifier reads itself.
-type userData struct {
-	UserID   string `json:"user_id"`
-	Email    string `json:"email"`
-	FullName string `json:"full_name"`
-}
 
 // handle does everything for m except the commit. A nil error means m is
 // handled; an error means ctx ended (infrastructure failures are retried
@@ -149,20 +144,20 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 // recipient finds who env's mail goes to. A non-empty reason means it never
 // will be found and the message is dead-lettered.
 func (n *Notifier) recipient(ctx context.Context, env kafkapub.Envelope) (uuid.UUID, templates.Recipient, string) {
-	var d userData
-	if err := json.Unmarshal(env.Data, &d); err != nil {
+	named, email, name, err := userOf(env)
+	if err != nil {
 		return uuid.Nil, templates.Recipient{}, "data: " + err.Error()
 	}
 	var userID uuid.UUID
-	if d.UserID != "" {
-		id, err := uuid.Parse(d.UserID)
+	if named != "" {
+		id, err := uuid.Parse(named)
 		if err != nil {
 			return uuid.Nil, templates.Recipient{}, "user_id: " + err.Error()
 		}
 		userID = id
 	}
-	if env.Type == "user.registered" && d.Email != "" && userID != uuid.Nil {
-		return userID, templates.Recipient{Email: d.Email, Name: d.FullName}, ""
+	if email != "" && userID != uuid.Nil {
+		return userID, templates.Recipient{Email: email, Name: name}, ""
 	}
 	// A lookup that fails is retried until LookupTimeout: the read models
 	// are kept by another process and may not have the user or the order
@@ -197,6 +192,25 @@ func (n *Notifier) recipient(ctx context.Context, env kafkapub.Envelope) (uuid.U
 		return id, to, ""
 	}
 	return uuid.Nil, templates.Recipient{}, lastErr.Error()
+}
+
+// userOf reads whom env's event names, decoding its data into the
+// domain's own event, the one codec of each event type: a registration
+// names the user with the address and name, an order's creation its
+// customer; other events name nobody (the Owner lookup finds them).
+// Errors: the data does not decode.
+func userOf(env kafkapub.Envelope) (id, email, name string, err error) {
+	switch env.Type {
+	case user.Registered{}.EventType():
+		var e user.Registered
+		err = json.Unmarshal(env.Data, &e)
+		return e.UserID, e.Email, e.FullName, err
+	case order.Created{}.EventType():
+		var e order.Created
+		err = json.Unmarshal(env.Data, &e)
+		return e.UserID, "", "", err
+	}
+	return "", "", "", nil
 }
 
 // deadLetter writes m to the dead-letter topic, then marks row failed when

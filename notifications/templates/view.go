@@ -3,6 +3,7 @@ package templates
 import (
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"strings"
 
 	"github.com/eventshop/eventshop/domain"
@@ -61,20 +62,16 @@ func (r *Renderer) view(env kafkapub.Envelope, to Recipient) (view, error) {
 			return view{}, err
 		}
 		for _, it := range e.Items {
-			line, err := lineTotal(it)
-			if err != nil {
-				return view{}, err
-			}
 			v.Items = append(v.Items, item{Name: it.Name, SKU: it.SKU, Quantity: it.Quantity,
-				Price: r.money(it.Price), LineTotal: r.money(line)})
+				Price: r.money(it.Price.String()), LineTotal: r.money(lineTotal(it))})
 		}
-		v.OrderID, v.Total = e.OrderID, r.money(e.Total)
+		v.OrderID, v.Total = e.OrderID, r.money(e.Total.String())
 	case order.Paid{}.EventType():
 		var e order.Paid
 		if err := decodeOrder(env.Data, &e, &e.OrderID); err != nil {
 			return view{}, err
 		}
-		v.OrderID, v.Amount, v.PaymentID, v.Last4 = e.OrderID, r.money(e.Amount), e.PaymentID, e.Last4
+		v.OrderID, v.Amount, v.PaymentID, v.Last4 = e.OrderID, r.money(e.Amount.String()), e.PaymentID, e.Last4
 	case order.Completed{}.EventType():
 		var e order.Completed
 		if err := decodeOrder(env.Data, &e, &e.OrderID); err != nil {
@@ -116,24 +113,20 @@ func decodeOrder(data json.RawMessage, into any, orderID *string) error {
 	return nil
 }
 
-// lineTotal is price × quantity. Errors: ErrInvalidData for a negative
-// quantity or a product beyond domain.MaxCents, which no order the domain
-// accepts can have.
-func lineTotal(it order.Item) (domain.Cents, error) {
-	if it.Quantity < 0 || (it.Quantity > 0 && it.Price > domain.MaxCents/domain.Cents(it.Quantity)) {
-		return 0, fmt.Errorf("%w: item %s: %d × %s is out of range", ErrInvalidData, it.SKU, it.Quantity, it.Price)
-	}
-	return it.Price * domain.Cents(it.Quantity), nil
+// lineTotal is price × quantity, formatted. It is computed exactly,
+// whatever the stored event holds: the bounds are the writer's business,
+// and a line written before they existed (or beyond int64) still renders.
+func lineTotal(it order.Item) string {
+	return domain.FormatCents(new(big.Int).Mul(big.NewInt(int64(it.Price)), big.NewInt(it.Quantity)))
 }
 
-// money formats c with the configured currency symbol, the sign first:
-// "-€1.50".
-func (r *Renderer) money(c domain.Cents) string {
-	s := c.String()
-	if rest, neg := strings.CutPrefix(s, "-"); neg {
+// money puts the configured currency symbol in an amount formatted as
+// domain.Cents formats it, the sign first: "-€1.50".
+func (r *Renderer) money(amount string) string {
+	if rest, neg := strings.CutPrefix(amount, "-"); neg {
 		return "-" + r.opts.Currency + rest
 	}
-	return r.opts.Currency + s
+	return r.opts.Currency + amount
 }
 
 // shortRef is the short form of an order id, "#" and its last 8

@@ -270,3 +270,34 @@ func TestApplyManyReplacements(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyEventsWrittenBeforeTheBounds: a product written before events
+// were validated, with NUL in its description, category and warehouse
+// (FerretDB's jsonb refuses NUL) and a price over the money bound, still
+// lands in the catalogue; the NULs are kept as U+FFFD.
+func TestApplyEventsWrittenBeforeTheBounds(t *testing.T) {
+	e := newEnv(t)
+	sink := e.cat.Projection()
+	if err := sink.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	created := `{"product_id":"` + id + `","sku":"OLD-1","name":"Old","description":"a\u0000b","price":10000000000000.00,` +
+		`"category":"c\u0000","vendor_id":"` + uuid.NewString() + `","images":[],"metadata":{},"quantity":10,"warehouse":"w\u0000"}`
+	adjusted := `{"product_id":"` + id + `","adjustment":5,"quantity":15,"reason":"r\u0000","warehouse":"x\u0000y"}`
+	batch := []eventstore.Event{
+		{EventData: eventstore.EventData{ID: uuid.New(), Type: "product.created", SchemaVersion: 1, Data: []byte(created)}, StreamID: product.Stream(id), Version: 0},
+		{EventData: eventstore.EventData{ID: uuid.New(), Type: "inventory.updated", SchemaVersion: 1, Data: []byte(adjusted)}, StreamID: product.Stream(id), Version: 1},
+	}
+	if err := sink.Apply(ctxT(t), batch); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	got, err := e.cat.Product(ctxT(t), uuid.MustParse(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Description != "a\uFFFDb" || got.Category != "c\uFFFD" || got.Inventory.Warehouse != "x\uFFFDy" ||
+		got.Price != domain.MaxCents*10_000 || got.Inventory.Quantity != 15 {
+		t.Errorf("catalogue holds %s", dump(got))
+	}
+}

@@ -79,12 +79,14 @@ const (
 func newDocument(id string, s product.State) document {
 	p := resource.FromProduct(s)
 	created, updated := s.CreatedAt.UTC().Truncate(time.Microsecond), s.UpdatedAt.UTC().Truncate(time.Microsecond)
+	// The text fields that were written unbounded before events were
+	// validated may hold NUL, which FerretDB's jsonb refuses.
 	return document{
-		ID: id, SKU: p.SKU, Name: p.Name, NameKey: strings.ToLower(p.Name), Description: p.Description,
-		Price: float64(p.Price) / 100, PriceCents: int64(p.Price), VendorID: p.VendorID, Category: p.Category,
+		ID: id, SKU: p.SKU, Name: p.Name, NameKey: strings.ToLower(p.Name), Description: domain.StorableText(p.Description),
+		Price: float64(p.Price) / 100, PriceCents: int64(p.Price), VendorID: p.VendorID, Category: domain.StorableText(p.Category),
 		Images: p.Images,
 		Inventory: inventoryDocument{Quantity: p.Inventory.Quantity, Reserved: p.Inventory.Reserved,
-			Available: p.Inventory.Available, Warehouse: p.Inventory.Warehouse},
+			Available: p.Inventory.Available, Warehouse: domain.StorableText(p.Inventory.Warehouse)},
 		Metadata: string(p.Metadata), Discontinued: p.Discontinued,
 		CreatedAt: created, CreatedUS: created.UnixMicro(), UpdatedAt: updated, UpdatedUS: updated.UnixMicro(),
 		Version: p.Version,

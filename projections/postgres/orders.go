@@ -153,7 +153,7 @@ func queueOrder(b *pgx.Batch, e *eventstore.Event) error {
 	case order.Cancelled:
 		b.Queue(bump+`, status = 'cancelled', cancel_reason = NULLIF($4, ''),
 			payment_refunded = payment_refunded OR ($5 AND payment_id IS NOT NULL)`+guard,
-			id, v, at, ev.Reason, ev.Refunded)
+			id, v, at, domain.StorableText(ev.Reason), ev.Refunded)
 	case order.Refunded:
 		// The refund of a voided charge never names the payment (a voided
 		// charge can never become it), so only the payment's refund, or

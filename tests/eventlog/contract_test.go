@@ -220,7 +220,8 @@ func TestContractRefusesWhatReadersCannotHold(t *testing.T) {
 		{nested(maxMetadataDepth + 1), false},
 		{sized(maxMetadata, ""), true},
 		{sized(maxMetadata+1, ""), false},
-		{`{"n":1e400}`, true},
+		{`{"n":1e400}`, false},
+		{`{"n":-1.5e308,"text":"line\nbreak\ttab"}`, true},
 		{`{"a\u0000":1}`, false},
 		{`{"a":["\u009f"]}`, false},
 	} {

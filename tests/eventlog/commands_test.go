@@ -32,6 +32,10 @@ type world struct {
 	users    []commands.Actor // every user registered, with the roles last seen
 	products []*ownedProduct
 	orders   []*ownedOrder
+	// shelf is one product more than an order may have lines, listed
+	// at the start and only ever ordered, so that an order can have as
+	// many lines as it may, or one more.
+	shelf []string
 }
 
 type ownedProduct struct {
@@ -56,8 +60,8 @@ var kinds = []struct {
 	weight int
 	run    kind
 }{
-	{6, register}, {4, grantRole}, {2, revokeRole},
-	{16, createProduct}, {9, updateProduct}, {7, adjustInventory}, {2, discontinueProduct},
+	{10, register}, {4, grantRole}, {2, revokeRole},
+	{16, createProduct}, {9, updateProduct}, {9, adjustInventory}, {2, discontinueProduct},
 	{20, placeOrder}, {11, payOrder}, {5, completeOrder}, {8, cancelOrder}, {2, expireOrder}, {1, abandonPlacement},
 }
 
@@ -96,10 +100,12 @@ func (w *world) who(actor commands.Actor) string {
 // anyUser is any registered user.
 func (g *gen) anyUser(w *world) commands.Actor { return pick(g, w.users...) }
 
-// holder is a user holding one of roles, or the admin when there is none;
-// now and then anyone, who may lack the role.
-func (g *gen) holder(w *world, roles ...string) commands.Actor {
-	if g.chance(8) {
+// holder is a user holding one of roles, or the admin when there is none.
+// When no field of the command is at the edge (f), it is now and then
+// anyone, who may lack the role; a command with a field at the edge is
+// left every chance to store it.
+func (g *gen) holder(w *world, f focus, roles ...string) commands.Actor {
+	if f == noEdge && g.chance(10) {
 		return g.anyUser(w)
 	}
 	var them []commands.Actor
@@ -114,11 +120,14 @@ func (g *gen) holder(w *world, roles ...string) commands.Actor {
 	return pick(g, them...)
 }
 
-// ownerOr is the owner mostly, else the admin or anyone.
-func (g *gen) ownerOr(w *world, owner commands.Actor) commands.Actor {
+// ownerOr is the owner mostly, else the admin, or when no field of the
+// command is at the edge (f), anyone.
+func (g *gen) ownerOr(w *world, owner commands.Actor, f focus) commands.Actor {
 	switch g.intn(10) {
 	case 0:
-		return g.anyUser(w)
+		if f == noEdge {
+			return g.anyUser(w)
+		}
 	case 1, 2:
 		return w.admin
 	}
@@ -134,8 +143,8 @@ func (w *world) setRoles(id string, roles []string) {
 }
 
 func register(ctx context.Context, g *gen, w *world) (string, error) {
-	f := g.focus(2)
-	email, name := g.email(f.on(0)), g.text(maxFullName, f.on(1))
+	f := g.focus("register", 2)
+	email, name := g.email(f.on(0)), g.text("full_name", maxFullName, f.on(1))
 	what := fmt.Sprintf("RegisterUser(email=%s, full_name=%s)", show(email), show(name))
 	u, _, err := w.h.RegisterUser(ctx, commands.RegisterUser{Email: email, Password: password, FullName: name})
 	if err == nil {
@@ -159,7 +168,7 @@ func changeRole(ctx context.Context, g *gen, w *world, name string,
 		actor = g.anyUser(w)
 	}
 	u := g.anyUser(w)
-	role := pick(g, user.RoleVendor, user.RoleVendor, user.RoleCustomer, user.RoleAdmin, "Vendor", "", "root", "vendor\x00")
+	role := pickBy(g, "role", user.RoleVendor, user.RoleVendor, user.RoleCustomer, user.RoleAdmin, "Vendor", "", "root", "vendor\x00")
 	what := fmt.Sprintf("%s(as %s, user=%s, role=%s)", name, w.who(actor), w.who(u), show(role))
 	st, _, err := change(acting(ctx, actor), actor, u.ID, role)
 	if err == nil {
@@ -169,26 +178,26 @@ func changeRole(ctx context.Context, g *gen, w *world, name string,
 }
 
 func createProduct(ctx context.Context, g *gen, w *world) (string, error) {
-	actor := g.holder(w, user.RoleVendor, user.RoleAdmin)
-	f := g.focus(9)
+	f := g.focus("create", 9)
+	actor := g.holder(w, f, user.RoleVendor, user.RoleAdmin)
 	c := commands.CreateProduct{
-		SKU: g.sku(f.on(0)), Name: g.text(maxName, f.on(1)), Price: g.price(f.on(3)),
+		SKU: g.sku(f.on(0)), Name: g.text("name", maxName, f.on(1)), Price: g.price(f.on(3)),
 		Images: g.images(f.on(5)), Metadata: g.metadata(f.on(6)), Quantity: g.stock(f.on(7)),
 	}
 	c.Description = pick(g, "", "A mug.\nDishwasher safe.\tMade in Portugal.")
 	if f.on(2) {
-		c.Description = g.text(maxDescription, true)
+		c.Description = g.text("description", maxDescription, true)
 	}
 	c.Category = pick(g, "", "mugs", "  Kitchen & dining  ")
 	if f.on(4) {
-		c.Category = g.text(maxCategory, true)
+		c.Category = g.text("category", maxCategory, true)
 	}
 	c.Warehouse = pick(g, "", "main", "north-2")
 	if f.on(8) {
-		c.Warehouse = g.text(maxWarehouse, true)
+		c.Warehouse = g.text("warehouse", maxWarehouse, true)
 	}
 	if actor.Has(user.RoleAdmin) && g.chance(30) {
-		c.VendorID = g.holder(w, user.RoleVendor).ID
+		c.VendorID = g.holder(w, f, user.RoleVendor).ID
 	}
 	what := fmt.Sprintf("CreateProduct(as %s, vendor_id=%q, sku=%s, name=%s, description=%s, price=%s, category=%s, images=%s, metadata=%s, quantity=%d, warehouse=%s)",
 		w.who(actor), c.VendorID, show(c.SKU), show(c.Name), show(c.Description), c.Price, show(c.Category),
@@ -206,23 +215,31 @@ func createProduct(ctx context.Context, g *gen, w *world) (string, error) {
 
 // product is one of the run's products; nil when there is none yet.
 func (g *gen) product(w *world) *ownedProduct {
-	if len(w.products) == 0 {
+	var live []*ownedProduct
+	for _, p := range w.products {
+		if !p.discontinued {
+			live = append(live, p)
+		}
+	}
+	if len(live) == 0 || g.chance(10) {
+		live = w.products
+	}
+	if len(live) == 0 {
 		return nil
 	}
-	return pick(g, w.products...)
+	return pick(g, live...)
 }
 
-// onProduct runs a command on one of the run's products, as its vendor
-// mostly, and keeps the price and status it leaves; while there is no
+// onProduct runs a command on one of the run's products, mostly one on
+// sale, and keeps the price and status it leaves; while there is no
 // product yet it lists one instead.
 func onProduct(ctx context.Context, g *gen, w *world,
-	do func(p *ownedProduct, actor commands.Actor) (string, product.State, error)) (string, error) {
+	do func(p *ownedProduct) (string, product.State, error)) (string, error) {
 	p := g.product(w)
 	if p == nil {
 		return createProduct(ctx, g, w)
 	}
-	actor := g.ownerOr(w, p.vendor)
-	what, st, err := do(p, actor)
+	what, st, err := do(p)
 	if err == nil {
 		p.price, p.discontinued = st.Price, st.Discontinued
 	}
@@ -230,16 +247,17 @@ func onProduct(ctx context.Context, g *gen, w *world,
 }
 
 func updateProduct(ctx context.Context, g *gen, w *world) (string, error) {
-	return onProduct(ctx, g, w, func(p *ownedProduct, actor commands.Actor) (string, product.State, error) {
-		f := g.focus(6)
+	return onProduct(ctx, g, w, func(p *ownedProduct) (string, product.State, error) {
+		f := g.focus("update", 6)
+		actor := g.ownerOr(w, p.vendor, f)
 		var u product.Update
 		var sent []string
 		if f.on(0) || g.chance(40) {
-			v := g.text(maxName, f.on(0))
+			v := g.text("name", maxName, f.on(0))
 			u.Name, sent = &v, append(sent, "name="+show(v))
 		}
 		if f.on(1) || g.chance(30) {
-			v := g.text(maxDescription, f.on(1))
+			v := g.text("description", maxDescription, f.on(1))
 			u.Description, sent = &v, append(sent, "description="+show(v))
 		}
 		if f.on(2) || g.chance(40) {
@@ -247,7 +265,7 @@ func updateProduct(ctx context.Context, g *gen, w *world) (string, error) {
 			u.Price, sent = &v, append(sent, "price="+v.String())
 		}
 		if f.on(3) || g.chance(20) {
-			v := g.text(maxCategory, f.on(3))
+			v := g.text("category", maxCategory, f.on(3))
 			u.Category, sent = &v, append(sent, "category="+show(v))
 		}
 		if f.on(4) || g.chance(20) {
@@ -264,8 +282,9 @@ func updateProduct(ctx context.Context, g *gen, w *world) (string, error) {
 }
 
 func adjustInventory(ctx context.Context, g *gen, w *world) (string, error) {
-	return onProduct(ctx, g, w, func(p *ownedProduct, actor commands.Actor) (string, product.State, error) {
-		f := g.focus(3)
+	return onProduct(ctx, g, w, func(p *ownedProduct) (string, product.State, error) {
+		f := g.focus("adjust", 3)
+		actor := g.ownerOr(w, p.vendor, f)
 		c := product.AdjustInventory{Adjustment: pick[int64](g, 100, -1, int64(1+g.intn(1000))), Reason: pick(g, "restock", "damaged in transit")}
 		if f.on(0) {
 			// The adjustments that land on a bound, or just past it,
@@ -274,14 +293,14 @@ func adjustInventory(ctx context.Context, g *gen, w *world) (string, error) {
 			if err != nil {
 				return "Product(" + p.id + ") before AdjustInventory", st, err
 			}
-			c.Adjustment = pick[int64](g, 0, maxStock, maxStock+1, -maxStock, -maxStock-1,
+			c.Adjustment = pickBy[int64](g, "adjustment", 0, maxStock, maxStock+1, -maxStock, -maxStock-1,
 				maxStock-st.Quantity, maxStock-st.Quantity+1, st.Reserved-st.Quantity, st.Reserved-st.Quantity-1)
 		}
 		if f.on(1) {
-			c.Reason = g.text(maxReason, true)
+			c.Reason = g.text("reason", maxReason, true)
 		}
 		if f.on(2) || g.chance(20) {
-			c.Warehouse = g.text(maxWarehouse, f.on(2))
+			c.Warehouse = g.text("warehouse", maxWarehouse, f.on(2))
 		}
 		st, _, err := w.h.AdjustInventory(acting(ctx, actor), actor, p.id, commands.NoVersion, c)
 		return fmt.Sprintf("AdjustInventory(as %s, product=%s, adjustment=%d, reason=%s, warehouse=%s)",
@@ -290,14 +309,15 @@ func adjustInventory(ctx context.Context, g *gen, w *world) (string, error) {
 }
 
 func discontinueProduct(ctx context.Context, g *gen, w *world) (string, error) {
-	return onProduct(ctx, g, w, func(p *ownedProduct, actor commands.Actor) (string, product.State, error) {
+	return onProduct(ctx, g, w, func(p *ownedProduct) (string, product.State, error) {
+		actor := g.ownerOr(w, p.vendor, noEdge)
 		st, _, err := w.h.DiscontinueProduct(acting(ctx, actor), actor, p.id, commands.NoVersion)
 		return fmt.Sprintf("DiscontinueProduct(as %s, product=%s)", w.who(actor), p.id), st, err
 	})
 }
 
 func placeOrder(ctx context.Context, g *gen, w *world) (string, error) {
-	actor := g.holder(w, user.RoleCustomer, user.RoleAdmin)
+	actor := g.holder(w, noEdge, user.RoleCustomer, user.RoleAdmin)
 	lines := g.lines(w)
 	parts := make([]string, len(lines))
 	for i, l := range lines {
@@ -328,7 +348,7 @@ func (g *gen) lines(w *world) []order.Line {
 	// The dearest first: they cross the bound with the fewest units.
 	slices.SortStableFunc(live, func(a, b *ownedProduct) int { return cmp.Compare(b.price, a.price) })
 	unknown := func() string { return uuid.NewString() }
-	switch mode := g.intn(10); {
+	switch mode := g.pickCase("lines", 8); {
 	case len(live) == 0:
 		return []order.Line{{ProductID: unknown(), Quantity: 1}}
 	case mode == 0:
@@ -349,19 +369,14 @@ func (g *gen) lines(w *world) []order.Line {
 		return out
 	case mode == 2:
 		// The most lines an order may have, or one more.
-		n := pick(g, maxLines, maxLines+1)
-		out := make([]order.Line, n)
+		out := make([]order.Line, pickBy(g, "lines/most", maxLines, maxLines+1))
 		for i := range out {
-			id := unknown()
-			if i < len(live) {
-				id = live[i].id
-			}
-			out[i] = order.Line{ProductID: id, Quantity: 1}
+			out[i] = order.Line{ProductID: w.shelf[i], Quantity: 1}
 		}
 		return out
 	case mode == 3:
 		p := pick(g, live...)
-		return pick(g,
+		return pickBy(g, "lines/odd",
 			[]order.Line{},
 			[]order.Line{{ProductID: p.id, Quantity: 1}, {ProductID: p.id, Quantity: 2}},
 			[]order.Line{{ProductID: unknown(), Quantity: 1}},
@@ -413,10 +428,10 @@ func onOrder(ctx context.Context, g *gen, w *world, statuses []order.Status,
 
 func payOrder(ctx context.Context, g *gen, w *world) (string, error) {
 	return onOrder(ctx, g, w, []order.Status{order.StatusPending}, func(o *ownedOrder) (string, order.State, error) {
-		actor := g.ownerOr(w, o.owner)
+		actor := g.ownerOr(w, o.owner, noEdge)
 		year := time.Now().Year()
 		card := payment.Card{Number: payment.TestCardSuccess, ExpMonth: 12, ExpYear: year + 2, CVC: "123"}
-		switch g.intn(10) {
+		switch g.pickCase("card", 8) {
 		case 0:
 			card.Number = payment.TestCardDeclined
 		case 1:
@@ -442,11 +457,12 @@ func completeOrder(ctx context.Context, g *gen, w *world) (string, error) {
 
 func cancelOrder(ctx context.Context, g *gen, w *world) (string, error) {
 	return onOrder(ctx, g, w, []order.Status{order.StatusPending, order.StatusPaid}, func(o *ownedOrder) (string, order.State, error) {
-		actor := g.ownerOr(w, o.owner)
+		f := g.focus("cancel", 1)
 		reason := pick(g, "", "changed my mind", "Ordered twice.\nPlease refund.")
-		if g.chance(60) {
-			reason = g.text(maxReason, true)
+		if f.on(0) {
+			reason = g.text("cancel_reason", maxReason, true)
 		}
+		actor := g.ownerOr(w, o.owner, f)
 		st, _, err := w.h.CancelOrder(acting(ctx, actor), actor, o.id, commands.NoVersion, reason)
 		return fmt.Sprintf("CancelOrder(as %s, order=%s, reason=%s)", w.who(actor), o.id, show(reason)), st, err
 	})

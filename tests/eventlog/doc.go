@@ -19,7 +19,7 @@
 // write side refused with anything but a domain error: bad input must be a
 // 422, never a 500.
 //
-// TestEventLog runs a bounded, seeded sequence (500 commands, 100 with
+// TestEventLog runs a bounded, seeded sequence (800 commands, 150 with
 // -short) in every `go test`; it logs its seed, and
 //
 //	go test ./tests/eventlog -run 'TestEventLog$' -eventlog.seed=N [-eventlog.steps=M]

@@ -38,7 +38,7 @@ import (
 
 var (
 	seedFlag   = flag.Uint64("eventlog.seed", 0, "seed of TestEventLog's commands; 0 takes $EVENTLOG_SEED, else a random one")
-	stepsFlag  = flag.Int("eventlog.steps", 500, "commands TestEventLog generates")
+	stepsFlag  = flag.Int("eventlog.steps", 800, "commands TestEventLog generates")
 	corpusFlag = flag.String("eventlog.corpus", "", "file to write TestEventLog's decisions to as a FuzzCommands input "+
 		"(testdata/fuzz/FuzzCommands/NAME), to keep a seeded failure as a regression case")
 )
@@ -63,7 +63,7 @@ func TestEventLog(t *testing.T) {
 	}
 	steps := *stepsFlag
 	if testing.Short() {
-		steps = min(steps, 100)
+		steps = min(steps, 150)
 	}
 	replay := fmt.Sprintf("go test ./tests/eventlog -run 'TestEventLog$' -eventlog.seed=%d -eventlog.steps=%d", seed, steps)
 	t.Logf("seed %d; replay: %s", seed, replay)
@@ -163,7 +163,8 @@ func (e *env) handler() *commands.Handler {
 // setupCorrelation marks the events of the users every run starts from.
 const setupCorrelation = "eventlog-setup"
 
-// startWorld registers the admin, the vendor and the customer.
+// startWorld registers the admin, the vendor and the customer, and lists
+// the vendor's shelf of products.
 func (e *env) startWorld(tb testing.TB) world {
 	tb.Helper()
 	ctx := correlation.With(tb.Context(), correlation.IDs{Correlation: setupCorrelation, Causation: setupCorrelation})
@@ -180,6 +181,14 @@ func (e *env) startWorld(tb testing.TB) world {
 		w.users = append(w.users, commands.Actor{ID: u.ID, Roles: u.Roles})
 	}
 	w.admin = w.users[0]
+	for i := range maxLines + 1 {
+		p, _, err := e.h.CreateProduct(ctx, w.users[1], commands.CreateProduct{SKU: fmt.Sprintf("SHELF-%d", i),
+			Name: fmt.Sprintf("Shelf product %d", i), Price: domain.Cents(100 + i), Quantity: maxStock})
+		if err != nil {
+			tb.Fatalf("list shelf product %d: %v", i, err)
+		}
+		w.shelf = append(w.shelf, p.ID)
+	}
 	return w
 }
 
@@ -204,6 +213,7 @@ func run(t *testing.T, e *env, c choices, steps int) {
 		if c.dry() {
 			break
 		}
+		g.wild = false
 		id := stepCorrelation(e.runs, i)
 		what, err := g.kind()(correlation.With(ctx, correlation.IDs{Correlation: id, Causation: id}), g, &w)
 		transcript = append(transcript, entry{what, err})
@@ -235,6 +245,9 @@ func run(t *testing.T, e *env, c choices, steps int) {
 		}
 	}
 	report(t, e.runs, transcript, refusals)
+	cases, unused := g.cases()
+	t.Logf("edge cases reached: %d of %d; not reached, besides special characters: %v", cases-len(unused), cases,
+		slices.DeleteFunc(unused, func(c string) bool { return strings.HasPrefix(c, "special/") }))
 	t.Logf("%d commands (%d accepted, %d refused as bad input, %d failed), %d events stored, %d refused by a reader; commands %s, readers %s",
 		len(transcript), accepted(transcript), len(transcript)-accepted(transcript)-failed, failed, len(log), len(refusals),
 		commanded.Round(time.Millisecond), (time.Since(start) - commanded).Round(time.Millisecond))
@@ -307,7 +320,7 @@ func clip(s string, n int) string {
 // writer names the command that wrote an event, from its correlation id.
 func writer(run int, transcript []entry, corr string) string {
 	if corr == setupCorrelation {
-		return "the setup of the admin, vendor and customer"
+		return "the setup of the admin, vendor, customer and shelf"
 	}
 	for i, en := range transcript {
 		if stepCorrelation(run, i) == corr {

@@ -3,6 +3,7 @@ package eventlog
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -115,13 +116,23 @@ func (r *recorder) intn(n int) int {
 }
 
 // gen makes the values of one run's commands. Each command puts one of its
-// fields (sometimes all, sometimes none) at the edge: at a bound, one
-// beyond, or holding a character text fields may not hold; the other fields
-// get plain values, so that most commands get far enough to write.
+// fields (now and then all, or none) at the edge: at a bound, one beyond,
+// or holding a character text fields may not hold; the other fields get
+// plain values, so that most commands get far enough to write.
+//
+// Edge values are chosen by kind, and among the kinds of one field the
+// generator takes those it has used least in the run (pickCase): a bounded
+// run meets every edge of every field, and so fails whichever single bound
+// is missing, rather than only the likely ones.
 type gen struct {
 	c     choices
-	nonce string // makes emails and SKUs unique to the run
-	n     int    // counts the unique values made
+	nonce string           // makes emails and SKUs unique to the run
+	n     int              // counts the unique values made
+	used  map[string][]int // per key, how often each case came up
+	// wild is set while a command has every field at the edge: such a
+	// command is refused anyway, so its edges are random rather than
+	// taking the turns of those that can be stored.
+	wild bool
 }
 
 func (g *gen) intn(n int) int { return g.c.intn(n) }
@@ -131,6 +142,53 @@ func (g *gen) chance(pct int) bool { return g.intn(100) < pct }
 
 func pick[T any](g *gen, xs ...T) T { return xs[g.intn(len(xs))] }
 
+// pickCase picks one of the n cases of key, among those used least so far
+// in the run; which of those is the source's decision (none when there is
+// one), so the fuzzer still steers it.
+func (g *gen) pickCase(key string, n int) int {
+	if g.wild {
+		return g.intn(n)
+	}
+	if g.used == nil {
+		g.used = map[string][]int{}
+	}
+	counts := g.used[key]
+	if len(counts) != n {
+		counts = make([]int, n)
+		g.used[key] = counts
+	}
+	least := slices.Min(counts)
+	var tied []int
+	for i, c := range counts {
+		if c == least {
+			tied = append(tied, i)
+		}
+	}
+	i := tied[0]
+	if len(tied) > 1 {
+		i = tied[g.intn(len(tied))]
+	}
+	counts[i]++
+	return i
+}
+
+// pickBy is pick with the balance of pickCase.
+func pickBy[T any](g *gen, key string, xs ...T) T { return xs[g.pickCase(key, len(xs))] }
+
+// cases counts the cases the run has met so far, and lists those no
+// command has used, as key#case.
+func (g *gen) cases() (n int, unused []string) {
+	for _, key := range slices.Sorted(maps.Keys(g.used)) {
+		for i, c := range g.used[key] {
+			n++
+			if c == 0 {
+				unused = append(unused, fmt.Sprintf("%s#%d", key, i))
+			}
+		}
+	}
+	return n, unused
+}
+
 // focus says which field of a command is at the edge.
 type focus int
 
@@ -139,16 +197,15 @@ const (
 	allEdges focus = -2
 )
 
-// focus picks the field at the edge among n: mostly one of them, now and
-// then none or all.
-func (g *gen) focus(n int) focus {
-	switch r := g.intn(n + 3); {
-	case r == n:
+// focus picks which of the n fields of command key is at the edge, in
+// turn, with a turn for none and one for all.
+func (g *gen) focus(key string, n int) focus {
+	switch r := g.pickCase("focus/"+key, n+2); r {
+	case n:
 		return noEdge
-	case r == n+1 && g.chance(50):
+	case n + 1:
+		g.wild = true
 		return allEdges
-	case r > n:
-		return noEdge
 	default:
 		return focus(r)
 	}
@@ -163,26 +220,22 @@ func (g *gen) unique() string {
 	return fmt.Sprintf("R%sN%d", g.nonce, g.n)
 }
 
-// specials are the characters at the edge of what text may hold: C0
-// controls (NUL first), DEL and C1 controls, which no field may hold; the
-// line breaks and tab that multi-line text allows; format characters and
-// the replacement character, which are allowed; bytes that are not UTF-8
-// and a surrogate encoded as if it were (JSON encoding turns both into
-// U+FFFD); a combining sequence and a ZWJ emoji, several runes each.
-var specials = []string{
-	"\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\u0080", "\u0085", "\u009f",
-	"\n", "\r\n", "\r", "\t",
-	"\ufffd", "\ufeff", "\u200f", "\u202e", "\u2028",
-	"\xff", "\xed\xa0\x80", "e\u0301", "\U0001f469\u200d\U0001f469\u200d\U0001f467",
+// specials are the characters at the edge of what text may hold, by
+// class.
+var specials = [][]string{
+	{"\x00"}, // NUL, which PostgreSQL text and jsonb cannot hold
+	{"\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f"}, // the other C0 controls
+	{"\x7f"},                                                  // DEL
+	{"\u0080", "\u0085", "\u009f"},                            // C1 controls, which are UTF-8 text to most checks
+	{"\n", "\r\n", "\r", "\t"},                                // what multi-line text may hold
+	{"\ufeff", "\u200f", "\u202e", "\u2028"},                  // format characters and a separator: allowed
+	{"\ufffd", "\xff", "\xed\xa0\x80"},                        // U+FFFD, and the bytes JSON encodes as U+FFFD
+	{"e\u0301", "\U0001f469\u200d\U0001f469\u200d\U0001f467"}, // one character of several runes
 }
 
-// special is one of specials, NUL a quarter of the time: it is the one
-// character PostgreSQL cannot hold at all.
-func (g *gen) special() string {
-	if g.chance(25) {
-		return "\x00"
-	}
-	return pick(g, specials...)
+// special is a character at the edge for field, of each class in turn.
+func (g *gen) special(field string) string {
+	return pick(g, specials[g.pickCase("special/"+field, len(specials))]...)
 }
 
 // wide are runes of two, three and four bytes in UTF-8.
@@ -193,11 +246,11 @@ var words = []string{"Blue mug", "Ceramic plate 12", "Ünïcödé tea", "שלו�
 // repeat is n copies of unit.
 func repeat(unit string, n int) string { return strings.Repeat(unit, max(n, 0)) }
 
-// inject puts special at the start, in the middle (on a rune boundary) or
-// at the end of s.
-func (g *gen) inject(s, special string) string {
+// inject puts special into s at where: 0 the start, 1 the middle (on a
+// rune boundary), 2 the end.
+func inject(s, special string, where int) string {
 	at := 0
-	switch g.intn(3) {
+	switch where {
 	case 1:
 		runes := 0
 		for i := range s {
@@ -213,13 +266,13 @@ func (g *gen) inject(s, special string) string {
 	return s[:at] + special + s[at:]
 }
 
-// text is free text for a field of at most max runes; edge puts it at or
-// beyond the bound or gives it a special character.
-func (g *gen) text(max int, edge bool) string {
+// text is free text for field, of at most max runes; edge puts it at or
+// beyond the bound, or gives it a special character.
+func (g *gen) text(field string, max int, edge bool) string {
 	if !edge {
 		return pick(g, words...)
 	}
-	switch g.intn(11) {
+	switch c := g.pickCase("text/"+field, 12); c {
 	case 0:
 		return pick(g, "", " ", "\t", "  \n ")
 	case 1:
@@ -227,18 +280,21 @@ func (g *gen) text(max int, edge bool) string {
 	case 2:
 		return repeat("x", max+1)
 	case 3:
-		return repeat(pick(g, wide...), max)
+		return repeat(pickBy(g, "wide/"+field, wide...), max)
 	case 4:
-		return repeat(pick(g, wide...), max+1)
-	case 5, 6, 7:
-		return g.inject(pick(g, words...), g.special())
-	case 8:
-		return g.inject(repeat("y", max-1), g.special())
-	case 9:
+		return repeat(pickBy(g, "wide/"+field, wide...), max+1)
+	case 5:
 		// At the bound once trimmed.
 		return "  " + repeat("z", max) + " \n"
 	default:
-		return repeat("w", max-1) + g.special()
+		// Half the cases hold a special character, at the start, in
+		// the middle or at the end of short text or of text at the
+		// bound (one character more when it is several runes).
+		text := pick(g, words...)
+		if c >= 9 {
+			text = repeat("y", max-1)
+		}
+		return inject(text, g.special(field), c%3)
 	}
 }
 
@@ -248,18 +304,14 @@ func (g *gen) sku(edge bool) string {
 	if !edge {
 		return id
 	}
-	switch g.intn(8) {
-	case 0:
-		return id + repeat("9", maxSKU-len(id))
-	case 1:
-		return id + repeat("9", maxSKU+1-len(id))
-	case 2:
-		return " " + strings.ToLower(id) + " "
-	case 3:
-		return pick(g, "", "-"+id, "."+id, id+" x", id+"/x", id+"é")
-	default:
-		return g.inject(id, g.special())
-	}
+	return pickBy(g, "sku",
+		func() string { return id + repeat("9", maxSKU-len(id)) },
+		func() string { return id + repeat("9", maxSKU+1-len(id)) },
+		func() string { return " " + strings.ToLower(id) + " " },
+		func() string { return pick(g, "", "-"+id, "."+id, id+" x", id+"/x", id+"é") },
+		func() string { return inject(id, g.special("sku"), 1) },
+		func() string { return inject(id, g.special("sku"), 2) },
+	)()
 }
 
 // email is an address, unique to the run unless the edge makes it
@@ -270,31 +322,28 @@ func (g *gen) email(edge bool) string {
 	if !edge {
 		return local + domainPart
 	}
-	switch g.intn(9) {
-	case 0, 1:
-		// At the bound, or one beyond: a local part of 64 octets, the
-		// most SMTP carries, and a domain of 63-octet labels.
-		local += repeat("x", 64-len(local))
-		domain := repeat("a", 63) + "." + repeat("b", 63) + "."
-		domain += repeat("c", maxEmail-len(local)-1-len(domain)-len(".com")) + ".com"
-		if g.chance(50) {
-			domain = "d" + domain
-		}
-		return local + "@" + domain
-	case 2:
-		return "  " + strings.ToUpper(local) + "@Example.COM "
-	case 3, 4:
-		return g.inject(local, g.special()) + domainPart
-	case 5:
-		return local + "@" + g.inject("example", g.special()) + ".com"
-	case 6:
-		return pick(g, local, local+"@localhost", local+"@example.", domainPart, local+"@"+domainPart,
-			`"`+local+` x"`+domainPart, "Name <"+local+domainPart+">")
-	case 7:
-		return "ünï" + local + "@exämple.com"
-	default:
-		return local + domainPart + "\r\nBcc: x" + domainPart
+	// At the bound, or one beyond: a local part of 64 octets, the most
+	// SMTP carries, and a domain of 63-octet labels.
+	long := func(extra int) string {
+		l := local + repeat("x", 64-len(local))
+		d := repeat("a", 63) + "." + repeat("b", 63) + "." + repeat("d", extra)
+		return l + "@" + d + repeat("c", maxEmail-len(l)-1-len(d)-len(".com")+extra) + ".com"
 	}
+	return pickBy(g, "email",
+		func() string { return long(0) },
+		func() string { return long(1) },
+		func() string { return "  " + strings.ToUpper(local) + "@Example.COM " },
+		func() string { return inject(local, g.special("email"), 0) + domainPart },
+		func() string { return inject(local, g.special("email"), 1) + domainPart },
+		func() string { return inject(local, g.special("email"), 2) + domainPart },
+		func() string { return local + "@" + inject("example", g.special("email"), 1) + ".com" },
+		func() string {
+			return pick(g, local, local+"@localhost", local+"@example.", domainPart, local+"@"+domainPart,
+				`"`+local+` x"`+domainPart, "Name <"+local+domainPart+">")
+		},
+		func() string { return "ünï" + local + "@exämple.com" },
+		func() string { return local + domainPart + "\r\nBcc: x" + domainPart },
+	)()
 }
 
 // price is an amount of money; at the edge it is one of the amounts at
@@ -304,7 +353,7 @@ func (g *gen) price(edge bool) domain.Cents {
 	if !edge {
 		return domain.Cents(1 + g.intn(100_000))
 	}
-	return pick(g,
+	return pickBy(g, "price",
 		1, maxMoney, maxMoney+1,
 		maxMoney/2+1,            // two of these cross the bound
 		maxMoney/maxLineUnits+1, // so do maxLineUnits of these
@@ -316,7 +365,7 @@ func (g *gen) stock(edge bool) int64 {
 	if !edge {
 		return int64(1_000_000 + g.intn(1_000_000))
 	}
-	return pick[int64](g, 0, 1, maxStock, maxStock+1, -1)
+	return pickBy[int64](g, "stock", 0, 1, maxStock, maxStock+1, -1)
 }
 
 // lineUnits is the quantity of an order line.
@@ -324,40 +373,39 @@ func (g *gen) lineUnits(edge bool) int64 {
 	if !edge {
 		return int64(1 + g.intn(5))
 	}
-	return pick[int64](g, 1, maxLineUnits, maxLineUnits+1, 0, -1)
+	return pickBy[int64](g, "units", 1, maxLineUnits, maxLineUnits+1, 0, -1)
 }
 
-// metadata is a product's metadata; nil means not sent.
+// metadata is a product's metadata; nil means not sent. The values just
+// beyond a bound are cases of their own, so that every run has them.
 func (g *gen) metadata(edge bool) json.RawMessage {
 	if !edge {
 		return pick(g, json.RawMessage(nil), json.RawMessage(`{}`), json.RawMessage(`{"colour":"blue","size":3,"tags":["a","b"]}`))
 	}
-	var s string
-	switch g.intn(12) {
-	case 0, 1:
-		s = nested(pick(g, maxMetadataDepth-1, maxMetadataDepth, maxMetadataDepth+1))
-	case 2:
-		s = sized(pick(g, maxMetadata, maxMetadata+1), pick(g, "", "   "))
-	case 3:
-		s = pick(g, `{"n":1e400}`, `{"n":-1e400}`, `{"n":1e-400}`, `{"n":123456789012345678901234567890}`)
-	case 4:
-		s = pick(g, `{"a\u0000b":1}`, `{"a":"\u0000"}`, `{"a":["x\u0000"]}`)
-	case 5:
-		s = pick(g, `{"a":"\u0085"}`, `{"a":"\u001f"}`, `{"a":"\u007f"}`, "{\"a\":\"\u0085\"}", `{"a":"line\nbreak"}`, `{"\t":1}`)
-	case 6:
-		s = "{\"a\":\"\x01\"}" // a raw control character: not JSON
-	case 7:
-		s = "{\"a\":\"\xff\"}" // not UTF-8
-	case 8:
-		s = pick(g, `{"a":"\ud800"}`, `{"a":"\udfff\ud800"}`) // lone surrogates
-	case 9:
-		s = pick(g, `[]`, `null`, `"x"`, `1`, ``, `{`, `{"a":1}{}`)
-	case 10:
-		s = pick(g, `  {"a":1}  `, `{"a":1,"a":2}`, `{"":{}}`, `{"$set":{"a.b":1}}`)
-	default:
-		s = `{"text":` + strconv.Quote(g.text(40, true)) + `}`
-	}
-	return json.RawMessage(s)
+	return json.RawMessage(pickBy(g, "metadata",
+		func() string { return nested(maxMetadataDepth) },
+		func() string { return nested(maxMetadataDepth + 1) },
+		func() string { return sized(maxMetadata, pick(g, "", "   ")) },
+		func() string { return sized(maxMetadata+1, "") },
+		func() string { return `{"n":1e400}` },
+		func() string {
+			return pick(g, `{"n":-1e400}`, `{"n":1e-400}`, `{"n":123456789012345678901234567890}`, `{"n":-1.7976931348623157e308}`)
+		},
+		func() string { return pick(g, `{"a\u0000b":1}`, `{"a":"\u0000"}`, `{"a":["x\u0000"]}`) },
+		func() string {
+			return pick(g, `{"a":"\u0085"}`, `{"a":"\u001f"}`, `{"a":"\u007f"}`, "{\"a\":\"\u0085\"}")
+		},
+		func() string { return pick(g, `{"a":"line\nbreak"}`, `{"\t":1}`, `{"a":"\r\n"}`) },
+		func() string {
+			return pick(g,
+				"{\"a\":\"\x01\"}",                       // a raw control character: not JSON
+				"{\"a\":\"\xff\"}",                       // not UTF-8
+				`{"a":"\ud800"}`, `{"a":"\udfff\ud800"}`, // lone surrogates
+				`[]`, `null`, `"x"`, `1`, ``, `{`, `{"a":1}{}`)
+		},
+		func() string { return pick(g, `  {"a":1}  `, `{"a":1,"a":2}`, `{"":{}}`, `{"$set":{"a.b":1}}`) },
+		func() string { return `{"text":` + strconv.Quote(inject("a note", g.special("metadata"), 1)) + `}` },
+	)())
 }
 
 // nested is a JSON object nested depth levels deep, the object itself being
@@ -387,20 +435,18 @@ func (g *gen) imageURL(edge bool) string {
 	if !edge {
 		return base
 	}
-	switch g.intn(8) {
-	case 0:
-		return base + "?" + repeat("q", maxImageURL-len(base)-1)
-	case 1:
-		return base + "?" + repeat("q", maxImageURL-len(base))
-	case 2:
-		return pick(g, "ftp://img.example.com/a.png", "javascript:alert(1)", "/relative.png", "https://", "data:image/png;base64,AAAA")
-	case 3:
-		return "HTTPS://IMG.EXAMPLE.COM/" + g.unique() + ".PNG"
-	case 4:
-		return "https://img.example.com/" + pick(g, wide...) + ".png"
-	default:
-		return g.inject(base, g.special())
-	}
+	return pickBy(g, "image",
+		func() string { return base + "?" + repeat("q", maxImageURL-len(base)-1) },
+		func() string { return base + "?" + repeat("q", maxImageURL-len(base)) },
+		func() string {
+			return pick(g, "ftp://img.example.com/a.png", "javascript:alert(1)", "/relative.png", "https://", "data:image/png;base64,AAAA")
+		},
+		func() string { return "HTTPS://IMG.EXAMPLE.COM/" + g.unique() + ".PNG" },
+		func() string { return "https://img.example.com/" + pick(g, wide...) + ".png" },
+		func() string { return inject(base, g.special("image"), 1) },
+		func() string { return inject(base, g.special("image"), 2) },
+		func() string { return inject(base, "?q="+g.special("image"), 2) },
+	)()
 }
 
 // images is a list of image URLs; at the edge it has the most URLs or one
@@ -409,11 +455,11 @@ func (g *gen) images(edge bool) []string {
 	if !edge {
 		return pick(g, []string(nil), []string{}, []string{g.imageURL(false)})
 	}
-	n := pick(g, 1, 2, maxImages, maxImages+1)
+	n := pickBy(g, "images", 1, 1, maxImages, maxImages+1)
 	out := make([]string, n)
 	odd := g.intn(n)
 	for i := range out {
-		out[i] = g.imageURL(i == odd && g.chance(70))
+		out[i] = g.imageURL(i == odd)
 	}
 	return out
 }

@@ -213,21 +213,24 @@ func createProduct(ctx context.Context, g *gen, w *world) (string, error) {
 	return what, err
 }
 
-// product is one of the run's products; nil when there is none yet.
+// product is one of the run's products, mostly one on sale; nil when
+// there is none yet.
 func (g *gen) product(w *world) *ownedProduct {
-	var live []*ownedProduct
-	for _, p := range w.products {
-		if !p.discontinued {
-			live = append(live, p)
-		}
+	p, _ := pickMostly(g, w.products, func(p *ownedProduct) bool { return !p.discontinued })
+	return p
+}
+
+// pickMostly picks one of xs, mostly one that keep accepts; ok is false
+// when xs is empty.
+func pickMostly[T any](g *gen, xs []T, keep func(T) bool) (x T, ok bool) {
+	in := slices.DeleteFunc(slices.Clone(xs), func(x T) bool { return !keep(x) })
+	if len(in) == 0 || g.chance(10) {
+		in = xs
 	}
-	if len(live) == 0 || g.chance(10) {
-		live = w.products
+	if len(in) == 0 {
+		return x, false
 	}
-	if len(live) == 0 {
-		return nil
-	}
-	return pick(g, live...)
+	return pick(g, in...), true
 }
 
 // onProduct runs a command on one of the run's products, mostly one on
@@ -395,19 +398,8 @@ func (g *gen) lines(w *world) []order.Line {
 // order is one of the run's orders, mostly one in one of statuses; nil
 // when there is none yet.
 func (g *gen) order(w *world, statuses ...order.Status) *ownedOrder {
-	var in []*ownedOrder
-	for _, o := range w.orders {
-		if slices.Contains(statuses, o.status) {
-			in = append(in, o)
-		}
-	}
-	if len(in) == 0 || g.chance(10) {
-		in = w.orders
-	}
-	if len(in) == 0 {
-		return nil
-	}
-	return pick(g, in...)
+	o, _ := pickMostly(g, w.orders, func(o *ownedOrder) bool { return slices.Contains(statuses, o.status) })
+	return o
 }
 
 // onOrder runs a command on one of the run's orders, mostly one in one

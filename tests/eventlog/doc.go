@@ -8,7 +8,8 @@
 // for users, products and orders, biased to the values at and just beyond
 // every write bound (lengths in runes and bytes, control characters, money
 // and quantities whose products and sums cross the bound, metadata depth and
-// size), runs them through the command layer on a real PostgreSQL event
+// size; each kind of edge of each field in turn, so that a bounded run meets
+// them all), runs them through the command layer on a real PostgreSQL event
 // store, and then has every reader of the system apply every stored event to
 // its real target: the PostgreSQL read models, the MongoDB catalogue on
 // FerretDB, the Kafka publisher (and a consumer decoding what it wrote), the

@@ -160,7 +160,8 @@ func (e *env) handler() *commands.Handler {
 	return commands.New(commands.Config{Store: e.store, Payments: e.payments, Log: quiet(), PaymentTimeout: time.Nanosecond})
 }
 
-// setupCorrelation marks the events of the users every run starts from.
+// setupCorrelation marks the events of the users and the shelf every run
+// starts from.
 const setupCorrelation = "eventlog-setup"
 
 // startWorld registers the admin, the vendor and the customer, and lists

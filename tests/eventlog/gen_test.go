@@ -439,13 +439,17 @@ func (g *gen) imageURL(edge bool) string {
 		func() string { return base + "?" + repeat("q", maxImageURL-len(base)-1) },
 		func() string { return base + "?" + repeat("q", maxImageURL-len(base)) },
 		func() string {
-			return pick(g, "ftp://img.example.com/a.png", "javascript:alert(1)", "/relative.png", "https://", "data:image/png;base64,AAAA")
+			return pick(g, "ftp://img.example.com/a.png", "javascript:alert(1)", "/relative.png", "https://", "data:image/png;base64,AAAA",
+				"HTTPS://IMG.EXAMPLE.COM/"+g.unique()+".PNG", "https://img.example.com/"+pick(g, wide...)+".png")
 		},
-		func() string { return "HTTPS://IMG.EXAMPLE.COM/" + g.unique() + ".PNG" },
-		func() string { return "https://img.example.com/" + pick(g, wide...) + ".png" },
+		// Most cases hold a special character, in the host, the path or
+		// the query.
+		func() string { return "https://img" + g.special("image") + ".example.com/" + g.unique() + ".png" },
 		func() string { return inject(base, g.special("image"), 1) },
 		func() string { return inject(base, g.special("image"), 2) },
 		func() string { return inject(base, "?q="+g.special("image"), 2) },
+		func() string { return inject(base, "#"+g.special("image"), 2) },
+		func() string { return inject(base, "/"+g.special("image")+"/", 1) },
 	)()
 }
 
@@ -455,9 +459,16 @@ func (g *gen) images(edge bool) []string {
 	if !edge {
 		return pick(g, []string(nil), []string{}, []string{g.imageURL(false)})
 	}
-	n := pickBy(g, "images", 1, 1, maxImages, maxImages+1)
+	// One URL more than the most, all plain; or one URL at the edge, alone
+	// or among the most, so that the list itself is within its bound.
+	n, odd := maxImages+1, -1
+	switch g.pickCase("images", 5) {
+	case 1, 2:
+		n, odd = 1, 0
+	case 3, 4:
+		n, odd = maxImages, g.intn(maxImages)
+	}
 	out := make([]string, n)
-	odd := g.intn(n)
 	for i := range out {
 		out[i] = g.imageURL(i == odd)
 	}

@@ -263,6 +263,8 @@ type (
 		AdditionalProperties any                `yaml:"additionalProperties"`
 		Items                *schema            `yaml:"items"`
 		AllOf                []*schema          `yaml:"allOf"`
+		AnyOf                []*schema          `yaml:"anyOf"`
+		PropertyNames        *schema            `yaml:"propertyNames"`
 		Examples             []any              `yaml:"examples"`
 		Default              any                `yaml:"default"`
 		Deprecated           bool               `yaml:"deprecated"`

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	pgstore "github.com/eventshop/eventshop/eventstore/postgres"
 	"github.com/eventshop/eventshop/internal/ferret"
+	"github.com/eventshop/eventshop/internal/testwait"
 )
 
 // The end-to-end tests of poison events: an event a projection cannot
@@ -63,17 +65,14 @@ func (s *server) parked(admin *account, name, query string) []parkedEntry {
 // waitParked polls a projection's parked list until ok accepts it.
 func (s *server) waitParked(admin *account, name, query, what string, ok func([]parkedEntry) bool) []parkedEntry {
 	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		list := s.parked(admin, name, query)
-		if ok(list) {
-			return list
+	var list []parkedEntry
+	testwait.Until(s.t, 30*time.Second, func() string {
+		if list = s.parked(admin, name, query); ok(list) {
+			return ""
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("parked list of %s not %s after 30s: %+v", name, what, list)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not a wait for an outcome
-	}
+		return fmt.Sprintf("parked list of %s not %s: %+v", name, what, list)
+	})
+	return list
 }
 
 // badPaid is an order.paid no writer of eventshop stores: its order_id is
@@ -150,7 +149,7 @@ func TestE2EPoisonPark(t *testing.T) {
 	}
 
 	// The process manager expires the healthy order.
-	waitHistory(t, s, customer, str(healthy.body, "id"), "order.cancelled")
+	s.waitHistory(customer, str(healthy.body, "id"), "order.cancelled")
 
 	// Another process (a read API of its own) files a retry: the event
 	// still fails, so the entry stays, with one more attempt.
@@ -174,7 +173,7 @@ func TestE2EPoisonPark(t *testing.T) {
 		skipped[0].SkipReason == nil || *skipped[0].SkipReason != "written by hand, never valid" {
 		t.Fatalf("skipped entries %+v", skipped)
 	}
-	waitOrderStatus(t, s, customer, poisoned, "cancelled")
+	s.waitOrderStatus(customer, poisoned, "cancelled")
 
 	// A rebuild completes and skips the event again.
 	s.rebuild(admin, "orders.v1")
@@ -221,22 +220,21 @@ func TestE2EPoisonHalt(t *testing.T) {
 		"price": json.Number("1.00"), "quantity": 1}), http.StatusCreated)
 	want(t, s.fresh("/api/products/"+str(listed.body, "id"), "", listed), http.StatusOK)
 	expiring := want(t, s.placeOrder(customer, line{p, 1}), http.StatusCreated)
-	waitHistory(t, s, customer, str(expiring.body, "id"), "order.cancelled")
+	s.waitHistory(customer, str(expiring.body, "id"), "order.cancelled")
 
 	want(t, s.post("/api/admin/projections/orders.v1/parked/"+eventID+"/skip", admin.token,
 		map[string]any{"reason": "known bad"}), http.StatusAccepted)
 	s.waitProjections(admin, "orders.v1 live again", 30*time.Second, func(reps map[string]projectionReport) bool {
 		return reps["orders.v1"].Status == "live" && reps["orders.v1"].LastError == nil
 	})
-	waitOrderStatus(t, s, customer, str(expiring.body, "id"), "cancelled")
+	s.waitOrderStatus(customer, str(expiring.body, "id"), "cancelled")
 }
 
 // waitFailures polls GET /api/admin/process-manager/failures until ok
 // accepts its items.
 func (s *server) waitFailures(admin *account, what string, ok func([]map[string]any) bool) {
 	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.Until(s.t, 30*time.Second, func() string {
 		r := want(s.t, s.get("/api/admin/process-manager/failures", admin.token), http.StatusOK)
 		var pg struct {
 			Items []map[string]any `json:"items"`
@@ -245,44 +243,32 @@ func (s *server) waitFailures(admin *account, what string, ok func([]map[string]
 			s.t.Fatal(err)
 		}
 		if ok(pg.Items) {
-			return
+			return ""
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("process manager failures not %s after 30s: %s", what, r.raw)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
+		return fmt.Sprintf("process manager failures not %s: %s", what, r.raw)
+	})
 }
 
 // waitHistory polls an order's history (read from its stream, not a read
 // model) until it holds an event of type typ.
-func waitHistory(t *testing.T, s *server, u *account, orderID, typ string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := want(t, s.get("/api/orders/"+orderID+"/history", u.token), http.StatusOK)
+func (s *server) waitHistory(u *account, orderID, typ string) {
+	s.t.Helper()
+	testwait.Until(s.t, 30*time.Second, func() string {
+		r := want(s.t, s.get("/api/orders/"+orderID+"/history", u.token), http.StatusOK)
 		if strings.Contains(string(r.raw), `"event_type":"`+typ+`"`) {
-			return
+			return ""
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("order %s has no %s after 30s: %s", orderID, typ, r.raw)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
+		return fmt.Sprintf("order %s has no %s: %s", orderID, typ, r.raw)
+	})
 }
 
 // waitOrderStatus polls the orders read model until the order has status.
-func waitOrderStatus(t *testing.T, s *server, u *account, orderID, status string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := want(t, s.get("/api/orders/"+orderID, u.token), http.StatusOK)
-		if str(r.body, "status") == status {
-			return
+func (s *server) waitOrderStatus(u *account, orderID, status string) {
+	s.t.Helper()
+	testwait.Until(s.t, 30*time.Second, func() string {
+		if r := want(s.t, s.get("/api/orders/"+orderID, u.token), http.StatusOK); str(r.body, "status") != status {
+			return fmt.Sprintf("order %s is not %s: %s", orderID, status, r.raw)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("order %s is not %s after 30s: %s", orderID, status, r.raw)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
+		return ""
+	})
 }

@@ -112,7 +112,7 @@ func (r *Runner) applyOne(ctx context.Context, from eventstore.Position, e *even
 		}
 		poison := attempt >= r.opts.ParkAfter && !r.transient(ctx, err)
 		switch {
-		case poison && r.policy == PolicyPark && r.parkRun < maxParkRun:
+		case poison && r.opts.Policy == PolicyPark && r.parkRun < maxParkRun:
 			park := step{park: []parkRow{{e: e, status: ParkedStatusParked, err: err.Error(), attempts: attempt}}, to: e.Position}
 			perr := r.commit(ctx, from, park)
 			if perr == nil {
@@ -124,7 +124,7 @@ func (r *Runner) applyOne(ctx context.Context, from eventstore.Position, e *even
 			if ctx.Err() != nil || errors.Is(perr, errFenced) {
 				return from, perr
 			}
-		case poison && r.policy == PolicyHalt:
+		case poison && r.opts.Policy == PolicyHalt:
 			skip, err := r.halt(ctx, from, e, err, attempt)
 			if err != nil {
 				return from, err

@@ -260,7 +260,7 @@ func (r *Runner) report(ctx context.Context) error {
 			rebuild_applied = CASE WHEN $8 THEN $9 ELSE c.rebuild_applied END,
 			rebuild_parked = CASE WHEN $8 THEN $10 ELSE c.rebuild_parked END
 		RETURNING EXISTS (SELECT 1 FROM `+parkedTable+` WHERE projection = $1 AND NOT shadow AND action IS NOT NULL)`,
-		r.name, s.State, s.LagEvents, s.LagExact, s.LagTime.Milliseconds(), s.LastError, r.policy,
+		r.name, s.State, s.LagEvents, s.LagExact, s.LagTime.Milliseconds(), s.LastError, r.opts.Policy,
 		rebuilding, applied, parked).Scan(&due)
 	if due {
 		r.wakeActions()
@@ -463,7 +463,7 @@ func (r *Runner) applyShadowOne(ctx context.Context, rb *rebuild, e *eventstore.
 			continue
 		}
 		switch {
-		case r.policy == PolicyHalt:
+		case r.opts.Policy == PolicyHalt:
 			return &rebuildFailure{e: *e, err: err, why: "fails to apply (policy halt)"}
 		case rb.parkRun >= maxParkRun:
 			return &rebuildFailure{e: *e, err: err, why: fmt.Sprintf("fails to apply, after %d events parked in a row", rb.parkRun)}
@@ -484,6 +484,10 @@ func (r *Runner) applyShadowOne(ctx context.Context, rb *rebuild, e *eventstore.
 // recorded in the shadow's list), the rest are applied.
 func (rb *rebuild) plan(batch []eventstore.Event) step {
 	var st step
+	if len(rb.parked.streams) == 0 && len(rb.parked.skipped) == 0 {
+		st.apply = batch // the common case: nothing set aside
+		return st
+	}
 	for i := range batch {
 		e := &batch[i]
 		if skip, ok := rb.parked.skipped[e.ID]; ok {

@@ -47,10 +47,9 @@ type Runner struct {
 	headAt      eventstore.Position
 	lagMeasured bool
 	lagAt       time.Time // when the lag was last measured
-	// policy is opts.Policy; parked is the live parked list as the live
-	// loop needs it, parkRun how many events it parked in a row with
-	// nothing applied between (see park.go).
-	policy  string
+	// parked is the live parked list as the live loop needs it, parkRun
+	// how many events it parked in a row with nothing applied between
+	// (see park.go).
 	parked  parkedState
 	parkRun int
 	// swapReady wakes the live loop when a rebuild is ready to swap;
@@ -80,7 +79,6 @@ func newRunner(pool *pgxpool.Pool, store eventstore.Store, p Projection, s Sink,
 		pool: pool, store: store, p: p, sink: s, name: name, filter: filter, opts: opts,
 		log:       opts.Logger.With("projection", name),
 		status:    Status{Name: name, State: StateStopped, LagEvents: -1, Policy: opts.Policy},
-		policy:    opts.Policy,
 		parked:    parkedState{streams: map[string]int{}, skipped: map[uuid.UUID]ParkedEvent{}},
 		swapReady: make(chan struct{}, 1),
 		actions:   make(chan struct{}, 1),
@@ -101,7 +99,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := checkName(r.name); err != nil {
 		return err
 	}
-	if err := CheckPolicy(r.policy); err != nil {
+	if err := CheckPolicy(r.opts.Policy); err != nil {
 		return err
 	}
 	defer r.setState(StateStopped)

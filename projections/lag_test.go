@@ -141,3 +141,26 @@ func TestLastErrorClears(t *testing.T) {
 		return st.State == projections.StateLive && st.LastError == "" && rep.LastError == "" && rep.State == projections.StateLive
 	})
 }
+
+// TestNeverLiveWithLagZeroWhileBehind: through a catch-up of a long log in
+// batches that do not always fill (the subscription delivers in pages), the
+// status never says live with lag 0 while the checkpoint is short of the
+// log's end.
+func TestNeverLiveWithLagZeroWhileBehind(t *testing.T) {
+	e := newEnv(t, "memory")
+	e.appendN(t, "t", 20_000)
+	log := e.logOf(t, onlyT())
+	end := log[len(log)-1].Position
+	p := &testProjection{name: "neverlive.v1", filter: onlyT()}
+	run := start(t, e, p, projections.Options{BatchSize: 500, BatchWait: time.Millisecond})
+	polls := 0
+	waitFor(t, 60*time.Second, "caught up, live", func() bool {
+		polls++
+		st := run.r.Status()
+		if st.State == projections.StateLive && st.LagEvents == 0 && st.Position.Less(end) {
+			t.Fatalf("live with lag 0 at %s, short of the end %s (%d applied of %d)", st.Position, end, st.Applied, len(log))
+		}
+		return st.State == projections.StateLive && st.Position == end
+	})
+	t.Logf("%d polls of the status during the catch-up", polls)
+}

@@ -12,18 +12,19 @@ import (
 // than a batch while the runner keeps up (its checkpoint reached the last
 // event the measure before counted); catching up otherwise. A failing or
 // halted runner keeps its state. Live and idle, it counts nothing: there
-// is nothing to count. A backlog of more than bigLag events is counted
-// again only every bigLagEvery: counting it costs the database a scan of
-// the log's index. On a failure the last measure stands.
+// is nothing to count. Counting scans the log's index from the checkpoint
+// on, so a measure that took d is not repeated within lagCostFactor·d:
+// measuring costs the database at most about a tenth of one connection,
+// however long the backlog. On a failure the last measure stands.
 func (r *Runner) measureLag(ctx context.Context) {
-	now := r.opts.Now()
+	now := time.Now() // spacing work, not reporting time: the wall clock
 	r.mu.Lock()
-	pos, state, idle, lag, at := r.status.Position, r.status.State, r.idle, r.status.LagEvents, r.lagAt
+	pos, state, idle, at, took := r.status.Position, r.status.State, r.idle, r.lagAt, r.lagTook
 	r.mu.Unlock()
 	switch {
 	case state == StateWaitingForLock, state == StateStopped:
 		return
-	case lag > bigLag && now.Sub(at) < bigLagEvery:
+	case now.Sub(at) < lagCostFactor*took:
 		return
 	case idle && state == StateLive:
 		r.mu.Lock()
@@ -31,7 +32,9 @@ func (r *Runner) measureLag(ctx context.Context) {
 		r.mu.Unlock()
 		return
 	}
+	began := time.Now()
 	n, last, exact, err := r.countAfter(ctx, pos)
+	took = time.Since(began)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("projection: measure the lag", "error", err)
@@ -41,7 +44,7 @@ func (r *Runner) measureLag(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	keepingUp := r.lagMeasured && !pos.Less(r.headAt) && n <= int64(r.opts.BatchSize)
-	r.headAt, r.lagMeasured, r.lagAt = last, true, now
+	r.headAt, r.lagMeasured, r.lagAt, r.lagTook = last, true, now, took
 	r.status.LagEvents, r.status.LagExact = n, exact
 	if s := r.status.State; s != StateCatchingUp && s != StateLive {
 		return
@@ -56,11 +59,9 @@ func (r *Runner) measureLag(ctx context.Context) {
 	}
 }
 
-// A lag over bigLag events is measured every bigLagEvery only.
-const (
-	bigLag      = 100_000
-	bigLagEvery = 10 * time.Second
-)
+// lagCostFactor spaces measures of the lag by that many times what the
+// last one took.
+const lagCostFactor = 10
 
 // countAfter counts the events of the log after pos that the projection
 // takes, and returns the last of them (pos when none). exact is false when

@@ -46,7 +46,8 @@ type Runner struct {
 	// says there was one since the checkpoint last jumped.
 	headAt      eventstore.Position
 	lagMeasured bool
-	lagAt       time.Time // when the lag was last measured
+	lagAt       time.Time     // when the lag was last measured
+	lagTook     time.Duration // how long that took
 	// parked is the live parked list as the live loop needs it, parkRun
 	// how many events it parked in a row with nothing applied between
 	// (see park.go).
@@ -171,7 +172,7 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 		if err == nil {
 			r.mu.Lock()
 			r.status.Position, r.parked, r.parkRun, r.idle = from, parked, 0, false
-			r.lagMeasured, r.lagAt = false, time.Time{} // the checkpoint may have jumped
+			r.lagMeasured, r.lagAt, r.lagTook = false, time.Time{}, 0 // the checkpoint may have jumped
 			if r.status.State == StateLive {
 				r.status.State = StateCatchingUp // until a measure of the lag says otherwise
 			}

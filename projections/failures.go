@@ -91,31 +91,41 @@ func (l Failures) List(ctx context.Context, page, limit int) ([]Failure, int, er
 	if err := Migrate(ctx, l.Pool); err != nil {
 		return nil, 0, err
 	}
-	page, limit = max(page, 1), max(limit, 1)
-	var (
-		total int
-		out   []Failure
-	)
-	err := pgx.BeginTxFunc(ctx, l.Pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM projections.failures WHERE worker = $1`, l.Worker).Scan(&total); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT key, stream_id, coalesce(event_id, '00000000-0000-0000-0000-000000000000'), action,
-				error, attempts, first_seen, last_seen
-			FROM projections.failures WHERE worker = $1 ORDER BY last_seen DESC, key LIMIT $2 OFFSET $3`,
-			l.Worker, limit, (page-1)*limit)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Failure, error) {
+	out, total, err := listPage(ctx, l.Pool, "projections.failures",
+		"key, stream_id, coalesce(event_id, '00000000-0000-0000-0000-000000000000'), action, error, attempts, first_seen, last_seen",
+		"worker = $1", "last_seen DESC, key", []any{l.Worker}, page, limit, func(r pgx.CollectableRow) (Failure, error) {
 			var f Failure
 			err := r.Scan(&f.Key, &f.StreamID, &f.EventID, &f.Action, &f.Error, &f.Attempts, &f.FirstSeen, &f.LastSeen)
 			return f, err
 		})
-		return err
-	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("projections: failures of %s: %w", l.Worker, err)
 	}
 	return out, total, nil
+}
+
+// listPage reads page (from 1) of limit entries of table that match where
+// (whose parameters are args), in the given order, and how many match,
+// from one snapshot: runners change the lists meanwhile.
+func listPage[T any](ctx context.Context, pool *pgxpool.Pool, table, columns, where, order string, args []any,
+	page, limit int, scan pgx.RowToFunc[T]) ([]T, int, error) {
+	page, limit = max(page, 1), max(limit, 1)
+	var (
+		total int
+		out   []T
+	)
+	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE `+where, args...).Scan(&total); err != nil {
+			return err
+		}
+		n := len(args)
+		rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT $%d OFFSET $%d`,
+			columns, table, where, order, n+1, n+2), append(args, limit, (page-1)*limit)...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, scan)
+		return err
+	})
+	return out, total, err
 }

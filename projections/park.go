@@ -272,26 +272,8 @@ func Parked(ctx context.Context, pool *pgxpool.Pool, name, status string, page, 
 	if err := Migrate(ctx, pool); err != nil {
 		return nil, 0, err
 	}
-	page, limit = max(page, 1), max(limit, 1)
-	var (
-		total int
-		out   []ParkedEvent
-	)
-	// One snapshot for the page and the total, which runners change.
-	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+parkedTable+` WHERE projection = $1 AND NOT shadow
-			AND ($2 = '' OR status = $2)`, name, status).Scan(&total); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT `+parkedColumns+` FROM `+parkedTable+`
-			WHERE projection = $1 AND NOT shadow AND ($2 = '' OR status = $2)
-			ORDER BY stream_id, version LIMIT $3 OFFSET $4`, name, status, limit, (page-1)*limit)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ParkedEvent, error) { return scanParked(r) })
-		return err
-	})
+	out, total, err := listPage(ctx, pool, parkedTable, parkedColumns, `projection = $1 AND NOT shadow AND ($2 = '' OR status = $2)`,
+		"stream_id, version", []any{name, status}, page, limit, func(r pgx.CollectableRow) (ParkedEvent, error) { return scanParked(r) })
 	if err != nil {
 		return nil, 0, fmt.Errorf("projections: parked list of %s: %w", name, err)
 	}

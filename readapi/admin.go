@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/commands"
-	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/projections"
 	"github.com/eventshop/eventshop/writeapi"
@@ -128,9 +125,8 @@ func (s *Server) handleProjections(w http.ResponseWriter, r *http.Request) {
 // Filing again while a rebuild is pending changes nothing, so a client may
 // retry a 503.
 func (s *Server) handleRebuild(w http.ResponseWriter, r *http.Request) {
-	name := chi.URLParam(r, "name")
-	if !slices.Contains(s.projections, name) {
-		s.errors(w, r, domain.NotFound("projection", name))
+	name := s.projectionName(w, r)
+	if name == "" {
 		return
 	}
 	if err := s.admin.RequestRebuild(r.Context(), name); err != nil {

@@ -3,9 +3,7 @@ package benchmarks_test
 import (
 	"context"
 	"fmt"
-	"github.com/eventshop/eventshop/internal/benchutil"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/eventshop/eventshop/internal/benchutil"
+	"github.com/eventshop/eventshop/internal/edge"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -255,13 +256,14 @@ func routeServer(tb testing.TB, e *env, catalog *mongoread.Store) (*httptest.Ser
 		tb.Fatal(err)
 	}
 	h := commands.New(commands.Config{Store: e.store, Payments: payment.NewTestProcessor()})
+	authenticate := edge.Authenticate(tokens, h)
 	api := writeapi.New(writeapi.Config{
-		Commands: h, Auth: tokens,
+		Authenticate: authenticate, Commands: h, Auth: tokens,
 		Logins:      auth.NewLoginLimiter(rdb, prefix, auth.LoginLimits{}),
 		Idempotency: idempotency.New(rdb, idempotency.Config{KeyPrefix: prefix}),
 	})
 	reads := readapi.New(readapi.Config{
-		Reads: pgread.New(e.pool), Catalog: catalog, Log: e.store, Errors: api.WriteError,
+		Reads: pgread.New(e.pool), Catalog: catalog, Log: e.store,
 		Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
 			return projections.Checkpoint(ctx, e.pool, name)
 		},
@@ -269,9 +271,9 @@ func routeServer(tb testing.TB, e *env, catalog *mongoread.Store) (*httptest.Ser
 	})
 	m := metrics.New(metrics.Config{})
 	r := chi.NewRouter()
-	r.Use(m.Middleware, writeapi.Middleware(slog.New(slog.DiscardHandler)))
+	r.Use(m.Middleware, edge.Middleware(nil))
 	api.Routes(r)
-	reads.Routes(r, api.Authenticate)
+	reads.Routes(r, authenticate)
 	srv := httptest.NewServer(r)
 	tb.Cleanup(srv.Close)
 	return srv, tokens

@@ -34,8 +34,8 @@ func TestAuthorization(t *testing.T) {
 
 		// Products: only vendors and admins list; a vendor lists as
 		// themself whatever vendor id it sends; an admin may name one.
-		if _, _, err := e.h.CreateProduct(ctx, c1, commands.CreateProduct{SKU: "C-1", Name: "x", Price: 100, Quantity: 1}); !errors.Is(err, commands.ErrForbidden) {
-			t.Errorf("customer lists a product: got %v, want ErrForbidden", err)
+		if _, _, err := e.h.CreateProduct(ctx, c1, commands.CreateProduct{SKU: "C-1", Name: "x", Price: 100, Quantity: 1}); !errors.Is(err, domain.ErrForbidden) {
+			t.Errorf("customer lists a product: got %v, want domain.ErrForbidden", err)
 		}
 		got, _, err := e.h.CreateProduct(ctx, v1, commands.CreateProduct{SKU: "V-1", Name: "x", Price: 100, Quantity: 1, VendorID: v2.ID})
 		if err != nil || got.VendorID != v1.ID {
@@ -65,17 +65,17 @@ func TestAuthorization(t *testing.T) {
 		// Another vendor's product: no change of any kind.
 		name := "Stolen"
 		before = lastVersion(t, s, product.Stream(p1.ID))
-		if _, _, err := e.h.UpdateProduct(ctx, v2, p1.ID, commands.NoVersion, product.Update{Name: &name}); !errors.Is(err, commands.ErrForbidden) {
-			t.Errorf("vendor updates another's product: got %v, want ErrForbidden", err)
+		if _, _, err := e.h.UpdateProduct(ctx, v2, p1.ID, commands.NoVersion, product.Update{Name: &name}); !errors.Is(err, domain.ErrForbidden) {
+			t.Errorf("vendor updates another's product: got %v, want domain.ErrForbidden", err)
 		}
-		if _, _, err := e.h.AdjustInventory(ctx, v2, p1.ID, commands.NoVersion, product.AdjustInventory{Adjustment: -5, Reason: "x"}); !errors.Is(err, commands.ErrForbidden) {
-			t.Errorf("vendor adjusts another's stock: got %v, want ErrForbidden", err)
+		if _, _, err := e.h.AdjustInventory(ctx, v2, p1.ID, commands.NoVersion, product.AdjustInventory{Adjustment: -5, Reason: "x"}); !errors.Is(err, domain.ErrForbidden) {
+			t.Errorf("vendor adjusts another's stock: got %v, want domain.ErrForbidden", err)
 		}
-		if _, _, err := e.h.DiscontinueProduct(ctx, v2, p1.ID, commands.NoVersion); !errors.Is(err, commands.ErrForbidden) {
-			t.Errorf("vendor discontinues another's product: got %v, want ErrForbidden", err)
+		if _, _, err := e.h.DiscontinueProduct(ctx, v2, p1.ID, commands.NoVersion); !errors.Is(err, domain.ErrForbidden) {
+			t.Errorf("vendor discontinues another's product: got %v, want domain.ErrForbidden", err)
 		}
-		if _, _, err := e.h.UpdateProduct(ctx, c1, p1.ID, commands.NoVersion, product.Update{Name: &name}); !errors.Is(err, commands.ErrForbidden) {
-			t.Errorf("customer updates a product: got %v, want ErrForbidden", err)
+		if _, _, err := e.h.UpdateProduct(ctx, c1, p1.ID, commands.NoVersion, product.Update{Name: &name}); !errors.Is(err, domain.ErrForbidden) {
+			t.Errorf("customer updates a product: got %v, want domain.ErrForbidden", err)
 		}
 		if after := lastVersion(t, s, product.Stream(p1.ID)); after != before {
 			t.Errorf("refused commands wrote to the product: version %d → %d", before, after)
@@ -88,8 +88,8 @@ func TestAuthorization(t *testing.T) {
 		}
 
 		// Orders: a vendor-only user cannot order.
-		if _, _, err := e.h.PlaceOrder(ctx, v1, []order.Line{{ProductID: p1.ID, Quantity: 1}}); !errors.Is(err, commands.ErrForbidden) {
-			t.Errorf("vendor-only user orders: got %v, want ErrForbidden", err)
+		if _, _, err := e.h.PlaceOrder(ctx, v1, []order.Line{{ProductID: p1.ID, Quantity: 1}}); !errors.Is(err, domain.ErrForbidden) {
+			t.Errorf("vendor-only user orders: got %v, want domain.ErrForbidden", err)
 		}
 		if got := e.product(t, p1.ID); got.Reserved != 0 {
 			t.Errorf("a refused order reserved stock: %s", describe(got))
@@ -102,8 +102,8 @@ func TestAuthorization(t *testing.T) {
 
 		// Completion is for admins only, even the order's own customer.
 		for _, a := range []commands.Actor{c1, v1} {
-			if _, _, err := e.h.CompleteOrder(ctx, a, o.ID, commands.NoVersion); !errors.Is(err, commands.ErrForbidden) {
-				t.Errorf("%s completes: got %v, want ErrForbidden", a.ID, err)
+			if _, _, err := e.h.CompleteOrder(ctx, a, o.ID, commands.NoVersion); !errors.Is(err, domain.ErrForbidden) {
+				t.Errorf("%s completes: got %v, want domain.ErrForbidden", a.ID, err)
 			}
 		}
 
@@ -147,11 +147,11 @@ func TestAuthorization(t *testing.T) {
 
 		// Roles: only admins grant or revoke.
 		uid := seedUser(t, s, e.clock.Now())
-		if _, _, err := e.h.GrantRole(ctx, v1, uid, user.RoleAdmin); !errors.Is(err, commands.ErrForbidden) {
-			t.Errorf("vendor grants admin: got %v, want ErrForbidden", err)
+		if _, _, err := e.h.GrantRole(ctx, v1, uid, user.RoleAdmin); !errors.Is(err, domain.ErrForbidden) {
+			t.Errorf("vendor grants admin: got %v, want domain.ErrForbidden", err)
 		}
-		if _, _, err := e.h.RevokeRole(ctx, commands.Actor{ID: uid, Roles: []string{user.RoleCustomer}}, uid, user.RoleCustomer); !errors.Is(err, commands.ErrForbidden) {
-			t.Errorf("customer revokes a role: got %v, want ErrForbidden", err)
+		if _, _, err := e.h.RevokeRole(ctx, commands.Actor{ID: uid, Roles: []string{user.RoleCustomer}}, uid, user.RoleCustomer); !errors.Is(err, domain.ErrForbidden) {
+			t.Errorf("customer revokes a role: got %v, want domain.ErrForbidden", err)
 		}
 		if _, _, err := e.h.GrantRole(ctx, admin, uid, "root"); !isReason(err, domain.CodeInvalid, "") {
 			t.Errorf("grant an unknown role: got %v, want CodeInvalid", err)
@@ -160,7 +160,7 @@ func TestAuthorization(t *testing.T) {
 }
 
 // TestIfMatch: a command sent with the version the client last saw fails
-// with ErrPreconditionFailed once the aggregate has moved on, and writes
+// with domain.ErrPreconditionFailed once the aggregate has moved on, and writes
 // nothing.
 func TestIfMatch(t *testing.T) {
 	t.Parallel()
@@ -179,17 +179,17 @@ func TestIfMatch(t *testing.T) {
 		name2 := "Second"
 		price := domain.Cents(1)
 		before := readStream(t, s, product.Stream(p.ID))
-		if _, _, err := e.h.UpdateProduct(ctx, v, p.ID, stale, product.Update{Name: &name2}); !errors.Is(err, commands.ErrPreconditionFailed) {
-			t.Errorf("update with a stale version: got %v, want ErrPreconditionFailed", err)
+		if _, _, err := e.h.UpdateProduct(ctx, v, p.ID, stale, product.Update{Name: &name2}); !errors.Is(err, domain.ErrPreconditionFailed) {
+			t.Errorf("update with a stale version: got %v, want domain.ErrPreconditionFailed", err)
 		}
-		if _, _, err := e.h.UpdateProduct(ctx, v, p.ID, stale+5, product.Update{Price: &price}); !errors.Is(err, commands.ErrPreconditionFailed) {
-			t.Errorf("update with a future version: got %v, want ErrPreconditionFailed", err)
+		if _, _, err := e.h.UpdateProduct(ctx, v, p.ID, stale+5, product.Update{Price: &price}); !errors.Is(err, domain.ErrPreconditionFailed) {
+			t.Errorf("update with a future version: got %v, want domain.ErrPreconditionFailed", err)
 		}
-		if _, _, err := e.h.AdjustInventory(ctx, v, p.ID, stale, product.AdjustInventory{Adjustment: 5, Reason: "restock"}); !errors.Is(err, commands.ErrPreconditionFailed) {
-			t.Errorf("adjust with a stale version: got %v, want ErrPreconditionFailed", err)
+		if _, _, err := e.h.AdjustInventory(ctx, v, p.ID, stale, product.AdjustInventory{Adjustment: 5, Reason: "restock"}); !errors.Is(err, domain.ErrPreconditionFailed) {
+			t.Errorf("adjust with a stale version: got %v, want domain.ErrPreconditionFailed", err)
 		}
-		if _, _, err := e.h.DiscontinueProduct(ctx, v, p.ID, stale); !errors.Is(err, commands.ErrPreconditionFailed) {
-			t.Errorf("discontinue with a stale version: got %v, want ErrPreconditionFailed", err)
+		if _, _, err := e.h.DiscontinueProduct(ctx, v, p.ID, stale); !errors.Is(err, domain.ErrPreconditionFailed) {
+			t.Errorf("discontinue with a stale version: got %v, want domain.ErrPreconditionFailed", err)
 		}
 		if after := readStream(t, s, product.Stream(p.ID)); len(after) != len(before) {
 			t.Errorf("stale commands wrote %v", types(after[len(before):]))
@@ -201,14 +201,14 @@ func TestIfMatch(t *testing.T) {
 		// Orders too.
 		c := customer("cust-1")
 		o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
-		if _, _, err := e.h.PayOrder(ctx, c, o.ID, o.Version+1, goodCard); !errors.Is(err, commands.ErrPreconditionFailed) {
-			t.Errorf("pay with a wrong version: got %v, want ErrPreconditionFailed", err)
+		if _, _, err := e.h.PayOrder(ctx, c, o.ID, o.Version+1, goodCard); !errors.Is(err, domain.ErrPreconditionFailed) {
+			t.Errorf("pay with a wrong version: got %v, want domain.ErrPreconditionFailed", err)
 		}
 		if e.payments.Charges() != 0 {
 			t.Errorf("a payment refused for its version charged the card")
 		}
-		if _, _, err := e.h.CancelOrder(ctx, c, o.ID, o.Version+1, ""); !errors.Is(err, commands.ErrPreconditionFailed) {
-			t.Errorf("cancel with a wrong version: got %v, want ErrPreconditionFailed", err)
+		if _, _, err := e.h.CancelOrder(ctx, c, o.ID, o.Version+1, ""); !errors.Is(err, domain.ErrPreconditionFailed) {
+			t.Errorf("cancel with a wrong version: got %v, want domain.ErrPreconditionFailed", err)
 		}
 		if got := e.order(t, o.ID); got.Status != order.StatusPending || got.Version != o.Version {
 			t.Errorf("order after refused commands: %s v%d, want pending v%d", got.Status, got.Version, o.Version)

@@ -134,7 +134,7 @@ func benchRunCase(b *testing.B, store eventstore.Store, counted *benchCountingSt
 		start := time.Now()
 		_, _, err := h.PlaceOrder(ctx, benchCustomer, ls)
 		d := time.Since(start)
-		if err != nil && !(errors.Is(err, commands.ErrContention) && !tc.serialize) {
+		if err != nil && !(errors.Is(err, domain.ErrContention) && !tc.serialize) {
 			return fmt.Errorf("place order: %w", err)
 		}
 		mu.Lock()
@@ -297,7 +297,7 @@ func benchCheckNoOversell(b *testing.B, h *commands.Handler, name string, conc i
 			ok.Add(1)
 		case errors.Is(err, &domain.Error{Reason: "insufficient_stock"}):
 			short.Add(1)
-		case errors.Is(err, commands.ErrContention):
+		case errors.Is(err, domain.ErrContention):
 			contended.Add(1)
 		default:
 			return fmt.Errorf("oversell check: %w", err)

@@ -26,22 +26,6 @@ import (
 	"github.com/eventshop/eventshop/internal/payment"
 )
 
-// Errors of the command layer; domain errors pass through untouched.
-var (
-	// ErrForbidden: the actor's roles do not allow this command on this
-	// object (403).
-	ErrForbidden = errors.New("forbidden")
-	// ErrPreconditionFailed: the aggregate moved past the version the
-	// client sent in If-Match (412).
-	ErrPreconditionFailed = errors.New("precondition failed")
-	// ErrBadCredentials: unknown email or wrong password, one answer for
-	// both (401).
-	ErrBadCredentials = errors.New("invalid email or password")
-	// ErrContention: the aggregate kept changing under the command for
-	// every retry (503, safe to retry).
-	ErrContention = errors.New("too much contention on one aggregate")
-)
-
 // Config holds the handler's dependencies and knobs.
 type Config struct {
 	Store    eventstore.Store
@@ -182,8 +166,8 @@ func wrap(what string, err error) error {
 		return nil
 	}
 	var de *domain.Error
-	if errors.As(err, &de) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrPreconditionFailed) ||
-		errors.Is(err, ErrContention) || errors.Is(err, context.Canceled) {
+	if errors.As(err, &de) || errors.Is(err, domain.ErrForbidden) || errors.Is(err, domain.ErrPreconditionFailed) ||
+		errors.Is(err, domain.ErrContention) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", what, err)

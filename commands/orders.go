@@ -70,7 +70,7 @@ func ownOrder(actor Actor, id string, decide decision[order.State]) decision[ord
 // made with an idempotency key derived from the order, its version and the
 // card, so a retried request charges once. If the order changed under the
 // payment (cancelled meanwhile), the charge is refunded. Errors:
-// CodeNotFound, ErrPreconditionFailed, CodeConflict "order_not_pending",
+// CodeNotFound, domain.ErrPreconditionFailed, CodeConflict "order_not_pending",
 // CodeInvalid for a bad card, payment.ErrDeclined.
 func (h *Handler) PayOrder(ctx context.Context, actor Actor, id string, ifMatch int64, card payment.Card) (order.State, Result, error) {
 	o, err := load(ctx, h, orderKind, order.Stream(id))
@@ -82,7 +82,7 @@ func (h *Handler) PayOrder(ctx context.Context, actor Actor, id string, ifMatch 
 		return s, Result{}, err
 	}
 	if ifMatch != NoVersion && ifMatch != s.Version {
-		return s, Result{}, ErrPreconditionFailed
+		return s, Result{}, domain.ErrPreconditionFailed
 	}
 	if err := order.CheckPayable(s); err != nil {
 		return s, Result{}, err
@@ -135,11 +135,11 @@ func cardError(err error) error {
 }
 
 // CompleteOrder fulfils a paid order and deducts its held stock. Only
-// admins may. Errors: ErrForbidden, CodeNotFound, ErrPreconditionFailed,
+// admins may. Errors: domain.ErrForbidden, CodeNotFound, domain.ErrPreconditionFailed,
 // CodeConflict "order_not_paid".
 func (h *Handler) CompleteOrder(ctx context.Context, actor Actor, id string, ifMatch int64) (order.State, Result, error) {
 	if !actor.Has(user.RoleAdmin) {
-		return order.State{}, Result{}, ErrForbidden
+		return order.State{}, Result{}, domain.ErrForbidden
 	}
 	st, res, err := execute(ctx, h, orderKind, order.Stream(id), ifMatch, order.DecideComplete)
 	if err != nil {
@@ -162,7 +162,7 @@ func (h *Handler) CompleteOrder(ctx context.Context, actor Actor, id string, ifM
 // made after the cancellation is recorded, so a cancellation that loses a
 // race (say, with completion) never refunds; if the refund fails, the
 // cancellation stands with the refund pending and the process manager
-// tries again. Errors: CodeNotFound, ErrPreconditionFailed, CodeConflict
+// tries again. Errors: CodeNotFound, domain.ErrPreconditionFailed, CodeConflict
 // "order_not_cancellable".
 func (h *Handler) CancelOrder(ctx context.Context, actor Actor, id string, ifMatch int64, reason string) (order.State, Result, error) {
 	st, res, err := execute(ctx, h, orderKind, order.Stream(id), ifMatch, ownOrder(actor, id, func(s order.State) ([]domain.Event, error) {

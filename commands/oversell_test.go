@@ -371,8 +371,8 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 	// An If-Match update through h1 with the version h2 produced works;
 	// with the version h1 cached before it fails.
 	name := "Renamed"
-	if _, _, err := h1.UpdateProduct(ctx, v, q.ID, q.Version, product.Update{Name: &name}); !errors.Is(err, commands.ErrPreconditionFailed) {
-		t.Errorf("update with the version before another process's write: got %v, want ErrPreconditionFailed", err)
+	if _, _, err := h1.UpdateProduct(ctx, v, q.ID, q.Version, product.Update{Name: &name}); !errors.Is(err, domain.ErrPreconditionFailed) {
+		t.Errorf("update with the version before another process's write: got %v, want domain.ErrPreconditionFailed", err)
 	}
 	cur := e.product(t, q.ID)
 	if _, _, err := h1.UpdateProduct(ctx, v, q.ID, cur.Version, product.Update{Name: &name}); err != nil {
@@ -387,8 +387,8 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 	}
 	before := len(readStream(t, s1, product.Stream(q.ID)))
 	other := "Other"
-	if _, _, err := h1.UpdateProduct(ctx, v, q.ID, seen, product.Update{Name: &other}); !errors.Is(err, commands.ErrPreconditionFailed) {
-		t.Errorf("update with the version the handler has cached, after another process wrote: got %v, want ErrPreconditionFailed", err)
+	if _, _, err := h1.UpdateProduct(ctx, v, q.ID, seen, product.Update{Name: &other}); !errors.Is(err, domain.ErrPreconditionFailed) {
+		t.Errorf("update with the version the handler has cached, after another process wrote: got %v, want domain.ErrPreconditionFailed", err)
 	}
 	if after := len(readStream(t, s1, product.Stream(q.ID))); after != before {
 		t.Errorf("the stale update wrote %d events", after-before)

@@ -21,14 +21,14 @@ import (
 // fails, those already made are released and no order is recorded. A
 // crash part-way leaves reservations whose order never appeared; the
 // process manager fences the order id and releases them after the grace
-// period. Errors: ErrForbidden (no customer or admin role), CodeInvalid
+// period. Errors: domain.ErrForbidden (no customer or admin role), CodeInvalid
 // (bad lines, unknown or discontinued product, a line or the order total
 // over domain.MaxCents: nothing is reserved), CodeConflict
 // "insufficient_stock" naming the product and what is available,
 // CodeConflict stream_unreadable.
 func (h *Handler) PlaceOrder(ctx context.Context, actor Actor, lines []order.Line) (order.State, Result, error) {
 	if !actor.Has(user.RoleCustomer) && !actor.Has(user.RoleAdmin) {
-		return order.State{}, Result{}, ErrForbidden
+		return order.State{}, Result{}, domain.ErrForbidden
 	}
 	if err := order.CheckLines(lines); err != nil {
 		return order.State{}, Result{}, err

@@ -15,11 +15,11 @@ type CreateProduct = product.Create
 
 // CreateProduct lists a product owned by the calling vendor (or, for an
 // admin, by the vendor named). The SKU is claimed first, then the product
-// is written. Errors: ErrForbidden (not a vendor or admin), CodeInvalid,
+// is written. Errors: domain.ErrForbidden (not a vendor or admin), CodeInvalid,
 // CodeConflict "sku_taken".
 func (h *Handler) CreateProduct(ctx context.Context, actor Actor, c CreateProduct) (product.State, Result, error) {
 	if !actor.Has(user.RoleVendor) && !actor.Has(user.RoleAdmin) {
-		return product.State{}, Result{}, ErrForbidden
+		return product.State{}, Result{}, domain.ErrForbidden
 	}
 	vendor := actor.ID
 	if actor.Has(user.RoleAdmin) && c.VendorID != "" {
@@ -89,15 +89,15 @@ func ownProduct(actor Actor, id string, decide decision[product.State]) decision
 			return nil, domain.NotFound("product", id)
 		}
 		if !actor.Has(user.RoleAdmin) && !(actor.Has(user.RoleVendor) && s.VendorID == actor.ID) {
-			return nil, ErrForbidden
+			return nil, domain.ErrForbidden
 		}
 		return decide(s)
 	}
 }
 
 // UpdateProduct changes catalogue fields. ifMatch is the version the
-// client last saw, or NoVersion. Errors: ErrForbidden (another vendor's
-// product), ErrPreconditionFailed, CodeNotFound, CodeConflict, CodeInvalid.
+// client last saw, or NoVersion. Errors: domain.ErrForbidden (another vendor's
+// product), domain.ErrPreconditionFailed, CodeNotFound, CodeConflict, CodeInvalid.
 func (h *Handler) UpdateProduct(ctx context.Context, actor Actor, id string, ifMatch int64, c product.Update) (product.State, Result, error) {
 	st, res, err := execute(ctx, h, productKind, product.Stream(id), ifMatch, ownProduct(actor, id, func(s product.State) ([]domain.Event, error) {
 		return product.DecideUpdate(s, c)
@@ -105,15 +105,15 @@ func (h *Handler) UpdateProduct(ctx context.Context, actor Actor, id string, ifM
 	return st, res, wrap("update product", err)
 }
 
-// DiscontinueProduct takes a product off sale. Errors: ErrForbidden,
-// ErrPreconditionFailed, CodeNotFound.
+// DiscontinueProduct takes a product off sale. Errors: domain.ErrForbidden,
+// domain.ErrPreconditionFailed, CodeNotFound.
 func (h *Handler) DiscontinueProduct(ctx context.Context, actor Actor, id string, ifMatch int64) (product.State, Result, error) {
 	st, res, err := execute(ctx, h, productKind, product.Stream(id), ifMatch, ownProduct(actor, id, product.DecideDiscontinue))
 	return st, res, wrap("discontinue product", err)
 }
 
-// AdjustInventory changes stock on hand. Errors: ErrForbidden,
-// ErrPreconditionFailed, CodeNotFound, CodeInvalid, CodeConflict
+// AdjustInventory changes stock on hand. Errors: domain.ErrForbidden,
+// domain.ErrPreconditionFailed, CodeNotFound, CodeInvalid, CodeConflict
 // "below_reserved".
 func (h *Handler) AdjustInventory(ctx context.Context, actor Actor, id string, ifMatch int64, c product.AdjustInventory) (product.State, Result, error) {
 	st, res, err := execute(ctx, h, productKind, product.Stream(id), ifMatch, ownProduct(actor, id, func(s product.State) ([]domain.Event, error) {

@@ -137,7 +137,7 @@ func execute[S any](ctx context.Context, h *Handler, k kind[S], stream string, i
 				fromCache = false
 				continue
 			}
-			return cur.state, Result{Version: v, Position: cur.pos}, ErrPreconditionFailed
+			return cur.state, Result{Version: v, Position: cur.pos}, domain.ErrPreconditionFailed
 		}
 		events, err := decide(cur.state)
 		if fromCache && (err != nil || len(events) == 0) {
@@ -167,7 +167,7 @@ func execute[S any](ctx context.Context, h *Handler, k kind[S], stream string, i
 				continue
 			}
 			if attempt >= h.attempts {
-				return zero, Result{}, fmt.Errorf("%s after %d attempts: %w", stream, attempt, ErrContention)
+				return zero, Result{}, fmt.Errorf("%s after %d attempts: %w", stream, attempt, domain.ErrContention)
 			}
 			if err := backoff(ctx, attempt); err != nil {
 				return zero, Result{}, err

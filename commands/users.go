@@ -74,7 +74,7 @@ func (h *Handler) userOwner() owner {
 
 // Authenticate checks an email and password. Unknown email and wrong
 // password give the same error and take the same time. Errors:
-// ErrBadCredentials.
+// domain.ErrBadCredentials.
 func (h *Handler) Authenticate(ctx context.Context, email, password string) (user.State, error) {
 	release, err := h.hashSlot(ctx)
 	if err != nil {
@@ -84,7 +84,7 @@ func (h *Handler) Authenticate(ctx context.Context, email, password string) (use
 	norm, err := user.NormaliseEmail(email)
 	if err != nil || len(password) > 4*user.MaxPasswordLength {
 		auth.DummyVerify(password)
-		return user.State{}, ErrBadCredentials
+		return user.State{}, domain.ErrBadCredentials
 	}
 	claim, err := load(ctx, h, claimKind, user.EmailStream(norm))
 	if err != nil {
@@ -92,7 +92,7 @@ func (h *Handler) Authenticate(ctx context.Context, email, password string) (use
 	}
 	if claim.state.Owner == "" {
 		auth.DummyVerify(password)
-		return user.State{}, ErrBadCredentials
+		return user.State{}, domain.ErrBadCredentials
 	}
 	u, err := load(ctx, h, userKind, user.Stream(claim.state.Owner))
 	if err != nil {
@@ -100,14 +100,14 @@ func (h *Handler) Authenticate(ctx context.Context, email, password string) (use
 	}
 	if !u.state.Exists() || u.state.PasswordHash == "" {
 		auth.DummyVerify(password)
-		return user.State{}, ErrBadCredentials
+		return user.State{}, domain.ErrBadCredentials
 	}
 	ok, err := auth.VerifyPassword(u.state.PasswordHash, password)
 	if err != nil {
 		return user.State{}, wrap("authenticate", err)
 	}
 	if !ok {
-		return user.State{}, ErrBadCredentials
+		return user.State{}, domain.ErrBadCredentials
 	}
 	if auth.NeedsRehash(u.state.PasswordHash) {
 		// Stored with older hashing parameters: the password is at hand
@@ -147,11 +147,18 @@ func (h *Handler) User(ctx context.Context, id string) (user.State, Result, erro
 	return u.state, Result{Version: u.state.Version, Position: u.pos}, nil
 }
 
-// GrantRole gives a user a role. Only admins may. Errors: ErrForbidden,
+// Roles is the roles user id holds now, for authenticating its requests.
+// Errors: those of User.
+func (h *Handler) Roles(ctx context.Context, id string) ([]string, error) {
+	u, _, err := h.User(ctx, id)
+	return u.Roles, err
+}
+
+// GrantRole gives a user a role. Only admins may. Errors: domain.ErrForbidden,
 // CodeNotFound, CodeInvalid for an unknown role.
 func (h *Handler) GrantRole(ctx context.Context, actor Actor, userID, role string) (user.State, Result, error) {
 	if !actor.Has(user.RoleAdmin) {
-		return user.State{}, Result{}, ErrForbidden
+		return user.State{}, Result{}, domain.ErrForbidden
 	}
 	granted := false
 	st, res, err := execute(ctx, h, userKind, user.Stream(userID), NoVersion, func(s user.State) ([]domain.Event, error) {
@@ -182,11 +189,11 @@ func (h *Handler) GrantRole(ctx context.Context, actor Actor, userID, role strin
 }
 
 // RevokeRole takes a role away. Only admins may; the last admin keeps the
-// admin role. Errors: ErrForbidden, CodeNotFound, CodeInvalid,
+// admin role. Errors: domain.ErrForbidden, CodeNotFound, CodeInvalid,
 // CodeConflict "last_admin".
 func (h *Handler) RevokeRole(ctx context.Context, actor Actor, userID, role string) (user.State, Result, error) {
 	if !actor.Has(user.RoleAdmin) {
-		return user.State{}, Result{}, ErrForbidden
+		return user.State{}, Result{}, domain.ErrForbidden
 	}
 	u, err := load(ctx, h, userKind, user.Stream(userID))
 	if err != nil {
@@ -222,7 +229,7 @@ func (h *Handler) EnsureAdmin(ctx context.Context, email, password, fullName str
 		// Only the account's owner is made admin: whoever registered the
 		// address first must have set this password.
 		u, err = h.Authenticate(ctx, email, password)
-		if errors.Is(err, ErrBadCredentials) {
+		if errors.Is(err, domain.ErrBadCredentials) {
 			return user.State{}, fmt.Errorf("%s is registered with another password; an admin is made only of an account whose password is given", email)
 		}
 	}

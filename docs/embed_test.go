@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -20,7 +19,7 @@ import (
 	vconfig "github.com/pb33f/libopenapi-validator/config"
 
 	"github.com/eventshop/eventshop/docs"
-	"github.com/eventshop/eventshop/writeapi"
+	"github.com/eventshop/eventshop/internal/edge"
 )
 
 // docsServer serves docs.Routes as cmd/eventshop/serve.go mounts them:
@@ -28,7 +27,7 @@ import (
 func docsServer(t *testing.T) *httptest.Server {
 	t.Helper()
 	r := chi.NewRouter()
-	r.Use(writeapi.Middleware(slog.New(slog.DiscardHandler)))
+	r.Use(edge.Middleware(nil))
 	docs.Routes(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)

@@ -25,6 +25,7 @@ import (
 	"github.com/eventshop/eventshop/docs"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/projections"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
@@ -33,15 +34,10 @@ import (
 )
 
 // serveRoutes are the routes cmd/eventshop/serve.go mounts itself, beside
-// the write and read APIs' (routes()); /openapi.json and /docs come from
-// docs.Routes, which serve.go mounts too. /dev/mail is mounted in the local
-// run only, and documented as such.
-var serveRoutes = []string{
-	"GET /healthz",
-	"GET /readyz",
-	"GET /metrics",
-	"GET /dev/mail",
-}
+// the root router's (edge.NewRouter: health, readiness, metrics, docs) and
+// the write and read APIs': /dev/mail, in the local run only, and
+// documented as such.
+var serveRoutes = []string{"GET /dev/mail"}
 
 // model parses openapi.yaml once for the package's tests.
 var model = sync.OnceValues(func() (*libopenapi.DocumentModel[v3.Document], error) {
@@ -113,15 +109,15 @@ func operations(d *v3.Document) map[string]*v3.Operation {
 
 // mounted builds the real write and read APIs' routers, with every
 // optional route of the read API switched on (as `eventshop serve` has
-// them), and lists what they mount as "METHOD /pattern", with the routes
-// serve.go and docs.Routes add.
+// them) on the root router, and lists what they mount as "METHOD
+// /pattern", with the routes serve.go adds.
 func mounted(t *testing.T) []string {
 	t.Helper()
-	api := writeapi.New(writeapi.Config{})
+	authenticate := edge.Authenticate(nil, nil)
+	api := writeapi.New(writeapi.Config{Authenticate: authenticate})
 	reads := readapi.New(readapi.Config{
 		Catalog:       mongoread.New(nil),
 		Checkpoint:    func(context.Context, string) (eventstore.Position, error) { return eventstore.Start, nil },
-		Errors:        api.WriteError,
 		Orders:        noOrders{},
 		Streams:       noStreams{},
 		Projections:   []string{"users.v1"},
@@ -129,10 +125,9 @@ func mounted(t *testing.T) []string {
 		Failures:      projections.Failures{},
 		Notifications: noNotifications{},
 	})
-	r := chi.NewRouter()
+	r := edge.NewRouter(edge.RootConfig{Metrics: http.NotFoundHandler(), Docs: true})
 	api.Routes(r)
-	reads.Routes(r, api.Authenticate)
-	docs.Routes(r)
+	reads.Routes(r, authenticate)
 	var out []string
 	err := chi.Walk(r, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		out = append(out, method+" "+route)

@@ -21,6 +21,24 @@ const (
 	CodeNotFound Code = "not_found"
 )
 
+// Errors a command can end with besides an Error; each means one answer
+// to the client wherever it comes from, and domain errors are never
+// wrapped in them.
+var (
+	// ErrForbidden: the actor's roles do not allow this command on this
+	// object (403).
+	ErrForbidden = errors.New("forbidden")
+	// ErrPreconditionFailed: the aggregate moved past the version the
+	// client sent in If-Match (412).
+	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrBadCredentials: unknown email or wrong password, one answer for
+	// both (401).
+	ErrBadCredentials = errors.New("invalid email or password")
+	// ErrContention: the aggregate kept changing under the command for
+	// every retry (503, safe to retry).
+	ErrContention = errors.New("too much contention on one aggregate")
+)
+
 // FieldError names a bad field and what is wrong with it.
 type FieldError struct {
 	Field   string `json:"field"`

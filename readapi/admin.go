@@ -2,17 +2,14 @@ package readapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/eventshop/eventshop/commands"
-	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/projections"
-	"github.com/eventshop/eventshop/writeapi"
 )
 
 // ProjectionAdmin is what the projections' admin routes need:
@@ -89,26 +86,13 @@ func nonZero(t time.Time) *time.Time {
 	return &t
 }
 
-// adminOnly is the function-level check of the admin routes, made before
-// anything else: a caller without the admin role gets the 403 of the
-// write API's role checks.
-func (s *Server) adminOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a, _ := writeapi.ActorFrom(r.Context()); !a.Has(user.RoleAdmin) {
-			s.errors(w, r, commands.ErrForbidden)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // handleProjections is GET /api/admin/projections: the report of every
 // configured projection, in the configured order, read from the database
 // so that it holds whichever process runs them.
 func (s *Server) handleProjections(w http.ResponseWriter, r *http.Request) {
 	reps, err := s.admin.Reports(r.Context(), s.projections)
 	if err != nil {
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	out := make([]projectionReport, len(reps))
@@ -130,7 +114,7 @@ func (s *Server) handleRebuild(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.admin.RequestRebuild(r.Context(), name); err != nil {
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	reps, err := s.admin.Reports(r.Context(), []string{name})
@@ -138,7 +122,7 @@ func (s *Server) handleRebuild(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("projection reports: %d reports for the one name %s", len(reps), name)
 	}
 	if err != nil {
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	writeAccepted(w, "/api/admin/projections", newProjectionReport(reps[0]))
@@ -147,9 +131,6 @@ func (s *Server) handleRebuild(w http.ResponseWriter, r *http.Request) {
 // writeAccepted answers 202 with v: a request filed for a runner, which
 // location shows the progress of.
 func writeAccepted(w http.ResponseWriter, location string, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", location)
-	w.WriteHeader(http.StatusAccepted)
-	_ = json.NewEncoder(w).Encode(v)
+	edge.WriteJSON(w, http.StatusAccepted, v)
 }

@@ -8,8 +8,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/projections"
-	"github.com/eventshop/eventshop/writeapi"
 )
 
 // FailureReader lists what the order process manager fails on
@@ -41,12 +41,12 @@ func (s *Server) handleProcessFailures(w http.ResponseWriter, r *http.Request) {
 	var bad domain.Fields
 	pg, limit := pagination(r.URL.Query(), &bad)
 	if err := bad.Err(); err != nil {
-		s.errors(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	list, total, err := s.failures.List(r.Context(), pg, limit)
 	if err != nil {
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	items := make([]processFailure, len(list))

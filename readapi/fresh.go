@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/writeapi"
+	"github.com/eventshop/eventshop/internal/edge"
 )
 
 // maxWaiters bounds the requests waiting for X-Min-Position at once.
@@ -46,7 +46,7 @@ func (s *Server) fresh(p model, refresh func(context.Context) error) func(http.H
 			}
 			token, err := eventstore.ParsePosition(raw)
 			if err != nil {
-				s.errors(w, r, writeapi.BadRequest("X-Min-Position must be an X-Event-Position this API gave out"))
+				edge.WriteError(w, r, edge.BadRequest("X-Min-Position must be an X-Event-Position this API gave out"))
 				return
 			}
 			ok := s.await(r.Context(), p, token)

@@ -8,14 +8,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
-
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/writeapi"
+	"github.com/eventshop/eventshop/internal/edge"
 )
 
 // historyPage is how many events one read of an order's stream asks for.
@@ -80,34 +77,33 @@ type historyEvent struct {
 // request, or the event the process manager reacted to). The ETag is the
 // stream's version.
 func (s *Server) handleOrderHistory(w http.ResponseWriter, r *http.Request) {
-	raw := chi.URLParam(r, "id")
-	id, ok := canonicalOrderID(raw)
-	if !ok {
-		s.errors(w, r, domain.NotFound("order", raw))
+	id, err := edge.PathID(r, "order")
+	if err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
-	actor, _ := writeapi.ActorFrom(r.Context())
-	_, res, err := s.orders.Order(r.Context(), actor, id)
+	a, _ := edge.ActorFrom(r.Context())
+	_, res, err := s.orders.Order(r.Context(), commands.Actor{ID: a.ID, Roles: a.Roles}, id)
 	if err != nil {
 		var de *domain.Error
 		if !errors.As(err, &de) {
-			err = writeapi.Unavailable(err)
+			err = edge.Unavailable(err)
 		}
-		s.errors(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	evs, truncated, err := readOrderStream(r.Context(), s.streams, order.Stream(id))
 	switch {
 	case errors.Is(err, eventstore.ErrStreamNotFound):
-		s.errors(w, r, domain.NotFound("order", id))
+		edge.WriteError(w, r, domain.NotFound("order", id))
 		return
 	case err != nil:
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	h, err := newOrderHistory(id, evs)
 	if err != nil {
-		s.errors(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	h.Truncated = truncated
@@ -118,16 +114,6 @@ func (s *Server) handleOrderHistory(w http.ResponseWriter, r *http.Request) {
 		version = max(version, evs[n-1].Version)
 	}
 	writeResource(w, r, version, h)
-}
-
-// canonicalOrderID reads an order id from a path: a hyphenated UUID, in
-// the lower-case form its stream is named with.
-func canonicalOrderID(raw string) (string, bool) {
-	u, err := uuid.Parse(raw)
-	if err != nil || len(raw) != 36 {
-		return "", false
-	}
-	return u.String(), true
 }
 
 // readOrderStream reads stream forwards in pages of historyPage, up to

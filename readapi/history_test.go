@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/memory"
 	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/idempotency"
 	"github.com/eventshop/eventshop/internal/payment"
 	"github.com/eventshop/eventshop/internal/redistest"
@@ -56,13 +56,14 @@ func newTestStack(t *testing.T, configure func(*Config)) *testStack {
 	}
 	st := memory.New()
 	h := commands.New(commands.Config{Store: st, Payments: payment.NewTestProcessor()})
+	authenticate := edge.Authenticate(tokens, h)
 	api := writeapi.New(writeapi.Config{
-		Commands: h, Auth: tokens,
+		Authenticate: authenticate, Commands: h, Auth: tokens,
 		Logins:      auth.NewLoginLimiter(rdb, prefix, auth.LoginLimits{}),
 		Idempotency: idempotency.New(rdb, idempotency.Config{KeyPrefix: prefix}),
 	})
 	cfg := Config{
-		Errors: api.WriteError, Log: st, Orders: h, Streams: st,
+		Log: st, Orders: h, Streams: st,
 		Checkpoint: func(context.Context, string) (eventstore.Position, error) { return eventstore.Start, nil },
 	}
 	if configure != nil {
@@ -70,9 +71,9 @@ func newTestStack(t *testing.T, configure func(*Config)) *testStack {
 	}
 	reads := New(cfg)
 	r := chi.NewRouter()
-	r.Use(writeapi.Middleware(slog.New(slog.DiscardHandler)))
+	r.Use(edge.Middleware(nil))
 	api.Routes(r)
-	reads.Routes(r, api.Authenticate)
+	reads.Routes(r, authenticate)
 	return &testStack{t: t, store: st, cmd: h, tokens: tokens, router: r}
 }
 

@@ -6,12 +6,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/resource"
 	"github.com/eventshop/eventshop/notifications/ledger"
-	"github.com/eventshop/eventshop/writeapi"
 )
 
 // NotificationReader lists the notifier's ledger; *ledger.Ledger is one.
@@ -37,21 +36,21 @@ func (s *Server) handleNotifications(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := bad.Err(); err != nil {
-		s.errors(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
-	a, _ := writeapi.ActorFrom(r.Context())
+	a, _ := edge.ActorFrom(r.Context())
 	if !a.Has(user.RoleAdmin) {
 		own, err := uuid.Parse(a.ID)
 		if err != nil || (filter != nil && *filter != own) {
-			s.errors(w, r, commands.ErrForbidden)
+			edge.WriteError(w, r, domain.ErrForbidden)
 			return
 		}
 		filter = &own
 	}
 	rows, total, err := s.notifications.List(r.Context(), ledger.Query{UserID: filter, Page: pg, Limit: limit})
 	if err != nil {
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	items := make([]resource.Notification, len(rows))

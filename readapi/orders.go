@@ -8,9 +8,9 @@ import (
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/resource"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
-	"github.com/eventshop/eventshop/writeapi"
 )
 
 // handleOrders is GET /api/orders?page&limit&status, newest first: an
@@ -23,11 +23,11 @@ func (s *Server) handleOrders(w http.ResponseWriter, r *http.Request) {
 	pg, limit := pagination(q, &bad)
 	status := statusParam(q, &bad)
 	if err := bad.Err(); err != nil {
-		s.errors(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	query := pgread.OrderQuery{Status: status, Page: pg, Limit: limit}
-	if a, _ := writeapi.ActorFrom(r.Context()); !a.Has(user.RoleAdmin) {
+	if a, _ := edge.ActorFrom(r.Context()); !a.Has(user.RoleAdmin) {
 		query.UserID = a.ID
 		if a.Has(user.RoleVendor) {
 			query.VendorID = a.ID
@@ -35,7 +35,7 @@ func (s *Server) handleOrders(w http.ResponseWriter, r *http.Request) {
 	}
 	items, total, err := s.reads.Orders(r.Context(), query)
 	if err != nil {
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	writeJSON(w, page[resource.Order]{Items: items, Page: pg, Limit: limit, Total: total})
@@ -49,18 +49,18 @@ func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {
 	o, err := s.reads.Order(r.Context(), id)
 	switch {
 	case errors.Is(err, pgread.ErrNotFound):
-		s.errors(w, r, domain.NotFound("order", id))
+		edge.WriteError(w, r, domain.NotFound("order", id))
 		return
 	case err != nil:
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	ok, err := s.mayRead(r, o)
 	switch {
 	case err != nil:
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 	case !ok:
-		s.errors(w, r, domain.NotFound("order", id))
+		edge.WriteError(w, r, domain.NotFound("order", id))
 	default:
 		writeResource(w, r, o.Version, o)
 	}
@@ -68,7 +68,7 @@ func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {
 
 // mayRead is the per-object check of an order.
 func (s *Server) mayRead(r *http.Request, o resource.Order) (bool, error) {
-	a, _ := writeapi.ActorFrom(r.Context())
+	a, _ := edge.ActorFrom(r.Context())
 	switch {
 	case a.ID == "":
 		return false, nil

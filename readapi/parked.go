@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/projections"
-	"github.com/eventshop/eventshop/writeapi"
 )
 
 // parkedEvent is one entry of a projection's parked list in the admin
@@ -56,7 +56,7 @@ var parkedStatuses = []string{projections.ParkedStatusParked, projections.Parked
 func (s *Server) projectionName(w http.ResponseWriter, r *http.Request) string {
 	name := chi.URLParam(r, "name")
 	if !slices.Contains(s.projections, name) {
-		s.errors(w, r, domain.NotFound("projection", name))
+		edge.WriteError(w, r, domain.NotFound("projection", name))
 		return ""
 	}
 	return name
@@ -78,12 +78,12 @@ func (s *Server) handleParked(w http.ResponseWriter, r *http.Request) {
 		bad.Add("status", "must be one of parked, halted or skipped, not %q", status)
 	}
 	if err := bad.Err(); err != nil {
-		s.errors(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	list, total, err := s.admin.Parked(r.Context(), name, status, pg, limit)
 	if err != nil {
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	items := make([]parkedEvent, len(list))
@@ -104,7 +104,7 @@ func (s *Server) handleRetryParked(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a, _ := writeapi.ActorFrom(r.Context())
+	a, _ := edge.ActorFrom(r.Context())
 	p, err := s.admin.RequestRetry(r.Context(), name, id, a.ID)
 	s.answerAction(w, r, name, id, p, err)
 }
@@ -122,11 +122,11 @@ func (s *Server) handleSkipParked(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Reason string `json:"reason"`
 	}
-	if err := writeapi.DecodeJSON(r, &body); err != nil {
-		s.errors(w, r, err)
+	if err := edge.Decode(r, &body); err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
-	a, _ := writeapi.ActorFrom(r.Context())
+	a, _ := edge.ActorFrom(r.Context())
 	p, err := s.admin.RequestSkip(r.Context(), name, id, a.ID, body.Reason)
 	s.answerAction(w, r, name, id, p, err)
 }
@@ -139,12 +139,12 @@ func (s *Server) parkedTarget(w http.ResponseWriter, r *http.Request) (string, u
 		return "", uuid.Nil, false
 	}
 	raw := chi.URLParam(r, "event_id")
-	id, err := uuid.Parse(raw)
-	if err != nil || len(raw) != 36 {
-		s.errors(w, r, domain.NotFound("parked_event", raw))
+	id, ok := edge.CanonicalID(raw)
+	if !ok {
+		edge.WriteError(w, r, domain.NotFound("parked_event", raw))
 		return "", uuid.Nil, false
 	}
-	return name, id, true
+	return name, uuid.MustParse(id), true
 }
 
 // answerAction answers a filed action: 202 with the entry, or the
@@ -155,16 +155,16 @@ func (s *Server) answerAction(w http.ResponseWriter, r *http.Request, name strin
 	case err == nil:
 		writeAccepted(w, "/api/admin/projections/"+name+"/parked", newParkedEvent(p))
 	case errors.Is(err, projections.ErrNotParked):
-		s.errors(w, r, domain.NotFound("parked_event", id.String()))
+		edge.WriteError(w, r, domain.NotFound("parked_event", id.String()))
 	case errors.As(err, &nf):
 		c := domain.Conflict("not_first_in_stream", "%s", nf.Error())
 		c.Extra = map[string]any{"stream": nf.Stream, "first_event_id": nf.First.String()}
-		s.errors(w, r, c)
+		edge.WriteError(w, r, c)
 	case errors.Is(err, projections.ErrInvalidReason):
 		var f domain.Fields
 		f.Add("reason", "is required: 1 to %d characters without control characters", projections.MaxSkipReason)
-		s.errors(w, r, f.Err())
+		edge.WriteError(w, r, f.Err())
 	default:
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 	}
 }

@@ -13,9 +13,9 @@ import (
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/resource"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
-	"github.com/eventshop/eventshop/writeapi"
 )
 
 // handleProducts is GET /api/products?page&limit&category&vendor_id&q&min_price&max_price&sort:
@@ -25,12 +25,12 @@ func (s *Server) handleProducts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	query, err := productQuery(q)
 	if err != nil {
-		s.errors(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	items, total, err := s.catalog.Products(r.Context(), query)
 	if err != nil {
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	writeJSON(w, page[resource.Product]{Items: items, Page: query.Page, Limit: query.Limit, Total: total})
@@ -101,7 +101,7 @@ type categoryItem struct {
 func (s *Server) handleCategories(w http.ResponseWriter, r *http.Request) {
 	cats, err := s.catalog.Categories(r.Context())
 	if err != nil {
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	items := make([]categoryItem, len(cats))
@@ -120,15 +120,15 @@ func (s *Server) handleProduct(w http.ResponseWriter, r *http.Request) {
 	raw := chi.URLParam(r, "id")
 	id, err := uuid.Parse(raw)
 	if err != nil {
-		s.errors(w, r, domain.NotFound("product", raw))
+		edge.WriteError(w, r, domain.NotFound("product", raw))
 		return
 	}
 	p, err := s.catalog.Product(r.Context(), id)
 	switch {
 	case errors.Is(err, mongoread.ErrNotFound):
-		s.errors(w, r, domain.NotFound("product", raw))
+		edge.WriteError(w, r, domain.NotFound("product", raw))
 	case err != nil:
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 	default:
 		writeResource(w, r, p.Version, p)
 	}

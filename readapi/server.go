@@ -6,16 +6,14 @@
 // projections' reports and rebuild requests for admins.
 //
 // Every route but the public product catalogue's is signed in, through
-// the write API's Authenticate, and every route's errors go through the
-// write API's WriteError, so the binary has one authentication and one
-// error mapping. Each read-model route reads one model; a request carrying
+// edge.Authenticate, and every route's errors go through edge.WriteError,
+// so the binary has one authentication and one error mapping. Each read-model route reads one model; a request carrying
 // X-Min-Position first waits until that model has caught up with the token
 // (see fresh.go).
 package readapi
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -25,7 +23,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/edge"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
 )
@@ -47,8 +47,6 @@ type Config struct {
 	// consume (a registration, for the orders) must not wait in vain.
 	// Nil: only the checkpoint counts.
 	Log LogReader
-	// Errors writes every error response (writeapi.Server.WriteError).
-	Errors func(w http.ResponseWriter, r *http.Request, err error)
 	// Logger receives what the client is not told; default discards.
 	Logger *slog.Logger
 	// MaxWait bounds the wait for X-Min-Position; default 2 s.
@@ -88,7 +86,6 @@ type Server struct {
 	catalog    *mongoread.Store
 	checkpoint func(ctx context.Context, name string) (eventstore.Position, error)
 	events     LogReader
-	errors     func(w http.ResponseWriter, r *http.Request, err error)
 	log        *slog.Logger
 	maxWait    time.Duration
 	poll       time.Duration
@@ -102,10 +99,10 @@ type Server struct {
 	notifications NotificationReader
 }
 
-// New builds a Server. Reads, Checkpoint and Errors are required.
+// New builds a Server. Reads and Checkpoint are required.
 func New(cfg Config) *Server {
 	s := &Server{reads: cfg.Reads, checkpoint: cfg.Checkpoint, events: cfg.Log,
-		errors: cfg.Errors, log: cfg.Logger, maxWait: cfg.MaxWait, poll: cfg.Poll}
+		log: cfg.Logger, maxWait: cfg.MaxWait, poll: cfg.Poll}
 	s.catalog = cfg.Catalog
 	s.orders, s.streams = cfg.Orders, cfg.Streams
 	s.projections = slices.Clone(cfg.Projections)
@@ -125,8 +122,8 @@ func New(cfg Config) *Server {
 }
 
 // Routes mounts the read routes on r, all but the product catalogue's
-// behind authenticate: the write API's
-// Authenticate, which puts the caller where writeapi.ActorFrom finds it. r should already run the write API's Middleware. The
+// behind authenticate (edge.Authenticate, which puts the caller where
+// edge.ActorFrom finds it). r should already run edge.Middleware. The
 // routes share their patterns with write routes of other methods
 // (POST /api/orders), so both go on one router.
 func (s *Server) Routes(r chi.Router, authenticate func(http.Handler) http.Handler) {
@@ -152,7 +149,7 @@ func (s *Server) Routes(r chi.Router, authenticate func(http.Handler) http.Handl
 			r.Get("/api/notifications", s.handleNotifications)
 		}
 		if s.admin != nil {
-			admin := r.With(s.adminOnly)
+			admin := r.With(edge.RequireRole(user.RoleAdmin))
 			admin.Get("/api/admin/projections", s.handleProjections)
 			admin.Post("/api/admin/projections/{name}/rebuild", s.handleRebuild)
 			admin.Get("/api/admin/projections/{name}/parked", s.handleParked)
@@ -160,7 +157,7 @@ func (s *Server) Routes(r chi.Router, authenticate func(http.Handler) http.Handl
 			admin.Post("/api/admin/projections/{name}/parked/{event_id}/skip", s.handleSkipParked)
 		}
 		if s.failures != nil {
-			r.With(s.adminOnly).Get("/api/admin/process-manager/failures", s.handleProcessFailures)
+			r.With(edge.RequireRole(user.RoleAdmin)).Get("/api/admin/process-manager/failures", s.handleProcessFailures)
 		}
 	})
 }
@@ -176,10 +173,8 @@ type page[T any] struct {
 // writeJSON answers 200 with v. Reads may be cached by the client but
 // must be revalidated (ETag), unlike command answers (no-store).
 func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "private, no-cache")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(v)
+	edge.WriteJSON(w, http.StatusOK, v)
 }
 
 // writeResource answers with one resource of version and its ETag, or 304

@@ -6,31 +6,30 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/resource"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
-	"github.com/eventshop/eventshop/writeapi"
 )
 
 // handleUsers is GET /api/users: admins only (403 otherwise), oldest
 // first.
 func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
-	a, _ := writeapi.ActorFrom(r.Context())
+	a, _ := edge.ActorFrom(r.Context())
 	if !a.Has(user.RoleAdmin) {
-		s.errors(w, r, commands.ErrForbidden)
+		edge.WriteError(w, r, domain.ErrForbidden)
 		return
 	}
 	var bad domain.Fields
 	pg, limit := pagination(r.URL.Query(), &bad)
 	if err := bad.Err(); err != nil {
-		s.errors(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	items, total, err := s.reads.Users(r.Context(), pg, limit)
 	if err != nil {
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	writeJSON(w, page[resource.User]{Items: items, Page: pg, Limit: limit, Total: total})
@@ -41,17 +40,17 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 // user ids cannot be probed (API.md: 404 is "missing, or not yours").
 func (s *Server) handleUser(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	a, _ := writeapi.ActorFrom(r.Context())
+	a, _ := edge.ActorFrom(r.Context())
 	if !a.Has(user.RoleAdmin) && id != a.ID {
-		s.errors(w, r, domain.NotFound("user", id))
+		edge.WriteError(w, r, domain.NotFound("user", id))
 		return
 	}
 	u, err := s.reads.User(r.Context(), id)
 	switch {
 	case errors.Is(err, pgread.ErrNotFound):
-		s.errors(w, r, domain.NotFound("user", id))
+		edge.WriteError(w, r, domain.NotFound("user", id))
 	case err != nil:
-		s.errors(w, r, writeapi.Unavailable(err))
+		edge.WriteError(w, r, edge.Unavailable(err))
 	default:
 		writeResource(w, r, u.Version, u)
 	}

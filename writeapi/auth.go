@@ -11,7 +11,10 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/edge"
+	"github.com/eventshop/eventshop/internal/problem"
 	"github.com/eventshop/eventshop/internal/resource"
 )
 
@@ -21,15 +24,15 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		Password string `json:"password"`
 		FullName string `json:"full_name"`
 	}
-	if err := decode(r, &body); err != nil {
-		s.writeError(w, r, err)
+	if err := edge.Decode(r, &body); err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
 	ctx, cancel := command(r)
 	defer cancel()
 	u, res, err := s.cmd.RegisterUser(ctx, commands.RegisterUser{Email: body.Email, Password: body.Password, FullName: body.FullName})
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/api/users/"+u.ID)
@@ -41,8 +44,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		Email    string `json:"email"`
 		Password string `json:"password"`
 	}
-	if err := decode(r, &body); err != nil {
-		s.writeError(w, r, err)
+	if err := edge.Decode(r, &body); err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
 	account := strings.ToLower(strings.TrimSpace(body.Email))
@@ -51,7 +54,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	// so concurrent guesses cannot slip under the limit together.
 	retry, err := s.logins.Attempt(r.Context(), account, ip)
 	if err != nil {
-		s.writeError(w, r, &unavailableError{err})
+		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
 	if retry > 0 {
@@ -60,14 +63,14 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.cmd.Authenticate(r.Context(), body.Email, body.Password)
 	if err != nil {
-		if !errors.Is(err, commands.ErrBadCredentials) {
+		if !errors.Is(err, domain.ErrBadCredentials) {
 			// The password was never checked: this attempt does not count.
 			if uerr := s.logins.Unchecked(context.WithoutCancel(r.Context()), account, ip); uerr != nil {
 				s.log.WarnContext(r.Context(), "take back sign-in attempt", "err", uerr)
 			}
-			err = &unavailableError{err}
+			err = edge.Unavailable(err)
 		}
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	if err := s.logins.Succeeded(r.Context(), account, ip); err != nil {
@@ -75,24 +78,24 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	tokens, err := s.auth.Issue(r.Context(), u.ID, u.Roles)
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokens)
+	edge.WriteJSON(w, http.StatusOK, tokens)
 }
 
 func (s *Server) tooManyLogins(w http.ResponseWriter, retry time.Duration) {
 	secs := int(retry.Seconds() + 0.999)
 	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-	writeProblem(w, http.StatusTooManyRequests, "too many failed sign-ins; try again later")
+	problem.Write(w, problem.New(http.StatusTooManyRequests, "too many failed sign-ins; try again later"))
 }
 
 func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		RefreshToken string `json:"refresh_token"`
 	}
-	if err := decode(r, &body); err != nil {
-		s.writeError(w, r, err)
+	if err := edge.Decode(r, &body); err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
 	tokens, err := s.auth.Refresh(r.Context(), body.RefreshToken, func(ctx context.Context, id string) ([]string, error) {
@@ -103,31 +106,32 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		return u.Roles, nil
 	})
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokens)
+	edge.WriteJSON(w, http.StatusOK, tokens)
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		RefreshToken string `json:"refresh_token"`
 	}
-	if err := decode(r, &body); err != nil {
-		s.writeError(w, r, err)
+	if err := edge.Decode(r, &body); err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
-	if err := s.auth.Logout(r.Context(), body.RefreshToken, actorFrom(r.Context()).claims); err != nil {
-		s.writeError(w, r, err)
+	a, _ := edge.ActorFrom(r.Context())
+	if err := s.auth.Logout(r.Context(), body.RefreshToken, a.Claims); err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
-	u, res, err := s.cmd.User(r.Context(), actorFrom(r.Context()).ID)
+	u, res, err := s.cmd.User(r.Context(), actor(r).ID)
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	writeResult(w, http.StatusOK, res, resource.FromUser(u))
@@ -137,36 +141,36 @@ func (s *Server) handleGrantRole(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Role string `json:"role"`
 	}
-	if err := decode(r, &body); err != nil {
-		s.writeError(w, r, err)
+	if err := edge.Decode(r, &body); err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
-	id, err := pathID(r, "user")
+	id, err := edge.PathID(r, "user")
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	ctx, cancel := command(r)
 	defer cancel()
-	u, res, err := s.cmd.GrantRole(ctx, actorFrom(r.Context()).Actor, id, body.Role)
+	u, res, err := s.cmd.GrantRole(ctx, actor(r), id, body.Role)
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	writeResult(w, http.StatusOK, res, resource.FromUser(u))
 }
 
 func (s *Server) handleRevokeRole(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "user")
+	id, err := edge.PathID(r, "user")
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	ctx, cancel := command(r)
 	defer cancel()
-	u, res, err := s.cmd.RevokeRole(ctx, actorFrom(r.Context()).Actor, id, chi.URLParam(r, "role"))
+	u, res, err := s.cmd.RevokeRole(ctx, actor(r), id, chi.URLParam(r, "role"))
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	writeResult(w, http.StatusOK, res, resource.FromUser(u))

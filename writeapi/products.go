@@ -6,40 +6,19 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
-
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/product"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/resource"
 )
-
-// pathID reads a UUID path parameter in its canonical (lower-case) form;
-// anything else names nothing, so it is a 404 of kind.
-func pathID(r *http.Request, kind string) (string, error) {
-	id, ok := canonicalID(chi.URLParam(r, "id"))
-	if !ok {
-		return "", domain.NotFound(kind, chi.URLParam(r, "id"))
-	}
-	return id, nil
-}
-
-// canonicalID is id as the store names it: a hyphenated lower-case UUID.
-func canonicalID(id string) (string, bool) {
-	u, err := uuid.Parse(id)
-	if err != nil || len(id) != 36 {
-		return "", false
-	}
-	return u.String(), true
-}
 
 // money reads a price sent as a JSON number (a string holding one is
 // refused, though json.Number would take it); field names the error.
 func money(raw json.RawMessage, field string) (domain.Cents, error) {
 	c, err := domain.ParseCents(string(raw))
 	if err != nil {
-		return 0, &requestError{status: http.StatusUnprocessableEntity, field: field, detail: field + " must be a number with at most two decimals"}
+		return 0, edge.Invalid(field, field+" must be a number with at most two decimals")
 	}
 	return c, nil
 }
@@ -67,45 +46,45 @@ func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 		Warehouse   *string         `json:"warehouse"`
 		Inventory   *stockBody      `json:"inventory"`
 	}
-	if err := decode(r, &body); err != nil {
-		s.writeError(w, r, err)
+	if err := edge.Decode(r, &body); err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
 	stock, renamed, err := flatStock(stockBody{Quantity: body.Quantity, Warehouse: body.Warehouse}, body.Inventory)
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	var price domain.Cents
 	if body.Price != nil {
 		if price, err = money(body.Price, "price"); err != nil {
-			s.writeError(w, r, err)
+			edge.WriteError(w, r, err)
 			return
 		}
 	}
-	a := actorFrom(r.Context())
+	a := actor(r)
 	if body.VendorID != "" && a.Has("admin") {
-		id, ok := canonicalID(body.VendorID)
+		id, ok := edge.CanonicalID(body.VendorID)
 		if !ok {
-			s.writeError(w, r, &requestError{status: http.StatusUnprocessableEntity, field: "vendor_id", detail: "vendor_id must be a user id"})
+			edge.WriteError(w, r, edge.Invalid("vendor_id", "vendor_id must be a user id"))
 			return
 		}
 		body.VendorID = id
 	}
 	if body.VendorID != "" && !a.Has("admin") {
 		// vendor_id is the caller; only an admin may name another.
-		s.writeError(w, r, &requestError{status: http.StatusUnprocessableEntity, field: "vendor_id", detail: "vendor_id may only be set by an admin"})
+		edge.WriteError(w, r, edge.Invalid("vendor_id", "vendor_id may only be set by an admin"))
 		return
 	}
 	ctx, cancel := command(r)
 	defer cancel()
-	p, res, err := s.cmd.CreateProduct(ctx, a.Actor, commands.CreateProduct{
+	p, res, err := s.cmd.CreateProduct(ctx, a, commands.CreateProduct{
 		SKU: body.SKU, Name: body.Name, Description: body.Description, Price: price, Category: body.Category,
 		VendorID: body.VendorID, Images: body.Images, Metadata: body.Metadata,
 		Quantity: deref(stock.Quantity), Warehouse: deref(stock.Warehouse),
 	})
 	if err != nil {
-		s.writeError(w, r, renameFields(err, renamed))
+		edge.WriteError(w, r, renameFields(err, renamed))
 		return
 	}
 	w.Header().Set("Location", "/api/products/"+p.ID)
@@ -122,8 +101,7 @@ func flatStock(flat stockBody, inv *stockBody) (stockBody, map[string]string, er
 		return flat, nil, nil
 	}
 	both := func(name string) error {
-		return &requestError{status: http.StatusUnprocessableEntity, field: "inventory." + name,
-			detail: "send " + name + " or inventory." + name + ", not both"}
+		return edge.Invalid("inventory."+name, "send "+name+" or inventory."+name+", not both")
 	}
 	switch {
 	case flat.Quantity != nil && inv.Quantity != nil:
@@ -167,9 +145,9 @@ func renameFields(err error, names map[string]string) error {
 }
 
 func (s *Server) handleUpdateProduct(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "product")
+	id, err := edge.PathID(r, "product")
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	var body struct {
@@ -180,15 +158,15 @@ func (s *Server) handleUpdateProduct(w http.ResponseWriter, r *http.Request) {
 		Images      *[]string       `json:"images"`
 		Metadata    json.RawMessage `json:"metadata"`
 	}
-	if err := decode(r, &body); err != nil {
-		s.writeError(w, r, err)
+	if err := edge.Decode(r, &body); err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
 	up := product.Update{Name: body.Name, Description: body.Description, Category: body.Category, Images: body.Images, Metadata: body.Metadata}
 	if body.Price != nil {
 		c, err := money(body.Price, "price")
 		if err != nil {
-			s.writeError(w, r, err)
+			edge.WriteError(w, r, err)
 			return
 		}
 		up.Price = &c
@@ -196,27 +174,27 @@ func (s *Server) handleUpdateProduct(w http.ResponseWriter, r *http.Request) {
 	s.productCommand(w, r, func(v int64) (product.State, commands.Result, error) {
 		ctx, cancel := command(r)
 		defer cancel()
-		return s.cmd.UpdateProduct(ctx, actorFrom(r.Context()).Actor, id, v, up)
+		return s.cmd.UpdateProduct(ctx, actor(r), id, v, up)
 	}, http.StatusOK)
 }
 
 func (s *Server) handleDiscontinueProduct(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "product")
+	id, err := edge.PathID(r, "product")
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	s.productCommand(w, r, func(v int64) (product.State, commands.Result, error) {
 		ctx, cancel := command(r)
 		defer cancel()
-		return s.cmd.DiscontinueProduct(ctx, actorFrom(r.Context()).Actor, id, v)
+		return s.cmd.DiscontinueProduct(ctx, actor(r), id, v)
 	}, http.StatusNoContent)
 }
 
 func (s *Server) handleAdjustInventory(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "product")
+	id, err := edge.PathID(r, "product")
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	var body struct {
@@ -224,14 +202,14 @@ func (s *Server) handleAdjustInventory(w http.ResponseWriter, r *http.Request) {
 		Reason     string `json:"reason"`
 		Warehouse  string `json:"warehouse"`
 	}
-	if err := decode(r, &body); err != nil {
-		s.writeError(w, r, err)
+	if err := edge.Decode(r, &body); err != nil {
+		edge.WriteError(w, r, err)
 		return
 	}
 	s.productCommand(w, r, func(v int64) (product.State, commands.Result, error) {
 		ctx, cancel := command(r)
 		defer cancel()
-		return s.cmd.AdjustInventory(ctx, actorFrom(r.Context()).Actor, id, v,
+		return s.cmd.AdjustInventory(ctx, actor(r), id, v,
 			product.AdjustInventory{Adjustment: body.Adjustment, Reason: body.Reason, Warehouse: body.Warehouse})
 	}, http.StatusOK)
 }
@@ -241,12 +219,12 @@ func (s *Server) handleAdjustInventory(w http.ResponseWriter, r *http.Request) {
 func (s *Server) productCommand(w http.ResponseWriter, r *http.Request, run func(ifMatch int64) (product.State, commands.Result, error), status int) {
 	v, err := ifMatch(r)
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	p, res, err := run(v)
 	if err != nil {
-		s.writeError(w, r, err)
+		edge.WriteError(w, r, err)
 		return
 	}
 	if status == http.StatusNoContent {

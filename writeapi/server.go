@@ -1,8 +1,9 @@
 // Package writeapi is the command side of the HTTP API (chi): every POST,
 // PATCH and DELETE route of API.md, plus sign-in. Each handler decodes
 // strictly, runs one command, and answers with the resulting state,
-// X-Event-Position and, for single resources, ETag. Every error goes
-// through writeError, which maps it to RFC 9457 problem+json in one place.
+// X-Event-Position and, for single resources, ETag. It stands on the HTTP
+// edge (internal/edge): authentication, role checks, decoding and the one
+// mapping of every error to RFC 9457 problem+json live there.
 package writeapi
 
 import (
@@ -16,19 +17,20 @@ import (
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/idempotency"
 )
 
-// MaxBodyBytes bounds every request body (413 beyond).
-const MaxBodyBytes = 1 << 20
-
 // Config holds the server's dependencies.
 type Config struct {
-	Commands    *commands.Handler
-	Auth        *auth.Service
-	Logins      *auth.LoginLimiter
-	Idempotency *idempotency.Store
-	Log         *slog.Logger
+	// Authenticate is the middleware of the signed-in routes
+	// (edge.Authenticate).
+	Authenticate func(http.Handler) http.Handler
+	Commands     *commands.Handler
+	Auth         *auth.Service
+	Logins       *auth.LoginLimiter
+	Idempotency  *idempotency.Store
+	Log          *slog.Logger
 	// TrustProxy takes the client's address, for login throttling, from
 	// the last X-Forwarded-For entry (the one a trusted proxy in front
 	// appended) instead of the connection's remote address; see
@@ -38,17 +40,18 @@ type Config struct {
 
 // Server serves the write API.
 type Server struct {
-	cmd        *commands.Handler
-	auth       *auth.Service
-	logins     *auth.LoginLimiter
-	idem       *idempotency.Store
-	log        *slog.Logger
-	trustProxy bool
+	authenticate func(http.Handler) http.Handler
+	cmd          *commands.Handler
+	auth         *auth.Service
+	logins       *auth.LoginLimiter
+	idem         *idempotency.Store
+	log          *slog.Logger
+	trustProxy   bool
 }
 
 // New builds a Server.
 func New(cfg Config) *Server {
-	s := &Server{cmd: cfg.Commands, auth: cfg.Auth, logins: cfg.Logins, idem: cfg.Idempotency, log: cfg.Log, trustProxy: cfg.TrustProxy}
+	s := &Server{authenticate: cfg.Authenticate, cmd: cfg.Commands, auth: cfg.Auth, logins: cfg.Logins, idem: cfg.Idempotency, log: cfg.Log, trustProxy: cfg.TrustProxy}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -56,11 +59,11 @@ func New(cfg Config) *Server {
 }
 
 // Routes mounts every route of the write API on r. r should already run
-// Middleware (correlation ids, body limit, panics).
+// edge.Middleware (correlation ids, body limit, panics).
 func (s *Server) Routes(r chi.Router) {
 	for _, svc := range []string{"auth", "products", "orders", "notifications"} {
 		r.Get("/api/"+svc+"/health", func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			edge.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})
 	}
 	r.Post("/api/auth/register", s.handleRegister)
@@ -72,19 +75,19 @@ func (s *Server) Routes(r chi.Router) {
 		r.Post("/api/auth/logout", s.handleLogout)
 		r.Get("/api/auth/me", s.handleMe)
 
-		admin := r.With(requireRole(user.RoleAdmin))
+		admin := r.With(edge.RequireRole(user.RoleAdmin))
 		admin.Post("/api/users/{id}/roles", s.handleGrantRole)
 		admin.Delete("/api/users/{id}/roles/{role}", s.handleRevokeRole)
 
-		r.With(requireRole(user.RoleVendor, user.RoleAdmin)).Post("/api/products", s.handleCreateProduct)
+		r.With(edge.RequireRole(user.RoleVendor, user.RoleAdmin)).Post("/api/products", s.handleCreateProduct)
 		r.Patch("/api/products/{id}", s.handleUpdateProduct)
 		r.Delete("/api/products/{id}", s.handleDiscontinueProduct)
 		r.Post("/api/products/{id}/inventory", s.handleAdjustInventory)
 
 		// Roles are checked before the idempotency key is looked at, so a
 		// refusal is never stored under the key and replayed.
-		idem := s.idem.Middleware(func(r *http.Request) string { return actorFrom(r.Context()).ID })
-		r.With(requireRole(user.RoleCustomer, user.RoleAdmin), idem).Post("/api/orders", s.handlePlaceOrder)
+		idem := s.idem.Middleware(func(r *http.Request) string { return actor(r).ID })
+		r.With(edge.RequireRole(user.RoleCustomer, user.RoleAdmin), idem).Post("/api/orders", s.handlePlaceOrder)
 		r.With(idem).Post("/api/orders/{id}/pay", s.handlePayOrder)
 		admin.Post("/api/orders/{id}/complete", s.handleCompleteOrder)
 		r.Post("/api/orders/{id}/cancel", s.handleCancelOrder)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/ferret"
 	"github.com/eventshop/eventshop/internal/idempotency"
 	"github.com/eventshop/eventshop/internal/kafkabroker"
@@ -47,18 +49,21 @@ import (
 // MongoDB-protocol server, Kafka-protocol broker and SMTP sink when
 // MONGO_URL, KAFKA_BROKERS and SMTP_ADDR are not set.
 type app struct {
-	store   store
-	cmd     *commands.Handler
-	pm      *commands.ProcessManager
-	redis   *redis.Client       // nil unless an API is served
-	api     *writeapi.Server    // nil unless an API is served
-	pool    *pgxpool.Pool       // the read models and checkpoints, on DATABASE_URL
-	mongo   *mongo.Client       // the catalogue's server
-	catalog *mongoread.Store    // the catalogue
-	pub     *kafkapub.Publisher // nil unless projections run
-	runners []*projections.Runner
-	reads   *readapi.Server
-	metrics *metrics.Metrics
+	store store
+	cmd   *commands.Handler
+	pm    *commands.ProcessManager
+	redis *redis.Client    // nil unless an API is served
+	api   *writeapi.Server // nil unless an API is served
+	// authenticate is the signed-in routes' middleware, when an API is
+	// served.
+	authenticate func(http.Handler) http.Handler
+	pool         *pgxpool.Pool       // the read models and checkpoints, on DATABASE_URL
+	mongo        *mongo.Client       // the catalogue's server
+	catalog      *mongoread.Store    // the catalogue
+	pub          *kafkapub.Publisher // nil unless projections run
+	runners      []*projections.Runner
+	reads        *readapi.Server
+	metrics      *metrics.Metrics
 
 	ledger   *ledger.Ledger     // the notifier's; nil unless reads are served or it runs
 	notifier *notifier.Notifier // nil unless it runs
@@ -121,8 +126,8 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 	return a, nil
 }
 
-// buildAPI connects to Redis and builds the tokens and the write API, which
-// the read API shares for authentication and errors.
+// buildAPI connects to Redis and builds the tokens, the authentication
+// the read and write APIs share, and the write API.
 func (a *app) buildAPI(ctx context.Context, cfg config, log *slog.Logger, local bool) error {
 	secret, err := jwtSecret(cfg, local)
 	if err != nil {
@@ -143,8 +148,9 @@ func (a *app) buildAPI(ctx context.Context, cfg config, log *slog.Logger, local 
 	if err != nil {
 		return fmt.Errorf("JWT_SECRET: %w", err)
 	}
+	a.authenticate = edge.Authenticate(tokens, a.cmd)
 	a.api = writeapi.New(writeapi.Config{
-		Commands: a.cmd, Auth: tokens, Log: log, TrustProxy: cfg.TrustProxy,
+		Authenticate: a.authenticate, Commands: a.cmd, Auth: tokens, Log: log, TrustProxy: cfg.TrustProxy,
 		Logins: auth.NewLoginLimiter(a.redis, cfg.RedisPrefix, auth.LoginLimits{
 			PerAccount: cfg.LoginPerAccount, PerIP: cfg.LoginPerIP, Window: cfg.LoginWindow,
 		}),
@@ -209,7 +215,7 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 			return err
 		}
 		a.reads = readapi.New(readapi.Config{
-			Reads: models, Catalog: a.catalog, Log: a.store, Errors: a.api.WriteError, Logger: log,
+			Reads: models, Catalog: a.catalog, Log: a.store, Logger: log,
 			Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
 				return projections.Checkpoint(ctx, a.pool, name)
 			},

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/gateway"
 	"github.com/eventshop/eventshop/projections"
-	"github.com/eventshop/eventshop/writeapi"
 )
 
 // config is everything the environment can set.
@@ -151,7 +151,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		RateLimitPerSecond:     rate("RATE_LIMIT_PER_SECOND", defaultRatePerSecond),
 		AuthRateLimitPerMinute: rate("AUTH_RATE_LIMIT_PER_MINUTE", defaultAuthRatePerMinute),
-		MaxBodyBytes:           int64(num("MAX_BODY_BYTES", writeapi.MaxBodyBytes)),
+		MaxBodyBytes:           int64(num("MAX_BODY_BYTES", edge.MaxBodyBytes)),
 
 		AdminEmail:      get("ADMIN_EMAIL", ""),
 		AdminPassword:   getenv("ADMIN_PASSWORD"),
@@ -198,11 +198,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	// The burst defaults to two seconds' worth of the rate.
 	cfg.RateLimitBurst = num("RATE_LIMIT_BURST", max(2*cfg.RateLimitPerSecond, 1))
-	if cfg.MaxBodyBytes > writeapi.MaxBodyBytes {
+	if cfg.MaxBodyBytes > edge.MaxBodyBytes {
 		// The write API reads JSON bodies through its own 1 MiB limit
 		// (API.md), so a larger gateway limit would promise what it cannot
 		// keep.
-		errs = append(errs, fmt.Sprintf("MAX_BODY_BYTES: at most %d (1 MiB, the write API's own limit)", writeapi.MaxBodyBytes))
+		errs = append(errs, fmt.Sprintf("MAX_BODY_BYTES: at most %d (1 MiB, the write API's own limit)", edge.MaxBodyBytes))
 	}
 	for _, o := range strings.Split(get("CORS_ALLOWED_ORIGINS", ""), ",") {
 		if o = strings.TrimSpace(o); o == "" {

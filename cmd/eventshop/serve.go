@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,14 +12,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/eventshop/eventshop/docs"
+	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/gateway"
-	"github.com/eventshop/eventshop/internal/problem"
 	"github.com/eventshop/eventshop/projections"
-	"github.com/eventshop/eventshop/writeapi"
 )
 
 // mode is what one process runs; each subcommand that serves is one.
@@ -207,62 +203,10 @@ func newGateway(a *app, cfg config, log *slog.Logger) (*gateway.Gateway, error) 
 // routes is every route m serves, on one router (read and write routes
 // share patterns: GET and POST /api/orders), behind the gateway.
 func routes(a *app, gw *gateway.Gateway, log *slog.Logger, m mode) http.Handler {
-	r := chi.NewRouter()
-	r.Use(a.metrics.Middleware)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, problem.New(http.StatusNotFound, "no such route"))
+	r := edge.NewRouter(edge.RootConfig{
+		Metrics: a.metrics.Handler(), Measure: a.metrics.Middleware,
+		Checks: a.readiness(), Docs: m.write || m.read, Log: log,
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, problem.New(http.StatusMethodNotAllowed, "this route does not take "+r.Method))
-	})
-	r.Method(http.MethodGet, "/metrics", a.metrics.Handler())
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		checks, ok := map[string]string{}, true
-		check := func(name string, ping func(context.Context) error) {
-			checks[name] = "ok"
-			if err := ping(ctx); err != nil {
-				log.WarnContext(ctx, "readiness: "+name, "err", err)
-				checks[name], ok = "unreachable", false
-			}
-		}
-		check("eventstore", a.store.Ping)
-		if a.redis != nil {
-			check("redis", func(ctx context.Context) error { return a.redis.Ping(ctx).Err() })
-		}
-		if a.pool != nil {
-			check("readmodels", a.pool.Ping)
-		}
-		if a.catalog != nil {
-			check("mongodb", a.catalog.Ping)
-		}
-		switch {
-		case a.pub != nil:
-			check("kafka", a.pub.Ping)
-		case a.notifier != nil:
-			check("kafka", a.notifier.Ping)
-		}
-		if a.sender != nil {
-			check("smtp", a.sender.Ping)
-		}
-		if !ok {
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]any{
-				"type": "about:blank", "title": "Service Unavailable", "status": http.StatusServiceUnavailable,
-				"detail": "a dependency is not ready", "checks": checks,
-			})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": checks})
-	})
-	if m.write || m.read {
-		docs.Routes(r) // GET /openapi.json, GET /docs, GET /docs/{file}
-	}
 	if a.sink != nil {
 		// The local run's captured mail; the sink is only ever started
 		// there.
@@ -272,11 +216,36 @@ func routes(a *app, gw *gateway.Gateway, log *slog.Logger, m mode) http.Handler 
 		a.api.Routes(r)
 	}
 	if m.read {
-		a.reads.Routes(r, a.api.Authenticate)
+		a.reads.Routes(r, a.authenticate)
 	}
 	// The correlation id and panic recovery go outermost, so the
 	// gateway's own answers (413, 429) carry an X-Correlation-ID too.
-	return writeapi.Middleware(log)(gw.Middleware(r))
+	return edge.Middleware(log)(gw.Middleware(r))
+}
+
+// readiness is what /readyz checks: the event store, and each dependency
+// this process was built with.
+func (a *app) readiness() []edge.Check {
+	checks := []edge.Check{{Name: "eventstore", Ping: a.store.Ping}}
+	if a.redis != nil {
+		checks = append(checks, edge.Check{Name: "redis", Ping: func(ctx context.Context) error { return a.redis.Ping(ctx).Err() }})
+	}
+	if a.pool != nil {
+		checks = append(checks, edge.Check{Name: "readmodels", Ping: a.pool.Ping})
+	}
+	if a.catalog != nil {
+		checks = append(checks, edge.Check{Name: "mongodb", Ping: a.catalog.Ping})
+	}
+	switch {
+	case a.pub != nil:
+		checks = append(checks, edge.Check{Name: "kafka", Ping: a.pub.Ping})
+	case a.notifier != nil:
+		checks = append(checks, edge.Check{Name: "kafka", Ping: a.notifier.Ping})
+	}
+	if a.sender != nil {
+		checks = append(checks, edge.Check{Name: "smtp", Ping: a.sender.Ping})
+	}
+	return checks
 }
 
 // embedded marks an address in the start banner as the embedded stand-in.
@@ -285,10 +254,4 @@ func embedded(yes bool) string {
 		return " (embedded)"
 	}
 	return ""
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -273,8 +273,8 @@ func stepCorrelation(run, step int) string { return fmt.Sprintf("eventlog-%d-%d"
 // command it should refuse: an error writeapi answers in the 4xx range.
 func refusedAsInput(err error) bool {
 	var de *domain.Error
-	return errors.As(err, &de) || errors.Is(err, commands.ErrForbidden) || errors.Is(err, commands.ErrPreconditionFailed) ||
-		errors.Is(err, commands.ErrBadCredentials) || errors.Is(err, payment.ErrDeclined) || errors.Is(err, payment.ErrKeyReused)
+	return errors.As(err, &de) || errors.Is(err, domain.ErrForbidden) || errors.Is(err, domain.ErrPreconditionFailed) ||
+		errors.Is(err, domain.ErrBadCredentials) || errors.Is(err, payment.ErrDeclined) || errors.Is(err, payment.ErrKeyReused)
 }
 
 // refusal is a stored event a reader refused.

@@ -1,0 +1,90 @@
+package edge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/eventshop/eventshop/docs"
+	"github.com/eventshop/eventshop/internal/problem"
+)
+
+// Check is one dependency /readyz asks: Ping fails when Name is not ready.
+type Check struct {
+	Name string
+	Ping func(context.Context) error
+}
+
+// RootConfig is what the root router serves besides the route sets.
+type RootConfig struct {
+	// Metrics serves GET /metrics; Measure wraps every route to count it.
+	Metrics http.Handler
+	Measure func(http.Handler) http.Handler
+	// Checks are /readyz's dependencies, reported in its answer by name.
+	Checks []Check
+	// Docs serves the OpenAPI document and the API reference.
+	Docs bool
+	// Log receives why a readiness check failed.
+	Log *slog.Logger
+}
+
+// readyTimeout bounds the readiness checks of one /readyz.
+const readyTimeout = 2 * time.Second
+
+// NewRouter is the root router every process serves, on which the route
+// sets mount theirs: 404 and 405 as problems, GET /healthz (the process
+// runs), GET /readyz (every check passes; 503 naming the checks
+// otherwise), GET /metrics, and the docs when cfg.Docs.
+func NewRouter(cfg RootConfig) chi.Router {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := chi.NewRouter()
+	if cfg.Measure != nil {
+		r.Use(cfg.Measure)
+	}
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, problem.New(http.StatusNotFound, "no such route"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, problem.New(http.StatusMethodNotAllowed, "this route does not take "+r.Method))
+	})
+	if cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", cfg.Metrics)
+	}
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", ready(cfg.Checks, log))
+	if cfg.Docs {
+		docs.Routes(r) // GET /openapi.json, GET /docs, GET /docs/{file}
+	}
+	return r
+}
+
+// ready is GET /readyz: every check, each under one deadline.
+func ready(checks []Check, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		states, ok := map[string]string{}, true
+		for _, c := range checks {
+			states[c.Name] = "ok"
+			if err := c.Ping(ctx); err != nil {
+				log.WarnContext(ctx, "readiness: "+c.Name, "err", err)
+				states[c.Name], ok = "unreachable", false
+			}
+		}
+		if !ok {
+			p := problem.New(http.StatusServiceUnavailable, "a dependency is not ready")
+			p.Extra = map[string]any{"checks": states}
+			problem.Write(w, p)
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": states})
+	}
+}

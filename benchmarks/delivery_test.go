@@ -16,7 +16,7 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/projections"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // This file holds how BenchmarkProjectionLag sees events arrive: the
@@ -187,7 +187,7 @@ func consume(ctx context.Context, brokers []string, topic string, p int, s *sigh
 
 // envelopeID is the event id of a publisher's message of order.created.
 func envelopeID(m kafkago.Message) (uuid.UUID, bool) {
-	env, err := kafkapub.Decode(m.Value)
+	env, err := published.Decode(m.Value)
 	if err != nil || env.Type != (order.Created{}).EventType() {
 		return uuid.Nil, false
 	}

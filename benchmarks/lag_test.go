@@ -21,6 +21,7 @@ import (
 	"github.com/eventshop/eventshop/projections"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
+	"github.com/eventshop/eventshop/published"
 )
 
 const (
@@ -68,8 +69,8 @@ func BenchmarkProjectionLag(b *testing.B) {
 	}
 	opts := projections.Options{Logger: quietLogger()}
 	orders := start(b, projections.NewRunner(e.pool, e.store, pgread.OrdersProjection{}, opts))
-	published := start(b, projections.NewSinkRunner(e.pool, e.store, pub, opts))
-	for _, r := range []*running{orders, published} {
+	publishing := start(b, projections.NewSinkRunner(e.pool, e.store, pub, opts))
+	for _, r := range []*running{orders, publishing} {
 		if err := waitApplied(r.r, products.last, time.Minute); err != nil {
 			b.Fatal(err)
 		}
@@ -80,8 +81,8 @@ func BenchmarkProjectionLag(b *testing.B) {
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() { watchCheckpoint(ctx, orders.r, clock, paths.readModel) })
-	for p := range kafkatest.Partitions(b, broker.Addrs(), kafkapub.TopicOrders) {
-		wg.Go(func() { consume(ctx, broker.Addrs(), kafkapub.TopicOrders, p, paths.kafka, envelopeID) })
+	for p := range kafkatest.Partitions(b, broker.Addrs(), published.TopicOrders) {
+		wg.Go(func() { consume(ctx, broker.Addrs(), published.TopicOrders, p, paths.kafka, envelopeID) })
 	}
 	createTopic(b, broker.Addrs(), lagRawTopic)
 	wg.Go(func() { consume(ctx, broker.Addrs(), lagRawTopic, 0, paths.rawKafka, plainID) })
@@ -122,7 +123,7 @@ func BenchmarkProjectionLag(b *testing.B) {
 	b.ReportMetric(millis(percentile(rs, 99)), "raw_sub_p99_ms")
 	b.ReportMetric(millis(percentile(rk, 99)), "raw_kafka_p99_ms")
 	lagLine("append → orders.v1 row visible", rm, "bare subscription", rs)
-	lagLine("append → fetched from "+kafkapub.TopicOrders, kf, "bare subscription → plain writer → reader", rk)
+	lagLine("append → fetched from "+published.TopicOrders, kf, "bare subscription → plain writer → reader", rk)
 	note("lag: %d orders placed at concurrency %d (%.0f orders/s, 2 distinct products of %d each) with the orders.v1 and kafka.v1 runners "+
 		"running (runtime defaults: batches of up to 500, 5 ms batch wait); times start when the order.created append returned",
 		len(ids), lagConc, rate, lagProducts)

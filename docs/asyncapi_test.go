@@ -22,7 +22,7 @@ import (
 	"github.com/eventshop/eventshop/domain/unique"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/notifications/notifier"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // dlqTopic is the notifier's dead-letter topic (API.md).
@@ -59,9 +59,9 @@ var aggregates = []struct {
 
 const sampleID = "0193e1a2-4b5c-7d6e-8f90-a1b2c3d4e5f6"
 
-// published is an event type the Publisher writes, with its topic and a
-// factory of its Go value.
-type published struct {
+// publishedType is an event type the Publisher writes, with its topic and
+// a factory of its Go value.
+type publishedType struct {
 	topic  string
 	stream string
 	make   func() domain.Event
@@ -69,10 +69,10 @@ type published struct {
 
 // publishedTypes derives from the registries and the Publisher's own
 // routing and secrecy rules which event types reach Kafka.
-func publishedTypes(t *testing.T) map[string]published {
+func publishedTypes(t *testing.T) map[string]publishedType {
 	t.Helper()
 	all := domain.Registry{}
-	out := map[string]published{}
+	out := map[string]publishedType{}
 	for _, a := range aggregates {
 		for typ, mk := range a.registry {
 			all[typ] = mk
@@ -80,14 +80,14 @@ func publishedTypes(t *testing.T) map[string]published {
 			if s, ok := elsewhere[typ]; ok {
 				stream = s
 			}
-			topic, key, ok := kafkapub.Route(stream)
-			if !ok || user.IsSecret(typ) {
+			topic, key, ok := published.Destination(stream, typ)
+			if !ok {
 				continue
 			}
 			if key != sampleID {
-				t.Errorf("%s (%s): Route(%s) keys by %q, want the aggregate id", typ, a.name, stream, key)
+				t.Errorf("%s (%s): Destination(%s) keys by %q, want the aggregate id", typ, a.name, stream, key)
 			}
-			out[typ] = published{topic: topic, stream: stream, make: mk}
+			out[typ] = publishedType{topic: topic, stream: stream, make: mk}
 		}
 	}
 	for typ := range elsewhere {
@@ -439,7 +439,7 @@ func eventMessages(t *testing.T, r resolver) map[string]docMessage {
 	t.Helper()
 	out := map[string]docMessage{}
 	for chKey, ch := range r.d.Channels {
-		if ch.Address == nil || !slices.Contains(kafkapub.Topics(), *ch.Address) {
+		if ch.Address == nil || !slices.Contains(published.Topics(), *ch.Address) {
 			continue
 		}
 		for key, m := range ch.Messages {
@@ -471,8 +471,8 @@ func TestAsyncAPIDocument(t *testing.T) {
 	if d.Info.Title == "" || d.Info.Version == "" || d.Info.Description == "" {
 		t.Errorf("info needs a title, a version and a description: %+v", d.Info)
 	}
-	if d.DefaultContentType != kafkapub.ContentType {
-		t.Errorf("defaultContentType = %q, want %q", d.DefaultContentType, kafkapub.ContentType)
+	if d.DefaultContentType != published.ContentType {
+		t.Errorf("defaultContentType = %q, want %q", d.DefaultContentType, published.ContentType)
 	}
 
 	if s, ok := d.Servers["local"]; !ok || s.Host != "127.0.0.1:9092" {
@@ -506,9 +506,9 @@ func TestAsyncAPIDocument(t *testing.T) {
 		addrs = append(addrs, *ch.Address)
 	}
 	slices.Sort(addrs)
-	want := slices.Sorted(slices.Values(append(kafkapub.Topics(), dlqTopic, notifier.DefaultRetryTopic)))
+	want := slices.Sorted(slices.Values(append(published.Topics(), dlqTopic, notifier.DefaultRetryTopic)))
 	if !slices.Equal(addrs, want) {
-		t.Errorf("channel addresses = %v, want kafkapub.Topics(), the DLQ and the retry topic: %v", addrs, want)
+		t.Errorf("channel addresses = %v, want published.Topics(), the DLQ and the retry topic: %v", addrs, want)
 	}
 
 	// Operations: every channel is received, with all of its messages, and
@@ -662,12 +662,12 @@ func TestAsyncAPIDocumentsEveryPublishedEvent(t *testing.T) {
 func TestAsyncAPIEventMessages(t *testing.T) {
 	d, _ := load(t)
 	r := resolver{t, d}
-	envelope := reflect.TypeFor[kafkapub.Envelope]()
+	envelope := reflect.TypeFor[published.Envelope]()
 	if errs := conform(r, "Envelope", r.flatten(r.schema("#/components/schemas/Envelope")), envelope); len(errs) > 0 {
-		t.Errorf("the Envelope schema does not match kafkapub.Envelope:\n%s", strings.Join(errs, "\n"))
+		t.Errorf("the Envelope schema does not match published.Envelope:\n%s", strings.Join(errs, "\n"))
 	}
-	headers := []string{kafkapub.HeaderContentType, kafkapub.HeaderID, kafkapub.HeaderType, kafkapub.HeaderSource,
-		kafkapub.HeaderSubject, kafkapub.HeaderCorrelationID, kafkapub.HeaderCausationID}
+	headers := []string{published.HeaderContentType, published.HeaderID, published.HeaderType, published.HeaderSource,
+		published.HeaderSubject, published.HeaderCorrelationID, published.HeaderCausationID}
 	// The Publisher always sets these; the correlation and causation ids
 	// only when they are not empty.
 	always := headers[:5]
@@ -676,13 +676,13 @@ func TestAsyncAPIEventMessages(t *testing.T) {
 		for _, err := range conform(r, "payload", m.payload, envelope) {
 			t.Errorf("message %s: %s", m.key, err)
 		}
-		for prop, want := range map[string]string{"specversion": kafkapub.SpecVersion, "source": kafkapub.Source, "datacontenttype": kafkapub.DataContentType} {
+		for prop, want := range map[string]string{"specversion": published.SpecVersion, "source": published.Source, "datacontenttype": published.DataContentType} {
 			if got := r.flatten(m.payload.Properties[prop]).Const; got != want {
 				t.Errorf("message %s: %s const %v, want %q", m.key, prop, got, want)
 			}
 		}
-		if m.msg.ContentType != kafkapub.ContentType {
-			t.Errorf("message %s: contentType %q, want %q", m.key, m.msg.ContentType, kafkapub.ContentType)
+		if m.msg.ContentType != published.ContentType {
+			t.Errorf("message %s: contentType %q, want %q", m.key, m.msg.ContentType, published.ContentType)
 		}
 		h := r.flatten(m.msg.Headers)
 		if h == nil {
@@ -695,7 +695,7 @@ func TestAsyncAPIEventMessages(t *testing.T) {
 		if !slices.Equal(slices.Sorted(slices.Values(h.Required)), slices.Sorted(slices.Values(always))) {
 			t.Errorf("message %s: required headers %v, want %v", m.key, h.Required, always)
 		}
-		for prop, want := range map[string]string{kafkapub.HeaderContentType: kafkapub.ContentType, kafkapub.HeaderSource: kafkapub.Source} {
+		for prop, want := range map[string]string{published.HeaderContentType: published.ContentType, published.HeaderSource: published.Source} {
 			if p := h.Properties[prop]; p == nil || r.flatten(p).Const != want {
 				t.Errorf("message %s: header %s should be the const %q", m.key, prop, want)
 			}
@@ -706,8 +706,8 @@ func TestAsyncAPIEventMessages(t *testing.T) {
 		} else if k := r.flatten(b.Kafka.Key); k.Type != "string" || k.Format != "uuid" {
 			t.Errorf("message %s: key %s/%s, want string/uuid", m.key, k.Type, k.Format)
 		}
-		if c := r.correlationID(m.msg.CorrelationID); c == nil || c.Location != "$message.header#/"+kafkapub.HeaderCorrelationID {
-			t.Errorf("message %s (%s): correlationId should point at the %s header", m.key, typ, kafkapub.HeaderCorrelationID)
+		if c := r.correlationID(m.msg.CorrelationID); c == nil || c.Location != "$message.header#/"+published.HeaderCorrelationID {
+			t.Errorf("message %s (%s): correlationId should point at the %s header", m.key, typ, published.HeaderCorrelationID)
 		}
 	}
 }
@@ -745,7 +745,7 @@ func TestAsyncAPIDeadLetters(t *testing.T) {
 				}
 			}
 			// The original message's headers stay on it.
-			for _, name := range []string{kafkapub.HeaderID, kafkapub.HeaderType, kafkapub.HeaderSubject} {
+			for _, name := range []string{published.HeaderID, published.HeaderType, published.HeaderSubject} {
 				if h.Properties[name] == nil {
 					t.Errorf("channel %s message %s: the original header %s is not described", key, mk, name)
 				}
@@ -763,7 +763,7 @@ func TestAsyncAPIDeadLetters(t *testing.T) {
 }
 
 // TestAsyncAPIExamples: each example is what the Publisher would write:
-// its value decodes with kafkapub.Decode, its data decodes into the
+// its value decodes with published.Decode, its data decodes into the
 // event's Go struct and encodes back to exactly the example's data, and
 // its headers repeat the envelope.
 func TestAsyncAPIExamples(t *testing.T) {
@@ -780,7 +780,7 @@ func TestAsyncAPIExamples(t *testing.T) {
 				t.Errorf("%s: %v", where, err)
 				continue
 			}
-			env, err := kafkapub.Decode(value)
+			env, err := published.Decode(value)
 			if err != nil {
 				t.Errorf("%s: %v", where, err)
 				continue
@@ -788,7 +788,7 @@ func TestAsyncAPIExamples(t *testing.T) {
 			if env.Type != typ {
 				t.Errorf("%s: type %s, want %s", where, env.Type, typ)
 			}
-			if topic, _, ok := kafkapub.Route(env.Subject); !ok || topic != m.topic {
+			if topic, _, ok := published.Route(env.Subject); !ok || topic != m.topic {
 				t.Errorf("%s: subject %s is not a stream of %s", where, env.Subject, m.topic)
 			}
 			if sub := r.flatten(m.payload.Properties["subject"]); !regexp.MustCompile(sub.Pattern).MatchString(env.Subject) {
@@ -797,9 +797,9 @@ func TestAsyncAPIExamples(t *testing.T) {
 			checkKeys(t, where+" payload", ex.Payload, m.payload)
 			checkKeys(t, where+" headers", ex.Headers, r.flatten(m.msg.Headers))
 			for h, want := range map[string]string{
-				kafkapub.HeaderContentType: kafkapub.ContentType, kafkapub.HeaderID: env.ID, kafkapub.HeaderType: env.Type,
-				kafkapub.HeaderSource: env.Source, kafkapub.HeaderSubject: env.Subject,
-				kafkapub.HeaderCorrelationID: env.CorrelationID, kafkapub.HeaderCausationID: env.CausationID,
+				published.HeaderContentType: published.ContentType, published.HeaderID: env.ID, published.HeaderType: env.Type,
+				published.HeaderSource: env.Source, published.HeaderSubject: env.Subject,
+				published.HeaderCorrelationID: env.CorrelationID, published.HeaderCausationID: env.CausationID,
 			} {
 				if got, _ := ex.Headers[h].(string); got != want {
 					t.Errorf("%s: header %s = %q, want %q", where, h, got, want)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/eventshop/eventshop/internal/kafkalog"
 
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // consumeOptions are the flags of the consume subcommand.
@@ -39,7 +39,7 @@ type consumedMessage struct {
 	Timestamp time.Time         `json:"timestamp"`
 	Headers   map[string]string `json:"headers"`
 	// Event is the CloudEvents envelope as published (checked with
-	// kafkapub.Decode, printed as is so that attributes added later are
+	// published.Decode, printed as is so that attributes added later are
 	// shown too); null when the value is not an envelope.
 	Event json.RawMessage `json:"event"`
 	// Value and Error are set only when the value is not an envelope.
@@ -116,7 +116,7 @@ func parseConsume(args []string, stderr io.Writer) (consumeOptions, error) {
 	fs := flag.NewFlagSet("eventshop consume", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o consumeOptions
-	topics := fs.String("topics", strings.Join(kafkapub.Topics(), ","), "comma-separated `topics` to read")
+	topics := fs.String("topics", strings.Join(published.Topics(), ","), "comma-separated `topics` to read")
 	fs.StringVar(&o.group, "group", "", "consume as consumer group `name`, committing after each printed message")
 	fs.BoolVar(&o.fromBeginning, "from-beginning", false,
 		"start at the first offset (with --group: where the group has no committed offset); otherwise at the end")
@@ -171,7 +171,7 @@ func render(m kafka.Message) ([]byte, error) {
 	for _, h := range m.Headers {
 		out.Headers[h.Key] = string(h.Value)
 	}
-	_, derr := kafkapub.Decode(m.Value)
+	_, derr := published.Decode(m.Value)
 	var compact bytes.Buffer
 	if derr == nil {
 		derr = json.Compact(&compact, m.Value)

@@ -23,6 +23,7 @@ import (
 	"github.com/eventshop/eventshop/internal/kafkabroker"
 	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // consumeEnv is a broker with the event topics, and a store whose events
@@ -88,7 +89,7 @@ func (e *consumeEnv) publish(t *testing.T, aggregates, n int) []string {
 // consumedLine is an output line of consume, decoded.
 type consumedLine struct {
 	consumedMessage
-	env kafkapub.Envelope
+	env published.Envelope
 }
 
 // runConsume runs `eventshop consume args...` against the broker and
@@ -119,7 +120,7 @@ func (e *consumeEnv) runConsume(t *testing.T, args ...string) ([]consumedLine, e
 			t.Fatalf("output line %q: %v", sc.Text(), err)
 		}
 		if string(l.Event) != "null" {
-			env, err := kafkapub.Decode(l.Event)
+			env, err := published.Decode(l.Event)
 			if err != nil {
 				t.Fatalf("output line %q: event: %v", sc.Text(), err)
 			}
@@ -138,7 +139,7 @@ func checkLines(t *testing.T, lines []consumedLine, want []string) {
 	last := map[string]int64{}
 	got := map[string]bool{}
 	for _, l := range lines {
-		topic, key, ok := kafkapub.Route(l.env.Subject)
+		topic, key, ok := published.Route(l.env.Subject)
 		if !ok || l.Topic != topic || l.Key != key {
 			t.Fatalf("event %s of %s printed as %s key %q", l.env.ID, l.env.Subject, l.Topic, l.Key)
 		}
@@ -190,7 +191,7 @@ func TestConsumeWithoutFromBeginningStartsAtTheEnd(t *testing.T) {
 func TestConsumeOneTopic(t *testing.T) {
 	e := newConsumeEnv(t)
 	e.publish(t, 9, 2)
-	lines, err := e.runConsume(t, "--topics", kafkapub.TopicOrders, "--from-beginning", "--timeout", "500ms")
+	lines, err := e.runConsume(t, "--topics", published.TopicOrders, "--from-beginning", "--timeout", "500ms")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestConsumeOneTopic(t *testing.T) {
 		t.Fatalf("%d lines, want 6", len(lines))
 	}
 	for _, l := range lines {
-		if l.Topic != kafkapub.TopicOrders {
+		if l.Topic != published.TopicOrders {
 			t.Fatalf("line of topic %s", l.Topic)
 		}
 	}
@@ -275,7 +276,7 @@ func TestConsumePrintsAForeignMessageWithItsError(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(lines) != 1 || string(lines[0].Event) != "null" || lines[0].Value != "not an envelope" ||
-		!strings.Contains(lines[0].Error, kafkapub.ErrInvalidEnvelope.Error()) || lines[0].Key != "k" {
+		!strings.Contains(lines[0].Error, published.ErrInvalidEnvelope.Error()) || lines[0].Key != "k" {
 		t.Fatalf("lines %+v, want the raw value with the decoding error", lines)
 	}
 	if !strings.Contains(e.stderr, "not an event envelope") || !strings.Contains(e.stderr, `"offset":0`) {

@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/domain/user"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // consumeFrom runs `eventshop consume args...` against brokers, as a
@@ -41,7 +41,7 @@ func consumeFrom(t *testing.T, brokers string, args ...string) []consumedLine {
 		if err := json.Unmarshal(sc.Bytes(), &l.consumedMessage); err != nil {
 			t.Fatalf("consume output line %q: %v", sc.Text(), err)
 		}
-		env, err := kafkapub.Decode(l.Event)
+		env, err := published.Decode(l.Event)
 		if err != nil {
 			t.Fatalf("consume output line %q: not an event envelope: %v", sc.Text(), err)
 		}
@@ -88,7 +88,7 @@ func TestE2EKafka(t *testing.T) {
 	expected := map[key]loggedEvent{}
 	secrets := 0
 	for _, e := range s.events() {
-		if _, _, ok := kafkapub.Route(e.Stream); !ok {
+		if _, _, ok := published.Route(e.Stream); !ok {
 			continue
 		}
 		if user.IsSecret(e.Type) {
@@ -124,7 +124,7 @@ func TestE2EKafka(t *testing.T) {
 			t.Errorf("%s %s seq %d consumed twice", l.env.Type, l.env.Subject, l.env.Sequence)
 		}
 		seen[k] = true
-		topic, id, _ := kafkapub.Route(l.env.Subject)
+		topic, id, _ := published.Route(l.env.Subject)
 		if l.Topic != topic || l.Key != id {
 			t.Errorf("%s of %s on %s with key %q, want %s and key %s", l.env.Type, l.env.Subject, l.Topic, l.Key, topic, id)
 		}
@@ -163,9 +163,9 @@ func TestE2EKafka(t *testing.T) {
 	if registered == nil {
 		t.Fatalf("no user.registered keyed %s consumed", userID)
 	}
-	if registered.Topic != kafkapub.TopicUsers || registered.env.CorrelationID != regCorr || registered.env.Subject != "user-"+userID {
+	if registered.Topic != published.TopicUsers || registered.env.CorrelationID != regCorr || registered.env.Subject != "user-"+userID {
 		t.Errorf("user.registered: topic %s subject %s correlationid %q, want %s, user-%s, %q",
-			registered.Topic, registered.env.Subject, registered.env.CorrelationID, kafkapub.TopicUsers, userID, regCorr)
+			registered.Topic, registered.env.Subject, registered.env.CorrelationID, published.TopicUsers, userID, regCorr)
 	}
 	var regData map[string]any
 	if err := json.Unmarshal(registered.env.Data, &regData); err != nil {
@@ -184,9 +184,9 @@ func TestE2EKafka(t *testing.T) {
 	if created == nil {
 		t.Fatalf("no order.created keyed %s consumed", orderID)
 	}
-	if created.Topic != kafkapub.TopicOrders || created.env.CorrelationID != orderCorr || created.env.ActorID != customer.id || created.env.Sequence != 0 {
+	if created.Topic != published.TopicOrders || created.env.CorrelationID != orderCorr || created.env.ActorID != customer.id || created.env.Sequence != 0 {
 		t.Errorf("order.created: topic %s correlationid %q actorid %q sequence %d, want %s, %q, %s, 0",
-			created.Topic, created.env.CorrelationID, created.env.ActorID, created.env.Sequence, kafkapub.TopicOrders, orderCorr, customer.id)
+			created.Topic, created.env.CorrelationID, created.env.ActorID, created.env.Sequence, published.TopicOrders, orderCorr, customer.id)
 	}
 	var orderData struct {
 		OrderID string          `json:"order_id"`

@@ -11,7 +11,7 @@ import (
 
 	"github.com/eventshop/eventshop/internal/ferret"
 	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // The read API's end-to-end tests: commands go through the write API, and
@@ -330,12 +330,12 @@ func TestE2ESplitDeployment(t *testing.T) {
 	// The projector publishes the registration to Kafka.
 	brokers := strings.Split(env["KAFKA_BROKERS"], ",")
 	deadline := time.Now().Add(20 * time.Second)
-	for published := false; !published; {
+	for seen := false; !seen; {
 		if time.Now().After(deadline) {
 			t.Fatal("the registration never reached ecommerce.user.events")
 		}
-		for _, rec := range kafkatest.ReadAll(t, brokers, kafkapub.TopicUsers) {
-			published = published || rec.Key == u.id
+		for _, rec := range kafkatest.ReadAll(t, brokers, published.TopicUsers) {
+			seen = seen || rec.Key == u.id
 		}
 		time.Sleep(20 * time.Millisecond) // poll the topic
 	}

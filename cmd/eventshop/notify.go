@@ -15,8 +15,8 @@ import (
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"
 	"github.com/eventshop/eventshop/projections"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
+	"github.com/eventshop/eventshop/published"
 )
 
 // buildNotifier wires the notifier: the SMTP sender (to SMTP_ADDR, or in
@@ -73,7 +73,7 @@ func (a *app) buildNotifier(ctx context.Context, cfg config, log *slog.Logger, m
 			}
 			return templates.Recipient{Email: u.Email, Name: u.FullName}, nil
 		},
-		Owner: func(ctx context.Context, env kafkapub.Envelope) (uuid.UUID, error) {
+		Owner: func(ctx context.Context, env published.Envelope) (uuid.UUID, error) {
 			id, ok := strings.CutPrefix(env.Subject, order.StreamPrefix)
 			if !ok {
 				return uuid.Nil, fmt.Errorf("subject %q is not an order stream", env.Subject)

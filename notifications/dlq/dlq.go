@@ -63,7 +63,7 @@ import (
 	"github.com/eventshop/eventshop/internal/kafkalog"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // Defaults of Config.
@@ -262,7 +262,7 @@ func (r *replayer) run(ctx context.Context, ends map[int]int64, tr *kafka.Transp
 func (r *replayer) handle(ctx context.Context, w *kafka.Writer, m kafka.Message) error {
 	log := r.log.With("partition", m.Partition, "offset", m.Offset, "reason", header(m, notifier.HeaderDLQReason))
 	requeued := 0
-	env, err := kafkapub.Decode(m.Value)
+	env, err := published.Decode(m.Value)
 	var eventID uuid.UUID
 	if err == nil {
 		eventID, err = uuid.Parse(env.ID)

@@ -17,7 +17,7 @@ import (
 	"github.com/eventshop/eventshop/notifications/dlq"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // checkReplayed fails the test unless rec is a replay of the dead letter
@@ -69,8 +69,8 @@ func TestReplaySendsOnceAfterTheFix(t *testing.T) {
 		t.Fatalf("retry topic holds %d messages, want 1", len(retried))
 	}
 	checkReplayed(t, retried[0], ada.String(), reg, dead[0].Headers)
-	if h := retried[0].Headers; h[kafkapub.HeaderCorrelationID] != "corr-Ada" || !strings.Contains(h[notifier.HeaderDLQReason], "550") ||
-		h[notifier.HeaderDLQTopic] != kafkapub.TopicUsers || h[notifier.HeaderDLQOffset] != "0" {
+	if h := retried[0].Headers; h[published.HeaderCorrelationID] != "corr-Ada" || !strings.Contains(h[notifier.HeaderDLQReason], "550") ||
+		h[notifier.HeaderDLQTopic] != published.TopicUsers || h[notifier.HeaderDLQOffset] != "0" {
 		t.Fatalf("replayed headers %v: want the original and the dead letter's", h)
 	}
 	if got := e.committed(dead[0].Partition); got != 1 {
@@ -185,7 +185,7 @@ func TestReplayWithNothingToReplay(t *testing.T) {
 
 func TestUndecodableDeadLettersAreRepublished(t *testing.T) {
 	e := newEnv(t)
-	badID, err := json.Marshal(kafkapub.Envelope{SpecVersion: kafkapub.SpecVersion, ID: "evt-1", Source: kafkapub.Source,
+	badID, err := json.Marshal(published.Envelope{SpecVersion: published.SpecVersion, ID: "evt-1", Source: published.Source,
 		Type: "user.registered", Subject: "user-1", Data: json.RawMessage(`{}`)})
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +417,7 @@ func TestReplayConfig(t *testing.T) {
 // of the user.registered event value is in flight, leased for lease.
 func (e *env) claim(userID uuid.UUID, value []byte, lease time.Duration) ledger.Notification {
 	e.t.Helper()
-	env, err := kafkapub.Decode(value)
+	env, err := published.Decode(value)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 const (
@@ -60,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	ctx := context.Background()
 	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
 	var tcs []kafka.TopicConfig
-	for _, topic := range []string{kafkapub.TopicUsers, kafkapub.TopicOrders} {
+	for _, topic := range []string{published.TopicUsers, published.TopicOrders} {
 		tcs = append(tcs, kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1})
 	}
 	for _, topic := range []string{dlqTopic, retryTopic} {
@@ -181,7 +181,7 @@ func registered(t *testing.T, name string) (uuid.UUID, []byte) {
 	ev := &eventstore.Event{StreamID: user.StreamPrefix + id.String(), EventData: eventstore.EventData{
 		ID: uuid.Must(uuid.NewV7()), Type: user.Registered{}.EventType(), Data: data,
 		Metadata: eventstore.Metadata{Timestamp: time.Now().UTC()}}}
-	value, err := json.Marshal(kafkapub.NewEnvelope(ev))
+	value, err := json.Marshal(published.NewEnvelope(ev))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func (e *env) write(topic, key string, value []byte, headers ...kafka.Header) {
 func (e *env) newUser(name string) (uuid.UUID, []byte) {
 	e.t.Helper()
 	id, value := registered(e.t, name)
-	e.write(kafkapub.TopicUsers, id.String(), value, kafka.Header{Key: kafkapub.HeaderCorrelationID, Value: []byte("corr-" + name)})
+	e.write(published.TopicUsers, id.String(), value, kafka.Header{Key: published.HeaderCorrelationID, Value: []byte("corr-" + name)})
 	return id, value
 }
 

@@ -25,7 +25,7 @@ import (
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // childEnv, when set, holds the childConfig (JSON) with which
@@ -125,7 +125,7 @@ func TestNotifierChildProcess(t *testing.T) {
 			}
 			return r, nil
 		},
-		Owner: func(_ context.Context, env kafkapub.Envelope) (uuid.UUID, error) {
+		Owner: func(_ context.Context, env published.Envelope) (uuid.UUID, error) {
 			id, ok := dir.Owners[strings.TrimPrefix(env.Subject, order.StreamPrefix)]
 			if !ok {
 				return uuid.Nil, errors.New("unknown order " + env.Subject)

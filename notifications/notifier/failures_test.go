@@ -24,7 +24,7 @@ import (
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // parkingSender is one group member's sender. Once park says so, it
@@ -77,10 +77,10 @@ func (e *env) waitGroup(group string, members int) {
 		for _, m := range g.Members {
 			owns := false
 			for _, tp := range m.MemberAssignments.Topics {
-				owns = owns || tp.Topic == kafkapub.TopicUsers && len(tp.Partitions) > 0
+				owns = owns || tp.Topic == published.TopicUsers && len(tp.Partitions) > 0
 			}
 			if !owns {
-				return fmt.Sprintf("member %s owns no partition of %s", m.MemberID, kafkapub.TopicUsers)
+				return fmt.Sprintf("member %s owns no partition of %s", m.MemberID, published.TopicUsers)
 			}
 		}
 		return ""
@@ -240,7 +240,7 @@ func TestExhaustedAttemptsAreDeadLettered(t *testing.T) {
 		t.Errorf("%s has %d partitions, want Setup's default 3", notifier.DefaultRetryTopic, n)
 	}
 	var orig kafkatest.Record
-	for _, rec := range kafkatest.ReadAll(t, e.brokers, kafkapub.TopicUsers) {
+	for _, rec := range kafkatest.ReadAll(t, e.brokers, published.TopicUsers) {
 		if bytes.Equal(rec.Value, reg) {
 			orig = rec
 			break
@@ -291,7 +291,7 @@ func TestLookupsFailingThenSucceeding(t *testing.T) {
 	var ownerCalls, recipientCalls atomic.Int64
 	stop := e.startWith(func(c *notifier.Config) {
 		owner, recipients := c.Owner, c.Recipients
-		c.Owner = func(ctx context.Context, env kafkapub.Envelope) (uuid.UUID, error) {
+		c.Owner = func(ctx context.Context, env published.Envelope) (uuid.UUID, error) {
 			if ownerCalls.Add(1) <= 2 {
 				return uuid.Nil, errors.New("order read model unavailable")
 			}

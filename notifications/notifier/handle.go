@@ -18,7 +18,7 @@ import (
 	"github.com/eventshop/eventshop/internal/mail"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/templates"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // markSentTimeout bounds recording a sent mail once Run is stopping.
@@ -31,7 +31,7 @@ const sendTimeout = 30 * time.Second
 // handled; an error means ctx ended (infrastructure failures are retried
 // here until it does).
 func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message) error {
-	env, err := kafkapub.Decode(m.Value)
+	env, err := published.Decode(m.Value)
 	if err != nil {
 		return n.deadLetter(ctx, w, m, nil, 0, err.Error())
 	}
@@ -143,7 +143,7 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 
 // recipient finds who env's mail goes to. A non-empty reason means it never
 // will be found and the message is dead-lettered.
-func (n *Notifier) recipient(ctx context.Context, env kafkapub.Envelope) (uuid.UUID, templates.Recipient, string) {
+func (n *Notifier) recipient(ctx context.Context, env published.Envelope) (uuid.UUID, templates.Recipient, string) {
 	named, email, name, err := userOf(env)
 	if err != nil {
 		return uuid.Nil, templates.Recipient{}, "data: " + err.Error()
@@ -199,7 +199,7 @@ func (n *Notifier) recipient(ctx context.Context, env kafkapub.Envelope) (uuid.U
 // names the user with the address and name, an order's creation its
 // customer; other events name nobody (the Owner lookup finds them).
 // Errors: the data does not decode.
-func userOf(env kafkapub.Envelope) (id, email, name string, err error) {
+func userOf(env published.Envelope) (id, email, name string, err error) {
 	switch env.Type {
 	case user.Registered{}.EventType():
 		var e user.Registered

@@ -28,7 +28,7 @@ import (
 	"github.com/eventshop/eventshop/internal/mail"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/templates"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // Defaults of Config.
@@ -85,7 +85,7 @@ type Config struct {
 	// user_id: order.paid, order.completed and order.cancelled carry only
 	// the order id, so the caller looks the order's owner up (in the order
 	// read model). Nil means such events are dead-lettered.
-	Owner func(ctx context.Context, env kafkapub.Envelope) (uuid.UUID, error)
+	Owner func(ctx context.Context, env published.Envelope) (uuid.UUID, error)
 	// MaxAttempts bounds the sends of one notification; default
 	// DefaultMaxAttempts.
 	MaxAttempts int
@@ -149,7 +149,7 @@ func New(cfg Config) (*Notifier, error) {
 		cfg.RetryTopic = DefaultRetryTopic
 	}
 	if len(cfg.Topics) == 0 {
-		cfg.Topics = []string{kafkapub.TopicUsers, kafkapub.TopicOrders, cfg.RetryTopic}
+		cfg.Topics = []string{published.TopicUsers, published.TopicOrders, cfg.RetryTopic}
 	}
 	if cfg.Partitions <= 0 {
 		cfg.Partitions = 3

@@ -26,7 +26,7 @@ import (
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 const dlqTopic = "test.notifications.dlq"
@@ -58,7 +58,7 @@ func newEnvPartitions(t *testing.T, partitions int) *env {
 	e := &env{t: t, brokers: b.Addrs()}
 	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
 	var tcs []kafka.TopicConfig
-	for _, topic := range []string{kafkapub.TopicUsers, kafkapub.TopicOrders, dlqTopic} {
+	for _, topic := range []string{published.TopicUsers, published.TopicOrders, dlqTopic} {
 		tcs = append(tcs, kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1})
 	}
 	if _, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: tcs}); err != nil {
@@ -132,7 +132,7 @@ func (e *env) startCtx(parent context.Context, opt func(*notifier.Config)) (stop
 			r, _ := e.users.Load(id)
 			return r.(templates.Recipient), nil
 		},
-		Owner: func(_ context.Context, env kafkapub.Envelope) (uuid.UUID, error) {
+		Owner: func(_ context.Context, env published.Envelope) (uuid.UUID, error) {
 			id, _ := e.owners.Load(strings.TrimPrefix(env.Subject, order.StreamPrefix))
 			return id.(uuid.UUID), nil
 		},
@@ -181,7 +181,7 @@ func (e *env) envelope(stream string, v interface{ EventType() string }) []byte 
 	ev := &eventstore.Event{StreamID: stream, EventData: eventstore.EventData{
 		ID: uuid.Must(uuid.NewV7()), Type: v.EventType(), Data: data,
 		Metadata: eventstore.Metadata{Timestamp: time.Now().UTC()}}}
-	value, err := json.Marshal(kafkapub.NewEnvelope(ev))
+	value, err := json.Marshal(published.NewEnvelope(ev))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func (e *env) envelope(stream string, v interface{ EventType() string }) []byte 
 
 func (e *env) write(stream string, value []byte, headers ...kafka.Header) {
 	e.t.Helper()
-	topic, key, ok := kafkapub.Route(stream)
+	topic, key, ok := published.Route(stream)
 	if !ok {
 		e.t.Fatalf("no route for %s", stream)
 	}
@@ -231,7 +231,7 @@ func (e *env) newOrderID(owner uuid.UUID) string {
 
 func subjectOf(t *testing.T, r *templates.Renderer, value []byte) string {
 	t.Helper()
-	env, err := kafkapub.Decode(value)
+	env, err := published.Decode(value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,7 @@ func TestPermanentFailureIsDeadLettered(t *testing.T) {
 	}
 	h := dl[0].Headers
 	if !strings.Contains(h[notifier.HeaderDLQReason], "550") || h[notifier.HeaderDLQAttempts] != "1" ||
-		h[notifier.HeaderDLQTopic] != kafkapub.TopicUsers || h[notifier.HeaderDLQPartition] != "0" ||
+		h[notifier.HeaderDLQTopic] != published.TopicUsers || h[notifier.HeaderDLQPartition] != "0" ||
 		h[notifier.HeaderDLQOffset] != "0" {
 		t.Fatalf("dead letter headers %v", h)
 	}
@@ -370,7 +370,7 @@ func (e *env) publishShop(prefix string, users, paid int, twice bool) []string {
 // keyOf returns the ledger key of the mail the event in value calls for.
 func (e *env) keyOf(value []byte) string {
 	e.t.Helper()
-	env, err := kafkapub.Decode(value)
+	env, err := published.Decode(value)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 	"strings"
 	texttemplate "text/template"
 
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // The names of the templates, which are Mail.Template. Together with the
@@ -132,7 +132,7 @@ func New(opts Options) (*Renderer, error) {
 // event types that get no mail, which the notifier ignores. Errors:
 // ErrInvalidData, wrapped with the event type and id; a template that
 // fails to execute (a bug), wrapped likewise.
-func (r *Renderer) Render(env kafkapub.Envelope, to Recipient) (Mail, bool, error) {
+func (r *Renderer) Render(env published.Envelope, to Recipient) (Mail, bool, error) {
 	name, ok := templateOf[env.Type]
 	if !ok {
 		return Mail{}, false, nil

@@ -16,7 +16,7 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/notifications/templates"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 const (
@@ -38,7 +38,7 @@ func newRenderer(t *testing.T) *templates.Renderer {
 
 // envelope is what the publisher would send for e, written to stream:
 // the data is the JSON of the real domain struct.
-func envelope(t *testing.T, stream string, e domain.Event) kafkapub.Envelope {
+func envelope(t *testing.T, stream string, e domain.Event) published.Envelope {
 	t.Helper()
 	data, err := json.Marshal(e)
 	if err != nil {
@@ -47,8 +47,8 @@ func envelope(t *testing.T, stream string, e domain.Event) kafkapub.Envelope {
 	return rawEnvelope(stream, e.EventType(), data)
 }
 
-func rawEnvelope(stream, eventType string, data []byte) kafkapub.Envelope {
-	return kafkapub.NewEnvelope(&eventstore.Event{
+func rawEnvelope(stream, eventType string, data []byte) published.Envelope {
+	return published.NewEnvelope(&eventstore.Event{
 		EventData: eventstore.EventData{
 			ID:       uuid.Must(uuid.NewV7()),
 			Type:     eventType,
@@ -60,7 +60,7 @@ func rawEnvelope(stream, eventType string, data []byte) kafkapub.Envelope {
 	})
 }
 
-func render(t *testing.T, r *templates.Renderer, env kafkapub.Envelope, to templates.Recipient) templates.Mail {
+func render(t *testing.T, r *templates.Renderer, env published.Envelope, to templates.Recipient) templates.Mail {
 	t.Helper()
 	m, ok, err := r.Render(env, to)
 	if err != nil || !ok {
@@ -200,7 +200,7 @@ func TestHTMLEscapesCustomerStrings(t *testing.T) {
 	r := newRenderer(t)
 	const evil = `<script>alert("x")</script>`
 	to := templates.Recipient{Email: ada.Email, Name: evil}
-	for _, env := range []kafkapub.Envelope{
+	for _, env := range []published.Envelope{
 		envelope(t, user.Stream(userID), user.Registered{UserID: userID, Email: ada.Email, FullName: evil}),
 		envelope(t, order.Stream(orderID), order.Created{OrderID: orderID, UserID: userID, Total: 100,
 			Items: []order.Item{{ProductID: "p1", SKU: "S<b>1", Name: evil, Quantity: 1, Price: 100}}}),

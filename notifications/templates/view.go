@@ -9,7 +9,7 @@ import (
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/user"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // view is what every template renders: the fields of one event, with
@@ -42,7 +42,7 @@ type item struct {
 
 // view decodes env's data into its domain event and builds the view.
 // Errors: ErrInvalidData.
-func (r *Renderer) view(env kafkapub.Envelope, to Recipient) (view, error) {
+func (r *Renderer) view(env published.Envelope, to Recipient) (view, error) {
 	v := view{Shop: r.opts.ShopName, BaseURL: r.opts.BaseURL, To: to}
 	switch env.Type {
 	case user.Registered{}.EventType():

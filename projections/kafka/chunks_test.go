@@ -8,6 +8,8 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/eventshop/eventshop/published"
 )
 
 // TestChunksFitOneProduceRequest checks the bounds Apply's ordering
@@ -17,7 +19,7 @@ import (
 func TestChunksFitOneProduceRequest(t *testing.T) {
 	msg := func(n int) kafkago.Message {
 		return kafkago.Message{Key: []byte("k"), Value: []byte(strings.Repeat("v", n)),
-			Headers: []kafkago.Header{{Key: HeaderID, Value: []byte("id")}}}
+			Headers: []kafkago.Header{{Key: published.HeaderID, Value: []byte("id")}}}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -65,7 +67,7 @@ func TestChunksFitOneProduceRequest(t *testing.T) {
 // than BatchBytes before any I/O, and takes one of exactly sizeBound.
 func TestSizeBoundCoversKafkaGo(t *testing.T) {
 	m := kafkago.Message{Topic: "t", Key: []byte("key"), Value: []byte(strings.Repeat("x", 1000)),
-		Headers: []kafkago.Header{{Key: HeaderID, Value: []byte("0123")}, {Key: HeaderType, Value: []byte("a.b")}}}
+		Headers: []kafkago.Header{{Key: published.HeaderID, Value: []byte("0123")}, {Key: published.HeaderType, Value: []byte("a.b")}}}
 	write := func(batchBytes int) error {
 		// Nothing listens on port 1: a message that fits fails to dial.
 		w := &kafkago.Writer{Addr: kafkago.TCP("127.0.0.1:1"), BatchBytes: int64(batchBytes), MaxAttempts: 1}

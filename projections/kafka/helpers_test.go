@@ -23,6 +23,7 @@ import (
 	"github.com/eventshop/eventshop/internal/payment"
 	"github.com/eventshop/eventshop/internal/storetest"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -179,7 +180,7 @@ func appendSynthetic(t *testing.T, s eventstore.Store, streams []string, n int) 
 // message is a published record with its envelope decoded.
 type message struct {
 	kafkatest.Record
-	env kafkapub.Envelope
+	env published.Envelope
 }
 
 // readTopics reads every record of the three topics and decodes each
@@ -187,9 +188,9 @@ type message struct {
 func readTopics(t *testing.T, brokers []string) []message {
 	t.Helper()
 	var out []message
-	for _, topic := range kafkapub.Topics() {
+	for _, topic := range published.Topics() {
 		for _, r := range kafkatest.ReadAll(t, brokers, topic) {
-			env, err := kafkapub.Decode(r.Value)
+			env, err := published.Decode(r.Value)
 			if err != nil {
 				t.Fatalf("%s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
 			}

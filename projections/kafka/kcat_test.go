@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // kcatRecord is a line of `kcat -J`.
@@ -43,7 +44,7 @@ func TestKcatReadsWhatThePublisherWrote(t *testing.T) {
 	if err := p.Apply(ctx, e.published(t, p)); err != nil {
 		t.Fatal(err)
 	}
-	for _, topic := range kafkapub.Topics() {
+	for _, topic := range published.Topics() {
 		want := kafkatest.ReadAll(t, e.broker.Addrs(), topic)
 		if len(want) == 0 {
 			t.Fatalf("%s: nothing published", topic)
@@ -68,11 +69,11 @@ func TestKcatReadsWhatThePublisherWrote(t *testing.T) {
 			if !reflect.DeepEqual(r.Headers, headers) {
 				t.Fatalf("%s/%d@%d: kcat read headers %v, want %v", topic, w.Partition, w.Offset, r.Headers, headers)
 			}
-			env, err := kafkapub.Decode([]byte(*r.Payload))
+			env, err := published.Decode([]byte(*r.Payload))
 			if err != nil {
 				t.Fatalf("%s/%d@%d: %v", topic, w.Partition, w.Offset, err)
 			}
-			if gotTopic, key, _ := kafkapub.Route(env.Subject); gotTopic != topic || key != *r.Key {
+			if gotTopic, key, _ := published.Route(env.Subject); gotTopic != topic || key != *r.Key {
 				t.Fatalf("%s/%d@%d: envelope of %s under key %s", topic, w.Partition, w.Offset, env.Subject, *r.Key)
 			}
 		}

@@ -1,14 +1,13 @@
 package kafka
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/published"
 )
 
 // Limits of one produce request per partition; see Apply.
@@ -20,38 +19,26 @@ const (
 	maxBatchBytes = 1_000_000
 )
 
-// message returns the Kafka message of e, topic and key set; ok is false
-// when e is not published: a secret event, or one of a stream no topic
-// takes. now is the message's Kafka timestamp. Errors: e's data is not JSON.
+// message returns the Kafka message of e: published.NewMessage's, stamped
+// with now as its Kafka timestamp; ok is false when e is not published.
+// Errors: e's data is not JSON.
 func message(e *eventstore.Event, now time.Time) (m kafkago.Message, ok bool, err error) {
-	topic, key, ok := Route(e.StreamID)
-	if !ok || user.IsSecret(e.Type) {
+	pm, ok, err := published.NewMessage(e)
+	if err != nil {
+		return kafkago.Message{}, false, fmt.Errorf("kafka publish: %w", err)
+	}
+	if !ok {
 		return kafkago.Message{}, false, nil
 	}
-	env := NewEnvelope(e)
-	value, err := json.Marshal(env)
-	if err != nil {
-		return kafkago.Message{}, false, fmt.Errorf("kafka publish: event %s (%s v%d, %s): encode envelope: %w",
-			e.ID, e.StreamID, e.Version, e.Type, err)
-	}
-	h := []kafkago.Header{
-		{Key: HeaderContentType, Value: []byte(ContentType)},
-		{Key: HeaderID, Value: []byte(env.ID)},
-		{Key: HeaderType, Value: []byte(env.Type)},
-		{Key: HeaderSource, Value: []byte(env.Source)},
-		{Key: HeaderSubject, Value: []byte(env.Subject)},
-	}
-	if env.CorrelationID != "" {
-		h = append(h, kafkago.Header{Key: HeaderCorrelationID, Value: []byte(env.CorrelationID)})
-	}
-	if env.CausationID != "" {
-		h = append(h, kafkago.Header{Key: HeaderCausationID, Value: []byte(env.CausationID)})
+	h := make([]kafkago.Header, len(pm.Headers))
+	for i, x := range pm.Headers {
+		h[i] = kafkago.Header(x)
 	}
 	// The Kafka timestamp is the publishing time, not the event's: brokers
 	// apply time-based retention to it, and a rebuild republishing old
 	// events must not have them deleted at once. The event's time is in
 	// the envelope.
-	return kafkago.Message{Topic: topic, Key: []byte(key), Value: value, Headers: h, Time: now}, true, nil
+	return kafkago.Message{Topic: pm.Topic, Key: []byte(pm.Key), Value: pm.Value, Headers: h, Time: now}, true, nil
 }
 
 // chunks splits msgs into [start, end) ranges each holding at most

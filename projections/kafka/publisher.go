@@ -11,8 +11,8 @@
 // attribute, per key). Messages are never lost, and a later event of an
 // aggregate is never written before an earlier one.
 //
-// The envelope type and Decode live here too, so that consumers read
-// exactly what the Publisher writes.
+// What is published (topics, keys, the envelope, the headers) is package
+// published's, which consumers read too; this package only writes it.
 package kafka
 
 import (
@@ -27,6 +27,7 @@ import (
 
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/projections"
+	"github.com/eventshop/eventshop/published"
 )
 
 // Name is the projection name of the Publisher, and of its checkpoint.
@@ -116,11 +117,7 @@ func (p *Publisher) Name() string { return Name }
 // Filter implements projections.Sink: the user, product and order
 // streams. Their secret events still arrive and are skipped by Apply.
 func (p *Publisher) Filter() eventstore.Filter {
-	f := eventstore.Filter{}
-	for _, r := range routes {
-		f.StreamPrefixes = append(f.StreamPrefixes, r.prefix)
-	}
-	return f
+	return eventstore.Filter{StreamPrefixes: published.StreamPrefixes()}
 }
 
 // Setup implements projections.Sink: it creates the three topics with the
@@ -129,7 +126,7 @@ func (p *Publisher) Filter() eventstore.Filter {
 func (p *Publisher) Setup(ctx context.Context) error {
 	c := p.client()
 	req := &kafkago.CreateTopicsRequest{}
-	for _, t := range Topics() {
+	for _, t := range published.Topics() {
 		req.Topics = append(req.Topics, kafkago.TopicConfig{
 			Topic: t, NumPartitions: p.cfg.Partitions, ReplicationFactor: p.cfg.ReplicationFactor,
 		})
@@ -139,7 +136,7 @@ func (p *Publisher) Setup(ctx context.Context) error {
 		return fmt.Errorf("kafka setup: create topics: %w", err)
 	}
 	var errs []error
-	for _, t := range Topics() {
+	for _, t := range published.Topics() {
 		if err := resp.Errors[t]; err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
 			errs = append(errs, fmt.Errorf("kafka setup: create topic %s: %w", t, err))
 		}
@@ -147,7 +144,7 @@ func (p *Publisher) Setup(ctx context.Context) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	md, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: Topics()})
+	md, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: published.Topics()})
 	if err != nil {
 		return fmt.Errorf("kafka setup: read back topics: %w", err)
 	}
@@ -166,7 +163,7 @@ func (p *Publisher) Setup(ctx context.Context) error {
 // Ping asks the cluster for the metadata of the event topics: it fails
 // when no broker answers, for readiness checks.
 func (p *Publisher) Ping(ctx context.Context) error {
-	if _, err := p.client().Metadata(ctx, &kafkago.MetadataRequest{Topics: Topics()}); err != nil {
+	if _, err := p.client().Metadata(ctx, &kafkago.MetadataRequest{Topics: published.Topics()}); err != nil {
 		return fmt.Errorf("kafka: metadata: %w", err)
 	}
 	return nil

@@ -24,6 +24,7 @@ import (
 	"github.com/eventshop/eventshop/internal/kafkabroker"
 	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 func ctxFor(t *testing.T) context.Context {
@@ -306,7 +307,7 @@ func TestPerAggregateOrderOverManyPartitions(t *testing.T) {
 			t.Errorf("key %s: %d events, want %d", k, n, perStream)
 		}
 	}
-	for _, topic := range kafkapub.Topics() {
+	for _, topic := range published.Topics() {
 		used := map[int]bool{}
 		for _, m := range msgs {
 			if m.Topic == topic {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/eventstore"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 // contractPath is the AsyncAPI document of the Kafka topics: what
@@ -241,7 +241,7 @@ func envelopeOf(t *testing.T, typ, data string) message {
 	if strings.HasPrefix(typ, "product.") {
 		stream = "product-0193e0ff-12ab-7cde-8f01-23456789abcd"
 	}
-	env := kafkapub.NewEnvelope(&eventstore.Event{
+	env := published.NewEnvelope(&eventstore.Event{
 		EventData: eventstore.EventData{ID: uuid.Must(uuid.NewV7()), Type: typ, Data: json.RawMessage(data),
 			Metadata: eventstore.Metadata{CorrelationID: "c", CausationID: "c", Timestamp: time.Now()}},
 		StreamID: stream,

@@ -21,8 +21,8 @@ import (
 	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
 	"github.com/eventshop/eventshop/notifications/templates"
 	"github.com/eventshop/eventshop/projections"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 	"github.com/eventshop/eventshop/projections/postgres"
+	"github.com/eventshop/eventshop/published"
 )
 
 // A reader is one consumer of the event log, applying the events into its
@@ -40,7 +40,7 @@ var readers = []reader{
 	{"PostgreSQL read model users.v1", projectionReader(postgres.UsersProjection{})},
 	{"PostgreSQL read model orders.v1", projectionReader(postgres.OrdersProjection{})},
 	{"MongoDB catalogue catalog.v1 (FerretDB)", catalogReader},
-	{"Kafka publisher and consumer (kafkapub.Decode)", kafkaReader},
+	{"Kafka publisher and consumer (published.Decode)", kafkaReader},
 	{"published contract (docs/asyncapi.yaml)", contractReader},
 	{"notifier templates", templatesReader},
 	{"order process manager (decode)", processManagerReader},
@@ -59,7 +59,7 @@ type pass struct {
 
 // message is one published event as a consumer reads it.
 type message struct {
-	env   kafkapub.Envelope
+	env   published.Envelope
 	value []byte
 }
 
@@ -137,7 +137,7 @@ func kafkaReader(ctx context.Context, p *pass, refuse func(*eventstore.Event, er
 		byID[p.log[i].ID] = &p.log[i]
 	}
 	p.published = map[uuid.UUID]message{}
-	for _, topic := range kafkapub.Topics() {
+	for _, topic := range published.Topics() {
 		for _, rec := range kafkatest.ReadAll(p.t, p.e.brokers, topic) {
 			// The id is read on its own first, so that a value Decode
 			// refuses is still pinned to its event.
@@ -147,7 +147,7 @@ func kafkaReader(ctx context.Context, p *pass, refuse func(*eventstore.Event, er
 			if !ours {
 				continue // an earlier run's, or not an envelope at all
 			}
-			env, err := kafkapub.Decode(rec.Value)
+			env, err := published.Decode(rec.Value)
 			if err != nil {
 				refuse(e, fmt.Errorf("%s offset %d/%d: %w", topic, rec.Partition, rec.Offset, err))
 				continue
@@ -157,17 +157,11 @@ func kafkaReader(ctx context.Context, p *pass, refuse func(*eventstore.Event, er
 	}
 	for i := range p.log {
 		e := &p.log[i]
-		if _, ok := p.published[e.ID]; !ok && published(e) && !refused[e.ID] {
+		_, _, publishes := published.Destination(e.StreamID, e.Type)
+		if _, ok := p.published[e.ID]; !ok && publishes && !refused[e.ID] {
 			refuse(e, errors.New("the Publisher took it, but it is not on its topic"))
 		}
 	}
-}
-
-// published reports whether the Publisher writes e to Kafka: an event of
-// a public stream that is not secret.
-func published(e *eventstore.Event) bool {
-	_, _, ok := kafkapub.Route(e.StreamID)
-	return ok && !user.IsSecret(e.Type)
 }
 
 // eachPublished calls read with every published message, in log order.

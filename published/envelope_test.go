@@ -1,4 +1,4 @@
-package kafka_test
+package published_test
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/eventstore"
-	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	"github.com/eventshop/eventshop/published"
 )
 
 func TestEnvelopeRoundTrip(t *testing.T) {
@@ -20,7 +20,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 				Timestamp: time.Date(2030, 1, 2, 3, 4, 5, 6000, time.FixedZone("x", 3600))}},
 		StreamID: "order-o1", Version: 7,
 	}
-	env := kafkapub.NewEnvelope(&ev)
+	env := published.NewEnvelope(&ev)
 	if env.SchemaVersion != 1 || env.Sequence != 7 || env.Time.Location() != time.UTC || !env.Time.Equal(ev.Metadata.Timestamp) {
 		t.Fatalf("NewEnvelope = %+v", env)
 	}
@@ -28,7 +28,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := kafkapub.Decode(b)
+	got, err := published.Decode(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,25 +48,8 @@ func TestDecodeRefusesWhatIsNotAnEnvelope(t *testing.T) {
 		"no subject":        `{"specversion":"1.0","id":"1","source":"s","type":"t"}`,
 		"sequence a string": `{"specversion":"1.0","id":"1","source":"s","type":"t","subject":"x","sequence":"3"}`,
 	} {
-		if _, err := kafkapub.Decode([]byte(value)); !errors.Is(err, kafkapub.ErrInvalidEnvelope) {
+		if _, err := published.Decode([]byte(value)); !errors.Is(err, published.ErrInvalidEnvelope) {
 			t.Errorf("%s: Decode(%s) = %v, want ErrInvalidEnvelope", name, value, err)
-		}
-	}
-}
-
-func TestRoute(t *testing.T) {
-	for stream, want := range map[string][2]string{
-		"user-u1":         {"ecommerce.user.events", "u1"},
-		"product-p1":      {"ecommerce.product.events", "p1"},
-		"order-o-1":       {"ecommerce.order.events", "o-1"},
-		"user_email-abc":  {},
-		"product_sku-abc": {},
-		"user_admins":     {},
-		"orders-x":        {},
-	} {
-		topic, key, ok := kafkapub.Route(stream)
-		if ok != (want[0] != "") || topic != want[0] || key != want[1] {
-			t.Errorf("Route(%s) = %s, %s, %v; want %v", stream, topic, key, ok, want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package kafka
+package published
 
 import (
 	"encoding/json"
@@ -7,41 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eventshop/eventshop/domain/order"
-	"github.com/eventshop/eventshop/domain/product"
-	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 )
-
-// The topics events are published to, one per aggregate (API.md).
-const (
-	TopicUsers    = "ecommerce.user.events"
-	TopicProducts = "ecommerce.product.events"
-	TopicOrders   = "ecommerce.order.events"
-)
-
-// Topics returns the event topics: users, products, orders.
-func Topics() []string { return []string{TopicUsers, TopicProducts, TopicOrders} }
-
-// routes maps the public streams to their topics. The internal streams
-// (user_email-*, product_sku-*, user_admins) match none of these prefixes.
-var routes = []struct{ prefix, topic string }{
-	{user.StreamPrefix, TopicUsers},
-	{product.StreamPrefix, TopicProducts},
-	{order.StreamPrefix, TopicOrders},
-}
-
-// Route returns the topic and the message key (the aggregate id: the
-// stream id after its prefix) of an event of stream; ok is false for a
-// stream that is not published.
-func Route(stream string) (topic, key string, ok bool) {
-	for _, r := range routes {
-		if id, found := strings.CutPrefix(stream, r.prefix); found {
-			return r.topic, id, true
-		}
-	}
-	return "", "", false
-}
 
 // Constants of the envelope and its message.
 const (
@@ -54,20 +21,6 @@ const (
 	// ContentType is the message's content type: a structured-mode
 	// CloudEvent in JSON, per the CloudEvents Kafka protocol binding.
 	ContentType = "application/cloudevents+json; charset=utf-8"
-)
-
-// Message headers. They repeat envelope attributes so that consumers can
-// route, trace and deduplicate without parsing the value. There is
-// deliberately no ce_specversion header: the Kafka binding treats a
-// message carrying it as a binary-mode event, and this one is structured.
-const (
-	HeaderContentType   = "content-type"
-	HeaderID            = "ce_id"
-	HeaderType          = "ce_type"
-	HeaderSource        = "ce_source"
-	HeaderSubject       = "ce_subject"
-	HeaderCorrelationID = "correlation_id"
-	HeaderCausationID   = "causation_id"
 )
 
 // Envelope is the value of every message: a CloudEvents 1.0 event in the
@@ -123,10 +76,10 @@ func NewEnvelope(e *eventstore.Event) Envelope {
 }
 
 // ErrInvalidEnvelope is wrapped by Decode's errors: the value is not an
-// envelope this package writes.
+// envelope as NewMessage writes it.
 var ErrInvalidEnvelope = errors.New("invalid event envelope")
 
-// Decode reads a message value written by the Publisher. It checks the
+// Decode reads a message value: an envelope as NewMessage encodes it. It checks the
 // attributes a consumer relies on: specversion 1.0, and a non-empty id,
 // source, type and subject. Errors: ErrInvalidEnvelope, wrapped with what
 // is wrong.

@@ -2,9 +2,10 @@
 // each held to the code by tests:
 //
 //   - asyncapi.yaml, the AsyncAPI 3.0 description of the Kafka topics the
-//     publisher (projections/kafka) writes. Its tests check the document
-//     against the code, so an event type or a data field added to the
-//     domain fails them until it is documented.
+//     publisher (projections/kafka) writes, to the contract of package
+//     published. Its tests check the document against that package and
+//     the domain, so an event type or a data field added to the domain
+//     fails them until it is documented.
 //   - openapi.yaml, the OpenAPI 3.1 description of every HTTP route the
 //     binary serves. Its tests check that it is a valid OpenAPI 3.1
 //     document whose references all resolve and whose examples match their

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/eventshop/eventshop/eventstore"
 )
@@ -32,21 +31,9 @@ type pendingAction struct {
 // on, its request still filed. Errors: ctx's, errFenced, and a transient failure (the request stays
 // filed for the next call).
 func (r *Runner) doActions(ctx context.Context, from eventstore.Position, halted *eventstore.Event) (string, error) {
-	rows, err := r.pool.Query(ctx, `SELECT event_id, stream_id, version, status, coalesce(action, '')
-		FROM `+parkedTable+` WHERE projection = $1 AND NOT shadow AND status <> 'skipped'
-			AND stream_id IN (SELECT stream_id FROM `+parkedTable+`
-				WHERE projection = $1 AND NOT shadow AND action IS NOT NULL)
-		ORDER BY stream_id, version`, r.name)
+	list, err := r.state.pendingActions(ctx, r.name)
 	if err != nil {
-		return "", fmt.Errorf("read admin requests: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pendingAction, error) {
-		var a pendingAction
-		err := row.Scan(&a.id, &a.stream, &a.version, &a.status, &a.action)
-		return a, err
-	})
-	if err != nil {
-		return "", fmt.Errorf("read admin requests: %w", err)
+		return "", err
 	}
 	haltedAction := ""
 	for len(list) > 0 {
@@ -71,11 +58,11 @@ func (r *Runner) doActions(ctx context.Context, from eventstore.Position, halted
 // retryStream carries out the requests on one stream's parked entries, in
 // version order.
 func (r *Runner) retryStream(ctx context.Context, from eventstore.Position, entries []pendingAction) error {
-	name := entries[0].stream
+	stream := entries[0].stream
 	if entries[0].status == ParkedStatusHalted {
 		// A halted entry left from a run under policy halt: the live loop
 		// meets its event again (it is not behind the checkpoint).
-		return r.clearActions(ctx, name)
+		return r.state.clearActions(ctx, r.name, stream)
 	}
 	if entries[0].action == ActionSkip {
 		st := step{skipped: []uuid.UUID{entries[0].id}, to: from}
@@ -84,10 +71,10 @@ func (r *Runner) retryStream(ctx context.Context, from eventstore.Position, entr
 		}
 		r.stepped(st)
 		r.mu.Lock()
-		r.unparkLocked(name)
+		r.unparkLocked(stream)
 		r.mu.Unlock()
 		r.log.Warn("projection skipped a parked event, as an admin asked", "event_id", entries[0].id.String(),
-			"stream", name, "version", entries[0].version)
+			"stream", stream, "version", entries[0].version)
 		entries = entries[1:]
 	}
 	applied := 0
@@ -100,24 +87,23 @@ func (r *Runner) retryStream(ctx context.Context, from eventstore.Position, entr
 			if ctx.Err() != nil || errors.Is(err, errFenced) || r.transient(ctx, err) {
 				return err
 			}
-			if _, uerr := r.pool.Exec(ctx, `UPDATE `+parkedTable+` SET error = $3, attempts = attempts + 1, parked_at = now()
-				WHERE projection = $1 AND NOT shadow AND event_id = $2`, r.name, p.id, err.Error()); uerr != nil {
-				return fmt.Errorf("record the failed retry of %s: %w", p.id, uerr)
+			if uerr := r.state.failedAgain(ctx, r.name, p.id, err.Error()); uerr != nil {
+				return uerr
 			}
 			r.log.Warn("projection: a parked event failed again; its stream stays parked", "event_id", p.id.String(),
-				"stream", name, "version", p.version, "error", err)
+				"stream", stream, "version", p.version, "error", err)
 			break
 		}
 		applied++
 		r.mu.Lock()
 		r.status.Applied++
-		r.unparkLocked(name)
+		r.unparkLocked(stream)
 		r.mu.Unlock()
 	}
 	if applied > 0 {
-		r.log.Info("projection applied parked events again", "stream", name, "applied", applied, "still_parked", len(entries)-applied)
+		r.log.Info("projection applied parked events again", "stream", stream, "applied", applied, "still_parked", len(entries)-applied)
 	}
-	return r.clearActions(ctx, name)
+	return r.state.clearActions(ctx, r.name, stream)
 }
 
 // parkedEvent reads the event of entry p from the log.
@@ -130,16 +116,6 @@ func (r *Runner) parkedEvent(ctx context.Context, p pendingAction) (eventstore.E
 		return eventstore.Event{}, fmt.Errorf("parked event %s: the log holds another event at %s version %d", p.id, p.stream, p.version)
 	}
 	return evs[0], nil
-}
-
-// clearActions marks the requests on stream's entries done.
-func (r *Runner) clearActions(ctx context.Context, stream string) error {
-	_, err := r.pool.Exec(ctx, `UPDATE `+parkedTable+` SET action = NULL, action_by = NULL, action_reason = NULL,
-		action_requested_at = NULL WHERE projection = $1 AND NOT shadow AND stream_id = $2 AND action IS NOT NULL`, r.name, stream)
-	if err != nil {
-		return fmt.Errorf("clear admin requests on %s: %w", stream, err)
-	}
-	return nil
 }
 
 // unparkLocked counts one event of stream out of the parked list; r.mu

@@ -164,7 +164,7 @@ func (r *Runner) halt(ctx context.Context, from eventstore.Position, e *eventsto
 		return false, err
 	}
 	if action == ActionRetry {
-		return false, r.clearActions(ctx, e.StreamID)
+		return false, r.state.clearActions(ctx, r.name, e.StreamID)
 	}
 	st := step{skipped: []uuid.UUID{e.ID}, to: e.Position}
 	if err := r.commit(ctx, from, st); err != nil {
@@ -209,25 +209,20 @@ func (r *Runner) commit(ctx context.Context, from eventstore.Position, st step) 
 	// Claimed after the apply, so that the checkpoint's row is locked
 	// only for the end of the transaction, not for a long batch: the
 	// report and a rebuild request write that row too.
-	if err := claimCheckpoint(ctx, tx, r.name, from); err != nil {
+	if err := r.state.claim(ctx, tx, r.name, from); err != nil {
 		return err
 	}
-	if err := writeParked(ctx, tx, r.name, false, st.park); err != nil {
+	if err := r.state.park(ctx, tx, r.name, false, st.park); err != nil {
 		return err
 	}
-	if err := dropParked(ctx, tx, r.name, st.unpark); err != nil {
+	if err := r.state.unpark(ctx, tx, r.name, st.unpark); err != nil {
 		return err
 	}
-	if len(st.skipped) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE `+parkedTable+` SET status = 'skipped', skipped_by = action_by,
-				skip_reason = action_reason, skipped_at = now(), action = NULL, action_by = NULL, action_reason = NULL,
-				action_requested_at = NULL
-			WHERE projection = $1 AND NOT shadow AND event_id = ANY($2)`, r.name, st.skipped); err != nil {
-			return fmt.Errorf("skip: %w", err)
-		}
+	if err := r.state.skip(ctx, tx, r.name, st.skipped); err != nil {
+		return err
 	}
 	if st.to != from {
-		if err := advanceCheckpoint(ctx, tx, r.name, st.to); err != nil {
+		if err := r.state.advance(ctx, tx, r.name, st.to); err != nil {
 			return err
 		}
 	}

@@ -87,16 +87,11 @@ var migrated sync.Map
 // (its checkpoint moved) and starts again from the beginning.
 // Errors: ErrInvalidName, the database's.
 func Reset(ctx context.Context, pool *pgxpool.Pool, name string) error {
-	if err := checkName(name); err != nil {
+	s, err := openState(ctx, pool, name)
+	if err != nil {
 		return err
 	}
-	if err := Migrate(ctx, pool); err != nil {
-		return err
-	}
-	if _, err := pool.Exec(ctx, "DELETE FROM projections.checkpoints WHERE name = $1", name); err != nil {
-		return fmt.Errorf("projections: reset %s: %w", name, err)
-	}
-	return nil
+	return s.reset(ctx, name)
 }
 
 // Checkpoint returns the committed checkpoint of the projection name: the
@@ -109,7 +104,7 @@ func Checkpoint(ctx context.Context, pool *pgxpool.Pool, name string) (eventstor
 	if err := checkName(name); err != nil {
 		return eventstore.Start, err
 	}
-	pos, err := readCheckpoint(ctx, pool, name)
+	pos, err := stateStore{pool}.checkpoint(ctx, name)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == undefinedTable {
 		return eventstore.Start, nil // no runner has migrated this database yet
@@ -119,50 +114,3 @@ func Checkpoint(ctx context.Context, pool *pgxpool.Pool, name string) (eventstor
 
 // undefinedTable is PostgreSQL's SQLSTATE for a missing relation.
 const undefinedTable = "42P01"
-
-// readCheckpoint returns the checkpoint of name, Start when it has none.
-func readCheckpoint(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, name string) (eventstore.Position, error) {
-	var commit, prepare int64
-	err := q.QueryRow(ctx, "SELECT commit, prepare FROM projections.checkpoints WHERE name = $1", name).Scan(&commit, &prepare)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return eventstore.Start, nil
-	}
-	if err != nil {
-		return eventstore.Start, fmt.Errorf("read checkpoint of %s: %w", name, err)
-	}
-	return eventstore.Position{Commit: uint64(commit), Prepare: uint64(prepare)}, nil
-}
-
-// claimCheckpoint locks the checkpoint row of name for tx, provided it is
-// still at from (or absent, when from is Start); otherwise errFenced. It
-// makes a second instance that somehow runs at the same time (a lock lost
-// mid-batch) fail instead of applying a batch twice.
-func claimCheckpoint(ctx context.Context, tx pgx.Tx, name string, from eventstore.Position) error {
-	var sql string
-	if from == eventstore.Start {
-		sql = `INSERT INTO projections.checkpoints AS c (name, commit, prepare) VALUES ($1, $2, $3)
-			ON CONFLICT (name) DO UPDATE SET updated_at = now() WHERE c.commit = $2 AND c.prepare = $3`
-	} else {
-		sql = `UPDATE projections.checkpoints SET updated_at = now() WHERE name = $1 AND commit = $2 AND prepare = $3`
-	}
-	tag, err := tx.Exec(ctx, sql, name, int64(from.Commit), int64(from.Prepare))
-	if err != nil {
-		return fmt.Errorf("claim checkpoint: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
-		return errFenced
-	}
-	return nil
-}
-
-// advanceCheckpoint sets the checkpoint of name, claimed by tx, to to.
-func advanceCheckpoint(ctx context.Context, tx pgx.Tx, name string, to eventstore.Position) error {
-	_, err := tx.Exec(ctx, "UPDATE projections.checkpoints SET commit = $2, prepare = $3, updated_at = now() WHERE name = $1",
-		name, int64(to.Commit), int64(to.Prepare))
-	if err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	return nil
-}

@@ -103,29 +103,3 @@ func (l Failures) List(ctx context.Context, page, limit int) ([]Failure, int, er
 	}
 	return out, total, nil
 }
-
-// listPage reads page (from 1) of limit entries of table that match where
-// (whose parameters are args), in the given order, and how many match,
-// from one snapshot: runners change the lists meanwhile.
-func listPage[T any](ctx context.Context, pool *pgxpool.Pool, table, columns, where, order string, args []any,
-	page, limit int, scan pgx.RowToFunc[T]) ([]T, int, error) {
-	page, limit = max(page, 1), max(limit, 1)
-	var (
-		total int
-		out   []T
-	)
-	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE `+where, args...).Scan(&total); err != nil {
-			return err
-		}
-		n := len(args)
-		rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT $%d OFFSET $%d`,
-			columns, table, where, order, n+1, n+2), append(args, limit, (page-1)*limit)...)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, scan)
-		return err
-	})
-	return out, total, err
-}

@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/eventstore"
@@ -163,101 +162,11 @@ type parkRow struct {
 	skip     *ParkedEvent // for a skipped event carried into a rebuild: who skipped it and why
 }
 
-// parkedTable is the parked lists' table.
-const parkedTable = "projections.parked"
-
-// writeParked adds rows to the list (shadow's, or the live one) of the
-// projection name, in tx. An entry that exists already (an event that
-// failed again after a restart) takes the new status and error, and keeps
-// when it was first seen.
-func writeParked(ctx context.Context, tx pgx.Tx, name string, shadow bool, rows []parkRow) error {
-	for _, r := range rows {
-		var by, reason *string
-		var at *time.Time
-		if r.skip != nil {
-			by, reason, at = &r.skip.SkippedBy, &r.skip.SkipReason, &r.skip.SkippedAt
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO `+parkedTable+` AS p (projection, shadow, event_id, stream_id, version, type,
-				commit, prepare, status, error, attempts, skipped_by, skip_reason, skipped_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-			ON CONFLICT (projection, shadow, event_id) DO UPDATE SET status = excluded.status, error = excluded.error,
-				attempts = p.attempts + excluded.attempts, parked_at = now()`,
-			name, shadow, r.e.ID, r.e.StreamID, r.e.Version, r.e.Type, int64(r.e.Position.Commit), int64(r.e.Position.Prepare),
-			r.status, r.err, r.attempts, by, reason, at)
-		if err != nil {
-			return fmt.Errorf("park event %s: %w", r.e.ID, err)
-		}
-	}
-	return nil
-}
-
-// dropParked deletes the live list's entries ids of name, in tx: events a
-// retry applied, or a halted event that finally applied.
-func dropParked(ctx context.Context, tx pgx.Tx, name string, ids []uuid.UUID) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	_, err := tx.Exec(ctx, `DELETE FROM `+parkedTable+` WHERE projection = $1 AND NOT shadow AND event_id = ANY($2)
-		AND status <> 'skipped'`, name, ids)
-	if err != nil {
-		return fmt.Errorf("unpark: %w", err)
-	}
-	return nil
-}
-
 // parkedState is what a runner keeps in memory of a parked list: how many
 // events of each stream are parked, and which events admins skipped.
 type parkedState struct {
 	streams map[string]int
 	skipped map[uuid.UUID]ParkedEvent
-}
-
-// loadParked reads the list (shadow's, or the live one) of name. Halted
-// entries are not counted: their event is the one the runner stops on,
-// which it meets again.
-func loadParked(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, name string, shadow bool) (parkedState, error) {
-	st := parkedState{streams: map[string]int{}, skipped: map[uuid.UUID]ParkedEvent{}}
-	rows, err := q.Query(ctx, `SELECT event_id, stream_id, status, coalesce(skipped_by, ''), coalesce(skip_reason, ''),
-			coalesce(skipped_at, 'epoch'::timestamptz)
-		FROM `+parkedTable+` WHERE projection = $1 AND shadow = $2 AND status IN ('parked', 'skipped')`, name, shadow)
-	if err != nil {
-		return st, fmt.Errorf("read the parked list of %s: %w", name, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p ParkedEvent
-		if err := rows.Scan(&p.EventID, &p.StreamID, &p.Status, &p.SkippedBy, &p.SkipReason, &p.SkippedAt); err != nil {
-			return st, fmt.Errorf("read the parked list of %s: %w", name, err)
-		}
-		if p.Status == ParkedStatusSkipped {
-			st.skipped[p.EventID] = p
-		} else {
-			st.streams[p.StreamID]++
-		}
-	}
-	return st, rows.Err()
-}
-
-const parkedColumns = `event_id, stream_id, version, type, commit, prepare, status, error, attempts, first_seen, parked_at,
-	coalesce(action, ''), coalesce(action_by, ''), coalesce(action_requested_at, 'epoch'::timestamptz),
-	coalesce(skipped_by, ''), coalesce(skip_reason, ''), coalesce(skipped_at, 'epoch'::timestamptz)`
-
-func scanParked(row pgx.Row) (ParkedEvent, error) {
-	var (
-		p               ParkedEvent
-		commit, prepare int64
-	)
-	err := row.Scan(&p.EventID, &p.StreamID, &p.Version, &p.Type, &commit, &prepare, &p.Status, &p.Error, &p.Attempts,
-		&p.FirstSeen, &p.ParkedAt, &p.Action, &p.ActionBy, &p.ActionRequestedAt, &p.SkippedBy, &p.SkipReason, &p.SkippedAt)
-	p.Position = eventstore.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
-	for _, t := range []*time.Time{&p.ActionRequestedAt, &p.SkippedAt} {
-		if t.Unix() == 0 {
-			*t = time.Time{}
-		}
-	}
-	return p, err
 }
 
 // Parked returns a page of the parked list of the projection name, by
@@ -266,18 +175,11 @@ func scanParked(row pgx.Row) (ParkedEvent, error) {
 // ParkedStatus. page counts from 1. Errors: ErrInvalidName, the
 // database's.
 func Parked(ctx context.Context, pool *pgxpool.Pool, name, status string, page, limit int) ([]ParkedEvent, int, error) {
-	if err := checkName(name); err != nil {
-		return nil, 0, err
-	}
-	if err := Migrate(ctx, pool); err != nil {
-		return nil, 0, err
-	}
-	out, total, err := listPage(ctx, pool, parkedTable, parkedColumns, `projection = $1 AND NOT shadow AND ($2 = '' OR status = $2)`,
-		"stream_id, version", []any{name, status}, page, limit, func(r pgx.CollectableRow) (ParkedEvent, error) { return scanParked(r) })
+	s, err := openState(ctx, pool, name)
 	if err != nil {
-		return nil, 0, fmt.Errorf("projections: parked list of %s: %w", name, err)
+		return nil, 0, err
 	}
-	return out, total, nil
+	return s.parked(ctx, name, status, page, limit)
 }
 
 // RequestRetry files, for the active runner of the projection name, a
@@ -286,7 +188,11 @@ func Parked(ctx context.Context, pool *pgxpool.Pool, name, status string, page, 
 // entry as it is now. Errors: ErrInvalidName, ErrNotParked, the
 // database's.
 func RequestRetry(ctx context.Context, pool *pgxpool.Pool, name string, id uuid.UUID, by string) (ParkedEvent, error) {
-	return requestAction(ctx, pool, name, id, ActionRetry, by, "")
+	s, err := openState(ctx, pool, name)
+	if err != nil {
+		return ParkedEvent{}, err
+	}
+	return s.requestAction(ctx, name, id, ActionRetry, by, "")
 }
 
 // RequestSkip files, for the active runner of the projection name, a skip
@@ -299,48 +205,9 @@ func RequestSkip(ctx context.Context, pool *pgxpool.Pool, name string, id uuid.U
 	if reason == "" || utf8.RuneCountInString(reason) > MaxSkipReason || strings.IndexFunc(reason, unicode.IsControl) >= 0 {
 		return ParkedEvent{}, fmt.Errorf("%w: give a reason of 1 to %d characters without control characters", ErrInvalidReason, MaxSkipReason)
 	}
-	return requestAction(ctx, pool, name, id, ActionSkip, by, reason)
-}
-
-func requestAction(ctx context.Context, pool *pgxpool.Pool, name string, id uuid.UUID, action, by, reason string) (ParkedEvent, error) {
-	if err := checkName(name); err != nil {
-		return ParkedEvent{}, err
-	}
-	if err := Migrate(ctx, pool); err != nil {
-		return ParkedEvent{}, err
-	}
-	var out ParkedEvent
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		p, err := scanParked(tx.QueryRow(ctx, `SELECT `+parkedColumns+` FROM `+parkedTable+`
-			WHERE projection = $1 AND NOT shadow AND event_id = $2 AND status <> 'skipped' FOR UPDATE`, name, id))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotParked
-		}
-		if err != nil {
-			return err
-		}
-		if action == ActionSkip {
-			var first uuid.UUID
-			if err := tx.QueryRow(ctx, `SELECT event_id FROM `+parkedTable+`
-				WHERE projection = $1 AND NOT shadow AND stream_id = $2 AND status <> 'skipped'
-				ORDER BY version LIMIT 1`, name, p.StreamID).Scan(&first); err != nil {
-				return err
-			}
-			if first != id {
-				return &NotFirstError{EventID: id, First: first, Stream: p.StreamID}
-			}
-		}
-		out, err = scanParked(tx.QueryRow(ctx, `UPDATE `+parkedTable+` SET action = $3, action_by = $4,
-				action_reason = NULLIF($5, ''), action_requested_at = now()
-			WHERE projection = $1 AND NOT shadow AND event_id = $2 RETURNING `+parkedColumns, name, id, action, by, reason))
-		return err
-	})
+	s, err := openState(ctx, pool, name)
 	if err != nil {
-		var nf *NotFirstError
-		if errors.Is(err, ErrNotParked) || errors.As(err, &nf) {
-			return ParkedEvent{}, err
-		}
-		return ParkedEvent{}, fmt.Errorf("projections: %s event %s of %s: %w", action, id, name, err)
+		return ParkedEvent{}, err
 	}
-	return out, nil
+	return s.requestAction(ctx, name, id, ActionSkip, by, reason)
 }

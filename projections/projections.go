@@ -11,6 +11,9 @@
 // retried with backoff while Status names it; if it keeps failing for
 // reasons of its own, the projection's Policy parks it (and its stream)
 // or halts on it (see park.go).
+//
+// The runtime's own state in PostgreSQL (checkpoints, reports, rebuild
+// requests, parked lists) is read and written in one place, state.go.
 package projections
 
 import (

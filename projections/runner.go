@@ -28,7 +28,8 @@ import (
 // (Reports), and carries out the rebuilds filed with RequestRebuild (see
 // rebuild.go).
 type Runner struct {
-	pool   *pgxpool.Pool
+	pool   *pgxpool.Pool // the checkpoint's database, and a Projection's
+	state  stateStore    // the checkpoint and parked lists, on pool
 	store  eventstore.Store
 	p      Projection // nil for a sink
 	sink   Sink       // nil for a projection
@@ -77,7 +78,7 @@ func newRunner(pool *pgxpool.Pool, store eventstore.Store, p Projection, s Sink,
 	filter eventstore.Filter, opts Options) *Runner {
 	opts = opts.withDefaults()
 	return &Runner{
-		pool: pool, store: store, p: p, sink: s, name: name, filter: filter, opts: opts,
+		pool: pool, state: stateStore{pool}, store: store, p: p, sink: s, name: name, filter: filter, opts: opts,
 		log:       opts.Logger.With("projection", name),
 		status:    Status{Name: name, State: StateStopped, LagEvents: -1, Policy: opts.Policy},
 		parked:    parkedState{streams: map[string]int{}, skipped: map[uuid.UUID]ParkedEvent{}},
@@ -151,8 +152,8 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 	// rebuild, and its live loop waits for the swap (see follow).
 	bulk := false
 	if _, ok := r.sink.(Rebuildable); ok {
-		if from, err := readCheckpoint(ctx, r.pool, r.name); err == nil && from == eventstore.Start {
-			if err := RequestRebuild(ctx, r.pool, r.name); err == nil {
+		if from, err := r.state.checkpoint(ctx, r.name); err == nil && from == eventstore.Start {
+			if err := r.state.requestRebuild(ctx, r.name); err == nil {
 				bulk = true
 			} else {
 				r.log.Warn("projection: file a rebuild to start from nothing", "error", err)
@@ -163,11 +164,11 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 	// an older shadow.
 	wg.Go(func() { r.housekeep(ctx) })
 	for attempt := 0; ; {
-		from, err := readCheckpoint(ctx, r.pool, r.name)
+		from, err := r.state.checkpoint(ctx, r.name)
 		var parked parkedState
 		if err == nil {
 			// Read again each time round: a swap replaces the list.
-			parked, err = loadParked(ctx, r.pool, r.name, false)
+			parked, err = r.state.loadParked(ctx, r.name, false)
 		}
 		if err == nil {
 			r.mu.Lock()

@@ -284,13 +284,31 @@ func (a *app) projectionNames() []string {
 	return names
 }
 
-// reports is the projections' stored reports, for the metrics; nil
-// without the read models' pool.
-func (a *app) reports(ctx context.Context) ([]projections.Report, error) {
+// reports is the projections' stored reports, as the metrics show them;
+// nil without the read models' pool.
+func (a *app) reports(ctx context.Context) ([]metrics.ProjectionReport, error) {
 	if a.pool == nil {
 		return nil, nil
 	}
-	return projections.Reports(ctx, a.pool, a.projectionNames())
+	reps, err := projections.Reports(ctx, a.pool, a.projectionNames())
+	if err != nil {
+		return nil, err
+	}
+	return projectionMetrics(reps), nil
+}
+
+// projectionMetrics is what the metrics show of reps.
+func projectionMetrics(reps []projections.Report) []metrics.ProjectionReport {
+	out := make([]metrics.ProjectionReport, len(reps))
+	for i, r := range reps {
+		out[i] = metrics.ProjectionReport{
+			Name: r.Name, Position: r.Position.Commit, LagEvents: r.LagEvents, LagTime: r.LagTime,
+			Up:      r.State == projections.StateLive || r.State == projections.StateCatchingUp,
+			Failing: r.State == projections.StateFailing || r.State == projections.StateHalted,
+			Parked:  r.Parked,
+		}
+	}
+	return out
 }
 
 // Close closes what buildApp opened. Stop the runners first.

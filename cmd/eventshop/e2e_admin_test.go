@@ -302,8 +302,14 @@ func (s *server) scrape() (*response, []sample) {
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Fatalf("/metrics: Content-Type %q, want the Prometheus text format", ct)
 	}
+	return r, parseSamples(t, r.raw)
+}
+
+// parseSamples parses the samples of a /metrics answer.
+func parseSamples(t *testing.T, raw []byte) []sample {
+	t.Helper()
 	var out []sample
-	for _, ln := range strings.Split(string(r.raw), "\n") {
+	for _, ln := range strings.Split(string(raw), "\n") {
 		if ln == "" || strings.HasPrefix(ln, "#") {
 			continue
 		}
@@ -321,7 +327,7 @@ func (s *server) scrape() (*response, []sample) {
 		}
 		out = append(out, sm)
 	}
-	return r, out
+	return out
 }
 
 // find returns the value of the sample name with exactly labels

@@ -17,18 +17,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/eventshop/eventshop/projections"
 )
 
 // Config holds what New needs; the zero value is usable.
 type Config struct {
-	// Projections returns the projections' reports, at each scrape: in a
-	// process with the read models' pool, projections.Reports on it with
-	// the configured names. A process that runs the projections itself may
-	// instead turn its runners' Status into reports. Nil: no projection
-	// metrics (a write-API-only process).
-	Projections func(ctx context.Context) ([]projections.Report, error)
+	// Projections returns what to show of each projection, at each
+	// scrape: in a process with the read models' pool, the reports the
+	// projections' runners stored there, read with the configured names.
+	// Nil: no projection metrics (a write-API-only process).
+	Projections func(ctx context.Context) ([]ProjectionReport, error)
 	// ReportTimeout bounds one call of Projections, so that a slow
 	// database cannot hold a scrape; default 2 s.
 	ReportTimeout time.Duration

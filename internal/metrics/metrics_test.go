@@ -11,15 +11,11 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/metrics"
-	"github.com/eventshop/eventshop/internal/pgtest"
-	"github.com/eventshop/eventshop/projections"
 )
 
 // scrape gets m's /metrics as Prometheus does and parses it.
@@ -216,14 +212,13 @@ func TestOwnRegistry(t *testing.T) {
 
 // TestProjectionMetrics: each report becomes the projection's gauges.
 func TestProjectionMetrics(t *testing.T) {
-	m := metrics.New(metrics.Config{Projections: func(context.Context) ([]projections.Report, error) {
-		return []projections.Report{
-			{Name: "orders.v1", Position: eventstore.Position{Commit: 4200, Prepare: 7}, State: projections.StateLive, LagTime: 1500 * time.Millisecond},
-			{Name: "users.v1", Position: eventstore.Position{Commit: 900}, State: projections.StateFailing, LagEvents: 12, LagTime: time.Minute,
-				LastError: "boom"},
-			{Name: "catalog.v1", Position: eventstore.Position{Commit: 10}, State: projections.StateCatchingUp, LagEvents: 5000, Parked: 3},
-			{Name: "kafka.v1", Position: eventstore.Position{Commit: 77}, State: projections.StateHalted, LagEvents: 2, Parked: 1},
-			{Name: "never.v1", State: projections.StateStopped, LagEvents: -1},
+	m := metrics.New(metrics.Config{Projections: func(context.Context) ([]metrics.ProjectionReport, error) {
+		return []metrics.ProjectionReport{
+			{Name: "orders.v1", Position: 4200, Up: true, LagTime: 1500 * time.Millisecond},
+			{Name: "users.v1", Position: 900, Failing: true, LagEvents: 12, LagTime: time.Minute},
+			{Name: "catalog.v1", Position: 10, Up: true, LagEvents: 5000, Parked: 3},
+			{Name: "kafka.v1", Position: 77, Failing: true, LagEvents: 2, Parked: 1},
+			{Name: "never.v1", LagEvents: -1},
 		}, nil
 	}})
 	fams := scrape(t, m)
@@ -265,7 +260,7 @@ func TestProjectionMetrics(t *testing.T) {
 // else.
 func TestProjectionMetricsWhenReportsFail(t *testing.T) {
 	t.Run("fails", func(t *testing.T) {
-		m := metrics.New(metrics.Config{Projections: func(context.Context) ([]projections.Report, error) {
+		m := metrics.New(metrics.Config{Projections: func(context.Context) ([]metrics.ProjectionReport, error) {
 			return nil, errors.New("connection refused")
 		}})
 		fams := scrape(t, m)
@@ -278,7 +273,7 @@ func TestProjectionMetricsWhenReportsFail(t *testing.T) {
 	})
 	t.Run("hangs", func(t *testing.T) {
 		var cause atomic.Value
-		m := metrics.New(metrics.Config{ReportTimeout: 50 * time.Millisecond, Projections: func(ctx context.Context) ([]projections.Report, error) {
+		m := metrics.New(metrics.Config{ReportTimeout: 50 * time.Millisecond, Projections: func(ctx context.Context) ([]metrics.ProjectionReport, error) {
 			<-ctx.Done() // a database that does not answer
 			cause.Store(ctx.Err())
 			return nil, ctx.Err()
@@ -295,43 +290,4 @@ func TestProjectionMetricsWhenReportsFail(t *testing.T) {
 			t.Errorf("report_success %v, want 0", got)
 		}
 	})
-}
-
-// TestProjectionMetricsFromDatabase: the metrics of the reports the
-// projections' runners store in PostgreSQL, read as a read API process
-// without runners reads them.
-func TestProjectionMetricsFromDatabase(t *testing.T) {
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := projections.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `INSERT INTO projections.checkpoints (name, commit, prepare, state, lag_events, lag_ms, reported_at)
-		VALUES ('orders.v1', 77, 3, 'catching_up', 40, 2500, now())`); err != nil {
-		t.Fatal(err)
-	}
-	names := []string{"orders.v1", "users.v1"}
-	m := metrics.New(metrics.Config{Projections: func(ctx context.Context) ([]projections.Report, error) {
-		return projections.Reports(ctx, pool, names)
-	}})
-	fams := scrape(t, m)
-	for _, c := range []struct {
-		metric, projection string
-		want               float64
-	}{
-		{"eventshop_projection_position", "orders.v1", 77},
-		{"eventshop_projection_lag_events", "orders.v1", 40},
-		{"eventshop_projection_lag_seconds", "orders.v1", 2.5},
-		{"eventshop_projection_up", "orders.v1", 1},
-		{"eventshop_projection_up", "users.v1", 0},
-		{"eventshop_projection_position", "users.v1", 0},
-	} {
-		if got := value(t, fams, c.metric, "projection", c.projection); got != c.want {
-			t.Errorf("%s{projection=%q} = %v, want %v", c.metric, c.projection, got, c.want)
-		}
-	}
 }

@@ -6,22 +6,42 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/eventshop/eventshop/projections"
 )
+
+// ProjectionReport is what the metrics show of one projection, as its
+// active runner last reported it.
+type ProjectionReport struct {
+	Name string
+	// Position is the commit part of the projection's checkpoint: its
+	// position in the global log.
+	Position uint64
+	// LagEvents is how many events the projection is behind; negative
+	// while its runner has not measured it (the gauge is left out then).
+	LagEvents int64
+	// LagTime is how old the last event it applied was at the report.
+	LagTime time.Duration
+	// Up is set when its active runner reported lately that it is live or
+	// catching up.
+	Up bool
+	// Failing is set when it is stuck on an event that fails to apply
+	// (failing, or halted on it).
+	Failing bool
+	// Parked counts the entries of its parked list, skipped ones not.
+	Parked int64
+}
 
 // projectionCollector exports the projections' reports, read at each
 // scrape, so the numbers are as current as the runners' last report and
 // hold in any process.
 type projectionCollector struct {
-	reports func(ctx context.Context) ([]projections.Report, error)
+	reports func(ctx context.Context) ([]ProjectionReport, error)
 	timeout time.Duration
 	log     *slog.Logger
 
 	success, position, lagEvents, lagSeconds, up, failing, parked *prometheus.Desc
 }
 
-func newProjectionCollector(reports func(ctx context.Context) ([]projections.Report, error), timeout time.Duration, log *slog.Logger) *projectionCollector {
+func newProjectionCollector(reports func(ctx context.Context) ([]ProjectionReport, error), timeout time.Duration, log *slog.Logger) *projectionCollector {
 	label := []string{"projection"}
 	return &projectionCollector{
 		reports: reports, timeout: timeout, log: log,
@@ -67,13 +87,13 @@ func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, r.Name)
 		}
-		gauge(c.position, float64(r.Position.Commit))
+		gauge(c.position, float64(r.Position))
 		if r.LagEvents >= 0 {
 			gauge(c.lagEvents, float64(r.LagEvents))
 		}
 		gauge(c.lagSeconds, r.LagTime.Seconds())
-		gauge(c.up, flag(r.State == projections.StateLive || r.State == projections.StateCatchingUp))
-		gauge(c.failing, flag(r.State == projections.StateFailing || r.State == projections.StateHalted))
+		gauge(c.up, flag(r.Up))
+		gauge(c.failing, flag(r.Failing))
 		gauge(c.parked, float64(r.Parked))
 	}
 }

@@ -10,15 +10,6 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 )
 
-// pendingAction is an entry of the live parked list as doActions sees it.
-type pendingAction struct {
-	id      uuid.UUID
-	stream  string
-	version int64
-	status  string
-	action  string
-}
-
 // doActions carries out what admins asked for on the live parked list, in
 // the live loop, which stands at the checkpoint from. Per stream with a
 // request: a skip of its first entry marks it skipped; then (for a retry,

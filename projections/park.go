@@ -1,16 +1,11 @@
 package projections
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/eventstore"
 )
@@ -167,47 +162,4 @@ type parkRow struct {
 type parkedState struct {
 	streams map[string]int
 	skipped map[uuid.UUID]ParkedEvent
-}
-
-// Parked returns a page of the parked list of the projection name, by
-// stream and version (the order its entries are retried in), and how many
-// entries it holds. status, when not empty, keeps only entries of that
-// ParkedStatus. page counts from 1. Errors: ErrInvalidName, the
-// database's.
-func Parked(ctx context.Context, pool *pgxpool.Pool, name, status string, page, limit int) ([]ParkedEvent, int, error) {
-	s, err := openState(ctx, pool, name)
-	if err != nil {
-		return nil, 0, err
-	}
-	return s.parked(ctx, name, status, page, limit)
-}
-
-// RequestRetry files, for the active runner of the projection name, a
-// retry of the stream of the parked (or halted) event id: its parked
-// events are applied again in order. by names who asks. It returns the
-// entry as it is now. Errors: ErrInvalidName, ErrNotParked, the
-// database's.
-func RequestRetry(ctx context.Context, pool *pgxpool.Pool, name string, id uuid.UUID, by string) (ParkedEvent, error) {
-	s, err := openState(ctx, pool, name)
-	if err != nil {
-		return ParkedEvent{}, err
-	}
-	return s.requestAction(ctx, name, id, ActionRetry, by, "")
-}
-
-// RequestSkip files, for the active runner of the projection name, a skip
-// of the parked (or halted) event id, which must be the first of its
-// stream: it is recorded as skipped by by for reason, and the stream's
-// later parked events are then applied in order. Errors: ErrInvalidName,
-// ErrNotParked, *NotFirstError, ErrInvalidReason, the database's.
-func RequestSkip(ctx context.Context, pool *pgxpool.Pool, name string, id uuid.UUID, by, reason string) (ParkedEvent, error) {
-	reason = strings.TrimSpace(reason)
-	if reason == "" || utf8.RuneCountInString(reason) > MaxSkipReason || strings.IndexFunc(reason, unicode.IsControl) >= 0 {
-		return ParkedEvent{}, fmt.Errorf("%w: give a reason of 1 to %d characters without control characters", ErrInvalidReason, MaxSkipReason)
-	}
-	s, err := openState(ctx, pool, name)
-	if err != nil {
-		return ParkedEvent{}, err
-	}
-	return s.requestAction(ctx, name, id, ActionSkip, by, reason)
 }

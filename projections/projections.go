@@ -184,6 +184,23 @@ type Status struct {
 	Rebuild *RebuildStatus
 }
 
+// RebuildStatus is the progress of a rebuild in this process.
+type RebuildStatus struct {
+	Started time.Time
+	// Scanned counts the events of the log read so far; Applied those the
+	// projection takes.
+	Scanned, Applied int64
+	// Position is the last event read.
+	Position eventstore.Position
+	// Parked counts the events the shadow's parked list holds.
+	Parked int64
+	// CaughtUp is set once the shadow reached the end of the log and
+	// waits for the swap.
+	CaughtUp bool
+	// LastError is the last failure of the rebuild; it is retried.
+	LastError string
+}
+
 // LagCountCap bounds the events read to measure Status.LagEvents on a
 // store that cannot count (eventstore.Counter); lagCountLimit bounds the
 // count on one that can.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/eventshop/eventshop/eventstore"
 )
 
@@ -46,38 +44,8 @@ import (
 // If the active period ends during a rebuild, the request stays filed and
 // the next active runner starts it again from scratch.
 //
-// Here are the request, the builder's life and its giving up; the shadow
-// is built in shadow.go and swapped in by swap.go.
-
-// RequestRebuild files a rebuild of the projection name for its active
-// runner, in whichever process that runs, to pick up: it builds a shadow
-// copy of the read model from the start of the log while the live one
-// keeps serving, and swaps it in once caught up. A request already
-// pending is left as it is. Errors: ErrInvalidName, the database's.
-func RequestRebuild(ctx context.Context, pool *pgxpool.Pool, name string) error {
-	s, err := openState(ctx, pool, name)
-	if err != nil {
-		return err
-	}
-	return s.requestRebuild(ctx, name)
-}
-
-// RebuildStatus is the progress of a rebuild in this process.
-type RebuildStatus struct {
-	Started time.Time
-	// Scanned counts the events of the log read so far; Applied those the
-	// projection takes.
-	Scanned, Applied int64
-	// Position is the last event read.
-	Position eventstore.Position
-	// Parked counts the events the shadow's parked list holds.
-	Parked int64
-	// CaughtUp is set once the shadow reached the end of the log and
-	// waits for the swap.
-	CaughtUp bool
-	// LastError is the last failure of the rebuild; it is retried.
-	LastError string
-}
+// Here are the builder's life and its giving up; the shadow is built in
+// shadow.go and swapped in by swap.go, and housekeep starts the builder.
 
 // rebuild is the state of the rebuild in progress.
 type rebuild struct {
@@ -132,49 +100,6 @@ func isClosed(ch <-chan struct{}) bool {
 		return true
 	default:
 		return false
-	}
-}
-
-// housekeep runs beside the live loop while the runner is active: every
-// reportInterval it writes the runner's status to the database and looks
-// for a rebuild request, starting the builder when there is one.
-func (r *Runner) housekeep(ctx context.Context) {
-	t := time.NewTicker(r.reportInterval())
-	defer t.Stop()
-	done := make(chan struct{})
-	close(done)
-	builder := (<-chan struct{})(done)
-	for {
-		r.measureLag(ctx)
-		if err := r.report(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("projection: write status", "error", err)
-		}
-		if isClosed(builder) && r.rebuildReady() == nil {
-			requested, err := r.state.rebuildRequested(ctx, r.name)
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("projection: look for a rebuild request", "error", err)
-			}
-			if requested != nil {
-				b := make(chan struct{})
-				builder = b
-				go func() {
-					defer close(b)
-					r.build(ctx, *requested)
-				}()
-			}
-		}
-		select {
-		case <-ctx.Done():
-			<-builder
-			r.mu.Lock()
-			r.rb = nil
-			r.mu.Unlock()
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = r.state.stopped(wctx, r.name)
-			return
-		case <-t.C:
-		}
 	}
 }
 

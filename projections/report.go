@@ -1,10 +1,7 @@
 package projections
 
 import (
-	"context"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/eventstore"
 )
@@ -46,26 +43,3 @@ type Report struct {
 // ReportTTL is how long a runner's report stays current: a runner reports
 // at least this often while it is active.
 const ReportTTL = 15 * time.Second
-
-// Reports returns the reports of the named projections, in that order;
-// a projection that never ran gets a zero report in state "stopped".
-// Errors: the database's.
-func Reports(ctx context.Context, pool *pgxpool.Pool, names []string) ([]Report, error) {
-	if err := Migrate(ctx, pool); err != nil {
-		return nil, err
-	}
-	return stateStore{pool}.reports(ctx, names)
-}
-
-// reportInterval is how often an active runner writes its status.
-func (r *Runner) reportInterval() time.Duration { return min(r.opts.LockPoll, ReportTTL/3) }
-
-// report writes the runner's status to its checkpoint row, and wakes the
-// live loop when admins have asked for something on the parked list.
-func (r *Runner) report(ctx context.Context) error {
-	due, err := r.state.report(ctx, r.name, r.Status(), r.opts.Policy)
-	if due {
-		r.wakeActions()
-	}
-	return err
-}

@@ -388,6 +388,15 @@ func (s stateStore) clearActions(ctx context.Context, name, stream string) error
 	return nil
 }
 
+// pendingAction is an entry of the live parked list as doActions sees it.
+type pendingAction struct {
+	id      uuid.UUID
+	stream  string
+	version int64
+	status  string
+	action  string
+}
+
 const parkedColumns = `event_id, stream_id, version, type, commit, prepare, status, error, attempts, first_seen, parked_at,
 	coalesce(action, ''), coalesce(action_by, ''), coalesce(action_requested_at, 'epoch'::timestamptz),
 	coalesce(skipped_by, ''), coalesce(skip_reason, ''), coalesce(skipped_at, 'epoch'::timestamptz)`

@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -12,10 +11,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/eventshop/eventshop/eventstore"
 )
 
 //go:embed migrations/*.sql
@@ -79,38 +75,3 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 // migrated holds the pools Migrate has brought up to date, so that the
 // frequent callers (Reports on every scrape) skip the transaction.
 var migrated sync.Map
-
-// Reset deletes the checkpoint of the projection name, so that its next
-// runner applies the log from the start. The projection's own tables are
-// left alone: emptying them is the caller's business. Reset a projection
-// that is not running; a runner that is running stops at its next batch
-// (its checkpoint moved) and starts again from the beginning.
-// Errors: ErrInvalidName, the database's.
-func Reset(ctx context.Context, pool *pgxpool.Pool, name string) error {
-	s, err := openState(ctx, pool, name)
-	if err != nil {
-		return err
-	}
-	return s.reset(ctx, name)
-}
-
-// Checkpoint returns the committed checkpoint of the projection name: the
-// position of the last event its runner applied, read from the database
-// so that it holds in any process (a read API without runners of its own).
-// It is Start when the projection has not applied anything yet, or no
-// runner has ever run on this database. Errors: ErrInvalidName, the
-// database's.
-func Checkpoint(ctx context.Context, pool *pgxpool.Pool, name string) (eventstore.Position, error) {
-	if err := checkName(name); err != nil {
-		return eventstore.Start, err
-	}
-	pos, err := stateStore{pool}.checkpoint(ctx, name)
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == undefinedTable {
-		return eventstore.Start, nil // no runner has migrated this database yet
-	}
-	return pos, err
-}
-
-// undefinedTable is PostgreSQL's SQLSTATE for a missing relation.
-const undefinedTable = "42P01"

@@ -1,3 +1,4 @@
+-- +goose Up
 -- One row per projection: the position of the last event it applied,
 -- written in the same transaction as the projection's rows.
 CREATE TABLE projections.checkpoints (

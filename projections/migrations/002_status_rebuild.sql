@@ -1,3 +1,4 @@
+-- +goose Up
 -- What the active runner of each projection reports, so that any process
 -- (a read API without runners) can show it, and a rebuild request that
 -- any process can file for the active runner to pick up.

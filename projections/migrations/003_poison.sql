@@ -1,3 +1,4 @@
+-- +goose Up
 -- The events a projection could not apply, and those of the same stream
 -- waiting behind them (policy "park"), or the one it stopped on (policy
 -- "halt"); and the events an admin chose to skip, kept as the record of

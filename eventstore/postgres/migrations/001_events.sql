@@ -1,3 +1,4 @@
+-- +goose Up
 -- The event log. UNIQUE (stream_id, version) is the concurrency guard;
 -- (tx_id, id) is the global order, see read.go.
 CREATE TABLE events (

@@ -1,3 +1,4 @@
+-- +goose Up
 -- One row per (event, template): the record that makes the notifier send
 -- one email per event even when Kafka delivers it again. key is
 -- event_id || ':' || template; its unique index is what Claim relies on.

@@ -24,6 +24,7 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
 // Config holds the handler's dependencies and knobs.
@@ -142,14 +143,7 @@ const NoVersion int64 = -2
 // racing writers spread out. It returns ctx's error when ctx ends first.
 func backoff(ctx context.Context, n int) error {
 	max := time.Duration(1<<min(n, 6)) * 500 * time.Microsecond
-	t := time.NewTimer(rand.N(max) + 100*time.Microsecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return retry.Sleep(ctx, rand.N(max)+100*time.Microsecond)
 }
 
 // detached is ctx without its cancellation but with a deadline of its own:

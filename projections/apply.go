@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
 // step is what one transaction of the live model does: apply events, add
@@ -134,7 +135,7 @@ func (r *Runner) applyOne(ctx context.Context, from eventstore.Position, e *even
 			}
 			continue
 		}
-		if err := sleep(ctx, r.backoff(attempt-1)); err != nil {
+		if err := retry.Sleep(ctx, r.backoff(attempt-1)); err != nil {
 			return from, err
 		}
 	}

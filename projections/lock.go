@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
 // errLockLost ends a runner's active period when its lock's connection fails.
@@ -55,7 +57,7 @@ func (r *Runner) acquireLock(ctx context.Context) (*lock, error) {
 				conn = nil
 			}
 		}
-		if err := sleep(ctx, r.opts.LockPoll); err != nil {
+		if err := retry.Sleep(ctx, r.opts.LockPoll); err != nil {
 			if conn != nil {
 				conn.Close(context.WithoutCancel(ctx))
 			}
@@ -91,18 +93,6 @@ func (l *lock) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	l.conn.Close(ctx)
-}
-
-// sleep waits d or until ctx ends, and then returns ctx's error.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Exclusive runs fn while this process holds the advisory lock of name,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
 // A rebuild, filed with RequestRebuild, is carried out by the projection's
@@ -154,7 +155,7 @@ func (r *Runner) build(ctx context.Context, requestedAt time.Time) {
 		rb.status.LastError = err.Error()
 		r.mu.Unlock()
 		r.log.Error("projection rebuild failing; retrying", "error", err, "attempt", attempt+1)
-		if sleep(ctx, r.backoff(attempt)) != nil {
+		if retry.Sleep(ctx, r.backoff(attempt)) != nil {
 			return
 		}
 	}

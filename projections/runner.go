@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
 // Runner runs one projection. Of all runners of the same projection name
@@ -124,7 +125,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err != nil {
 			r.failed(err, nil)
 		}
-		if sleep(ctx, r.backoff(max(attempt, 0))) != nil {
+		if retry.Sleep(ctx, r.backoff(max(attempt, 0))) != nil {
 			break
 		}
 	}
@@ -197,7 +198,7 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 		if err != nil {
 			r.failed(err, nil)
 		}
-		if sleep(ctx, r.backoff(attempt)) != nil {
+		if retry.Sleep(ctx, r.backoff(attempt)) != nil {
 			return activeErr(ctx, nil)
 		}
 		attempt++
@@ -362,9 +363,5 @@ func (r *Runner) Status() Status {
 
 // backoff is the wait after the attempt-th failure in a row (from 0).
 func (r *Runner) backoff(attempt int) time.Duration {
-	d := r.opts.RetryMin
-	for i := 0; i < attempt && d < r.opts.RetryMax; i++ {
-		d *= 2
-	}
-	return min(d, r.opts.RetryMax)
+	return retry.Backoff(r.opts.RetryMin, r.opts.RetryMax, attempt)
 }

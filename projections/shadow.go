@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
 // rebuildPage is how many events the builder reads and applies at once.
@@ -158,7 +159,7 @@ func (r *Runner) applyShadowOne(ctx context.Context, rb *rebuild, e *eventstore.
 		}
 		if attempt < r.opts.ParkAfter {
 			r.log.Warn("projection rebuild: an event failed; retrying", "event_id", e.ID.String(), "attempt", attempt, "error", err)
-			if err := sleep(ctx, r.backoff(attempt-1)); err != nil {
+			if err := retry.Sleep(ctx, r.backoff(attempt-1)); err != nil {
 				return err
 			}
 			continue

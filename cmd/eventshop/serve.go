@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/gateway"
+	"github.com/eventshop/eventshop/internal/platform/retry"
 	"github.com/eventshop/eventshop/projections"
 )
 
@@ -169,10 +170,8 @@ func keepRunning(ctx context.Context, log *slog.Logger, what string, run func(co
 			return
 		}
 		log.Error(what+" stopped; restarting", "err", err, "in", wait.String())
-		select {
-		case <-ctx.Done():
+		if retry.Sleep(ctx, wait) != nil {
 			return
-		case <-time.After(wait):
 		}
 		wait = min(2*wait, 30*time.Second)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
 // committed wakes this process's subscriptions at once and asks the notify
@@ -67,12 +68,8 @@ func (s *Store) notifyLoop() {
 			backoff.reset()
 			break
 		}
-		t := time.NewTimer(notifySpacing)
-		select {
-		case <-s.ctx.Done():
-			t.Stop()
+		if retry.Sleep(s.ctx, notifySpacing) != nil {
 			return
-		case <-t.C:
 		}
 	}
 }
@@ -146,13 +143,7 @@ func (b *backoff) reset() { b.d = 50 * time.Millisecond }
 
 // wait sleeps for the current delay, doubling it up to 5 s; false if ctx ended.
 func (b *backoff) wait(ctx context.Context) bool {
-	t := time.NewTimer(b.d)
-	defer t.Stop()
+	d := b.d
 	b.d = min(b.d*2, 5*time.Second)
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return retry.Sleep(ctx, d) == nil
 }

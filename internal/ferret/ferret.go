@@ -23,6 +23,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
 // DefaultStartTimeout bounds Start when Options.StartTimeout is zero.
@@ -158,12 +160,8 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 		if err == nil {
 			return nil
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if retry.Sleep(ctx, wait) != nil {
 			return fmt.Errorf("ferret: %s did not answer a ping within %s: %w", s.uri, timeout, err)
-		case <-timer.C:
 		}
 		wait = min(2*wait, 200*time.Millisecond)
 	}

@@ -61,6 +61,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/eventshop/eventshop/internal/kafkalog"
+	"github.com/eventshop/eventshop/internal/platform/retry"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/published"
@@ -312,12 +313,8 @@ func (r *replayer) requeue(ctx context.Context, log *slog.Logger, eventID uuid.U
 		if !waited {
 			log.InfoContext(ctx, "dlq: waiting for notifications to settle", "unsettled", unsettled)
 		}
-		t := time.NewTimer(min(r.cfg.Poll, left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return total, ctx.Err()
-		case <-t.C:
+		if err := retry.Sleep(ctx, min(r.cfg.Poll, left)); err != nil {
+			return total, err
 		}
 	}
 }

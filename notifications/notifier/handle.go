@@ -16,6 +16,7 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/internal/mail"
+	"github.com/eventshop/eventshop/internal/platform/retry"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/templates"
 	"github.com/eventshop/eventshop/published"
@@ -82,7 +83,7 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 			return nil
 		case ledger.Busy:
 			// Another holder, or the wait before a retry: its lease ends it.
-			if err := n.sleep(ctx, n.backoff(busy)); err != nil {
+			if err := retry.Sleep(ctx, n.backoff(busy)); err != nil {
 				return err
 			}
 			busy++
@@ -132,7 +133,7 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 				return err2
 			}
 			n.cfg.Observe(ml.Template, OutcomeRetrying)
-			if err := n.sleep(ctx, wait); err != nil {
+			if err := retry.Sleep(ctx, wait); err != nil {
 				return err
 			}
 		default:
@@ -165,7 +166,7 @@ func (n *Notifier) recipient(ctx context.Context, env published.Envelope) (uuid.
 	var lastErr error
 	deadline := time.Now().Add(n.cfg.LookupTimeout)
 	for attempt := 0; attempt == 0 || time.Now().Before(deadline); attempt++ {
-		if attempt > 0 && n.sleep(ctx, n.backoff(attempt-1)) != nil {
+		if attempt > 0 && retry.Sleep(ctx, n.backoff(attempt-1)) != nil {
 			return uuid.Nil, templates.Recipient{}, "canceled"
 		}
 		id := userID
@@ -284,27 +285,12 @@ func (n *Notifier) pause(ctx context.Context, what string, err error, tries *int
 	n.log.WarnContext(ctx, "notifier: "+what+" failed, retrying", "err", err)
 	d := n.backoff(*tries)
 	*tries++
-	return n.sleep(ctx, d)
+	return retry.Sleep(ctx, d)
 }
 
 // backoff is RetryMin doubled i times, at most RetryMax.
 func (n *Notifier) backoff(i int) time.Duration {
-	d := n.cfg.RetryMin
-	for ; i > 0 && d < n.cfg.RetryMax; i-- {
-		d *= 2
-	}
-	return min(d, n.cfg.RetryMax)
-}
-
-func (n *Notifier) sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return retry.Backoff(n.cfg.RetryMin, n.cfg.RetryMax, i)
 }
 
 // address formats to as an RFC 5322 address.

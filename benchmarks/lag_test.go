@@ -147,7 +147,7 @@ type lagProductPool struct {
 	last eventstore.Position
 }
 
-func lagCatalogue(tb testing.TB, h *commands.Handler) lagProductPool {
+func lagCatalogue(tb testing.TB, h commands.Handlers) lagProductPool {
 	tb.Helper()
 	vendor := commands.Actor{ID: uuid.NewString(), Roles: []string{user.RoleVendor}}
 	var (
@@ -155,7 +155,7 @@ func lagCatalogue(tb testing.TB, h *commands.Handler) lagProductPool {
 		pool lagProductPool
 	)
 	benchutil.Concurrently(tb, 8, lagProducts, func(int) error {
-		p, res, err := h.CreateProduct(context.Background(), vendor, commands.CreateProduct{
+		p, res, err := h.Catalog.CreateProduct(context.Background(), vendor, commands.CreateProduct{
 			SKU: "LAG-" + uuid.NewString()[:13], Name: "Lag mug", Price: 1250, Quantity: product.MaxQuantity,
 		})
 		if err != nil {
@@ -177,7 +177,7 @@ func lagCatalogue(tb testing.TB, h *commands.Handler) lagProductPool {
 
 // placeOrders places n 2-line orders from lagConc goroutines and returns
 // the ids of their order.created events.
-func placeOrders(tb testing.TB, h *commands.Handler, clock *appendClock, products lagProductPool, n int) []uuid.UUID {
+func placeOrders(tb testing.TB, h commands.Handlers, clock *appendClock, products lagProductPool, n int) []uuid.UUID {
 	customer := commands.Actor{ID: uuid.NewString(), Roles: []string{user.RoleCustomer}}
 	var (
 		mu  sync.Mutex
@@ -186,7 +186,7 @@ func placeOrders(tb testing.TB, h *commands.Handler, clock *appendClock, product
 	benchutil.Concurrently(tb, lagConc, n, func(int) error {
 		i := rand.IntN(len(products.ids))
 		j := (i + 1 + rand.IntN(len(products.ids)-1)) % len(products.ids)
-		st, _, err := h.PlaceOrder(context.Background(), customer, []order.Line{
+		st, _, err := h.Orders.PlaceOrder(context.Background(), customer, []order.Line{
 			{ProductID: products.ids[i], Quantity: 1}, {ProductID: products.ids[j], Quantity: 1},
 		})
 		if err != nil {

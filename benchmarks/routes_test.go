@@ -256,9 +256,9 @@ func routeServer(tb testing.TB, e *env, catalog *mongoread.Store) (*httptest.Ser
 		tb.Fatal(err)
 	}
 	h := commands.New(commands.Config{Store: e.store, Payments: payment.NewTestProcessor()})
-	authenticate := edge.Authenticate(tokens, h)
+	authenticate := edge.Authenticate(tokens, h.Users)
 	api := writeapi.New(writeapi.Config{
-		Authenticate: authenticate, Commands: h, Auth: tokens,
+		Authenticate: authenticate, Users: h.Users, Catalog: h.Catalog, Orders: h.Orders, Auth: tokens,
 		Logins:      auth.NewLoginLimiter(rdb, prefix, auth.LoginLimits{}),
 		Idempotency: idempotency.New(rdb, idempotency.Config{KeyPrefix: prefix}),
 	})
@@ -267,7 +267,7 @@ func routeServer(tb testing.TB, e *env, catalog *mongoread.Store) (*httptest.Ser
 		Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
 			return projections.Checkpoint(ctx, e.pool, name)
 		},
-		Orders: h, Streams: e.store,
+		Orders: h.Orders, Streams: e.store,
 	})
 	m := metrics.New(metrics.Config{})
 	r := chi.NewRouter()

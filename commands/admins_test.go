@@ -28,7 +28,7 @@ func TestGrantDuringRevokeKeepsAnAdmin(t *testing.T) {
 	a := seedUser(t, hs, e.clock.Now())
 	b := seedUser(t, hs, e.clock.Now())
 	for _, id := range []string{a, b} {
-		if _, _, err := e.h.GrantRole(ctx, admin, id, user.RoleAdmin); err != nil {
+		if _, _, err := e.h.Users.GrantRole(ctx, admin, id, user.RoleAdmin); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -36,21 +36,21 @@ func TestGrantDuringRevokeKeepsAnAdmin(t *testing.T) {
 	hs.set(func(stream string, evs []eventstore.EventData) {
 		if stream == user.Stream(a) && evs[0].Type == "user.role_revoked" {
 			once.Do(func() {
-				if _, _, err := other.GrantRole(ctx, admin, a, user.RoleAdmin); err != nil {
+				if _, _, err := other.Users.GrantRole(ctx, admin, a, user.RoleAdmin); err != nil {
 					t.Errorf("concurrent grant: %v", err)
 				}
 			})
 		}
 	})
-	if _, _, err := e.h.RevokeRole(ctx, admin, a, user.RoleAdmin); err != nil {
+	if _, _, err := e.h.Users.RevokeRole(ctx, admin, a, user.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	hs.set(nil)
-	_, _, err := e.h.RevokeRole(ctx, admin, b, user.RoleAdmin)
+	_, _, err := e.h.Users.RevokeRole(ctx, admin, b, user.RoleAdmin)
 	if !isReason(err, "conflict", "last_admin") {
 		t.Fatalf("revoking the last real admin: %v, want last_admin", err)
 	}
-	if ub, _, _ := e.h.User(ctx, b); !ub.HasRole(user.RoleAdmin) {
+	if ub, _, _ := e.h.Users.User(ctx, b); !ub.HasRole(user.RoleAdmin) {
 		t.Fatal("no admin left")
 	}
 }
@@ -60,16 +60,16 @@ func TestGrantDuringRevokeKeepsAnAdmin(t *testing.T) {
 func TestEnsureAdminNeedsTheAccountsPassword(t *testing.T) {
 	e := newEnv(t, memory.New())
 	ctx := context.Background()
-	if _, _, err := e.h.RegisterUser(ctx, commands.RegisterUser{Email: "ops@corp.example", Password: "someone-elses", FullName: "Mallory"}); err != nil {
+	if _, _, err := e.h.Users.RegisterUser(ctx, commands.RegisterUser{Email: "ops@corp.example", Password: "someone-elses", FullName: "Mallory"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.h.EnsureAdmin(ctx, "ops@corp.example", "Operator-Secret-1", "Administrator"); err == nil {
+	if _, err := e.h.Users.EnsureAdmin(ctx, "ops@corp.example", "Operator-Secret-1", "Administrator"); err == nil {
 		t.Fatal("EnsureAdmin took over an account whose password it did not know")
 	}
-	if u, err := e.h.Authenticate(ctx, "ops@corp.example", "someone-elses"); err != nil || u.HasRole(user.RoleAdmin) {
+	if u, err := e.h.Users.Authenticate(ctx, "ops@corp.example", "someone-elses"); err != nil || u.HasRole(user.RoleAdmin) {
 		t.Fatalf("the earlier account: %v, roles %v; want it unchanged, without admin", err, u.Roles)
 	}
-	u, err := e.h.EnsureAdmin(ctx, "OPS@corp.example", "someone-elses", "Administrator")
+	u, err := e.h.Users.EnsureAdmin(ctx, "OPS@corp.example", "someone-elses", "Administrator")
 	if err != nil || !u.HasRole(user.RoleAdmin) {
 		t.Fatalf("EnsureAdmin with the account's own password: %v, roles %v", err, u.Roles)
 	}
@@ -81,7 +81,7 @@ func TestSignInRehashesOldParameters(t *testing.T) {
 	s := memory.New()
 	e := newEnv(t, s)
 	ctx := context.Background()
-	u, _, err := e.h.RegisterUser(ctx, commands.RegisterUser{Email: "old@example.com", Password: "old-params-1", FullName: "Old"})
+	u, _, err := e.h.Users.RegisterUser(ctx, commands.RegisterUser{Email: "old@example.com", Password: "old-params-1", FullName: "Old"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestSignInRehashesOldParameters(t *testing.T) {
 	mustAppend(t, s, user.Stream(u.ID), eventstore.Exact(u.Version), e.clock.Now(), user.CredentialsSet{UserID: u.ID, PasswordHash: weak})
 	e = newEnv(t, s) // a fresh cache, as after a restart
 
-	if _, err := e.h.Authenticate(ctx, "old@example.com", "old-params-1"); err != nil {
+	if _, err := e.h.Users.Authenticate(ctx, "old@example.com", "old-params-1"); err != nil {
 		t.Fatalf("sign in with the old hash: %v", err)
 	}
 	evs := readStream(t, s, user.Stream(u.ID))
@@ -102,7 +102,7 @@ func TestSignInRehashesOldParameters(t *testing.T) {
 	if last.Type != "user.credentials_set" || !strings.HasPrefix(c.PasswordHash, "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Fatalf("last event %s %q, want the password stored again with the current parameters", last.Type, c.PasswordHash)
 	}
-	if _, err := e.h.Authenticate(ctx, "old@example.com", "old-params-1"); err != nil {
+	if _, err := e.h.Users.Authenticate(ctx, "old@example.com", "old-params-1"); err != nil {
 		t.Fatalf("sign in after the rehash: %v", err)
 	}
 	if n := len(readStream(t, s, user.Stream(u.ID))); n != len(evs) {

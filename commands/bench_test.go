@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/eventshop/eventshop/internal/benchutil"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eventshop/eventshop/internal/benchutil"
 
 	"github.com/google/uuid"
 
@@ -65,7 +66,7 @@ func BenchmarkPlaceOrder(b *testing.B) {
 	b.Cleanup(func() { store.Close() })
 	b.Cleanup(func() { benchPrintSummary(os.Stdout) })
 	counted := &benchCountingStore{Store: store}
-	handlers := map[bool]*commands.Handler{true: benchHandler(counted, true), false: benchHandler(counted, false)}
+	handlers := map[bool]commands.Handlers{true: benchHandler(counted, true), false: benchHandler(counted, false)}
 	var (
 		poolOnce sync.Once
 		pool     *benchProductPool
@@ -109,14 +110,14 @@ func BenchmarkPlaceOrder(b *testing.B) {
 	}
 }
 
-func benchHandler(store eventstore.Store, serialize bool) *commands.Handler {
+func benchHandler(store eventstore.Store, serialize bool) commands.Handlers {
 	return commands.New(commands.Config{Store: store, Payments: payment.NewTestProcessor(), Serialize: &serialize})
 }
 
 // benchRunCase places b.N orders at concurrency tc.conc in rounds, each
 // followed by as many raw appends to store, and records the figures; h
 // runs on counted, which wraps store.
-func benchRunCase(b *testing.B, store eventstore.Store, counted *benchCountingStore, h *commands.Handler, tc benchCase,
+func benchRunCase(b *testing.B, store eventstore.Store, counted *benchCountingStore, h commands.Handlers, tc benchCase,
 	lines func(*rand.Rand) []order.Line, verify func(*testing.B, [][]order.Line)) {
 	ctx := context.Background()
 	rngs := make([]*rand.Rand, tc.conc)
@@ -132,7 +133,7 @@ func benchRunCase(b *testing.B, store eventstore.Store, counted *benchCountingSt
 	placeOne := func(w int) error {
 		ls := lines(rngs[w])
 		start := time.Now()
-		_, _, err := h.PlaceOrder(ctx, benchCustomer, ls)
+		_, _, err := h.Orders.PlaceOrder(ctx, benchCustomer, ls)
 		d := time.Since(start)
 		if err != nil && !(errors.Is(err, domain.ErrContention) && !tc.serialize) {
 			return fmt.Errorf("place order: %w", err)
@@ -202,7 +203,7 @@ func benchRawEvent() eventstore.EventData {
 	}
 }
 
-func benchCreateProduct(b *testing.B, h *commands.Handler, quantity int64) string {
+func benchCreateProduct(b *testing.B, h commands.Handlers, quantity int64) string {
 	id, err := benchTryCreateProduct(h, quantity)
 	if err != nil {
 		b.Fatal(err)
@@ -210,8 +211,8 @@ func benchCreateProduct(b *testing.B, h *commands.Handler, quantity int64) strin
 	return id
 }
 
-func benchTryCreateProduct(h *commands.Handler, quantity int64) (string, error) {
-	p, _, err := h.CreateProduct(context.Background(), benchVendor, commands.CreateProduct{
+func benchTryCreateProduct(h commands.Handlers, quantity int64) (string, error) {
+	p, _, err := h.Catalog.CreateProduct(context.Background(), benchVendor, commands.CreateProduct{
 		SKU: "BENCH-" + uuid.NewString(), Name: "Bench mug", Price: 1250, Quantity: quantity,
 	})
 	if err != nil {
@@ -223,12 +224,12 @@ func benchTryCreateProduct(h *commands.Handler, quantity int64) (string, error) 
 // benchProductPool is the distinct-product case's catalogue and the units its
 // successful orders reserved on each product, across every run.
 type benchProductPool struct {
-	h        *commands.Handler
+	h        commands.Handlers
 	ids      []string
 	reserved map[string]int64
 }
 
-func newBenchProductPool(b *testing.B, h *commands.Handler, n int) *benchProductPool {
+func newBenchProductPool(b *testing.B, h commands.Handlers, n int) *benchProductPool {
 	p := &benchProductPool{h: h, reserved: map[string]int64{}}
 	var mu sync.Mutex
 	benchutil.Concurrently(b, 8, n, func(int) error {
@@ -270,9 +271,9 @@ func (p *benchProductPool) verify(b *testing.B, placed [][]order.Line) {
 // benchVerifyStock fails b unless each product holds exactly the units its
 // successful orders reserved, one reservation per order, and nothing is
 // oversold.
-func benchVerifyStock(b *testing.B, h *commands.Handler, want map[string]int64) {
+func benchVerifyStock(b *testing.B, h commands.Handlers, want map[string]int64) {
 	for id, units := range want {
-		p, _, err := h.Product(context.Background(), id)
+		p, _, err := h.Catalog.Product(context.Background(), id)
 		if err != nil {
 			b.Fatalf("load product: %v", err)
 		}
@@ -287,11 +288,11 @@ func benchVerifyStock(b *testing.B, h *commands.Handler, want map[string]int64) 
 // product with benchOversellStock units, at concurrency conc: exactly
 // benchOversellStock must succeed (fewer only if orders gave up on contention),
 // the rest must fail with insufficient_stock, and stock must balance.
-func benchCheckNoOversell(b *testing.B, h *commands.Handler, name string, conc int) {
+func benchCheckNoOversell(b *testing.B, h commands.Handlers, name string, conc int) {
 	id := benchCreateProduct(b, h, benchOversellStock)
 	var ok, short, contended atomic.Int64
 	benchutil.Concurrently(b, conc, 4*benchOversellStock, func(int) error {
-		_, _, err := h.PlaceOrder(context.Background(), benchCustomer, []order.Line{{ProductID: id, Quantity: 1}})
+		_, _, err := h.Orders.PlaceOrder(context.Background(), benchCustomer, []order.Line{{ProductID: id, Quantity: 1}})
 		switch {
 		case err == nil:
 			ok.Add(1)

@@ -19,7 +19,7 @@ import (
 // pricedProduct lists a product of vendor v at price with qty units.
 func (e *env) pricedProduct(t *testing.T, v commands.Actor, price domain.Cents, qty int64) product.State {
 	t.Helper()
-	p, _, err := e.h.CreateProduct(context.Background(), v, commands.CreateProduct{
+	p, _, err := e.h.Catalog.CreateProduct(context.Background(), v, commands.CreateProduct{
 		SKU: "SKU-" + uuid.NewString()[:8], Name: "Gold", Price: price, Quantity: qty,
 	})
 	if err != nil {
@@ -56,7 +56,7 @@ func TestPlaceOrderOverTheMoneyBound(t *testing.T) {
 			{"a line total over the bound", lines, at},
 			{"an order total a cent over the bound", []order.Line{{ProductID: half.ID, Quantity: 1}, {ProductID: halfAndACent.ID, Quantity: 1}}, "items"},
 		} {
-			_, _, err := e.h.PlaceOrder(ctx, c, tc.lines)
+			_, _, err := e.h.Orders.PlaceOrder(ctx, c, tc.lines)
 			de := domainErr(err)
 			if !isReason(err, domain.CodeInvalid, "validation_failed") || len(de.Fields) != 1 || de.Fields[0].Field != tc.field {
 				t.Errorf("%s: got %v, want validation_failed naming %s", tc.name, err, tc.field)
@@ -93,7 +93,7 @@ func TestEncodeRefusesEventsOutOfBounds(t *testing.T) {
 	p := e.newProduct(t, vendor("vendor-1"), 10)
 	o := e.placeOrder(t, customer("cust-1"), order.Line{ProductID: p.ID, Quantity: 2})
 	before := len(readStream(t, e.store, product.Stream(p.ID)))
-	_, err := e.h.ReleaseStock(context.Background(), o.ID, []string{p.ID}, "reason\x00with NUL")
+	_, err := e.h.Orders.ReleaseStock(context.Background(), o.ID, []string{p.ID}, "reason\x00with NUL")
 	if !isReason(err, domain.CodeInvalid, "validation_failed") {
 		t.Fatalf("ReleaseStock = %v, want validation_failed", err)
 	}
@@ -127,11 +127,17 @@ func TestStreamUnreadable(t *testing.T) {
 		runPM(t, e.h, 20*time.Millisecond)
 
 		for name, run := range map[string]func() error{
-			"order":  func() error { _, _, err := e.h.Order(ctx, c, broken.ID); return err },
-			"cancel": func() error { _, _, err := e.h.CancelOrder(ctx, c, broken.ID, commands.NoVersion, ""); return err },
-			"pay":    func() error { _, _, err := e.h.PayOrder(ctx, c, broken.ID, commands.NoVersion, goodCard); return err },
+			"order": func() error { _, _, err := e.h.Orders.Order(ctx, c, broken.ID); return err },
+			"cancel": func() error {
+				_, _, err := e.h.Orders.CancelOrder(ctx, c, broken.ID, commands.NoVersion, "")
+				return err
+			},
+			"pay": func() error {
+				_, _, err := e.h.Orders.PayOrder(ctx, c, broken.ID, commands.NoVersion, goodCard)
+				return err
+			},
 			"complete": func() error {
-				_, _, err := e.h.CompleteOrder(ctx, admin, broken.ID, commands.NoVersion)
+				_, _, err := e.h.Orders.CompleteOrder(ctx, admin, broken.ID, commands.NoVersion)
 				return err
 			},
 		} {

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"time"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/unique"
@@ -21,21 +22,21 @@ type owner struct {
 // than the grace period, after that owner's stream has been fenced, so the
 // stalled creation can never complete with the value it lost. Errors:
 // CodeConflict taken.
-func (h *Handler) claim(ctx context.Context, stream, value, ownerID, taken string, o owner) (Result, error) {
-	_, res, err := execute(ctx, h, claimKind, stream, NoVersion, func(c unique.Claim) ([]domain.Event, error) {
+func claim(ctx context.Context, r *repository, grace time.Duration, stream, value, ownerID, taken string, o owner) (Result, error) {
+	_, res, err := execute(ctx, r, claimKind, stream, NoVersion, func(c unique.Claim) ([]domain.Event, error) {
 		exists, fenced := false, false
 		if c.Owner != "" && c.Owner != ownerID {
 			var err error
 			if exists, fenced, err = o.state(ctx, c.Owner); err != nil {
 				return nil, err
 			}
-			if !exists && !fenced && h.now().Sub(c.Since) >= h.grace {
+			if !exists && !fenced && r.now().Sub(c.Since) >= grace {
 				if exists, fenced, err = o.fence(ctx, c.Owner); err != nil {
 					return nil, err
 				}
 			}
 		}
-		return unique.DecideClaim(c, value, ownerID, taken, exists, fenced, h.now(), h.grace)
+		return unique.DecideClaim(c, value, ownerID, taken, exists, fenced, r.now(), grace)
 	})
 	return res, err
 }

@@ -66,7 +66,7 @@ func TestPayRetryAfterVoidedCharge(t *testing.T) {
 	o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
 
 	fs.failNext("order.paid", false)
-	if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); !errors.Is(err, errLost) {
+	if _, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); !errors.Is(err, errLost) {
 		t.Fatalf("first pay: %v, want the store's failure", err)
 	}
 	if e.payments.Charges() != 1 || e.payments.Refunds() != 1 {
@@ -75,7 +75,7 @@ func TestPayRetryAfterVoidedCharge(t *testing.T) {
 	if got := types(readStream(t, fs, order.Stream(o.ID))); fmt.Sprint(got[1:]) != "[order.payment_voided order.refunded]" {
 		t.Fatalf("order stream %v, want the charge voided, then its refund recorded", got)
 	}
-	st, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
+	st, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
 	if err != nil || st.Status != order.StatusPaid {
 		t.Fatalf("retry: %v %s", err, st.Status)
 	}
@@ -93,7 +93,7 @@ func TestPayAppendLandsButFails(t *testing.T) {
 	p := e.newProduct(t, vendor("vendor-1"), 10)
 	o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
 	fs.failNext("order.paid", true)
-	st, _, err := e.h.PayOrder(context.Background(), c, o.ID, commands.NoVersion, goodCard)
+	st, _, err := e.h.Orders.PayOrder(context.Background(), c, o.ID, commands.NoVersion, goodCard)
 	if err != nil || st.Status != order.StatusPaid {
 		t.Fatalf("pay: %v %s, want paid", err, st.Status)
 	}
@@ -110,14 +110,14 @@ func TestPlaceOrderAppendLandsButFails(t *testing.T) {
 	ctx := context.Background()
 	p := e.newProduct(t, vendor("vendor-1"), 1)
 	fs.failNext("order.created", true)
-	o, _, err := e.h.PlaceOrder(ctx, customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 1}})
+	o, _, err := e.h.Orders.PlaceOrder(ctx, customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 1}})
 	if err != nil || o.Status != order.StatusPending {
 		t.Fatalf("place: %v %s, want the recorded order", err, o.Status)
 	}
 	if got := e.product(t, p.ID); got.Reserved != 1 || got.Reservations[o.ID] != 1 {
 		t.Fatalf("product %s: the recorded order lost its stock", describe(got))
 	}
-	if _, _, err := e.h.PlaceOrder(ctx, customer("cust-2"), []order.Line{{ProductID: p.ID, Quantity: 1}}); !isReason(err, "conflict", "insufficient_stock") {
+	if _, _, err := e.h.Orders.PlaceOrder(ctx, customer("cust-2"), []order.Line{{ProductID: p.ID, Quantity: 1}}); !isReason(err, "conflict", "insufficient_stock") {
 		t.Fatalf("second order of the single unit: %v, want insufficient_stock", err)
 	}
 }
@@ -128,7 +128,7 @@ func TestPlaceOrderAppendFails(t *testing.T) {
 	e := newEnv(t, fs)
 	p := e.newProduct(t, vendor("vendor-1"), 1)
 	fs.failNext("order.created", false)
-	if _, _, err := e.h.PlaceOrder(context.Background(), customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 1}}); !errors.Is(err, errLost) {
+	if _, _, err := e.h.Orders.PlaceOrder(context.Background(), customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 1}}); !errors.Is(err, errLost) {
 		t.Fatalf("place: %v, want the store's failure", err)
 	}
 	if got := e.product(t, p.ID); got.Reserved != 0 {
@@ -154,7 +154,7 @@ func TestProcessManagerRunAgain(t *testing.T) {
 	c := customer("cust-1")
 	p := e.newProduct(t, vendor("vendor-1"), 5)
 	o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 2})
-	if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
+	if _, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
 		t.Fatal(err)
 	}
 	// A placement that stopped after reserving, already past the grace:
@@ -163,7 +163,7 @@ func TestProcessManagerRunAgain(t *testing.T) {
 	mustAppend(t, fs, product.Stream(orphan.ID), eventstore.Exact(orphan.Version), e.clock.Now().Add(-time.Hour),
 		product.Reserved{ProductID: orphan.ID, OrderID: "01900000-0000-7000-8000-000000000001", Quantity: 1})
 
-	pm := e.h.NewProcessManager(10*time.Millisecond, nil)
+	pm := commands.NewProcessManager(e.h.Orders, 10*time.Millisecond, nil)
 	run := func() (stop func()) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -184,7 +184,7 @@ func TestProcessManagerRunAgain(t *testing.T) {
 	defer run()()
 
 	fs.failNext("inventory.deducted", false)
-	if _, _, err := e.h.CompleteOrder(ctx, admin, o.ID, commands.NoVersion); err != nil {
+	if _, _, err := e.h.Orders.CompleteOrder(ctx, admin, o.ID, commands.NoVersion); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the completed order's stock deducted by the process manager", func() (bool, string) {
@@ -241,12 +241,12 @@ func TestVoidedChargeNeverPays(t *testing.T) {
 
 	late := make(chan error, 1)
 	go func() {
-		_, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
+		_, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
 		late <- err
 	}()
 	<-gp.charged // the late request holds the charge
 	fs.failNext("order.paid", false)
-	if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); !errors.Is(err, errLost) {
+	if _, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); !errors.Is(err, errLost) {
 		t.Fatalf("first pay: %v, want the store's failure", err)
 	}
 	close(gp.release)
@@ -256,7 +256,7 @@ func TestVoidedChargeNeverPays(t *testing.T) {
 	if got := e.order(t, o.ID); got.Status != order.StatusPending || gp.Charges() != 1 || gp.Refunds() != 1 {
 		t.Fatalf("order %s with %d charges and %d refunds; want pending, the one charge refunded", got.Status, gp.Charges(), gp.Refunds())
 	}
-	if st, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil || st.Status != order.StatusPaid {
+	if st, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil || st.Status != order.StatusPaid {
 		t.Fatalf("paying again: %v %s", err, st.Status)
 	}
 	if gp.Charges() != 2 || gp.Refunds() != 1 {
@@ -274,7 +274,7 @@ func TestVoidedChargeRefundRetried(t *testing.T) {
 	p := e.newProduct(t, vendor("vendor-1"), 10)
 	o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
 	fs.failNext("order.paid", false)
-	if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); !errors.Is(err, errLost) {
+	if _, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); !errors.Is(err, errLost) {
 		t.Fatalf("pay: %v, want the store's failure", err)
 	}
 	if gp.Refunds() != 0 || len(e.order(t, o.ID).VoidsDue) != 1 {
@@ -295,15 +295,15 @@ func TestAdminMissingFromSetKeepsTheRole(t *testing.T) {
 	e := newEnv(t, fs)
 	ctx := context.Background()
 	fs.failNext("user.admin_added", false)
-	if _, err := e.h.EnsureAdmin(ctx, "root@example.com", "Root-pass-1", "Root"); !errors.Is(err, errLost) {
+	if _, err := e.h.Users.EnsureAdmin(ctx, "root@example.com", "Root-pass-1", "Root"); !errors.Is(err, errLost) {
 		t.Fatalf("first EnsureAdmin: %v, want the store's failure", err)
 	}
-	u, err := e.h.EnsureAdmin(ctx, "root@example.com", "Root-pass-1", "Root")
+	u, err := e.h.Users.EnsureAdmin(ctx, "root@example.com", "Root-pass-1", "Root")
 	if err != nil || !u.HasRole(user.RoleAdmin) {
 		t.Fatalf("EnsureAdmin again: %v %v", err, u.Roles)
 	}
 	self := commands.Actor{ID: u.ID, Roles: u.Roles}
-	if _, _, err := e.h.RevokeRole(ctx, self, u.ID, user.RoleAdmin); !isReason(err, "conflict", "last_admin") {
+	if _, _, err := e.h.Users.RevokeRole(ctx, self, u.ID, user.RoleAdmin); !isReason(err, "conflict", "last_admin") {
 		t.Fatalf("the only admin dropping the role: %v, want last_admin", err)
 	}
 }

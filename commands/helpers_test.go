@@ -116,7 +116,7 @@ type env struct {
 	store    eventstore.Store
 	clock    *clock
 	payments *payment.TestProcessor
-	h        *commands.Handler
+	h        commands.Handlers
 	cfg      commands.Config
 }
 
@@ -138,7 +138,7 @@ func newEnv(t *testing.T, s eventstore.Store, opts ...func(*commands.Config)) *e
 
 // another builds a second handler (another process) over the same store,
 // clock and payments, with its own cache and locks.
-func (e *env) another(opts ...func(*commands.Config)) *commands.Handler {
+func (e *env) another(opts ...func(*commands.Config)) commands.Handlers {
 	cfg := e.cfg
 	for _, o := range opts {
 		o(&cfg)
@@ -168,7 +168,7 @@ var (
 // newProduct lists a product of vendor v with qty units and returns its id.
 func (e *env) newProduct(t *testing.T, v commands.Actor, qty int64) product.State {
 	t.Helper()
-	p, _, err := e.h.CreateProduct(context.Background(), v, commands.CreateProduct{
+	p, _, err := e.h.Catalog.CreateProduct(context.Background(), v, commands.CreateProduct{
 		SKU: "SKU-" + uuid.NewString()[:8], Name: "Widget", Price: 1250, Quantity: qty,
 	})
 	if err != nil {
@@ -181,7 +181,7 @@ func (e *env) newProduct(t *testing.T, v commands.Actor, qty int64) product.Stat
 // involved.
 func (e *env) product(t *testing.T, id string) product.State {
 	t.Helper()
-	p, _, err := commands.New(commands.Config{Store: e.store, Payments: e.payments}).Product(context.Background(), id)
+	p, _, err := commands.New(commands.Config{Store: e.store, Payments: e.payments}).Catalog.Product(context.Background(), id)
 	if err != nil {
 		t.Fatalf("load product %s: %v", id, err)
 	}
@@ -191,7 +191,7 @@ func (e *env) product(t *testing.T, id string) product.State {
 // order loads order id through a fresh handler as an admin.
 func (e *env) order(t *testing.T, id string) order.State {
 	t.Helper()
-	o, _, err := commands.New(commands.Config{Store: e.store, Payments: e.payments}).Order(context.Background(), admin, id)
+	o, _, err := commands.New(commands.Config{Store: e.store, Payments: e.payments}).Orders.Order(context.Background(), admin, id)
 	if err != nil {
 		t.Fatalf("load order %s: %v", id, err)
 	}
@@ -200,7 +200,7 @@ func (e *env) order(t *testing.T, id string) order.State {
 
 func (e *env) placeOrder(t *testing.T, c commands.Actor, lines ...order.Line) order.State {
 	t.Helper()
-	o, _, err := e.h.PlaceOrder(context.Background(), c, lines)
+	o, _, err := e.h.Orders.PlaceOrder(context.Background(), c, lines)
 	if err != nil {
 		t.Fatalf("place order: %v", err)
 	}
@@ -209,18 +209,18 @@ func (e *env) placeOrder(t *testing.T, c commands.Actor, lines ...order.Line) or
 
 // runPM runs a process manager over h until the test ends, keeping its
 // failures in the log only.
-func runPM(t *testing.T, h *commands.Handler, tick time.Duration) {
+func runPM(t *testing.T, h commands.Handlers, tick time.Duration) {
 	t.Helper()
 	runPMWith(t, h, tick, nil)
 }
 
 // runPMWith runs a process manager over h that keeps its failures in
 // failures, until the test ends.
-func runPMWith(t *testing.T, h *commands.Handler, tick time.Duration, failures commands.FailureLog) {
+func runPMWith(t *testing.T, h commands.Handlers, tick time.Duration, failures commands.FailureLog) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	pm := h.NewProcessManager(tick, failures)
+	pm := commands.NewProcessManager(h.Orders, tick, failures)
 	go func() { done <- pm.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()

@@ -27,21 +27,21 @@ func TestEventMetadata(t *testing.T) {
 		var productID, orderID string
 		steps = append(steps,
 			step{correlation.IDs{Correlation: "corr-create", Causation: "req-create", Actor: v.ID}, func(ctx context.Context) error {
-				p, _, err := e.h.CreateProduct(ctx, v, commands.CreateProduct{SKU: "META-1", Name: "Meta", Price: 500, Quantity: 5})
+				p, _, err := e.h.Catalog.CreateProduct(ctx, v, commands.CreateProduct{SKU: "META-1", Name: "Meta", Price: 500, Quantity: 5})
 				productID = p.ID
 				return err
 			}},
 			step{correlation.IDs{Correlation: "corr-order", Causation: "req-order", Actor: c.ID}, func(ctx context.Context) error {
-				o, _, err := e.h.PlaceOrder(ctx, c, []order.Line{{ProductID: productID, Quantity: 2}})
+				o, _, err := e.h.Orders.PlaceOrder(ctx, c, []order.Line{{ProductID: productID, Quantity: 2}})
 				orderID = o.ID
 				return err
 			}},
 			step{correlation.IDs{Correlation: "corr-pay", Causation: "req-pay", Actor: c.ID}, func(ctx context.Context) error {
-				_, _, err := e.h.PayOrder(ctx, c, orderID, commands.NoVersion, goodCard)
+				_, _, err := e.h.Orders.PayOrder(ctx, c, orderID, commands.NoVersion, goodCard)
 				return err
 			}},
 			step{correlation.IDs{Correlation: "corr-complete", Causation: "req-complete", Actor: admin.ID}, func(ctx context.Context) error {
-				_, _, err := e.h.CompleteOrder(ctx, admin, orderID, commands.NoVersion)
+				_, _, err := e.h.Orders.CompleteOrder(ctx, admin, orderID, commands.NoVersion)
 				return err
 			}},
 		)
@@ -86,7 +86,7 @@ func TestEventMetadata(t *testing.T) {
 		// carry the order's correlation id, the order.created event as
 		// their cause, and the system as actor.
 		ctx := correlation.With(context.Background(), correlation.IDs{Correlation: "corr-late", Causation: "req-late", Actor: c.ID})
-		late, _, err := e.h.PlaceOrder(ctx, c, []order.Line{{ProductID: productID, Quantity: 1}})
+		late, _, err := e.h.Orders.PlaceOrder(ctx, c, []order.Line{{ProductID: productID, Quantity: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}

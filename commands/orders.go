@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
@@ -14,11 +16,23 @@ import (
 	"github.com/eventshop/eventshop/internal/payment"
 )
 
+// Orders runs the commands on orders that clients send — place, pay,
+// complete, cancel — and the steps of the order saga that the process
+// manager runs when a request stopped part-way (saga.go). Placing an order
+// and finishing one move stock on the products' streams, through the same
+// repository as Catalog.
+type Orders struct {
+	*repository
+	payments payment.Processor
+	timeout  time.Duration // how long a pending order waits for payment
+	grace    time.Duration // how long a placement may take before its holds are taken back
+}
+
 // Order returns order id if actor may see it: its customer, an admin, or
 // a vendor with items in it. Anyone else gets CodeNotFound, as for a
 // missing order, so ids cannot be probed.
-func (h *Handler) Order(ctx context.Context, actor Actor, id string) (order.State, Result, error) {
-	o, err := load(ctx, h, orderKind, order.Stream(id))
+func (h *Orders) Order(ctx context.Context, actor Actor, id string) (order.State, Result, error) {
+	o, err := load(ctx, h.repository, orderKind, order.Stream(id))
 	if err != nil {
 		return order.State{}, Result{}, wrap("load order", err)
 	}
@@ -32,7 +46,7 @@ func (h *Handler) Order(ctx context.Context, actor Actor, id string) (order.Stat
 	return o.state, Result{Version: o.state.Version, Position: o.pos}, nil
 }
 
-func (h *Handler) canSee(ctx context.Context, actor Actor, s order.State) (bool, error) {
+func (h *Orders) canSee(ctx context.Context, actor Actor, s order.State) (bool, error) {
 	switch {
 	case !s.Exists():
 		return false, nil
@@ -40,7 +54,7 @@ func (h *Handler) canSee(ctx context.Context, actor Actor, s order.State) (bool,
 		return true, nil
 	case actor.Has(user.RoleVendor):
 		for _, it := range s.Items {
-			p, err := load(ctx, h, productKind, product.Stream(it.ProductID))
+			p, err := load(ctx, h.repository, productKind, product.Stream(it.ProductID))
 			if err != nil {
 				return false, wrap("load order", err)
 			}
@@ -64,6 +78,95 @@ func ownOrder(actor Actor, id string, decide decision[order.State]) decision[ord
 	}
 }
 
+// PlaceOrder places an order for actor: it reserves stock on every
+// product's stream (each reservation names the order), then records the
+// order with the prices captured from the products. If any reservation
+// fails, those already made are released and no order is recorded. A
+// crash part-way leaves reservations whose order never appeared; the
+// process manager fences the order id and releases them after the grace
+// period. Errors: domain.ErrForbidden (no customer or admin role), CodeInvalid
+// (bad lines, unknown or discontinued product, a line or the order total
+// over domain.MaxCents: nothing is reserved), CodeConflict
+// "insufficient_stock" naming the product and what is available,
+// CodeConflict stream_unreadable.
+func (h *Orders) PlaceOrder(ctx context.Context, actor Actor, lines []order.Line) (order.State, Result, error) {
+	if !actor.Has(user.RoleCustomer) && !actor.Has(user.RoleAdmin) {
+		return order.State{}, Result{}, domain.ErrForbidden
+	}
+	if err := order.CheckLines(lines); err != nil {
+		return order.State{}, Result{}, err
+	}
+	if err := h.checkProducts(ctx, lines); err != nil {
+		return order.State{}, Result{}, err
+	}
+	lines = slices.Clone(lines)
+	slices.SortFunc(lines, func(a, b order.Line) int { return strings.Compare(a.ProductID, b.ProductID) })
+	id := h.newID()
+	items, err := h.reserveAll(ctx, id, lines)
+	if err != nil {
+		return order.State{}, Result{}, err
+	}
+	fresh(h.repository, orderKind, order.Stream(id))
+	st, res, err := execute(ctx, h.repository, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
+		return order.DecidePlace(s, order.Place{OrderID: id, UserID: actor.ID, Items: items})
+	})
+	if err != nil {
+		// The order id was fenced (this placement stalled past the grace
+		// period), or the store failed — perhaps after the order was
+		// written. Fence it and give the stock back only if it does not
+		// exist; if that fails too, the process manager does it after the
+		// grace period.
+		actx, cancel := detached(ctx)
+		defer cancel()
+		if exists, aerr := h.AbandonPlacement(actx, id, productIDs(items)); aerr != nil {
+			h.log.WarnContext(ctx, "abandon placement; the process manager will retry", "order_id", id, "err", aerr)
+		} else if exists {
+			st, res, lerr := h.Order(actx, actor, id)
+			if lerr == nil {
+				return st, res, nil
+			}
+		}
+		return order.State{}, Result{}, wrap("place order", err)
+	}
+	return st, res, nil
+}
+
+// checkProducts refuses, before any stock is touched, lines naming
+// products that do not exist or are discontinued, listing all of them;
+// then lines whose total (price × quantity) or whose order total would
+// exceed domain.MaxCents at the products' prices, each named by its index
+// in lines, the client's order. A price raised meanwhile is caught by the
+// reservation and by the order's own check.
+func (h *Orders) checkProducts(ctx context.Context, lines []order.Line) error {
+	var bad domain.Fields
+	priced := make([]order.Item, len(lines))
+	for i, l := range lines {
+		priced[i] = order.Item{ProductID: l.ProductID, Quantity: l.Quantity}
+		// A cached product on sale is trusted here: the reservation
+		// decides again on the current state.
+		if c, ok := h.cache.get(product.Stream(l.ProductID)); ok {
+			if p := c.state.(product.State); p.Exists() && !p.Discontinued {
+				priced[i].Price = p.Price
+				continue
+			}
+		}
+		p, err := load(ctx, h.repository, productKind, product.Stream(l.ProductID))
+		if err != nil {
+			return wrap("place order", err)
+		}
+		if !p.state.Exists() || p.state.Discontinued {
+			bad.Add("items["+strconv.Itoa(i)+"].product_id", "product %s does not exist or is discontinued", l.ProductID)
+		}
+		priced[i].Price = p.state.Price
+	}
+	if len(bad) > 0 {
+		err := bad.Err().(*domain.Error)
+		err.Reason = "product_unavailable"
+		return err
+	}
+	return order.CheckAmounts(priced)
+}
+
 // PayOrder charges card for the order's total and records the payment.
 // Only the order's customer or an admin may pay it. The card is validated
 // first and never stored: only its last four digits are kept. A charge is
@@ -72,8 +175,8 @@ func ownOrder(actor Actor, id string, decide decision[order.State]) decision[ord
 // payment (cancelled meanwhile), the charge is refunded. Errors:
 // CodeNotFound, domain.ErrPreconditionFailed, CodeConflict "order_not_pending",
 // CodeInvalid for a bad card, payment.ErrDeclined.
-func (h *Handler) PayOrder(ctx context.Context, actor Actor, id string, ifMatch int64, card payment.Card) (order.State, Result, error) {
-	o, err := load(ctx, h, orderKind, order.Stream(id))
+func (h *Orders) PayOrder(ctx context.Context, actor Actor, id string, ifMatch int64, card payment.Card) (order.State, Result, error) {
+	o, err := load(ctx, h.repository, orderKind, order.Stream(id))
 	if err != nil {
 		return order.State{}, Result{}, wrap("pay order", err)
 	}
@@ -103,7 +206,7 @@ func (h *Handler) PayOrder(ctx context.Context, actor Actor, id string, ifMatch 
 	// Of concurrent requests with the same card (one charge, by its key),
 	// one records the payment; the others find the order paid: 409, as
 	// for a request that comes after, and the charge is not refunded.
-	st, res, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, ownOrder(actor, id, func(s order.State) ([]domain.Event, error) {
+	st, res, err := execute(ctx, h.repository, orderKind, order.Stream(id), NoVersion, ownOrder(actor, id, func(s order.State) ([]domain.Event, error) {
 		return order.DecidePay(s, charge.ID, domain.Cents(charge.AmountCents), charge.Last4)
 	}))
 	if err != nil {
@@ -137,11 +240,11 @@ func cardError(err error) error {
 // CompleteOrder fulfils a paid order and deducts its held stock. Only
 // admins may. Errors: domain.ErrForbidden, CodeNotFound, domain.ErrPreconditionFailed,
 // CodeConflict "order_not_paid".
-func (h *Handler) CompleteOrder(ctx context.Context, actor Actor, id string, ifMatch int64) (order.State, Result, error) {
+func (h *Orders) CompleteOrder(ctx context.Context, actor Actor, id string, ifMatch int64) (order.State, Result, error) {
 	if !actor.Has(user.RoleAdmin) {
 		return order.State{}, Result{}, domain.ErrForbidden
 	}
-	st, res, err := execute(ctx, h, orderKind, order.Stream(id), ifMatch, order.DecideComplete)
+	st, res, err := execute(ctx, h.repository, orderKind, order.Stream(id), ifMatch, order.DecideComplete)
 	if err != nil {
 		return st, res, wrap("complete order", err)
 	}
@@ -164,8 +267,8 @@ func (h *Handler) CompleteOrder(ctx context.Context, actor Actor, id string, ifM
 // cancellation stands with the refund pending and the process manager
 // tries again. Errors: CodeNotFound, domain.ErrPreconditionFailed, CodeConflict
 // "order_not_cancellable".
-func (h *Handler) CancelOrder(ctx context.Context, actor Actor, id string, ifMatch int64, reason string) (order.State, Result, error) {
-	st, res, err := execute(ctx, h, orderKind, order.Stream(id), ifMatch, ownOrder(actor, id, func(s order.State) ([]domain.Event, error) {
+func (h *Orders) CancelOrder(ctx context.Context, actor Actor, id string, ifMatch int64, reason string) (order.State, Result, error) {
+	st, res, err := execute(ctx, h.repository, orderKind, order.Stream(id), ifMatch, ownOrder(actor, id, func(s order.State) ([]domain.Event, error) {
 		return order.DecideCancel(s, reason)
 	}))
 	if err != nil {
@@ -185,116 +288,4 @@ func (h *Handler) CancelOrder(ctx context.Context, actor Actor, id string, ifMat
 	// The answer's position covers the released stock too.
 	res.Position = latest(res.Position, released)
 	return st, res, nil
-}
-
-// RefundOrder refunds the payment of a cancelled order whose refund is
-// pending and records the refund; otherwise it does nothing. The refund's
-// idempotency key is the charge's, so repeating it (or racing the payment's
-// own compensation) refunds once.
-func (h *Handler) RefundOrder(ctx context.Context, id string) (order.State, Result, error) {
-	o, err := load(ctx, h, orderKind, order.Stream(id))
-	if err != nil {
-		return order.State{}, Result{}, wrap("refund order", err)
-	}
-	if !o.state.RefundPending() {
-		return o.state, Result{Version: o.state.Version, Position: o.pos}, nil
-	}
-	p := o.state.Payment
-	r, err := h.payments.Refund(ctx, p.ID, int64(p.Amount), refundKey(p.ID))
-	if err != nil {
-		return o.state, Result{}, wrap("refund order", err)
-	}
-	st, res, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
-		return order.DecideRecordRefund(s, r.ID), nil
-	})
-	return st, res, wrap("refund order", err)
-}
-
-func refundKey(chargeID string) string { return "refund:" + chargeID }
-
-// compensateCharge gives back a charge whose payment could not be
-// recorded. It first records on the order that the charge is void, with
-// the order's current version: that is a no-op when the order holds the
-// charge after all (an append that failed on the way back) — such a charge
-// is refunded only by cancelling the order, with the same key — and it
-// moves the order's version on, so a retried payment can never get this
-// charge back from the processor, and it can never become the order's
-// payment. It reports whether the order holds the charge, with the order.
-// A refund that fails here is retried by the process manager.
-func (h *Handler) compensateCharge(ctx context.Context, id string, charge payment.Charge) (order.State, Result, bool) {
-	ctx, cancel := detached(ctx)
-	defer cancel()
-	st, res, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
-		return order.DecideVoidPayment(s, charge.ID, domain.Cents(charge.AmountCents)), nil
-	})
-	if err != nil {
-		h.log.ErrorContext(ctx, "charge may be unrecorded; check it by hand", "order_id", id, "charge_id", charge.ID, "err", err)
-		return st, res, false
-	}
-	if p := st.Payment; p != nil && p.ID == charge.ID {
-		return st, res, st.Status == order.StatusPaid
-	}
-	if _, _, err := h.RefundVoided(ctx, id); err != nil {
-		h.log.WarnContext(ctx, "refund of a voided charge; the process manager will retry", "order_id", id, "charge_id", charge.ID, "err", err)
-	}
-	return st, res, false
-}
-
-// RefundVoided refunds every voided charge of order id whose refund is not
-// recorded yet, and records each refund; safe to repeat (the refund's key
-// is the charge's).
-func (h *Handler) RefundVoided(ctx context.Context, id string) (order.State, Result, error) {
-	o, err := load(ctx, h, orderKind, order.Stream(id))
-	if err != nil {
-		return order.State{}, Result{}, wrap("refund voided charges", err)
-	}
-	st, res := o.state, Result{Version: o.state.Version, Position: o.pos}
-	for _, chargeID := range slices.Sorted(maps.Keys(o.state.VoidsDue)) {
-		r, err := h.payments.Refund(ctx, chargeID, int64(o.state.VoidsDue[chargeID]), refundKey(chargeID))
-		if err != nil {
-			return st, res, wrap("refund voided charge", err)
-		}
-		if st, res, err = execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
-			return order.DecideRecordVoidRefund(s, chargeID, r.ID), nil
-		}); err != nil {
-			return st, res, wrap("refund voided charge", err)
-		}
-	}
-	return st, res, nil
-}
-
-// ExpireOrder cancels order id with reason payment_timeout if it is still
-// pending past the payment timeout, and releases its stock; otherwise it
-// does nothing. The process manager runs it.
-func (h *Handler) ExpireOrder(ctx context.Context, id string) (order.State, error) {
-	st, _, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
-		return order.DecideExpire(s, h.now(), h.timeout), nil
-	})
-	if err != nil {
-		return st, wrap("expire order", err)
-	}
-	if st.Status == order.StatusCancelled {
-		_, err := h.ReleaseStock(ctx, id, productIDs(st.Items), order.ReasonPaymentTimeout)
-		return st, err
-	}
-	return st, nil
-}
-
-// AbandonPlacement fences order id if it was never recorded, so a stalled
-// placement can no longer record it, and then releases its holds on
-// products. It reports whether the order exists after all (then nothing is
-// released). The process manager runs it for reservations whose order did
-// not appear within the grace period.
-func (h *Handler) AbandonPlacement(ctx context.Context, id string, products []string) (exists bool, err error) {
-	st, _, err := execute(ctx, h, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
-		return order.DecideAbandon(s, id, "placement_not_recorded"), nil
-	})
-	if err != nil {
-		return false, wrap("abandon placement", err)
-	}
-	if st.Exists() {
-		return true, nil
-	}
-	_, err = h.ReleaseStock(ctx, id, products, "placement_abandoned")
-	return false, err
 }

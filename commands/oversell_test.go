@@ -69,7 +69,7 @@ func testOversell(t *testing.T, s eventstore.Store, ser, random bool) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			o, _, err := e.h.PlaceOrder(ctx, customer("customer-"+strconv.Itoa(i)), []order.Line{{ProductID: p.ID, Quantity: want[i]}})
+			o, _, err := e.h.Orders.PlaceOrder(ctx, customer("customer-"+strconv.Itoa(i)), []order.Line{{ProductID: p.ID, Quantity: want[i]}})
 			results[i] = result{o, err}
 		})
 	}
@@ -142,7 +142,7 @@ func testOversell(t *testing.T, s eventstore.Store, ser, random bool) {
 		case 0:
 			final[id], reason[id] = order.StatusCancelled, "changed_mind"
 			wg.Go(func() {
-				if _, _, err := e.h.CancelOrder(ctx, c, id, commands.NoVersion, "changed_mind"); err != nil {
+				if _, _, err := e.h.Orders.CancelOrder(ctx, c, id, commands.NoVersion, "changed_mind"); err != nil {
 					t.Errorf("cancel %s: %v", id, err)
 				}
 			})
@@ -150,11 +150,11 @@ func testOversell(t *testing.T, s eventstore.Store, ser, random bool) {
 			final[id] = order.StatusCompleted
 			completedUnits += want[i]
 			wg.Go(func() {
-				if _, _, err := e.h.PayOrder(ctx, c, id, commands.NoVersion, goodCard); err != nil {
+				if _, _, err := e.h.Orders.PayOrder(ctx, c, id, commands.NoVersion, goodCard); err != nil {
 					t.Errorf("pay %s: %v", id, err)
 					return
 				}
-				if _, _, err := e.h.CompleteOrder(ctx, admin, id, commands.NoVersion); err != nil {
+				if _, _, err := e.h.Orders.CompleteOrder(ctx, admin, id, commands.NoVersion); err != nil {
 					t.Errorf("complete %s: %v", id, err)
 				}
 			})
@@ -163,7 +163,7 @@ func testOversell(t *testing.T, s eventstore.Store, ser, random bool) {
 			paidUnits += want[i]
 			paidOnly = append(paidOnly, i)
 			wg.Go(func() {
-				if _, _, err := e.h.PayOrder(ctx, c, id, commands.NoVersion, goodCard); err != nil {
+				if _, _, err := e.h.Orders.PayOrder(ctx, c, id, commands.NoVersion, goodCard); err != nil {
 					t.Errorf("pay %s: %v", id, err)
 				}
 			})
@@ -196,7 +196,7 @@ func testOversell(t *testing.T, s eventstore.Store, ser, random bool) {
 	// An admin cancels the paid ones: refunded, stock back.
 	refunds := e.payments.Refunds()
 	for _, i := range paidOnly {
-		if _, _, err := e.h.CancelOrder(ctx, admin, results[i].o.ID, commands.NoVersion, "admin_cancelled"); err != nil {
+		if _, _, err := e.h.Orders.CancelOrder(ctx, admin, results[i].o.ID, commands.NoVersion, "admin_cancelled"); err != nil {
 			t.Errorf("admin cancels paid order: %v", err)
 		}
 	}
@@ -293,12 +293,12 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 	cfg := e.cfg
 	cfg.Store = s2
 	h2 := commands.New(cfg)
-	hs := []*commands.Handler{h1, h2}
+	hs := []commands.Handlers{h1, h2}
 	v := vendor("vendor-1")
 
 	p := e.newProduct(t, v, stock)
 	for _, h := range hs { // warm both caches
-		if _, _, err := h.Product(ctx, p.ID); err != nil {
+		if _, _, err := h.Catalog.Product(ctx, p.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -308,7 +308,7 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 	var first order.State
 	for i := range stock + 4 {
 		h := hs[i%2]
-		o, _, err := h.PlaceOrder(ctx, customer("c"+strconv.Itoa(i)), []order.Line{{ProductID: p.ID, Quantity: 1}})
+		o, _, err := h.Orders.PlaceOrder(ctx, customer("c"+strconv.Itoa(i)), []order.Line{{ProductID: p.ID, Quantity: 1}})
 		switch {
 		case i < stock && err != nil:
 			t.Fatalf("turn %d: %v", i, err)
@@ -325,7 +325,7 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 		}
 		fresh := e.product(t, p.ID)
 		for j, hh := range hs {
-			got, res, err := hh.Product(ctx, p.ID)
+			got, res, err := hh.Catalog.Product(ctx, p.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -338,13 +338,13 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 
 	// Both caches now say the product is sold out. Another process frees
 	// a unit: a refusal decided on a stale cache must not stand.
-	if _, _, err := h2.CancelOrder(ctx, customer("c0"), first.ID, commands.NoVersion, ""); err != nil {
+	if _, _, err := h2.Orders.CancelOrder(ctx, customer("c0"), first.ID, commands.NoVersion, ""); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.product(t, p.ID); got.Reserved != stock-1 {
 		t.Fatalf("after the cancellation: %s", describe(got))
 	}
-	if _, _, err := h1.PlaceOrder(ctx, customer("c-after"), []order.Line{{ProductID: p.ID, Quantity: 1}}); err != nil {
+	if _, _, err := h1.Orders.PlaceOrder(ctx, customer("c-after"), []order.Line{{ProductID: p.ID, Quantity: 1}}); err != nil {
 		t.Errorf("ordering the unit another process freed: %v", err)
 	}
 	if got := e.product(t, p.ID); got.Reserved != stock || got.Available() != 0 {
@@ -354,14 +354,14 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 	// A price change through one handler is what the other captures
 	// next, though its cache holds the old price.
 	q := e.newProduct(t, v, stock)
-	if _, _, err := h1.Product(ctx, q.ID); err != nil {
+	if _, _, err := h1.Catalog.Product(ctx, q.ID); err != nil {
 		t.Fatal(err)
 	}
 	newPrice := domain.Cents(999)
-	if _, _, err := h2.UpdateProduct(ctx, v, q.ID, commands.NoVersion, product.Update{Price: &newPrice}); err != nil {
+	if _, _, err := h2.Catalog.UpdateProduct(ctx, v, q.ID, commands.NoVersion, product.Update{Price: &newPrice}); err != nil {
 		t.Fatal(err)
 	}
-	o, _, err := h1.PlaceOrder(ctx, customer("c-price"), []order.Line{{ProductID: q.ID, Quantity: 2}})
+	o, _, err := h1.Orders.PlaceOrder(ctx, customer("c-price"), []order.Line{{ProductID: q.ID, Quantity: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,23 +371,23 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 	// An If-Match update through h1 with the version h2 produced works;
 	// with the version h1 cached before it fails.
 	name := "Renamed"
-	if _, _, err := h1.UpdateProduct(ctx, v, q.ID, q.Version, product.Update{Name: &name}); !errors.Is(err, domain.ErrPreconditionFailed) {
+	if _, _, err := h1.Catalog.UpdateProduct(ctx, v, q.ID, q.Version, product.Update{Name: &name}); !errors.Is(err, domain.ErrPreconditionFailed) {
 		t.Errorf("update with the version before another process's write: got %v, want domain.ErrPreconditionFailed", err)
 	}
 	cur := e.product(t, q.ID)
-	if _, _, err := h1.UpdateProduct(ctx, v, q.ID, cur.Version, product.Update{Name: &name}); err != nil {
+	if _, _, err := h1.Catalog.UpdateProduct(ctx, v, q.ID, cur.Version, product.Update{Name: &name}); err != nil {
 		t.Errorf("update with the current version: %v", err)
 	}
 	// h1's cache is current; h2 moves on; the client sends the version
 	// h1 has cached, which is stale all the same.
 	seen := e.product(t, q.ID).Version
 	desc := "changed elsewhere"
-	if _, _, err := h2.UpdateProduct(ctx, v, q.ID, commands.NoVersion, product.Update{Description: &desc}); err != nil {
+	if _, _, err := h2.Catalog.UpdateProduct(ctx, v, q.ID, commands.NoVersion, product.Update{Description: &desc}); err != nil {
 		t.Fatal(err)
 	}
 	before := len(readStream(t, s1, product.Stream(q.ID)))
 	other := "Other"
-	if _, _, err := h1.UpdateProduct(ctx, v, q.ID, seen, product.Update{Name: &other}); !errors.Is(err, domain.ErrPreconditionFailed) {
+	if _, _, err := h1.Catalog.UpdateProduct(ctx, v, q.ID, seen, product.Update{Name: &other}); !errors.Is(err, domain.ErrPreconditionFailed) {
 		t.Errorf("update with the version the handler has cached, after another process wrote: got %v, want domain.ErrPreconditionFailed", err)
 	}
 	if after := len(readStream(t, s1, product.Stream(q.ID))); after != before {
@@ -395,14 +395,14 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 	}
 	// Discontinued by another process, while h1's cache has it on sale:
 	// h1 refuses the order and holds nothing.
-	if _, _, err := h1.Product(ctx, q.ID); err != nil {
+	if _, _, err := h1.Catalog.Product(ctx, q.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := h2.DiscontinueProduct(ctx, v, q.ID, commands.NoVersion); err != nil {
+	if _, _, err := h2.Catalog.DiscontinueProduct(ctx, v, q.ID, commands.NoVersion); err != nil {
 		t.Fatal(err)
 	}
 	held := e.product(t, q.ID).Reserved
-	if _, _, err := h1.PlaceOrder(ctx, customer("c-gone"), []order.Line{{ProductID: q.ID, Quantity: 1}}); !isReason(err, domain.CodeInvalid, "product_unavailable") {
+	if _, _, err := h1.Orders.PlaceOrder(ctx, customer("c-gone"), []order.Line{{ProductID: q.ID, Quantity: 1}}); !isReason(err, domain.CodeInvalid, "product_unavailable") {
 		t.Errorf("ordering a product another process discontinued: got %v, want product_unavailable", err)
 	}
 	if got := e.product(t, q.ID); got.Reserved != held {
@@ -412,15 +412,15 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 	// Orders too: h1 placed the order and caches it pending; h2 takes the
 	// payment; h1's cancellation must see the payment and refund it.
 	live := e.newProduct(t, v, stock)
-	o2, _, err := h1.PlaceOrder(ctx, customer("c-pay"), []order.Line{{ProductID: live.ID, Quantity: 1}})
+	o2, _, err := h1.Orders.PlaceOrder(ctx, customer("c-pay"), []order.Line{{ProductID: live.ID, Quantity: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := h2.PayOrder(ctx, customer("c-pay"), o2.ID, commands.NoVersion, goodCard); err != nil {
+	if _, _, err := h2.Orders.PayOrder(ctx, customer("c-pay"), o2.ID, commands.NoVersion, goodCard); err != nil {
 		t.Fatal(err)
 	}
 	refundsBefore := e.payments.Refunds()
-	st, _, err := h1.CancelOrder(ctx, customer("c-pay"), o2.ID, commands.NoVersion, "")
+	st, _, err := h1.Orders.CancelOrder(ctx, customer("c-pay"), o2.ID, commands.NoVersion, "")
 	if err != nil {
 		t.Fatalf("cancel through the process that cached the order pending: %v", err)
 	}
@@ -438,7 +438,7 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 	for i := range 40 {
 		wg.Go(func() {
 			<-start
-			_, _, err := hs[i%2].PlaceOrder(ctx, customer("r"+strconv.Itoa(i)), []order.Line{{ProductID: r.ID, Quantity: 1}})
+			_, _, err := hs[i%2].Orders.PlaceOrder(ctx, customer("r"+strconv.Itoa(i)), []order.Line{{ProductID: r.ID, Quantity: 1}})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -458,7 +458,7 @@ func testTwoProcesses(t *testing.T, s1, s2 eventstore.Store) {
 		t.Errorf("race: %d placed, %d refused, product %s; want %d placed, reserved=%d", ok, refused, describe(got), stock, stock)
 	}
 	for j, h := range hs {
-		viaCache, _, err := h.Product(ctx, r.ID)
+		viaCache, _, err := h.Catalog.Product(ctx, r.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -491,9 +491,9 @@ func TestAdjustmentsRaceOrders(t *testing.T) {
 						<-start
 						var err error
 						if i%2 == 0 {
-							_, _, err = e.h.PlaceOrder(ctx, customer("c"+strconv.Itoa(i)), []order.Line{{ProductID: p.ID, Quantity: 1}})
+							_, _, err = e.h.Orders.PlaceOrder(ctx, customer("c"+strconv.Itoa(i)), []order.Line{{ProductID: p.ID, Quantity: 1}})
 						} else {
-							_, _, err = e.h.AdjustInventory(ctx, v, p.ID, commands.NoVersion, product.AdjustInventory{Adjustment: -1, Reason: "damaged"})
+							_, _, err = e.h.Catalog.AdjustInventory(ctx, v, p.ID, commands.NoVersion, product.AdjustInventory{Adjustment: -1, Reason: "damaged"})
 						}
 						mu.Lock()
 						defer mu.Unlock()
@@ -547,7 +547,7 @@ func TestOversellMultiProduct(t *testing.T) {
 				for i := range n {
 					wg.Go(func() {
 						<-start
-						o, _, err := e.h.PlaceOrder(ctx, customer("c"+strconv.Itoa(i)), []order.Line{{ProductID: a.ID, Quantity: 2}, {ProductID: b.ID, Quantity: 1}})
+						o, _, err := e.h.Orders.PlaceOrder(ctx, customer("c"+strconv.Itoa(i)), []order.Line{{ProductID: a.ID, Quantity: 2}, {ProductID: b.ID, Quantity: 1}})
 						ids[i], errs[i] = o.ID, err
 					})
 				}

@@ -27,18 +27,18 @@ func TestPayment(t *testing.T) {
 		p := e.newProduct(t, vendor("vendor-1"), 10)
 		o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 2})
 
-		_, _, err := e.h.PayOrder(ctx, customer("cust-2"), o.ID, commands.NoVersion, goodCard)
+		_, _, err := e.h.Orders.PayOrder(ctx, customer("cust-2"), o.ID, commands.NoVersion, goodCard)
 		if !isReason(err, domain.CodeNotFound, "") {
 			t.Errorf("another customer pays: got %v, want CodeNotFound", err)
 		}
-		_, _, err = e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, declinedCard)
+		_, _, err = e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, declinedCard)
 		if !errors.Is(err, payment.ErrDeclined) {
 			t.Fatalf("declined card: got %v, want payment.ErrDeclined", err)
 		}
 		if got := e.order(t, o.ID); got.Status != order.StatusPending || got.Payment != nil || got.Version != o.Version {
 			t.Fatalf("after a decline the order is %s, version %d, payment %+v; want pending and untouched", got.Status, got.Version, got.Payment)
 		}
-		_, _, err = e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, payment.Card{Number: "1234", ExpMonth: 13, ExpYear: 2000, CVC: "x"})
+		_, _, err = e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, payment.Card{Number: "1234", ExpMonth: 13, ExpYear: 2000, CVC: "x"})
 		if !isReason(err, domain.CodeInvalid, "") || len(domainErr(err).Fields) == 0 {
 			t.Errorf("invalid card: got %v, want CodeInvalid listing the fields", err)
 		}
@@ -46,14 +46,14 @@ func TestPayment(t *testing.T) {
 			t.Errorf("%d charges after only failed payments", e.payments.Charges())
 		}
 
-		paid, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
+		paid, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
 		if err != nil {
 			t.Fatalf("pay with the good card: %v", err)
 		}
 		if paid.Status != order.StatusPaid || paid.Payment == nil || paid.Payment.Amount != o.Total || paid.Payment.Last4 != "4242" {
 			t.Errorf("paid order %+v payment %+v, want paid %v with last4 4242", paid, paid.Payment, o.Total)
 		}
-		_, _, err = e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
+		_, _, err = e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
 		if !isReason(err, domain.CodeConflict, "order_not_pending") {
 			t.Errorf("paying twice: got %v, want CodeConflict order_not_pending", err)
 		}
@@ -62,7 +62,7 @@ func TestPayment(t *testing.T) {
 		}
 
 		// The owner cancels the paid order: refunded, stock released.
-		st, _, err := e.h.CancelOrder(ctx, c, o.ID, commands.NoVersion, "")
+		st, _, err := e.h.Orders.CancelOrder(ctx, c, o.ID, commands.NoVersion, "")
 		if err != nil {
 			t.Fatalf("cancel the paid order: %v", err)
 		}
@@ -78,35 +78,35 @@ func TestPayment(t *testing.T) {
 		if got := e.product(t, p.ID); got.Reserved != 0 {
 			t.Errorf("after cancelling: %s, want nothing reserved", describe(got))
 		}
-		_, _, err = e.h.CancelOrder(ctx, c, o.ID, commands.NoVersion, "")
+		_, _, err = e.h.Orders.CancelOrder(ctx, c, o.ID, commands.NoVersion, "")
 		if !isReason(err, domain.CodeConflict, "order_not_cancellable") {
 			t.Errorf("cancelling twice: got %v, want order_not_cancellable", err)
 		}
 		if n := e.payments.Refunds(); n != 1 {
 			t.Errorf("%d refunds after cancelling twice, want 1", n)
 		}
-		_, _, err = e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
+		_, _, err = e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard)
 		if !isReason(err, domain.CodeConflict, "order_not_pending") {
 			t.Errorf("paying a cancelled order: got %v, want order_not_pending", err)
 		}
 
 		// Completion needs a paid order.
 		o2 := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
-		if _, _, err := e.h.CompleteOrder(ctx, admin, o2.ID, commands.NoVersion); !isReason(err, domain.CodeConflict, "order_not_paid") {
+		if _, _, err := e.h.Orders.CompleteOrder(ctx, admin, o2.ID, commands.NoVersion); !isReason(err, domain.CodeConflict, "order_not_paid") {
 			t.Errorf("completing a pending order: got %v, want order_not_paid", err)
 		}
 		// An admin may pay for someone else's order.
-		if _, _, err := e.h.PayOrder(ctx, admin, o2.ID, commands.NoVersion, goodCard); err != nil {
+		if _, _, err := e.h.Orders.PayOrder(ctx, admin, o2.ID, commands.NoVersion, goodCard); err != nil {
 			t.Errorf("admin pays: %v", err)
 		}
-		done, _, err := e.h.CompleteOrder(ctx, admin, o2.ID, commands.NoVersion)
+		done, _, err := e.h.Orders.CompleteOrder(ctx, admin, o2.ID, commands.NoVersion)
 		if err != nil || done.Status != order.StatusCompleted {
 			t.Fatalf("complete: %v, %v", done.Status, err)
 		}
 		if got := e.product(t, p.ID); got.Reserved != 0 || got.Quantity != 9 {
 			t.Errorf("after completing: %s, want quantity=9 reserved=0", describe(got))
 		}
-		if _, _, err := e.h.CancelOrder(ctx, c, o2.ID, commands.NoVersion, ""); !isReason(err, domain.CodeConflict, "order_not_cancellable") {
+		if _, _, err := e.h.Orders.CancelOrder(ctx, c, o2.ID, commands.NoVersion, ""); !isReason(err, domain.CodeConflict, "order_not_cancellable") {
 			t.Errorf("cancelling a completed order: got %v, want order_not_cancellable", err)
 		}
 	})
@@ -151,7 +151,7 @@ func TestConcurrentPayKeepsThePayment(t *testing.T) {
 		errs := make([]error, 2)
 		var wg sync.WaitGroup
 		for i := range errs {
-			wg.Go(func() { _, _, errs[i] = e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard) })
+			wg.Go(func() { _, _, errs[i] = e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard) })
 		}
 		wg.Wait()
 		gp.beforeCharge = nil
@@ -179,7 +179,7 @@ func TestConcurrentPayKeepsThePayment(t *testing.T) {
 				tp.Charges(), tp.Refunds(), o.ID, got.Payment.ID)
 		}
 		// The paid order can still be cancelled, and refunded once.
-		st, _, err := e.h.CancelOrder(ctx, c, o.ID, commands.NoVersion, "")
+		st, _, err := e.h.Orders.CancelOrder(ctx, c, o.ID, commands.NoVersion, "")
 		if err != nil || !st.Payment.Refunded {
 			t.Errorf("cancel the paid order: %v (payment %+v); want cancelled and refunded", err, st.Payment)
 		}
@@ -204,7 +204,7 @@ func TestCancelRacingComplete(t *testing.T) {
 		c := customer("cust-1")
 		p := e.newProduct(t, vendor("vendor-1"), 10)
 		o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 2})
-		if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
+		if _, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
 			t.Fatal(err)
 		}
 
@@ -214,9 +214,9 @@ func TestCancelRacingComplete(t *testing.T) {
 			if stream != order.Stream(o.ID) || len(evs) == 0 || evs[0].Type != "order.cancelled" {
 				return
 			}
-			once.Do(func() { _, _, completeErr = other.CompleteOrder(ctx, admin, o.ID, commands.NoVersion) })
+			once.Do(func() { _, _, completeErr = other.Orders.CompleteOrder(ctx, admin, o.ID, commands.NoVersion) })
 		})
-		_, _, cancelErr := e.h.CancelOrder(ctx, c, o.ID, commands.NoVersion, "changed my mind")
+		_, _, cancelErr := e.h.Orders.CancelOrder(ctx, c, o.ID, commands.NoVersion, "changed my mind")
 		hs.set(nil)
 
 		got := e.order(t, o.ID)
@@ -287,10 +287,10 @@ func TestRefundRetried(t *testing.T) {
 		c := customer("cust-1")
 		p := e.newProduct(t, vendor("vendor-1"), 10)
 		o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 2})
-		if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
+		if _, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := e.h.CancelOrder(ctx, c, o.ID, commands.NoVersion, ""); err != nil {
+		if _, _, err := e.h.Orders.CancelOrder(ctx, c, o.ID, commands.NoVersion, ""); err != nil {
 			t.Logf("cancel while the provider is down: %v", err)
 		}
 		if got := e.order(t, o.ID); got.Status != order.StatusCancelled {
@@ -310,7 +310,7 @@ func TestRefundRetried(t *testing.T) {
 			return tp.Refunds() == 1 && got.Payment.Refunded && got.Payment.RefundID != "",
 				fmt.Sprintf("%d refunds, payment %+v", tp.Refunds(), got.Payment)
 		})
-		if _, _, err := e.h.CancelOrder(ctx, c, o.ID, commands.NoVersion, ""); !isReason(err, domain.CodeConflict, "order_not_cancellable") {
+		if _, _, err := e.h.Orders.CancelOrder(ctx, c, o.ID, commands.NoVersion, ""); !isReason(err, domain.CodeConflict, "order_not_cancellable") {
 			t.Errorf("cancel again: got %v, want order_not_cancellable", err)
 		}
 		if tp.Refunds() != 1 {

@@ -63,10 +63,10 @@ func TestProcessManagerIsolatesAnOrder(t *testing.T) {
 	poisoned := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
 	healthy := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 2})
 	refunded := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 3})
-	if _, _, err := e.h.PayOrder(ctx, c, refunded.ID, commands.NoVersion, goodCard); err != nil {
+	if _, _, err := e.h.Orders.PayOrder(ctx, c, refunded.ID, commands.NoVersion, goodCard); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.h.CancelOrder(ctx, c, refunded.ID, commands.NoVersion, ""); err != nil {
+	if _, _, err := e.h.Orders.CancelOrder(ctx, c, refunded.ID, commands.NoVersion, ""); err != nil {
 		t.Logf("cancel while refunds fail: %v", err)
 	}
 	// An event no build of this code wrote: order_id is no string.

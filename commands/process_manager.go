@@ -2,10 +2,7 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -37,7 +34,7 @@ import (
 // it cannot read is passed over. Either is kept in its FailureLog, by
 // order, until that order's next action succeeds, for admins to see.
 type ProcessManager struct {
-	h        *Handler
+	h        *Orders
 	tick     time.Duration
 	retry    time.Duration
 	failures FailureLog
@@ -68,14 +65,14 @@ type tracked struct {
 	nextTry     time.Time
 }
 
-// NewProcessManager builds a process manager over h that checks its
-// deadlines every tick (default 1s) and keeps its failures in failures
-// (nil: in the log only).
-func (h *Handler) NewProcessManager(tick time.Duration, failures FailureLog) *ProcessManager {
+// NewProcessManager builds a process manager that runs the saga's steps
+// through orders, checks its deadlines every tick (default 1s) and keeps
+// its failures in failures (nil: in the log only).
+func NewProcessManager(orders *Orders, tick time.Duration, failures FailureLog) *ProcessManager {
 	if tick <= 0 {
 		tick = time.Second
 	}
-	return &ProcessManager{h: h, tick: tick, retry: 5 * tick, failures: failures}
+	return &ProcessManager{h: orders, tick: tick, retry: 5 * tick, failures: failures}
 }
 
 // pmFilter selects the events the process manager follows.
@@ -226,63 +223,6 @@ func (pm *ProcessManager) setStatus(orderID string, s order.Status, at time.Time
 		t.since = at
 	}
 	pm.forgetIfDone(pm.orders, orderID)
-}
-
-// act runs the actions whose time has come. Results show up as events,
-// which update the view; a failed action is tried again later.
-func (pm *ProcessManager) act(ctx context.Context) {
-	now := pm.h.now()
-	for id, t := range pm.placements {
-		if now.Before(t.nextTry) || (t.status != order.StatusAbandoned && now.Sub(t.since) < pm.h.grace) {
-			continue
-		}
-		t.nextTry = now.Add(pm.retry)
-		pm.do(ctx, t, "abandon placement", id, func(ctx context.Context) error {
-			_, err := pm.h.AbandonPlacement(ctx, id, slices.Sorted(maps.Keys(t.held)))
-			return err
-		})
-	}
-	for id, t := range pm.orders {
-		if now.Before(t.nextTry) {
-			continue
-		}
-		var action func(context.Context) error
-		switch {
-		case t.status == order.StatusPending && now.Sub(t.since) >= pm.h.timeout:
-			action = func(ctx context.Context) error { _, err := pm.h.ExpireOrder(ctx, id); return err }
-		case t.status == order.StatusCompleted && len(t.held) > 0 && now.Sub(t.since) >= pm.tick:
-			action = func(ctx context.Context) error {
-				_, err := pm.h.DeductStock(ctx, id, slices.Sorted(maps.Keys(t.held)))
-				return err
-			}
-		case t.status == order.StatusCancelled && (len(t.held) > 0 || t.refundDue) && now.Sub(t.since) >= pm.tick:
-			action = func(ctx context.Context) error {
-				_, err := pm.h.ReleaseStock(ctx, id, slices.Sorted(maps.Keys(t.held)), "order_cancelled")
-				if t.refundDue {
-					_, _, rerr := pm.h.RefundOrder(ctx, id)
-					err = errors.Join(err, rerr)
-				}
-				return err
-			}
-		case pm.voidRefundDue(t, now):
-			action = func(ctx context.Context) error { _, _, err := pm.h.RefundVoided(ctx, id); return err }
-		default:
-			continue
-		}
-		t.nextTry = now.Add(pm.retry)
-		pm.do(ctx, t, "finish order", id, action)
-	}
-}
-
-// voidRefundDue reports whether a voided charge of t has waited long
-// enough for the request that voided it to have refunded it.
-func (pm *ProcessManager) voidRefundDue(t *tracked, now time.Time) bool {
-	for _, at := range t.voidsDue {
-		if now.Sub(at) >= pm.retry {
-			return true
-		}
-	}
-	return false
 }
 
 func (pm *ProcessManager) do(ctx context.Context, t *tracked, what, orderID string, action func(context.Context) error) {

@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
+	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,7 +18,50 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/correlation"
+	"github.com/eventshop/eventshop/internal/platform/retry"
 )
+
+// repository is the plumbing every handler shares: the event store, the
+// registry that decodes its events, the cache of folded states, the
+// per-stream locks, the clock and the ids of new aggregates. load and
+// execute are the only ways a handler reads or writes a stream.
+type repository struct {
+	store      eventstore.Store
+	registry   domain.Registry
+	log        *slog.Logger
+	now        func() time.Time
+	newID      func() string
+	attempts   int
+	cache      *stateCache
+	locks      *keyedMutex
+	serialized bool
+}
+
+func newRepository(cfg Config) *repository {
+	r := &repository{
+		store: cfg.Store, registry: Registry(), log: cfg.Log, now: cfg.Now, newID: cfg.NewID,
+		attempts: cfg.MaxAttempts, serialized: cfg.Serialize == nil || *cfg.Serialize,
+		locks: newKeyedMutex(),
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.newID == nil {
+		r.newID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	if r.attempts <= 0 {
+		r.attempts = 30
+	}
+	size := cfg.CacheSize
+	if size <= 0 {
+		size = 50_000
+	}
+	r.cache = newStateCache(size)
+	return r
+}
 
 // kind describes one aggregate type to the generic load/execute code.
 type kind[S any] struct {
@@ -48,14 +92,14 @@ type loaded[S any] struct {
 // the cache, which only ever reads it. Errors: the store's, wrapped;
 // CodeConflict stream_unreadable (domain.StreamUnreadable) when the stream
 // holds an event this build cannot decode.
-func load[S any](ctx context.Context, h *Handler, k kind[S], stream string) (loaded[S], error) {
+func load[S any](ctx context.Context, r *repository, k kind[S], stream string) (loaded[S], error) {
 	cur := loaded[S]{state: k.new()}
-	if c, ok := h.cache.get(stream); ok {
+	if c, ok := r.cache.get(stream); ok {
 		cur = loaded[S]{state: k.clone(c.state.(S)), pos: c.pos}
 	}
 	from := k.version(cur.state) + 1
 	for {
-		evs, err := h.store.ReadStream(ctx, stream, eventstore.Forwards, from, eventstore.MaxReadCount)
+		evs, err := r.store.ReadStream(ctx, stream, eventstore.Forwards, from, eventstore.MaxReadCount)
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
 			return cur, nil
 		}
@@ -63,17 +107,17 @@ func load[S any](ctx context.Context, h *Handler, k kind[S], stream string) (loa
 			return cur, fmt.Errorf("read %s: %w", stream, err)
 		}
 		for i := range evs {
-			r, err := h.decode(&evs[i])
+			rec, err := r.decode(&evs[i])
 			if err != nil {
 				// Not a failure of the store: retrying cannot help, and no
 				// command on this aggregate can be decided until an
 				// operator deals with the event.
 				e := &evs[i]
-				h.log.ErrorContext(ctx, "stream holds an event this build cannot decode", "stream", stream,
+				r.log.ErrorContext(ctx, "stream holds an event this build cannot decode", "stream", stream,
 					"event_id", e.ID.String(), "type", e.Type, "version", e.Version, "err", err)
 				return cur, domain.StreamUnreadable(stream, e.ID.String(), e.Type, e.Version, err)
 			}
-			cur.state = k.evolve(cur.state, r)
+			cur.state = k.evolve(cur.state, rec)
 			cur.pos = evs[i].Position
 		}
 		if len(evs) < eventstore.MaxReadCount {
@@ -82,13 +126,13 @@ func load[S any](ctx context.Context, h *Handler, k kind[S], stream string) (loa
 		from += int64(len(evs))
 	}
 	if k.version(cur.state) >= 0 {
-		h.cache.put(stream, cached{state: cur.state, pos: cur.pos, version: k.version(cur.state)})
+		r.cache.put(stream, cached{state: cur.state, pos: cur.pos, version: k.version(cur.state)})
 	}
 	return cur, nil
 }
 
-func (h *Handler) decode(e *eventstore.Event) (domain.Recorded, error) {
-	ev, err := h.registry.Decode(e.Type, e.SchemaVersion, e.Data)
+func (r *repository) decode(e *eventstore.Event) (domain.Recorded, error) {
+	ev, err := r.registry.Decode(e.Type, e.SchemaVersion, e.Data)
 	if err != nil {
 		return domain.Recorded{}, err
 	}
@@ -109,22 +153,22 @@ type decision[S any] func(S) ([]domain.Event, error)
 // reloads. Only a decision that writes is trusted that way; a refusal or a
 // no-op decided on the cached state is decided again on a fresh load, so
 // a stale cache can cost a retry but never a wrong answer.
-func execute[S any](ctx context.Context, h *Handler, k kind[S], stream string, ifMatch int64, decide decision[S]) (S, Result, error) {
-	if h.serialized {
-		unlock := h.locks.lock(stream)
+func execute[S any](ctx context.Context, r *repository, k kind[S], stream string, ifMatch int64, decide decision[S]) (S, Result, error) {
+	if r.serialized {
+		unlock := r.locks.lock(stream)
 		defer unlock()
 	}
 	var zero S
 	fromCache := true
 	for attempt := 1; ; {
 		var cur loaded[S]
-		c, cachedOK := h.cache.get(stream)
+		c, cachedOK := r.cache.get(stream)
 		if fromCache && cachedOK {
 			cur = loaded[S]{state: k.clone(c.state.(S)), pos: c.pos}
 		} else {
 			fromCache = false
 			var err error
-			if cur, err = load(ctx, h, k, stream); err != nil {
+			if cur, err = load(ctx, r, k, stream); err != nil {
 				return zero, Result{}, err
 			}
 			// load's result is shared with the cache; this command
@@ -150,7 +194,7 @@ func execute[S any](ctx context.Context, h *Handler, k kind[S], stream string, i
 		if len(events) == 0 {
 			return cur.state, Result{Version: v, Position: cur.pos}, nil
 		}
-		data, at, err := h.encode(ctx, events)
+		data, at, err := r.encode(ctx, events)
 		if err != nil {
 			return zero, Result{}, err
 		}
@@ -158,15 +202,15 @@ func execute[S any](ctx context.Context, h *Handler, k kind[S], stream string, i
 		if v >= 0 {
 			expected = eventstore.Exact(v)
 		}
-		res, err := h.store.Append(ctx, stream, expected, data...)
+		res, err := r.store.Append(ctx, stream, expected, data...)
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
-			h.cache.drop(stream)
+			r.cache.drop(stream)
 			if fromCache {
 				// The cache was behind another writer: reload at once.
 				fromCache = false
 				continue
 			}
-			if attempt >= h.attempts {
+			if attempt >= r.attempts {
 				return zero, Result{}, fmt.Errorf("%s after %d attempts: %w", stream, attempt, domain.ErrContention)
 			}
 			if err := backoff(ctx, attempt); err != nil {
@@ -184,15 +228,15 @@ func execute[S any](ctx context.Context, h *Handler, k kind[S], stream string, i
 		for i, e := range events {
 			st = k.evolve(st, domain.Recorded{Event: e, Version: v + 1 + int64(i), At: at, ActorID: correlation.From(ctx).Actor})
 		}
-		h.cache.put(stream, cached{state: st, pos: res.Position, version: res.Version})
+		r.cache.put(stream, cached{state: st, pos: res.Position, version: res.Version})
 		return st, Result{Version: res.Version, Position: res.Position}, nil
 	}
 }
 
 // fresh tells the cache that stream is new (its id was just made), so the
 // command that creates it appends with NoStream without reading first.
-func fresh[S any](h *Handler, k kind[S], stream string) {
-	h.cache.put(stream, cached{state: k.new(), version: -1})
+func fresh[S any](r *repository, k kind[S], stream string) {
+	r.cache.put(stream, cached{state: k.new(), version: -1})
 }
 
 // encode turns domain events into event data with the request's
@@ -201,9 +245,9 @@ func fresh[S any](h *Handler, k kind[S], stream string) {
 // Validate), so that nothing any reader could refuse is ever appended;
 // decide functions check client input the same way first, this is the
 // last guard (against a system-written event out of bounds).
-func (h *Handler) encode(ctx context.Context, events []domain.Event) ([]eventstore.EventData, time.Time, error) {
+func (r *repository) encode(ctx context.Context, events []domain.Event) ([]eventstore.EventData, time.Time, error) {
 	ids := correlation.From(ctx)
-	at := h.now().UTC().Truncate(time.Microsecond)
+	at := r.now().UTC().Truncate(time.Microsecond)
 	if err := domain.Validate(events...); err != nil {
 		return nil, at, err
 	}
@@ -225,83 +269,9 @@ func (h *Handler) encode(ctx context.Context, events []domain.Event) ([]eventsto
 	return out, at, nil
 }
 
-// cached is a folded state kept between commands.
-type cached struct {
-	state   any
-	pos     eventstore.Position
-	version int64
-}
-
-// stateCache keeps folded states so a command reads only the events after
-// them. It is bounded; when full, an arbitrary entry goes. A cached state
-// is only a starting point: load always reads what came after it.
-type stateCache struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]cached
-}
-
-func newStateCache(max int) *stateCache { return &stateCache{max: max, m: map[string]cached{}} }
-
-func (c *stateCache) get(stream string) (cached, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[stream]
-	return e, ok
-}
-
-// put keeps e unless the cache holds a newer state of the stream.
-func (c *stateCache) put(stream string, e cached) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old, ok := c.m[stream]; ok && old.version > e.version {
-		return
-	}
-	if _, ok := c.m[stream]; !ok && len(c.m) >= c.max {
-		for k := range c.m {
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[stream] = e
-}
-
-func (c *stateCache) drop(stream string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, stream)
-}
-
-// keyedMutex serialises work per key within this process.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func newKeyedMutex() *keyedMutex { return &keyedMutex{m: map[string]*keyLock{}} }
-
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	l := k.m[key]
-	if l == nil {
-		l = &keyLock{}
-		k.m[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		k.mu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
+// backoff waits a little before retry n (1-based), with full jitter, so
+// racing writers spread out. It returns ctx's error when ctx ends first.
+func backoff(ctx context.Context, n int) error {
+	max := time.Duration(1<<min(n, 6)) * 500 * time.Microsecond
+	return retry.Sleep(ctx, rand.N(max)+100*time.Microsecond)
 }

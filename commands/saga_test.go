@@ -27,7 +27,7 @@ func TestPlaceOrderCompensates(t *testing.T) {
 		b := e.newProduct(t, v, 2)
 		c := e.newProduct(t, v, 100)
 
-		_, _, err := e.h.PlaceOrder(context.Background(), customer("cust-1"), []order.Line{
+		_, _, err := e.h.Orders.PlaceOrder(context.Background(), customer("cust-1"), []order.Line{
 			{ProductID: a.ID, Quantity: 5}, {ProductID: b.ID, Quantity: 3}, {ProductID: c.ID, Quantity: 1},
 		})
 		de := domainErr(err)
@@ -92,7 +92,7 @@ func TestAbandonedPlacement(t *testing.T) {
 		orphan := uuid.NewString()
 		mustAppend(t, s, product.Stream(p.ID), eventstore.Exact(p.Version), e.clock.Now(),
 			product.Reserved{ProductID: p.ID, OrderID: orphan, Quantity: 3})
-		if got, _, _ := e.h.Product(ctx, p.ID); got.Reserved != 3 {
+		if got, _, _ := e.h.Catalog.Product(ctx, p.ID); got.Reserved != 3 {
 			t.Fatalf("the crashed placement's hold is not seen: %s", describe(got))
 		}
 
@@ -131,14 +131,14 @@ func TestAbandonedPlacement(t *testing.T) {
 		// The same through the command: a placement that drew the fenced
 		// id reserves, fails to record the order, and gives the stock back.
 		late := e.another(func(c *commands.Config) { c.NewID = func() string { return orphan } })
-		_, _, err = late.PlaceOrder(ctx, customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 3}})
+		_, _, err = late.Orders.PlaceOrder(ctx, customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 3}})
 		if !isReason(err, domain.CodeConflict, "order_exists") {
 			t.Errorf("placing an order under a fenced id: got %v, want CodeConflict order_exists", err)
 		}
 		if got := e.product(t, p.ID); got.Reserved != 0 {
 			t.Errorf("after the refused late placement: %s, want nothing reserved", describe(got))
 		}
-		if o, _, err := e.h.Order(ctx, admin, orphan); !isReason(err, domain.CodeNotFound, "") {
+		if o, _, err := e.h.Orders.Order(ctx, admin, orphan); !isReason(err, domain.CodeNotFound, "") {
 			t.Errorf("the abandoned order is visible: %+v, %v", o, err)
 		}
 	})
@@ -200,7 +200,7 @@ func TestProcessManagerFinishesOrders(t *testing.T) {
 		cancelled := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 2})
 		completed := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 3})
 		for _, o := range []order.State{cancelled, completed} {
-			if _, _, err := e.h.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
+			if _, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -250,13 +250,13 @@ func TestExpiry(t *testing.T) {
 		p := e.newProduct(t, vendor("vendor-1"), 10)
 		pending := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 2})
 		paid := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 3})
-		if _, _, err := e.h.PayOrder(ctx, c, paid.ID, commands.NoVersion, goodCard); err != nil {
+		if _, _, err := e.h.Orders.PayOrder(ctx, c, paid.ID, commands.NoVersion, goodCard); err != nil {
 			t.Fatal(err)
 		}
 
 		// Not due yet: ExpireOrder does nothing.
 		e.clock.Advance(59 * time.Second)
-		if o, err := e.h.ExpireOrder(ctx, pending.ID); err != nil || o.Status != order.StatusPending {
+		if o, err := e.h.Orders.ExpireOrder(ctx, pending.ID); err != nil || o.Status != order.StatusPending {
 			t.Fatalf("expire before the timeout: %s, %v; want still pending", o.Status, err)
 		}
 
@@ -286,7 +286,7 @@ func TestExpiry(t *testing.T) {
 		if o := e.order(t, paid.ID); o.Status != order.StatusPaid {
 			t.Errorf("the paid order is %s (%q), want paid", o.Status, o.CancelReason)
 		}
-		if o, err := e.h.ExpireOrder(ctx, paid.ID); err != nil || o.Status != order.StatusPaid {
+		if o, err := e.h.Orders.ExpireOrder(ctx, paid.ID); err != nil || o.Status != order.StatusPaid {
 			t.Errorf("expire a paid order: %s, %v; want it left paid", o.Status, err)
 		}
 		if got := e.product(t, p.ID); got.Reserved != 3 || got.Reservations[paid.ID] != 3 {
@@ -305,7 +305,7 @@ func TestPlaceOrderValidation(t *testing.T) {
 		v, c := vendor("vendor-1"), customer("cust-1")
 		ok := e.newProduct(t, v, 10)
 		gone := e.newProduct(t, v, 10)
-		if _, _, err := e.h.DiscontinueProduct(ctx, v, gone.ID, commands.NoVersion); err != nil {
+		if _, _, err := e.h.Catalog.DiscontinueProduct(ctx, v, gone.ID, commands.NoVersion); err != nil {
 			t.Fatal(err)
 		}
 		for _, tc := range []struct {
@@ -320,7 +320,7 @@ func TestPlaceOrderValidation(t *testing.T) {
 			{"unknown product", []order.Line{{ProductID: ok.ID, Quantity: 1}, {ProductID: uuid.NewString(), Quantity: 1}}, "product_unavailable"},
 			{"discontinued product", []order.Line{{ProductID: ok.ID, Quantity: 1}, {ProductID: gone.ID, Quantity: 1}}, "product_unavailable"},
 		} {
-			if _, _, err := e.h.PlaceOrder(ctx, c, tc.lines); !isReason(err, domain.CodeInvalid, tc.reason) {
+			if _, _, err := e.h.Orders.PlaceOrder(ctx, c, tc.lines); !isReason(err, domain.CodeInvalid, tc.reason) {
 				t.Errorf("%s: got %v, want CodeInvalid %s", tc.name, err, tc.reason)
 			}
 		}

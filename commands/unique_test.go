@@ -79,7 +79,7 @@ func TestUniqueEmail(t *testing.T) {
 				users := make([]user.State, n)
 				errs := race(n, func(i int) error {
 					var err error
-					users[i], _, err = e.h.RegisterUser(ctx, commands.RegisterUser{Email: variants[i%len(variants)], Password: "correct horse", FullName: "Jane"})
+					users[i], _, err = e.h.Users.RegisterUser(ctx, commands.RegisterUser{Email: variants[i%len(variants)], Password: "correct horse", FullName: "Jane"})
 					return err
 				})
 				w := oneWinner(t, errs, "email_taken")
@@ -90,10 +90,10 @@ func TestUniqueEmail(t *testing.T) {
 				if u := users[w]; u.Email != norm || !u.HasRole(user.RoleCustomer) || u.PasswordHash == "" {
 					t.Errorf("registered %+v, want email %s, customer", u, norm)
 				}
-				if id, err := e.h.UserIDByEmail(ctx, strings.ToUpper(norm)); err != nil || id != users[w].ID {
+				if id, err := e.h.Users.UserIDByEmail(ctx, strings.ToUpper(norm)); err != nil || id != users[w].ID {
 					t.Errorf("user by email: %q, %v; want %s", id, err, users[w].ID)
 				}
-				if _, err := e.h.Authenticate(ctx, norm, "correct horse"); err != nil {
+				if _, err := e.h.Users.Authenticate(ctx, norm, "correct horse"); err != nil {
 					t.Errorf("the winner cannot sign in: %v", err)
 				}
 				registered := 0
@@ -131,7 +131,7 @@ func TestUniqueSKU(t *testing.T) {
 					if i%2 == 1 {
 						spelling = strings.ToUpper(sku)
 					}
-					p, _, err := e.h.CreateProduct(ctx, vendor(fmt.Sprintf("vendor-%d", i)), commands.CreateProduct{SKU: spelling, Name: "Thing", Price: 100, Quantity: 1})
+					p, _, err := e.h.Catalog.CreateProduct(ctx, vendor(fmt.Sprintf("vendor-%d", i)), commands.CreateProduct{SKU: spelling, Name: "Thing", Price: 100, Quantity: 1})
 					made[i] = p.ID
 					return err
 				})
@@ -177,7 +177,7 @@ func TestOrphanedClaimTakeover(t *testing.T) {
 			mustAppend(t, s, user.EmailStream(email), eventstore.NoStream, e.clock.Now(), unique.Claimed{Value: email, OwnerID: ghost})
 
 			e.clock.Advance(grace / 2)
-			_, _, err := e.h.RegisterUser(ctx, commands.RegisterUser{Email: strings.ToUpper(email), Password: "password1", FullName: "New"})
+			_, _, err := e.h.Users.RegisterUser(ctx, commands.RegisterUser{Email: strings.ToUpper(email), Password: "password1", FullName: "New"})
 			if !isReason(err, domain.CodeConflict, "email_taken") {
 				t.Fatalf("within the grace: got %v, want email_taken", err)
 			}
@@ -186,14 +186,14 @@ func TestOrphanedClaimTakeover(t *testing.T) {
 			}
 
 			e.clock.Advance(grace)
-			u, _, err := e.h.RegisterUser(ctx, commands.RegisterUser{Email: email, Password: "password1", FullName: "New"})
+			u, _, err := e.h.Users.RegisterUser(ctx, commands.RegisterUser{Email: email, Password: "password1", FullName: "New"})
 			if err != nil {
 				t.Fatalf("after the grace: %v", err)
 			}
 			if evs := readStream(t, s, user.Stream(ghost)); len(evs) != 1 || evs[0].Type != "user.registration_abandoned" {
 				t.Errorf("old owner's stream holds %v, want [user.registration_abandoned]", types(evs))
 			}
-			if id, err := e.h.UserIDByEmail(ctx, email); err != nil || id != u.ID {
+			if id, err := e.h.Users.UserIDByEmail(ctx, email); err != nil || id != u.ID {
 				t.Errorf("the email belongs to %q (%v), want %s", id, err, u.ID)
 			}
 			// The stalled registration wakes up: it cannot write its user.
@@ -202,12 +202,12 @@ func TestOrphanedClaimTakeover(t *testing.T) {
 			if !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 				t.Errorf("late write of the fenced user: got %v, want ErrWrongExpectedVersion", err)
 			}
-			if _, _, err := e.h.User(ctx, ghost); !isReason(err, domain.CodeNotFound, "") {
+			if _, _, err := e.h.Users.User(ctx, ghost); !isReason(err, domain.CodeNotFound, "") {
 				t.Errorf("the fenced user: got %v, want CodeNotFound", err)
 			}
 			// And a third registration is refused: the new owner exists.
 			e.clock.Advance(time.Hour)
-			if _, _, err := e.h.RegisterUser(ctx, commands.RegisterUser{Email: email, Password: "password1", FullName: "Third"}); !isReason(err, domain.CodeConflict, "email_taken") {
+			if _, _, err := e.h.Users.RegisterUser(ctx, commands.RegisterUser{Email: email, Password: "password1", FullName: "Third"}); !isReason(err, domain.CodeConflict, "email_taken") {
 				t.Errorf("registering a taken email long after: got %v, want email_taken", err)
 			}
 		})
@@ -221,7 +221,7 @@ func TestOrphanedClaimTakeover(t *testing.T) {
 			e.clock.Advance(grace / 2)
 			v := vendor("vendor-1")
 			create := commands.CreateProduct{SKU: strings.ToLower(sku), Name: "Thing", Price: 100, Quantity: 1}
-			if _, _, err := e.h.CreateProduct(ctx, v, create); !isReason(err, domain.CodeConflict, "sku_taken") {
+			if _, _, err := e.h.Catalog.CreateProduct(ctx, v, create); !isReason(err, domain.CodeConflict, "sku_taken") {
 				t.Fatalf("within the grace: got %v, want sku_taken", err)
 			}
 			if evs := readStream(t, s, product.Stream(ghost)); evs != nil {
@@ -229,7 +229,7 @@ func TestOrphanedClaimTakeover(t *testing.T) {
 			}
 
 			e.clock.Advance(grace)
-			p, _, err := e.h.CreateProduct(ctx, v, create)
+			p, _, err := e.h.Catalog.CreateProduct(ctx, v, create)
 			if err != nil {
 				t.Fatalf("after the grace: %v", err)
 			}
@@ -241,14 +241,14 @@ func TestOrphanedClaimTakeover(t *testing.T) {
 			if !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 				t.Errorf("late write of the fenced product: got %v, want ErrWrongExpectedVersion", err)
 			}
-			if _, _, err := e.h.Product(ctx, ghost); !isReason(err, domain.CodeNotFound, "") {
+			if _, _, err := e.h.Catalog.Product(ctx, ghost); !isReason(err, domain.CodeNotFound, "") {
 				t.Errorf("the fenced product: got %v, want CodeNotFound", err)
 			}
 			if got := e.product(t, p.ID); got.SKU != strings.ToLower(sku) {
 				t.Errorf("the new product's SKU is %q", got.SKU)
 			}
 			e.clock.Advance(time.Hour)
-			if _, _, err := e.h.CreateProduct(ctx, vendor("vendor-2"), create); !isReason(err, domain.CodeConflict, "sku_taken") {
+			if _, _, err := e.h.Catalog.CreateProduct(ctx, vendor("vendor-2"), create); !isReason(err, domain.CodeConflict, "sku_taken") {
 				t.Errorf("listing a taken SKU long after: got %v, want sku_taken", err)
 			}
 		})
@@ -264,7 +264,7 @@ func TestLastAdmin(t *testing.T) {
 			t.Run(mode, func(t *testing.T) {
 				ctx := context.Background()
 				e := newEnv(t, s, serialize(mode == "serialize=true"))
-				hs := []*commands.Handler{e.h, e.h}
+				hs := []commands.Handlers{e.h, e.h}
 				if mode == "two-processes" {
 					hs[1] = e.another()
 				}
@@ -272,14 +272,14 @@ func TestLastAdmin(t *testing.T) {
 				// by emptying it of the previous run's admins.
 				a, b := seedUser(t, s, e.clock.Now()), seedUser(t, s, e.clock.Now())
 				for _, id := range []string{a, b} {
-					if _, _, err := e.h.GrantRole(ctx, admin, id, user.RoleAdmin); err != nil {
+					if _, _, err := e.h.Users.GrantRole(ctx, admin, id, user.RoleAdmin); err != nil {
 						t.Fatal(err)
 					}
 				}
 				clearOtherAdmins(t, e, a, b)
 				// Both handlers have the admins set cached.
 				for _, h := range hs {
-					if _, _, err := h.GrantRole(ctx, admin, a, user.RoleAdmin); err != nil {
+					if _, _, err := h.Users.GrantRole(ctx, admin, a, user.RoleAdmin); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -287,7 +287,7 @@ func TestLastAdmin(t *testing.T) {
 				// Both revoke each other at once.
 				ids := []string{a, b}
 				errs := race(2, func(i int) error {
-					_, _, err := hs[i].RevokeRole(ctx, commands.Actor{ID: ids[1-i], Roles: []string{user.RoleAdmin}}, ids[i], user.RoleAdmin)
+					_, _, err := hs[i].Users.RevokeRole(ctx, commands.Actor{ID: ids[1-i], Roles: []string{user.RoleAdmin}}, ids[i], user.RoleAdmin)
 					return err
 				})
 				w := oneWinner(t, errs, "last_admin")
@@ -296,7 +296,7 @@ func TestLastAdmin(t *testing.T) {
 				}
 				left := ids[1-w]
 				for _, id := range ids {
-					u, _, err := e.h.User(ctx, id)
+					u, _, err := e.h.Users.User(ctx, id)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -307,23 +307,23 @@ func TestLastAdmin(t *testing.T) {
 				// The sole admin cannot lose the role, not even to themself,
 				// through either process.
 				for _, h := range hs {
-					if _, _, err := h.RevokeRole(ctx, commands.Actor{ID: left, Roles: []string{user.RoleAdmin}}, left, user.RoleAdmin); !isReason(err, domain.CodeConflict, "last_admin") {
+					if _, _, err := h.Users.RevokeRole(ctx, commands.Actor{ID: left, Roles: []string{user.RoleAdmin}}, left, user.RoleAdmin); !isReason(err, domain.CodeConflict, "last_admin") {
 						t.Errorf("revoke the last admin: got %v, want last_admin", err)
 					}
 				}
-				if u, _, _ := e.h.User(ctx, left); !u.HasRole(user.RoleAdmin) {
+				if u, _, _ := e.h.Users.User(ctx, left); !u.HasRole(user.RoleAdmin) {
 					t.Errorf("the last admin lost the role: %v", u.Roles)
 				}
 				// Other roles come and go freely.
-				if _, _, err := e.h.RevokeRole(ctx, admin, left, user.RoleCustomer); err != nil {
+				if _, _, err := e.h.Users.RevokeRole(ctx, admin, left, user.RoleCustomer); err != nil {
 					t.Errorf("revoke customer from the last admin: %v", err)
 				}
 				// With a second admin again (granted through the other
 				// process), the first may go.
-				if _, _, err := hs[1].GrantRole(ctx, admin, ids[w], user.RoleAdmin); err != nil {
+				if _, _, err := hs[1].Users.GrantRole(ctx, admin, ids[w], user.RoleAdmin); err != nil {
 					t.Fatal(err)
 				}
-				if _, _, err := hs[0].RevokeRole(ctx, admin, left, user.RoleAdmin); err != nil {
+				if _, _, err := hs[0].Users.RevokeRole(ctx, admin, left, user.RoleAdmin); err != nil {
 					t.Errorf("revoke one of two admins: %v", err)
 				}
 			})
@@ -342,7 +342,7 @@ func clearOtherAdmins(t *testing.T, e *env, keep ...string) {
 		if ev.Type != "user.admin_added" || a.UserID == keep[0] || a.UserID == keep[1] {
 			continue
 		}
-		if _, _, err := e.h.RevokeRole(ctx, admin, a.UserID, user.RoleAdmin); err != nil {
+		if _, _, err := e.h.Users.RevokeRole(ctx, admin, a.UserID, user.RoleAdmin); err != nil {
 			t.Fatalf("clear admin %s: %v", a.UserID, err)
 		}
 	}

@@ -4,11 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/internal/auth"
 )
+
+// Users runs the commands on user accounts: sign-up, sign-in, roles, and
+// the lookups the API needs to authenticate a caller.
+type Users struct {
+	*repository
+	grace     time.Duration
+	hashSlots chan struct{} // a slot per argon2id computation under way
+}
 
 // RegisterUser is the sign-up command.
 type RegisterUser struct {
@@ -21,7 +30,7 @@ type RegisterUser struct {
 // case-insensitive), then the user is written with the password hashed by
 // argon2id. Errors: CodeInvalid listing every bad field, CodeConflict
 // "email_taken".
-func (h *Handler) RegisterUser(ctx context.Context, c RegisterUser) (user.State, Result, error) {
+func (h *Users) RegisterUser(ctx context.Context, c RegisterUser) (user.State, Result, error) {
 	var f domain.Fields
 	email, err := user.NormaliseEmail(c.Email)
 	if err != nil {
@@ -39,11 +48,11 @@ func (h *Handler) RegisterUser(ctx context.Context, c RegisterUser) (user.State,
 	if err != nil {
 		return user.State{}, Result{}, wrap("hash password", err)
 	}
-	if _, err := h.claim(ctx, user.EmailStream(email), email, id, "email_taken", h.userOwner()); err != nil {
+	if _, err := claim(ctx, h.repository, h.grace, user.EmailStream(email), email, id, "email_taken", h.userOwner()); err != nil {
 		return user.State{}, Result{}, err
 	}
-	fresh(h, userKind, user.Stream(id))
-	st, res, err := execute(ctx, h, userKind, user.Stream(id), NoVersion, func(s user.State) ([]domain.Event, error) {
+	fresh(h.repository, userKind, user.Stream(id))
+	st, res, err := execute(ctx, h.repository, userKind, user.Stream(id), NoVersion, func(s user.State) ([]domain.Event, error) {
 		return user.DecideRegister(s, user.Register{UserID: id, Email: email, FullName: c.FullName, PasswordHash: hash})
 	})
 	return st, res, wrap("register user", err)
@@ -57,14 +66,14 @@ func fieldsOf(err error) []domain.FieldError {
 	return nil
 }
 
-func (h *Handler) userOwner() owner {
+func (h *Users) userOwner() owner {
 	return owner{
 		state: func(ctx context.Context, id string) (bool, bool, error) {
-			u, err := load(ctx, h, userKind, user.Stream(id))
+			u, err := load(ctx, h.repository, userKind, user.Stream(id))
 			return u.state.Exists(), u.state.Abandoned, err
 		},
 		fence: func(ctx context.Context, id string) (bool, bool, error) {
-			s, _, err := execute(ctx, h, userKind, user.Stream(id), NoVersion, func(s user.State) ([]domain.Event, error) {
+			s, _, err := execute(ctx, h.repository, userKind, user.Stream(id), NoVersion, func(s user.State) ([]domain.Event, error) {
 				return user.DecideAbandon(s, id), nil
 			})
 			return s.Exists(), s.Abandoned, err
@@ -75,7 +84,7 @@ func (h *Handler) userOwner() owner {
 // Authenticate checks an email and password. Unknown email and wrong
 // password give the same error and take the same time. Errors:
 // domain.ErrBadCredentials.
-func (h *Handler) Authenticate(ctx context.Context, email, password string) (user.State, error) {
+func (h *Users) Authenticate(ctx context.Context, email, password string) (user.State, error) {
 	release, err := h.hashSlot(ctx)
 	if err != nil {
 		return user.State{}, err
@@ -86,7 +95,7 @@ func (h *Handler) Authenticate(ctx context.Context, email, password string) (use
 		auth.DummyVerify(password)
 		return user.State{}, domain.ErrBadCredentials
 	}
-	claim, err := load(ctx, h, claimKind, user.EmailStream(norm))
+	claim, err := load(ctx, h.repository, claimKind, user.EmailStream(norm))
 	if err != nil {
 		return user.State{}, wrap("authenticate", err)
 	}
@@ -94,7 +103,7 @@ func (h *Handler) Authenticate(ctx context.Context, email, password string) (use
 		auth.DummyVerify(password)
 		return user.State{}, domain.ErrBadCredentials
 	}
-	u, err := load(ctx, h, userKind, user.Stream(claim.state.Owner))
+	u, err := load(ctx, h.repository, userKind, user.Stream(claim.state.Owner))
 	if err != nil {
 		return user.State{}, wrap("authenticate", err)
 	}
@@ -121,12 +130,12 @@ func (h *Handler) Authenticate(ctx context.Context, email, password string) (use
 
 // rehash stores password again for id with the current parameters; the
 // caller holds a hash slot.
-func (h *Handler) rehash(ctx context.Context, id, password string) error {
+func (h *Users) rehash(ctx context.Context, id, password string) error {
 	hash, err := auth.HashPassword(password)
 	if err != nil {
 		return err
 	}
-	_, _, err = execute(ctx, h, userKind, user.Stream(id), NoVersion, func(s user.State) ([]domain.Event, error) {
+	_, _, err = execute(ctx, h.repository, userKind, user.Stream(id), NoVersion, func(s user.State) ([]domain.Event, error) {
 		if !auth.NeedsRehash(s.PasswordHash) {
 			return nil, nil
 		}
@@ -136,8 +145,8 @@ func (h *Handler) rehash(ctx context.Context, id, password string) error {
 }
 
 // User returns the current state of user id. Errors: CodeNotFound.
-func (h *Handler) User(ctx context.Context, id string) (user.State, Result, error) {
-	u, err := load(ctx, h, userKind, user.Stream(id))
+func (h *Users) User(ctx context.Context, id string) (user.State, Result, error) {
+	u, err := load(ctx, h.repository, userKind, user.Stream(id))
 	if err != nil {
 		return user.State{}, Result{}, wrap("load user", err)
 	}
@@ -149,19 +158,19 @@ func (h *Handler) User(ctx context.Context, id string) (user.State, Result, erro
 
 // Roles is the roles user id holds now, for authenticating its requests.
 // Errors: those of User.
-func (h *Handler) Roles(ctx context.Context, id string) ([]string, error) {
+func (h *Users) Roles(ctx context.Context, id string) ([]string, error) {
 	u, _, err := h.User(ctx, id)
 	return u.Roles, err
 }
 
 // GrantRole gives a user a role. Only admins may. Errors: domain.ErrForbidden,
 // CodeNotFound, CodeInvalid for an unknown role.
-func (h *Handler) GrantRole(ctx context.Context, actor Actor, userID, role string) (user.State, Result, error) {
+func (h *Users) GrantRole(ctx context.Context, actor Actor, userID, role string) (user.State, Result, error) {
 	if !actor.Has(user.RoleAdmin) {
 		return user.State{}, Result{}, domain.ErrForbidden
 	}
 	granted := false
-	st, res, err := execute(ctx, h, userKind, user.Stream(userID), NoVersion, func(s user.State) ([]domain.Event, error) {
+	st, res, err := execute(ctx, h.repository, userKind, user.Stream(userID), NoVersion, func(s user.State) ([]domain.Event, error) {
 		if !s.Exists() {
 			return nil, domain.NotFound("user", userID)
 		}
@@ -179,7 +188,7 @@ func (h *Handler) GrantRole(ctx context.Context, actor Actor, userID, role strin
 		// changed the user touches the set: a no-op grant racing a
 		// revocation must not put back a member the revocation is taking
 		// out.
-		if _, _, err := execute(ctx, h, adminsKind, user.AdminsStream, NoVersion, func(a user.Admins) ([]domain.Event, error) {
+		if _, _, err := execute(ctx, h.repository, adminsKind, user.AdminsStream, NoVersion, func(a user.Admins) ([]domain.Event, error) {
 			return user.DecideAdminAdded(a, userID), nil
 		}); err != nil {
 			return st, res, wrap("grant role", err)
@@ -191,11 +200,11 @@ func (h *Handler) GrantRole(ctx context.Context, actor Actor, userID, role strin
 // RevokeRole takes a role away. Only admins may; the last admin keeps the
 // admin role. Errors: domain.ErrForbidden, CodeNotFound, CodeInvalid,
 // CodeConflict "last_admin".
-func (h *Handler) RevokeRole(ctx context.Context, actor Actor, userID, role string) (user.State, Result, error) {
+func (h *Users) RevokeRole(ctx context.Context, actor Actor, userID, role string) (user.State, Result, error) {
 	if !actor.Has(user.RoleAdmin) {
 		return user.State{}, Result{}, domain.ErrForbidden
 	}
-	u, err := load(ctx, h, userKind, user.Stream(userID))
+	u, err := load(ctx, h.repository, userKind, user.Stream(userID))
 	if err != nil {
 		return user.State{}, Result{}, wrap("revoke role", err)
 	}
@@ -206,13 +215,13 @@ func (h *Handler) RevokeRole(ctx context.Context, actor Actor, userID, role stri
 	if role == user.RoleAdmin && u.state.HasRole(user.RoleAdmin) {
 		// The admins set is written first (and is where two concurrent
 		// revocations collide), so no interleaving removes the last admin.
-		if admins, _, err = execute(ctx, h, adminsKind, user.AdminsStream, NoVersion, func(a user.Admins) ([]domain.Event, error) {
+		if admins, _, err = execute(ctx, h.repository, adminsKind, user.AdminsStream, NoVersion, func(a user.Admins) ([]domain.Event, error) {
 			return user.DecideAdminRemoved(a, userID)
 		}); err != nil {
 			return u.state, Result{}, wrap("revoke role", err)
 		}
 	}
-	st, res, err := execute(ctx, h, userKind, user.Stream(userID), NoVersion, func(s user.State) ([]domain.Event, error) {
+	st, res, err := execute(ctx, h.repository, userKind, user.Stream(userID), NoVersion, func(s user.State) ([]domain.Event, error) {
 		return user.DecideRevokeRole(s, role, admins)
 	})
 	return st, res, wrap("revoke role", err)
@@ -223,7 +232,7 @@ func (h *Handler) RevokeRole(ctx context.Context, actor Actor, userID, role stri
 // admin only when password is its password. It is how an operator (the
 // local run's seed, or the `eventshop admin` command) creates the first
 // admin; it never runs by default outside the local run.
-func (h *Handler) EnsureAdmin(ctx context.Context, email, password, fullName string) (user.State, error) {
+func (h *Users) EnsureAdmin(ctx context.Context, email, password, fullName string) (user.State, error) {
 	u, _, err := h.RegisterUser(ctx, RegisterUser{Email: email, Password: password, FullName: fullName})
 	if errors.Is(err, &domain.Error{Reason: "email_taken"}) {
 		// Only the account's owner is made admin: whoever registered the
@@ -243,12 +252,12 @@ func (h *Handler) EnsureAdmin(ctx context.Context, email, password, fullName str
 
 // UserIDByEmail returns the id of the user who holds email. Errors:
 // CodeNotFound.
-func (h *Handler) UserIDByEmail(ctx context.Context, email string) (string, error) {
+func (h *Users) UserIDByEmail(ctx context.Context, email string) (string, error) {
 	norm, err := user.NormaliseEmail(email)
 	if err != nil {
 		return "", err
 	}
-	claim, err := load(ctx, h, claimKind, user.EmailStream(norm))
+	claim, err := load(ctx, h.repository, claimKind, user.EmailStream(norm))
 	if err != nil {
 		return "", wrap("find user", err)
 	}
@@ -261,7 +270,7 @@ func (h *Handler) UserIDByEmail(ctx context.Context, email string) (string, erro
 // hashSlot bounds how many argon2id computations (19 MiB each) run at
 // once, so a burst of sign-ins or sign-ups cannot exhaust memory; callers
 // wait their turn or give up with their context.
-func (h *Handler) hashSlot(ctx context.Context) (release func(), err error) {
+func (h *Users) hashSlot(ctx context.Context) (release func(), err error) {
 	select {
 	case h.hashSlots <- struct{}{}:
 		return func() { <-h.hashSlots }, nil
@@ -270,7 +279,7 @@ func (h *Handler) hashSlot(ctx context.Context) (release func(), err error) {
 	}
 }
 
-func (h *Handler) hashPassword(ctx context.Context, pw string) (string, error) {
+func (h *Users) hashPassword(ctx context.Context, pw string) (string, error) {
 	release, err := h.hashSlot(ctx)
 	if err != nil {
 		return "", err

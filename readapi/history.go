@@ -27,7 +27,7 @@ const maxHistory = 1_000
 // OrderReader reads an order on the write side, refusing callers who may
 // not see it: the order's customer, an admin and a vendor with items in
 // it may; anyone else gets the CodeNotFound of a missing order, as does an
-// order whose placement was abandoned. *commands.Handler is one, so the
+// order whose placement was abandoned. *commands.Orders is one, so the
 // history route applies the very rule of the order commands.
 type OrderReader interface {
 	Order(ctx context.Context, actor commands.Actor, id string) (order.State, commands.Result, error)

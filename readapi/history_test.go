@@ -38,7 +38,7 @@ import (
 type testStack struct {
 	t      *testing.T
 	store  *memory.Store
-	cmd    *commands.Handler
+	cmd    commands.Handlers
 	tokens *auth.Service
 	router http.Handler
 }
@@ -56,14 +56,14 @@ func newTestStack(t *testing.T, configure func(*Config)) *testStack {
 	}
 	st := memory.New()
 	h := commands.New(commands.Config{Store: st, Payments: payment.NewTestProcessor()})
-	authenticate := edge.Authenticate(tokens, h)
+	authenticate := edge.Authenticate(tokens, h.Users)
 	api := writeapi.New(writeapi.Config{
-		Authenticate: authenticate, Commands: h, Auth: tokens,
+		Authenticate: authenticate, Users: h.Users, Catalog: h.Catalog, Orders: h.Orders, Auth: tokens,
 		Logins:      auth.NewLoginLimiter(rdb, prefix, auth.LoginLimits{}),
 		Idempotency: idempotency.New(rdb, idempotency.Config{KeyPrefix: prefix}),
 	})
 	cfg := Config{
-		Log: st, Orders: h, Streams: st,
+		Log: st, Orders: h.Orders, Streams: st,
 		Checkpoint: func(context.Context, string) (eventstore.Position, error) { return eventstore.Start, nil },
 	}
 	if configure != nil {
@@ -88,7 +88,7 @@ type testCaller struct {
 func (s *testStack) user(tag string, roles ...string) testCaller {
 	s.t.Helper()
 	ctx := context.Background()
-	u, _, err := s.cmd.RegisterUser(ctx, commands.RegisterUser{
+	u, _, err := s.cmd.Users.RegisterUser(ctx, commands.RegisterUser{
 		Email: tag + "-" + uuid.NewString()[:8] + "@example.org", Password: "correct horse battery", FullName: "Test " + tag,
 	})
 	if err != nil {
@@ -96,7 +96,7 @@ func (s *testStack) user(tag string, roles ...string) testCaller {
 	}
 	system := commands.Actor{ID: "system", Roles: []string{user.RoleAdmin}}
 	for _, role := range roles {
-		if _, _, err := s.cmd.GrantRole(ctx, system, u.ID, role); err != nil {
+		if _, _, err := s.cmd.Users.GrantRole(ctx, system, u.ID, role); err != nil {
 			s.t.Fatalf("grant %s to %s: %v", role, tag, err)
 		}
 	}
@@ -166,7 +166,7 @@ func expectProblem(t *testing.T, what string, w *httptest.ResponseRecorder, stat
 // product lists a product of vendor v with stock and returns its id.
 func (s *testStack) product(v testCaller, price domain.Cents) string {
 	s.t.Helper()
-	p, _, err := s.cmd.CreateProduct(context.Background(), commands.Actor{ID: v.id, Roles: []string{user.RoleVendor}}, commands.CreateProduct{
+	p, _, err := s.cmd.Catalog.CreateProduct(context.Background(), commands.Actor{ID: v.id, Roles: []string{user.RoleVendor}}, commands.CreateProduct{
 		SKU: "SKU-" + uuid.NewString()[:8], Name: "Kettle", Price: price, Category: "kitchen", Quantity: 10,
 	})
 	if err != nil {
@@ -178,7 +178,7 @@ func (s *testStack) product(v testCaller, price domain.Cents) string {
 // order places an order of one unit of productID for c.
 func (s *testStack) order(t *testing.T, c testCaller, productID string) order.State {
 	t.Helper()
-	o, _, err := s.cmd.PlaceOrder(context.Background(), commands.Actor{ID: c.id, Roles: []string{user.RoleCustomer}},
+	o, _, err := s.cmd.Orders.PlaceOrder(context.Background(), commands.Actor{ID: c.id, Roles: []string{user.RoleCustomer}},
 		[]order.Line{{ProductID: productID, Quantity: 1}})
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +331,7 @@ func TestOrderHistoryOfAbandonedPlacement(t *testing.T) {
 	s := newTestStack(t, nil)
 	admin := s.user("admin", user.RoleAdmin)
 	id := uuid.NewString()
-	exists, err := s.cmd.AbandonPlacement(context.Background(), id, nil)
+	exists, err := s.cmd.Orders.AbandonPlacement(context.Background(), id, nil)
 	if err != nil || exists {
 		t.Fatalf("abandon placement: exists %v, err %v", exists, err)
 	}

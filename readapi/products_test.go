@@ -83,7 +83,7 @@ func (cs *catalogStack) sync() {
 
 func (cs *catalogStack) create(c commands.CreateProduct) (string, commands.Result) {
 	cs.t.Helper()
-	st, res, err := cs.cmd.CreateProduct(context.Background(), cs.vendor, c)
+	st, res, err := cs.cmd.Catalog.CreateProduct(context.Background(), cs.vendor, c)
 	if err != nil {
 		cs.t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestProductRoutes(t *testing.T) {
 	lamp, _ := cs.create(commands.CreateProduct{SKU: "LAMP-1", Name: "Desk lamp", Description: "Bright.", Price: 1999, Category: "lighting", Quantity: 4})
 	mug, _ := cs.create(commands.CreateProduct{SKU: "MUG-1", Name: "Mug", Description: "Holds tea.", Price: 850, Category: "kitchen", Quantity: 2})
 	gone, _ := cs.create(commands.CreateProduct{SKU: "OLD-1", Name: "Old lamp", Price: 100, Category: "attic"})
-	if _, _, err := cs.cmd.DiscontinueProduct(context.Background(), cs.vendor, gone, commands.NoVersion); err != nil {
+	if _, _, err := cs.cmd.Catalog.DiscontinueProduct(context.Background(), cs.vendor, gone, commands.NoVersion); err != nil {
 		t.Fatal(err)
 	}
 	cs.sync()

@@ -55,7 +55,7 @@ type Config struct {
 	// default 10 ms.
 	Poll time.Duration
 	// Orders decides who may see an order, by the write side's rule
-	// (*commands.Handler), for GET /api/orders/{id}/history. That route is
+	// (*commands.Orders), for GET /api/orders/{id}/history. That route is
 	// mounted only when Orders and Streams are both set.
 	Orders OrderReader
 	// Streams reads an order's stream for its history (eventstore.Store).

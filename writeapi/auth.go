@@ -30,7 +30,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := command(r)
 	defer cancel()
-	u, res, err := s.cmd.RegisterUser(ctx, commands.RegisterUser{Email: body.Email, Password: body.Password, FullName: body.FullName})
+	u, res, err := s.users.RegisterUser(ctx, commands.RegisterUser{Email: body.Email, Password: body.Password, FullName: body.FullName})
 	if err != nil {
 		edge.WriteError(w, r, err)
 		return
@@ -61,7 +61,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.tooManyLogins(w, retry)
 		return
 	}
-	u, err := s.cmd.Authenticate(r.Context(), body.Email, body.Password)
+	u, err := s.users.Authenticate(r.Context(), body.Email, body.Password)
 	if err != nil {
 		if !errors.Is(err, domain.ErrBadCredentials) {
 			// The password was never checked: this attempt does not count.
@@ -99,7 +99,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tokens, err := s.auth.Refresh(r.Context(), body.RefreshToken, func(ctx context.Context, id string) ([]string, error) {
-		u, _, err := s.cmd.User(ctx, id)
+		u, _, err := s.users.User(ctx, id)
 		if err != nil {
 			return nil, auth.ErrInvalidToken
 		}
@@ -129,7 +129,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
-	u, res, err := s.cmd.User(r.Context(), actor(r).ID)
+	u, res, err := s.users.User(r.Context(), actor(r).ID)
 	if err != nil {
 		edge.WriteError(w, r, err)
 		return
@@ -152,7 +152,7 @@ func (s *Server) handleGrantRole(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := command(r)
 	defer cancel()
-	u, res, err := s.cmd.GrantRole(ctx, actor(r), id, body.Role)
+	u, res, err := s.users.GrantRole(ctx, actor(r), id, body.Role)
 	if err != nil {
 		edge.WriteError(w, r, err)
 		return
@@ -168,7 +168,7 @@ func (s *Server) handleRevokeRole(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := command(r)
 	defer cancel()
-	u, res, err := s.cmd.RevokeRole(ctx, actor(r), id, chi.URLParam(r, "role"))
+	u, res, err := s.users.RevokeRole(ctx, actor(r), id, chi.URLParam(r, "role"))
 	if err != nil {
 		edge.WriteError(w, r, err)
 		return

@@ -39,7 +39,7 @@ func (s *Server) handlePlaceOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := command(r)
 	defer cancel()
-	o, res, err := s.cmd.PlaceOrder(ctx, actor(r), lines)
+	o, res, err := s.orders.PlaceOrder(ctx, actor(r), lines)
 	if err != nil {
 		edge.WriteError(w, r, err)
 		return
@@ -63,7 +63,7 @@ func (s *Server) handlePayOrder(w http.ResponseWriter, r *http.Request) {
 	s.orderCommand(w, r, func(id string, v int64) (order.State, commands.Result, error) {
 		ctx, cancel := command(r)
 		defer cancel()
-		return s.cmd.PayOrder(ctx, actor(r), id, v, *body.PaymentMethod)
+		return s.orders.PayOrder(ctx, actor(r), id, v, *body.PaymentMethod)
 	})
 }
 
@@ -71,7 +71,7 @@ func (s *Server) handleCompleteOrder(w http.ResponseWriter, r *http.Request) {
 	s.orderCommand(w, r, func(id string, v int64) (order.State, commands.Result, error) {
 		ctx, cancel := command(r)
 		defer cancel()
-		return s.cmd.CompleteOrder(ctx, actor(r), id, v)
+		return s.orders.CompleteOrder(ctx, actor(r), id, v)
 	})
 }
 
@@ -89,7 +89,7 @@ func (s *Server) handleCancelOrder(w http.ResponseWriter, r *http.Request) {
 	s.orderCommand(w, r, func(id string, v int64) (order.State, commands.Result, error) {
 		ctx, cancel := command(r)
 		defer cancel()
-		return s.cmd.CancelOrder(ctx, actor(r), id, v, body.Reason)
+		return s.orders.CancelOrder(ctx, actor(r), id, v, body.Reason)
 	})
 }
 

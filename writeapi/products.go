@@ -78,7 +78,7 @@ func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := command(r)
 	defer cancel()
-	p, res, err := s.cmd.CreateProduct(ctx, a, commands.CreateProduct{
+	p, res, err := s.catalog.CreateProduct(ctx, a, commands.CreateProduct{
 		SKU: body.SKU, Name: body.Name, Description: body.Description, Price: price, Category: body.Category,
 		VendorID: body.VendorID, Images: body.Images, Metadata: body.Metadata,
 		Quantity: deref(stock.Quantity), Warehouse: deref(stock.Warehouse),
@@ -174,7 +174,7 @@ func (s *Server) handleUpdateProduct(w http.ResponseWriter, r *http.Request) {
 	s.productCommand(w, r, func(v int64) (product.State, commands.Result, error) {
 		ctx, cancel := command(r)
 		defer cancel()
-		return s.cmd.UpdateProduct(ctx, actor(r), id, v, up)
+		return s.catalog.UpdateProduct(ctx, actor(r), id, v, up)
 	}, http.StatusOK)
 }
 
@@ -187,7 +187,7 @@ func (s *Server) handleDiscontinueProduct(w http.ResponseWriter, r *http.Request
 	s.productCommand(w, r, func(v int64) (product.State, commands.Result, error) {
 		ctx, cancel := command(r)
 		defer cancel()
-		return s.cmd.DiscontinueProduct(ctx, actor(r), id, v)
+		return s.catalog.DiscontinueProduct(ctx, actor(r), id, v)
 	}, http.StatusNoContent)
 }
 
@@ -209,7 +209,7 @@ func (s *Server) handleAdjustInventory(w http.ResponseWriter, r *http.Request) {
 	s.productCommand(w, r, func(v int64) (product.State, commands.Result, error) {
 		ctx, cancel := command(r)
 		defer cancel()
-		return s.cmd.AdjustInventory(ctx, actor(r), id, v,
+		return s.catalog.AdjustInventory(ctx, actor(r), id, v,
 			product.AdjustInventory{Adjustment: body.Adjustment, Reason: body.Reason, Warehouse: body.Warehouse})
 	}, http.StatusOK)
 }

@@ -15,18 +15,50 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/domain/order"
+	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/internal/auth"
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/idempotency"
+	"github.com/eventshop/eventshop/internal/payment"
 )
+
+// Users runs the account commands of the auth and role routes;
+// *commands.Users is one.
+type Users interface {
+	RegisterUser(ctx context.Context, c commands.RegisterUser) (user.State, commands.Result, error)
+	Authenticate(ctx context.Context, email, password string) (user.State, error)
+	User(ctx context.Context, id string) (user.State, commands.Result, error)
+	GrantRole(ctx context.Context, actor commands.Actor, userID, role string) (user.State, commands.Result, error)
+	RevokeRole(ctx context.Context, actor commands.Actor, userID, role string) (user.State, commands.Result, error)
+}
+
+// Catalog runs the commands of the product routes; *commands.Catalog is
+// one.
+type Catalog interface {
+	CreateProduct(ctx context.Context, actor commands.Actor, c commands.CreateProduct) (product.State, commands.Result, error)
+	UpdateProduct(ctx context.Context, actor commands.Actor, id string, ifMatch int64, c product.Update) (product.State, commands.Result, error)
+	DiscontinueProduct(ctx context.Context, actor commands.Actor, id string, ifMatch int64) (product.State, commands.Result, error)
+	AdjustInventory(ctx context.Context, actor commands.Actor, id string, ifMatch int64, c product.AdjustInventory) (product.State, commands.Result, error)
+}
+
+// Orders runs the commands of the order routes; *commands.Orders is one.
+type Orders interface {
+	PlaceOrder(ctx context.Context, actor commands.Actor, lines []order.Line) (order.State, commands.Result, error)
+	PayOrder(ctx context.Context, actor commands.Actor, id string, ifMatch int64, card payment.Card) (order.State, commands.Result, error)
+	CompleteOrder(ctx context.Context, actor commands.Actor, id string, ifMatch int64) (order.State, commands.Result, error)
+	CancelOrder(ctx context.Context, actor commands.Actor, id string, ifMatch int64, reason string) (order.State, commands.Result, error)
+}
 
 // Config holds the server's dependencies.
 type Config struct {
 	// Authenticate is the middleware of the signed-in routes
 	// (edge.Authenticate).
 	Authenticate func(http.Handler) http.Handler
-	Commands     *commands.Handler
+	Users        Users
+	Catalog      Catalog
+	Orders       Orders
 	Auth         *auth.Service
 	Logins       *auth.LoginLimiter
 	Idempotency  *idempotency.Store
@@ -41,7 +73,9 @@ type Config struct {
 // Server serves the write API.
 type Server struct {
 	authenticate func(http.Handler) http.Handler
-	cmd          *commands.Handler
+	users        Users
+	catalog      Catalog
+	orders       Orders
 	auth         *auth.Service
 	logins       *auth.LoginLimiter
 	idem         *idempotency.Store
@@ -51,7 +85,7 @@ type Server struct {
 
 // New builds a Server.
 func New(cfg Config) *Server {
-	s := &Server{authenticate: cfg.Authenticate, cmd: cfg.Commands, auth: cfg.Auth, logins: cfg.Logins, idem: cfg.Idempotency, log: cfg.Log, trustProxy: cfg.TrustProxy}
+	s := &Server{authenticate: cfg.Authenticate, users: cfg.Users, catalog: cfg.Catalog, orders: cfg.Orders, auth: cfg.Auth, logins: cfg.Logins, idem: cfg.Idempotency, log: cfg.Log, trustProxy: cfg.TrustProxy}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

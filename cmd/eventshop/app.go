@@ -40,7 +40,7 @@ import (
 )
 
 // app is the system wired together. What is built depends on the mode:
-// the event store and command handler always; Redis, tokens and the write
+// the event store and command handlers always; Redis, tokens and the write
 // API when an API is served; the read models' pool, the catalogue's
 // MongoDB and the read API when reads are served or projections run; the
 // Kafka publisher when projections run; the notifier, its ledger and SMTP
@@ -50,7 +50,7 @@ import (
 // MONGO_URL, KAFKA_BROKERS and SMTP_ADDR are not set.
 type app struct {
 	store store
-	cmd   *commands.Handler
+	cmd   commands.Handlers
 	pm    *commands.ProcessManager
 	redis *redis.Client    // nil unless an API is served
 	api   *writeapi.Server // nil unless an API is served
@@ -111,7 +111,7 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 		if a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
 			return a, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
 		}
-		a.pm = a.cmd.NewProcessManager(cfg.SagaTick, a.pmFailures())
+		a.pm = commands.NewProcessManager(a.cmd.Orders, cfg.SagaTick, a.pmFailures())
 	}
 	if m.read || m.project {
 		if err := a.buildReadSide(ctx, cfg, log, m); err != nil {
@@ -148,9 +148,9 @@ func (a *app) buildAPI(ctx context.Context, cfg config, log *slog.Logger, local 
 	if err != nil {
 		return fmt.Errorf("JWT_SECRET: %w", err)
 	}
-	a.authenticate = edge.Authenticate(tokens, a.cmd)
+	a.authenticate = edge.Authenticate(tokens, a.cmd.Users)
 	a.api = writeapi.New(writeapi.Config{
-		Authenticate: a.authenticate, Commands: a.cmd, Auth: tokens, Log: log, TrustProxy: cfg.TrustProxy,
+		Authenticate: a.authenticate, Users: a.cmd.Users, Catalog: a.cmd.Catalog, Orders: a.cmd.Orders, Auth: tokens, Log: log, TrustProxy: cfg.TrustProxy,
 		Logins: auth.NewLoginLimiter(a.redis, cfg.RedisPrefix, auth.LoginLimits{
 			PerAccount: cfg.LoginPerAccount, PerIP: cfg.LoginPerIP, Window: cfg.LoginWindow,
 		}),
@@ -219,7 +219,7 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 			Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
 				return projections.Checkpoint(ctx, a.pool, name)
 			},
-			Orders: a.cmd, Streams: a.store,
+			Orders: a.cmd.Orders, Streams: a.store,
 			Projections:   a.projectionNames(),
 			Admin:         projections.Admin{Pool: a.pool},
 			Failures:      a.pmFailures(),

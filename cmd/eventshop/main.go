@@ -162,7 +162,7 @@ func createAdmin(ctx context.Context, cfg config, log *slog.Logger, stdout io.Wr
 		return err
 	}
 	defer a.Close()
-	u, err := a.cmd.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword, "Administrator")
+	u, err := a.cmd.Users.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword, "Administrator")
 	if err != nil {
 		return fmt.Errorf("create-admin: %w", err)
 	}

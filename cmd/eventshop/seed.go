@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
+	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/internal/correlation"
 )
@@ -54,11 +55,24 @@ var demoCatalogue = []demoProduct{
 	{"DEMO-BIKE-LIGHT", "Bike Light Set", "sports", "USB-rechargeable front and rear lights.", 3200, 85},
 }
 
+// seedUsers registers the demo accounts; *commands.Users is one.
+type seedUsers interface {
+	EnsureAdmin(ctx context.Context, email, password, fullName string) (user.State, error)
+	RegisterUser(ctx context.Context, c commands.RegisterUser) (user.State, commands.Result, error)
+	UserIDByEmail(ctx context.Context, email string) (string, error)
+	GrantRole(ctx context.Context, actor commands.Actor, userID, role string) (user.State, commands.Result, error)
+}
+
+// seedCatalog lists the demo products; *commands.Catalog is one.
+type seedCatalog interface {
+	CreateProduct(ctx context.Context, actor commands.Actor, c commands.CreateProduct) (product.State, commands.Result, error)
+}
+
 // seed loads the local run's demo data: an admin (ADMIN_EMAIL and
 // ADMIN_PASSWORD override the default), a vendor, a customer and a
 // catalogue owned by the vendor. Every step is keyed by a unique email or
 // SKU, so running it again adds nothing.
-func seed(ctx context.Context, h *commands.Handler, cfg config, log *slog.Logger) error {
+func seed(ctx context.Context, users seedUsers, catalog seedCatalog, cfg config, log *slog.Logger) error {
 	// The seed's events carry a correlation id of their own, as a
 	// request's would, and the system as their actor.
 	ctx = correlation.With(ctx, correlation.IDs{Correlation: uuid.Must(uuid.NewV7()).String(), Actor: "system"})
@@ -69,23 +83,23 @@ func seed(ctx context.Context, h *commands.Handler, cfg config, log *slog.Logger
 	if password == "" {
 		password = demoAdminPassword
 	}
-	if _, err := h.EnsureAdmin(ctx, email, password, "Demo Admin"); err != nil {
+	if _, err := users.EnsureAdmin(ctx, email, password, "Demo Admin"); err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
 	system := commands.Actor{ID: "system", Roles: []string{user.RoleAdmin}}
-	vendorID, err := ensureUser(ctx, h, demoVendorEmail, demoVendorPassword, "Demo Vendor")
+	vendorID, err := ensureUser(ctx, users, demoVendorEmail, demoVendorPassword, "Demo Vendor")
 	if err != nil {
 		return err
 	}
-	if _, _, err := h.GrantRole(ctx, system, vendorID, user.RoleVendor); err != nil {
+	if _, _, err := users.GrantRole(ctx, system, vendorID, user.RoleVendor); err != nil {
 		return fmt.Errorf("vendor role: %w", err)
 	}
-	if _, err := ensureUser(ctx, h, demoCustomerEmail, demoCustomerPassword, "Demo Customer"); err != nil {
+	if _, err := ensureUser(ctx, users, demoCustomerEmail, demoCustomerPassword, "Demo Customer"); err != nil {
 		return err
 	}
 	added := 0
 	for _, p := range demoCatalogue {
-		_, _, err := h.CreateProduct(ctx, system, commands.CreateProduct{
+		_, _, err := catalog.CreateProduct(ctx, system, commands.CreateProduct{
 			SKU: p.sku, Name: p.name, Description: p.description, Price: p.price, Category: p.category,
 			VendorID: vendorID, Quantity: p.quantity, Metadata: json.RawMessage(`{"demo":true}`),
 		})
@@ -102,15 +116,15 @@ func seed(ctx context.Context, h *commands.Handler, cfg config, log *slog.Logger
 }
 
 // ensureUser registers email unless it is taken, and returns the user id.
-func ensureUser(ctx context.Context, h *commands.Handler, email, password, name string) (string, error) {
-	u, _, err := h.RegisterUser(ctx, commands.RegisterUser{Email: email, Password: password, FullName: name})
+func ensureUser(ctx context.Context, users seedUsers, email, password, name string) (string, error) {
+	u, _, err := users.RegisterUser(ctx, commands.RegisterUser{Email: email, Password: password, FullName: name})
 	if err == nil {
 		return u.ID, nil
 	}
 	if !errors.Is(err, &domain.Error{Reason: "email_taken"}) {
 		return "", fmt.Errorf("user %s: %w", email, err)
 	}
-	id, err := h.UserIDByEmail(ctx, email)
+	id, err := users.UserIDByEmail(ctx, email)
 	if err != nil {
 		return "", fmt.Errorf("user %s: %w", email, err)
 	}

@@ -58,7 +58,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 	}
 	defer a.Close()
 	if m.local {
-		if err := seed(ctx, a.cmd, cfg, log); err != nil {
+		if err := seed(ctx, a.cmd.Users, a.cmd.Catalog, cfg, log); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
 	}

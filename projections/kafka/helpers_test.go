@@ -33,7 +33,7 @@ func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 type env struct {
 	pool   *pgxpool.Pool
 	store  eventstore.Store
-	h      *commands.Handler
+	h      commands.Handlers
 	broker *kafkabroker.Broker
 }
 
@@ -92,23 +92,23 @@ func writeHistory(t *testing.T, e *env) {
 	t.Helper()
 	ctx := correlation.With(context.Background(), correlation.IDs{
 		Correlation: historyCorrelation, Causation: historyCausation, Actor: "actor-history"})
-	if _, err := e.h.EnsureAdmin(ctx, "admin@example.com", password, "Administrator"); err != nil {
+	if _, err := e.h.Users.EnsureAdmin(ctx, "admin@example.com", password, "Administrator"); err != nil {
 		t.Fatalf("ensure admin: %v", err)
 	}
 	admin := commands.Actor{ID: uuid.NewString(), Roles: []string{"admin"}}
 	var users []string
 	for i := range 3 {
-		u, _, err := e.h.RegisterUser(ctx, commands.RegisterUser{Email: fmt.Sprintf("user%d@example.com", i),
+		u, _, err := e.h.Users.RegisterUser(ctx, commands.RegisterUser{Email: fmt.Sprintf("user%d@example.com", i),
 			Password: password, FullName: fmt.Sprintf("User %d", i)})
 		if err != nil {
 			t.Fatalf("register: %v", err)
 		}
 		users = append(users, u.ID)
 	}
-	if _, _, err := e.h.GrantRole(ctx, admin, users[0], "vendor"); err != nil {
+	if _, _, err := e.h.Users.GrantRole(ctx, admin, users[0], "vendor"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.h.RevokeRole(ctx, admin, users[0], "customer"); err != nil {
+	if _, _, err := e.h.Users.RevokeRole(ctx, admin, users[0], "customer"); err != nil {
 		t.Fatal(err)
 	}
 	vendor := commands.Actor{ID: users[0], Roles: []string{"vendor"}}
@@ -116,7 +116,7 @@ func writeHistory(t *testing.T, e *env) {
 
 	var products []string
 	for i := range 3 {
-		p, _, err := e.h.CreateProduct(ctx, vendor, commands.CreateProduct{SKU: fmt.Sprintf("SKU-%d", i),
+		p, _, err := e.h.Catalog.CreateProduct(ctx, vendor, commands.CreateProduct{SKU: fmt.Sprintf("SKU-%d", i),
 			Name: fmt.Sprintf("Product %d", i), Description: "a thing", Price: domain.Cents(1099 + 250*i),
 			Category: "things", Images: []string{"https://example.com/p.png"}, Metadata: json.RawMessage(`{"colour":"red"}`),
 			Quantity: 100, Warehouse: "main"})
@@ -126,34 +126,34 @@ func writeHistory(t *testing.T, e *env) {
 		products = append(products, p.ID)
 	}
 	name := "Product 0, renamed"
-	if _, _, err := e.h.UpdateProduct(ctx, vendor, products[0], commands.NoVersion, product.Update{Name: &name}); err != nil {
+	if _, _, err := e.h.Catalog.UpdateProduct(ctx, vendor, products[0], commands.NoVersion, product.Update{Name: &name}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.h.AdjustInventory(ctx, vendor, products[1], commands.NoVersion,
+	if _, _, err := e.h.Catalog.AdjustInventory(ctx, vendor, products[1], commands.NoVersion,
 		product.AdjustInventory{Adjustment: 5, Reason: "restock"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.h.DiscontinueProduct(ctx, vendor, products[2], commands.NoVersion); err != nil {
+	if _, _, err := e.h.Catalog.DiscontinueProduct(ctx, vendor, products[2], commands.NoVersion); err != nil {
 		t.Fatal(err)
 	}
 
 	place := func(lines ...order.Line) string {
 		t.Helper()
-		o, _, err := e.h.PlaceOrder(ctx, customer, lines)
+		o, _, err := e.h.Orders.PlaceOrder(ctx, customer, lines)
 		if err != nil {
 			t.Fatalf("place order: %v", err)
 		}
-		if _, _, err := e.h.PayOrder(ctx, customer, o.ID, commands.NoVersion, card); err != nil {
+		if _, _, err := e.h.Orders.PayOrder(ctx, customer, o.ID, commands.NoVersion, card); err != nil {
 			t.Fatalf("pay: %v", err)
 		}
 		return o.ID
 	}
 	completed := place(order.Line{ProductID: products[0], Quantity: 2})
-	if _, _, err := e.h.CompleteOrder(ctx, admin, completed, commands.NoVersion); err != nil {
+	if _, _, err := e.h.Orders.CompleteOrder(ctx, admin, completed, commands.NoVersion); err != nil {
 		t.Fatal(err)
 	}
 	cancelled := place(order.Line{ProductID: products[0], Quantity: 1}, order.Line{ProductID: products[1], Quantity: 3})
-	if _, _, err := e.h.CancelOrder(ctx, customer, cancelled, commands.NoVersion, "changed my mind"); err != nil {
+	if _, _, err := e.h.Orders.CancelOrder(ctx, customer, cancelled, commands.NoVersion, "changed my mind"); err != nil {
 		t.Fatal(err)
 	}
 }

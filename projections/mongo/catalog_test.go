@@ -282,7 +282,7 @@ func TestApplyManyReplacements(t *testing.T) {
 	}
 	applyIn(t, p, created, len(created))
 	for _, id := range ids {
-		if _, _, err := e.h.AdjustInventory(ctxT(t), e.vendor, id, commands.NoVersion,
+		if _, _, err := e.h.Catalog.AdjustInventory(ctxT(t), e.vendor, id, commands.NoVersion,
 			product.AdjustInventory{Adjustment: 1, Reason: "restock"}); err != nil {
 			t.Fatal(err)
 		}

@@ -217,7 +217,7 @@ func TestApplyFollowsASwapElsewhere(t *testing.T) {
 	if err := old.Drop(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.h.AdjustInventory(ctxT(t), e.vendor, added, commands.NoVersion,
+	if _, _, err := e.h.Catalog.AdjustInventory(ctxT(t), e.vendor, added, commands.NoVersion,
 		product.AdjustInventory{Adjustment: 2, Reason: "restock"}); err != nil {
 		t.Fatal(err)
 	}

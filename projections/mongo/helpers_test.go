@@ -39,7 +39,7 @@ var testOptions = mongoread.Options{PointerTTL: 50 * time.Millisecond, SwapGrace
 type env struct {
 	pool  *pgxpool.Pool
 	store eventstore.Store
-	h     *commands.Handler
+	h     commands.Handlers
 	cat   *mongoread.Store
 
 	vendor, otherVendor, customer, admin commands.Actor
@@ -78,7 +78,7 @@ func ctxT(t *testing.T) context.Context {
 // create lists a product as vendor and returns its id.
 func (e *env) create(t *testing.T, vendor commands.Actor, c commands.CreateProduct) string {
 	t.Helper()
-	st, _, err := e.h.CreateProduct(ctxT(t), vendor, c)
+	st, _, err := e.h.Catalog.CreateProduct(ctxT(t), vendor, c)
 	if err != nil {
 		t.Fatalf("create %s: %v", c.SKU, err)
 	}
@@ -88,7 +88,7 @@ func (e *env) create(t *testing.T, vendor commands.Actor, c commands.CreateProdu
 // order places an order of qty units of productID for the customer.
 func (e *env) order(t *testing.T, productID string, qty int64) string {
 	t.Helper()
-	st, _, err := e.h.PlaceOrder(ctxT(t), e.customer, []order.Line{{ProductID: productID, Quantity: qty}})
+	st, _, err := e.h.Orders.PlaceOrder(ctxT(t), e.customer, []order.Line{{ProductID: productID, Quantity: qty}})
 	if err != nil {
 		t.Fatalf("place order: %v", err)
 	}
@@ -98,7 +98,7 @@ func (e *env) order(t *testing.T, productID string, qty int64) string {
 // want is the catalogue shape of product id as the write side folds it.
 func (e *env) want(t *testing.T, id string) resource.Product {
 	t.Helper()
-	st, _, err := e.h.Product(ctxT(t), id)
+	st, _, err := e.h.Catalog.Product(ctxT(t), id)
 	if err != nil {
 		t.Fatalf("load product %s: %v", id, err)
 	}
@@ -122,26 +122,26 @@ func (e *env) scenario(t *testing.T) (live, discontinued, plain, abandoned strin
 
 	name, desc, price, category := "Desk lamp XL", "A bigger lamp.", domain.Cents(3499), "home"
 	images := []string{"https://img.example/lamp-xl.png", "https://img.example/lamp-xl-2.png"}
-	if _, _, err := e.h.UpdateProduct(ctx, e.vendor, live, commands.NoVersion, product.Update{Name: &name, Description: &desc,
+	if _, _, err := e.h.Catalog.UpdateProduct(ctx, e.vendor, live, commands.NoVersion, product.Update{Name: &name, Description: &desc,
 		Price: &price, Category: &category, Images: &images, Metadata: json.RawMessage(`{"colour":"blue","a.b":{"$c":12345678901234567890}}`)}); err != nil {
 		t.Fatalf("update: %v", err)
 	}
-	if _, _, err := e.h.AdjustInventory(ctx, e.vendor, live, commands.NoVersion, product.AdjustInventory{Adjustment: 5, Reason: "restock", Warehouse: "east"}); err != nil {
+	if _, _, err := e.h.Catalog.AdjustInventory(ctx, e.vendor, live, commands.NoVersion, product.AdjustInventory{Adjustment: 5, Reason: "restock", Warehouse: "east"}); err != nil {
 		t.Fatalf("adjust: %v", err)
 	}
 	cancelled := e.order(t, live, 2)
-	if _, _, err := e.h.CancelOrder(ctx, e.customer, cancelled, commands.NoVersion, "changed my mind"); err != nil {
+	if _, _, err := e.h.Orders.CancelOrder(ctx, e.customer, cancelled, commands.NoVersion, "changed my mind"); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
 	completed := e.order(t, live, 3)
-	if _, _, err := e.h.PayOrder(ctx, e.customer, completed, commands.NoVersion, payment.Card{Number: "4242424242424242", ExpMonth: 12, ExpYear: 2030, CVC: "123"}); err != nil {
+	if _, _, err := e.h.Orders.PayOrder(ctx, e.customer, completed, commands.NoVersion, payment.Card{Number: "4242424242424242", ExpMonth: 12, ExpYear: 2030, CVC: "123"}); err != nil {
 		t.Fatalf("pay: %v", err)
 	}
-	if _, _, err := e.h.CompleteOrder(ctx, e.admin, completed, commands.NoVersion); err != nil {
+	if _, _, err := e.h.Orders.CompleteOrder(ctx, e.admin, completed, commands.NoVersion); err != nil {
 		t.Fatalf("complete: %v", err)
 	}
 	e.order(t, live, 4) // stays reserved
-	if _, _, err := e.h.DiscontinueProduct(ctx, e.vendor, discontinued, commands.NoVersion); err != nil {
+	if _, _, err := e.h.Catalog.DiscontinueProduct(ctx, e.vendor, discontinued, commands.NoVersion); err != nil {
 		t.Fatalf("discontinue: %v", err)
 	}
 	abandoned = uuid.NewString()

@@ -34,7 +34,7 @@ func catalogue(t *testing.T) (*env, map[string]string) {
 	} {
 		ids[p.key] = e.create(t, p.vendor, p.c)
 	}
-	if _, _, err := e.h.DiscontinueProduct(ctxT(t), e.vendor, ids["gone"], commands.NoVersion); err != nil {
+	if _, _, err := e.h.Catalog.DiscontinueProduct(ctxT(t), e.vendor, ids["gone"], commands.NoVersion); err != nil {
 		t.Fatal(err)
 	}
 	applyIn(t, e.cat.Projection(), e.log(t), 500)

@@ -133,7 +133,7 @@ func TestShadowSwap(t *testing.T) {
 	// The live projection now writes the new collection, and drops the
 	// old one once its grace is over.
 	price := 1234
-	if _, _, err := e.h.UpdateProduct(ctxT(t), e.vendor, live, commands.NoVersion, product.Update{Price: centsPtr(price)}); err != nil {
+	if _, _, err := e.h.Catalog.UpdateProduct(ctxT(t), e.vendor, live, commands.NoVersion, product.Update{Price: centsPtr(price)}); err != nil {
 		t.Fatal(err)
 	}
 	events = e.log(t)
@@ -276,7 +276,7 @@ func TestRunner(t *testing.T) {
 	})
 	testwait.Until(t, 20*time.Second, func() string {
 		if got := collections(t, e.cat); !slices.Equal(got, []string{now.Name()}) {
-			if _, _, err := e.h.AdjustInventory(ctxT(t), e.vendor, after, commands.NoVersion,
+			if _, _, err := e.h.Catalog.AdjustInventory(ctxT(t), e.vendor, after, commands.NoVersion,
 				product.AdjustInventory{Adjustment: 1, Reason: "a batch for the runner"}); err != nil {
 				t.Fatal(err)
 			}

@@ -29,7 +29,7 @@ type env struct {
 	pool     *pgxpool.Pool
 	store    eventstore.Store
 	payments payment.Processor
-	h        *commands.Handler
+	h        commands.Handlers
 	rm       *postgres.Store
 }
 
@@ -44,7 +44,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // handler returns a new command handler on the store, with an empty cache.
-func (e *env) handler() *commands.Handler {
+func (e *env) handler() commands.Handlers {
 	return commands.New(commands.Config{Store: e.store, Payments: e.payments, Log: quiet()})
 }
 

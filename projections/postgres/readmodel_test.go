@@ -51,7 +51,7 @@ func writeHistory(t *testing.T, e *env) history {
 	var h history
 	h.vendorOf = map[string]string{}
 	for i := range 4 {
-		u, _, err := e.h.RegisterUser(ctx, commands.RegisterUser{Email: fmt.Sprintf("User%d@Example.com", i),
+		u, _, err := e.h.Users.RegisterUser(ctx, commands.RegisterUser{Email: fmt.Sprintf("User%d@Example.com", i),
 			Password: "correct horse battery", FullName: fmt.Sprintf("User %d", i)})
 		if err != nil {
 			t.Fatalf("register: %v", err)
@@ -60,14 +60,14 @@ func writeHistory(t *testing.T, e *env) history {
 	}
 	// users 0 and 1 are vendors; user 1 stays a customer too, user 0 not.
 	for _, id := range h.users[:2] {
-		if _, _, err := e.h.GrantRole(ctx, admin, id, "vendor"); err != nil {
+		if _, _, err := e.h.Users.GrantRole(ctx, admin, id, "vendor"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := e.h.RevokeRole(ctx, admin, h.users[0], "customer"); err != nil {
+	if _, _, err := e.h.Users.RevokeRole(ctx, admin, h.users[0], "customer"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.h.GrantRole(ctx, admin, h.users[3], "admin"); err != nil {
+	if _, _, err := e.h.Users.GrantRole(ctx, admin, h.users[3], "admin"); err != nil {
 		t.Fatal(err)
 	}
 	h.vendors = []commands.Actor{{ID: h.users[0], Roles: []string{"vendor"}}, {ID: h.users[1], Roles: []string{"vendor", "customer"}}}
@@ -76,7 +76,7 @@ func writeHistory(t *testing.T, e *env) history {
 	var products []string
 	for i := range 4 {
 		v := h.vendors[i%2]
-		p, _, err := e.h.CreateProduct(ctx, v, commands.CreateProduct{SKU: fmt.Sprintf("SKU-%d", i),
+		p, _, err := e.h.Catalog.CreateProduct(ctx, v, commands.CreateProduct{SKU: fmt.Sprintf("SKU-%d", i),
 			Name: fmt.Sprintf("Product %d", i), Price: domain.Cents(1099 + 250*i), Category: "things", Quantity: 1000})
 		if err != nil {
 			t.Fatalf("create product: %v", err)
@@ -91,7 +91,7 @@ func writeHistory(t *testing.T, e *env) history {
 		for i, p := range ps {
 			lines = append(lines, order.Line{ProductID: products[p], Quantity: int64(i + 1)})
 		}
-		o, _, err := e.h.PlaceOrder(ctx, c, lines)
+		o, _, err := e.h.Orders.PlaceOrder(ctx, c, lines)
 		if err != nil {
 			t.Fatalf("place order: %v", err)
 		}
@@ -100,7 +100,7 @@ func writeHistory(t *testing.T, e *env) history {
 	}
 	pay := func(c commands.Actor, id string) {
 		t.Helper()
-		if _, _, err := e.h.PayOrder(ctx, c, id, commands.NoVersion, card); err != nil {
+		if _, _, err := e.h.Orders.PayOrder(ctx, c, id, commands.NoVersion, card); err != nil {
 			t.Fatalf("pay: %v", err)
 		}
 	}
@@ -123,16 +123,16 @@ func writeHistory(t *testing.T, e *env) history {
 			pay(c, o.ID)
 		case 2:
 			pay(c, o.ID)
-			if _, _, err := e.h.CompleteOrder(ctx, admin, o.ID, commands.NoVersion); err != nil {
+			if _, _, err := e.h.Orders.CompleteOrder(ctx, admin, o.ID, commands.NoVersion); err != nil {
 				t.Fatal(err)
 			}
 		case 3:
 			pay(c, o.ID)
-			if _, _, err := e.h.CancelOrder(ctx, c, o.ID, commands.NoVersion, "changed my mind"); err != nil {
+			if _, _, err := e.h.Orders.CancelOrder(ctx, c, o.ID, commands.NoVersion, "changed my mind"); err != nil {
 				t.Fatal(err)
 			}
 		case 4:
-			if _, _, err := e.h.CancelOrder(ctx, admin, o.ID, commands.NoVersion, ""); err != nil {
+			if _, _, err := e.h.Orders.CancelOrder(ctx, admin, o.ID, commands.NoVersion, ""); err != nil {
 				t.Fatal(err)
 			}
 		case 5:
@@ -143,7 +143,7 @@ func writeHistory(t *testing.T, e *env) history {
 		}
 	}
 	h.abandoned = uuid.NewString()
-	if exists, err := e.h.AbandonPlacement(ctx, h.abandoned, nil); err != nil || exists {
+	if exists, err := e.h.Orders.AbandonPlacement(ctx, h.abandoned, nil); err != nil || exists {
 		t.Fatalf("abandon placement: exists %v, %v", exists, err)
 	}
 	return h
@@ -182,14 +182,14 @@ func readTruth(t *testing.T, e *env, h history) truth {
 	admin := commands.Actor{ID: uuid.NewString(), Roles: []string{"admin"}}
 	tr := truth{orders: map[string]resource.Order{}, users: map[string]resource.User{}}
 	for _, id := range h.orders {
-		s, _, err := hd.Order(ctx, admin, id)
+		s, _, err := hd.Orders.Order(ctx, admin, id)
 		if err != nil {
 			t.Fatalf("order %s: %v", id, err)
 		}
 		tr.orders[id] = resource.FromOrder(s)
 	}
 	for _, id := range h.users {
-		s, _, err := hd.User(ctx, id)
+		s, _, err := hd.Users.User(ctx, id)
 		if err != nil {
 			t.Fatalf("user %s: %v", id, err)
 		}

@@ -27,7 +27,7 @@ const password = "correct horse battery"
 
 // world is what a run has made so far, for its later commands to name.
 type world struct {
-	h        *commands.Handler
+	h        commands.Handlers
 	admin    commands.Actor
 	users    []commands.Actor // every user registered, with the roles last seen
 	products []*ownedProduct
@@ -146,7 +146,7 @@ func register(ctx context.Context, g *gen, w *world) (string, error) {
 	f := g.focus("register", 2)
 	email, name := g.email(f.on(0)), g.text("full_name", maxFullName, f.on(1))
 	what := fmt.Sprintf("RegisterUser(email=%s, full_name=%s)", show(email), show(name))
-	u, _, err := w.h.RegisterUser(ctx, commands.RegisterUser{Email: email, Password: password, FullName: name})
+	u, _, err := w.h.Users.RegisterUser(ctx, commands.RegisterUser{Email: email, Password: password, FullName: name})
 	if err == nil {
 		w.users = append(w.users, commands.Actor{ID: u.ID, Roles: u.Roles})
 	}
@@ -154,11 +154,11 @@ func register(ctx context.Context, g *gen, w *world) (string, error) {
 }
 
 func grantRole(ctx context.Context, g *gen, w *world) (string, error) {
-	return changeRole(ctx, g, w, "GrantRole", w.h.GrantRole)
+	return changeRole(ctx, g, w, "GrantRole", w.h.Users.GrantRole)
 }
 
 func revokeRole(ctx context.Context, g *gen, w *world) (string, error) {
-	return changeRole(ctx, g, w, "RevokeRole", w.h.RevokeRole)
+	return changeRole(ctx, g, w, "RevokeRole", w.h.Users.RevokeRole)
 }
 
 func changeRole(ctx context.Context, g *gen, w *world, name string,
@@ -202,7 +202,7 @@ func createProduct(ctx context.Context, g *gen, w *world) (string, error) {
 	what := fmt.Sprintf("CreateProduct(as %s, vendor_id=%q, sku=%s, name=%s, description=%s, price=%s, category=%s, images=%s, metadata=%s, quantity=%d, warehouse=%s)",
 		w.who(actor), c.VendorID, show(c.SKU), show(c.Name), show(c.Description), c.Price, show(c.Category),
 		showList(c.Images), showMeta(c.Metadata), c.Quantity, show(c.Warehouse))
-	st, _, err := w.h.CreateProduct(acting(ctx, actor), actor, c)
+	st, _, err := w.h.Catalog.CreateProduct(acting(ctx, actor), actor, c)
 	if err == nil {
 		owner := actor
 		if c.VendorID != "" {
@@ -279,7 +279,7 @@ func updateProduct(ctx context.Context, g *gen, w *world) (string, error) {
 			u.Metadata = g.metadata(f.on(5))
 			sent = append(sent, "metadata="+showMeta(u.Metadata))
 		}
-		st, _, err := w.h.UpdateProduct(acting(ctx, actor), actor, p.id, commands.NoVersion, u)
+		st, _, err := w.h.Catalog.UpdateProduct(acting(ctx, actor), actor, p.id, commands.NoVersion, u)
 		return fmt.Sprintf("UpdateProduct(as %s, product=%s, %s)", w.who(actor), p.id, strings.Join(sent, ", ")), st, err
 	})
 }
@@ -292,7 +292,7 @@ func adjustInventory(ctx context.Context, g *gen, w *world) (string, error) {
 		if f.on(0) {
 			// The adjustments that land on a bound, or just past it,
 			// are found from the product's stock now.
-			st, _, err := w.h.Product(ctx, p.id)
+			st, _, err := w.h.Catalog.Product(ctx, p.id)
 			if err != nil {
 				return "Product(" + p.id + ") before AdjustInventory", st, err
 			}
@@ -305,7 +305,7 @@ func adjustInventory(ctx context.Context, g *gen, w *world) (string, error) {
 		if f.on(2) || g.chance(20) {
 			c.Warehouse = g.text("warehouse", maxWarehouse, f.on(2))
 		}
-		st, _, err := w.h.AdjustInventory(acting(ctx, actor), actor, p.id, commands.NoVersion, c)
+		st, _, err := w.h.Catalog.AdjustInventory(acting(ctx, actor), actor, p.id, commands.NoVersion, c)
 		return fmt.Sprintf("AdjustInventory(as %s, product=%s, adjustment=%d, reason=%s, warehouse=%s)",
 			w.who(actor), p.id, c.Adjustment, show(c.Reason), show(c.Warehouse)), st, err
 	})
@@ -314,7 +314,7 @@ func adjustInventory(ctx context.Context, g *gen, w *world) (string, error) {
 func discontinueProduct(ctx context.Context, g *gen, w *world) (string, error) {
 	return onProduct(ctx, g, w, func(p *ownedProduct) (string, product.State, error) {
 		actor := g.ownerOr(w, p.vendor, noEdge)
-		st, _, err := w.h.DiscontinueProduct(acting(ctx, actor), actor, p.id, commands.NoVersion)
+		st, _, err := w.h.Catalog.DiscontinueProduct(acting(ctx, actor), actor, p.id, commands.NoVersion)
 		return fmt.Sprintf("DiscontinueProduct(as %s, product=%s)", w.who(actor), p.id), st, err
 	})
 }
@@ -330,7 +330,7 @@ func placeOrder(ctx context.Context, g *gen, w *world) (string, error) {
 		parts = append(parts[:3], fmt.Sprintf("… %d lines in all", len(lines)))
 	}
 	what := fmt.Sprintf("PlaceOrder(as %s, lines=[%s])", w.who(actor), strings.Join(parts, " "))
-	st, _, err := w.h.PlaceOrder(acting(ctx, actor), actor, lines)
+	st, _, err := w.h.Orders.PlaceOrder(acting(ctx, actor), actor, lines)
 	if err == nil {
 		w.orders = append(w.orders, &ownedOrder{id: st.ID, owner: actor, status: st.Status})
 		what += fmt.Sprintf(" → order %s, total %s", st.ID, st.Total)
@@ -431,7 +431,7 @@ func payOrder(ctx context.Context, g *gen, w *world) (string, error) {
 		case 2:
 			card.ExpYear = year - 1
 		}
-		st, _, err := w.h.PayOrder(acting(ctx, actor), actor, o.id, commands.NoVersion, card)
+		st, _, err := w.h.Orders.PayOrder(acting(ctx, actor), actor, o.id, commands.NoVersion, card)
 		return fmt.Sprintf("PayOrder(as %s, order=%s, %s)", w.who(actor), o.id, card), st, err
 	})
 }
@@ -442,7 +442,7 @@ func completeOrder(ctx context.Context, g *gen, w *world) (string, error) {
 		if g.chance(10) {
 			actor = g.anyUser(w)
 		}
-		st, _, err := w.h.CompleteOrder(acting(ctx, actor), actor, o.id, commands.NoVersion)
+		st, _, err := w.h.Orders.CompleteOrder(acting(ctx, actor), actor, o.id, commands.NoVersion)
 		return fmt.Sprintf("CompleteOrder(as %s, order=%s)", w.who(actor), o.id), st, err
 	})
 }
@@ -455,7 +455,7 @@ func cancelOrder(ctx context.Context, g *gen, w *world) (string, error) {
 			reason = g.text("cancel_reason", maxReason, true)
 		}
 		actor := g.ownerOr(w, o.owner, f)
-		st, _, err := w.h.CancelOrder(acting(ctx, actor), actor, o.id, commands.NoVersion, reason)
+		st, _, err := w.h.Orders.CancelOrder(acting(ctx, actor), actor, o.id, commands.NoVersion, reason)
 		return fmt.Sprintf("CancelOrder(as %s, order=%s, reason=%s)", w.who(actor), o.id, show(reason)), st, err
 	})
 }
@@ -465,7 +465,7 @@ func cancelOrder(ctx context.Context, g *gen, w *world) (string, error) {
 // so it has.
 func expireOrder(ctx context.Context, g *gen, w *world) (string, error) {
 	return onOrder(ctx, g, w, []order.Status{order.StatusPending}, func(o *ownedOrder) (string, order.State, error) {
-		st, err := w.h.ExpireOrder(ctx, o.id)
+		st, err := w.h.Orders.ExpireOrder(ctx, o.id)
 		return fmt.Sprintf("ExpireOrder(order=%s)", o.id), st, err
 	})
 }
@@ -474,7 +474,7 @@ func expireOrder(ctx context.Context, g *gen, w *world) (string, error) {
 // process manager does for a placement that stopped part-way.
 func abandonPlacement(ctx context.Context, _ *gen, w *world) (string, error) {
 	id := uuid.NewString()
-	_, err := w.h.AbandonPlacement(ctx, id, nil)
+	_, err := w.h.Orders.AbandonPlacement(ctx, id, nil)
 	return "AbandonPlacement(order=" + id + ")", err
 }
 

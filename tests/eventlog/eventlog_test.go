@@ -105,7 +105,7 @@ type env struct {
 	pool      *pgxpool.Pool
 	store     eventstore.Store
 	payments  payment.Processor
-	h         *commands.Handler
+	h         commands.Handlers
 	base      world
 	catalog   *mongoread.CatalogProjection
 	brokers   []string
@@ -156,7 +156,7 @@ func newEnv(tb testing.TB) *env {
 // handler is a command handler on the env's store, with an empty cache.
 // Its payment timeout is a nanosecond, so that any pending order can be
 // expired.
-func (e *env) handler() *commands.Handler {
+func (e *env) handler() commands.Handlers {
 	return commands.New(commands.Config{Store: e.store, Payments: e.payments, Log: quiet(), PaymentTimeout: time.Nanosecond})
 }
 
@@ -172,9 +172,9 @@ func (e *env) startWorld(tb testing.TB) world {
 	system := commands.Actor{ID: "system", Roles: []string{user.RoleAdmin}}
 	w := world{h: e.h}
 	for _, role := range []string{user.RoleAdmin, user.RoleVendor, user.RoleCustomer} {
-		u, _, err := e.h.RegisterUser(ctx, commands.RegisterUser{Email: role + "@eventlog.example.com", Password: password, FullName: "The " + role})
+		u, _, err := e.h.Users.RegisterUser(ctx, commands.RegisterUser{Email: role + "@eventlog.example.com", Password: password, FullName: "The " + role})
 		if err == nil && role != user.RoleCustomer {
-			u, _, err = e.h.GrantRole(ctx, system, u.ID, role)
+			u, _, err = e.h.Users.GrantRole(ctx, system, u.ID, role)
 		}
 		if err != nil {
 			tb.Fatalf("register the %s: %v", role, err)
@@ -183,7 +183,7 @@ func (e *env) startWorld(tb testing.TB) world {
 	}
 	w.admin = w.users[0]
 	for i := range maxLines + 1 {
-		p, _, err := e.h.CreateProduct(ctx, w.users[1], commands.CreateProduct{SKU: fmt.Sprintf("SHELF-%d", i),
+		p, _, err := e.h.Catalog.CreateProduct(ctx, w.users[1], commands.CreateProduct{SKU: fmt.Sprintf("SHELF-%d", i),
 			Name: fmt.Sprintf("Shelf product %d", i), Price: domain.Cents(100 + i), Quantity: maxStock})
 		if err != nil {
 			tb.Fatalf("list shelf product %d: %v", i, err)

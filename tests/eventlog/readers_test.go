@@ -227,11 +227,11 @@ func writeSideReader(ctx context.Context, p *pass, refuse func(*eventstore.Event
 		var err error
 		switch {
 		case strings.HasPrefix(stream, user.StreamPrefix):
-			_, _, err = h.User(ctx, strings.TrimPrefix(stream, user.StreamPrefix))
+			_, _, err = h.Users.User(ctx, strings.TrimPrefix(stream, user.StreamPrefix))
 		case strings.HasPrefix(stream, product.StreamPrefix):
-			_, _, err = h.Product(ctx, strings.TrimPrefix(stream, product.StreamPrefix))
+			_, _, err = h.Catalog.Product(ctx, strings.TrimPrefix(stream, product.StreamPrefix))
 		case strings.HasPrefix(stream, order.StreamPrefix):
-			_, _, err = h.Order(ctx, admin, strings.TrimPrefix(stream, order.StreamPrefix))
+			_, _, err = h.Orders.Order(ctx, admin, strings.TrimPrefix(stream, order.StreamPrefix))
 		default:
 			for _, e := range events[stream] {
 				if _, err := registry.Decode(e.Type, e.SchemaVersion, e.Data); err != nil {

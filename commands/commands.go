@@ -1,9 +1,11 @@
-// Package commands runs the write side: each command loads its aggregate
+// Package commands runs the write side, one handler per aggregate (Users,
+// Catalog, Orders) over one repository: each command loads its aggregate
 // from its stream (through a small cache of folded states), decides with
 // the pure domain code, and appends the new events with the version it
 // loaded, retrying on ErrWrongExpectedVersion only. Authorization per
 // object (a vendor's own products, a customer's own orders) is checked
-// here, on the loaded state.
+// here, on the loaded state. An order's way through the system, step by
+// step, and the process manager's part in it, are laid out in saga.go.
 package commands
 
 import (
@@ -11,11 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
@@ -24,10 +23,9 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
-// Config holds the handler's dependencies and knobs.
+// Config holds the handlers' dependencies and knobs.
 type Config struct {
 	Store    eventstore.Store
 	Payments payment.Processor
@@ -53,57 +51,32 @@ type Config struct {
 	CacheSize int
 }
 
-// Handler runs commands. It is safe for concurrent use.
-type Handler struct {
-	store      eventstore.Store
-	payments   payment.Processor
-	log        *slog.Logger
-	now        func() time.Time
-	newID      func() string
-	timeout    time.Duration
-	grace      time.Duration
-	attempts   int
-	registry   domain.Registry
-	cache      *stateCache
-	locks      *keyedMutex
-	serialized bool
-	hashSlots  chan struct{}
+// Handlers are the command handlers of the three aggregates. They share
+// one repository (its cache of folded states and its per-stream locks), so
+// an order placed through Orders sees the product Catalog just listed
+// without reading it again. Each is safe for concurrent use.
+type Handlers struct {
+	Users   *Users
+	Catalog *Catalog
+	Orders  *Orders
 }
 
-// New builds a Handler.
-func New(cfg Config) *Handler {
-	h := &Handler{
-		store: cfg.Store, payments: cfg.Payments, log: cfg.Log, now: cfg.Now, newID: cfg.NewID,
-		timeout: cfg.PaymentTimeout, grace: cfg.ClaimGrace, attempts: cfg.MaxAttempts,
-		registry:   Registry(),
-		serialized: cfg.Serialize == nil || *cfg.Serialize,
-		locks:      newKeyedMutex(),
-		hashSlots:  make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+// New builds the handlers of every aggregate from one Config.
+func New(cfg Config) Handlers {
+	repo := newRepository(cfg)
+	grace := cfg.ClaimGrace
+	if grace <= 0 {
+		grace = 60 * time.Second
 	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
+	timeout := cfg.PaymentTimeout
+	if timeout <= 0 {
+		timeout = 15 * time.Minute
 	}
-	if h.now == nil {
-		h.now = time.Now
+	return Handlers{
+		Users:   &Users{repository: repo, grace: grace, hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0))},
+		Catalog: &Catalog{repository: repo, grace: grace},
+		Orders:  &Orders{repository: repo, payments: cfg.Payments, timeout: timeout, grace: grace},
 	}
-	if h.newID == nil {
-		h.newID = func() string { return uuid.Must(uuid.NewV7()).String() }
-	}
-	if h.timeout <= 0 {
-		h.timeout = 15 * time.Minute
-	}
-	if h.grace <= 0 {
-		h.grace = 60 * time.Second
-	}
-	if h.attempts <= 0 {
-		h.attempts = 30
-	}
-	size := cfg.CacheSize
-	if size <= 0 {
-		size = 50_000
-	}
-	h.cache = newStateCache(size)
-	return h
 }
 
 // Registry decodes every event the write side stores.
@@ -138,13 +111,6 @@ func (a Actor) Has(role string) bool {
 
 // NoVersion means the client sent no If-Match.
 const NoVersion int64 = -2
-
-// backoff waits a little before retry n (1-based), with full jitter, so
-// racing writers spread out. It returns ctx's error when ctx ends first.
-func backoff(ctx context.Context, n int) error {
-	max := time.Duration(1<<min(n, 6)) * 500 * time.Microsecond
-	return retry.Sleep(ctx, rand.N(max)+100*time.Microsecond)
-}
 
 // detached is ctx without its cancellation but with a deadline of its own:
 // for the steps that must finish once a command has written (compensation,

@@ -52,7 +52,9 @@ func newCatalogStack(t *testing.T, catalog *mongoread.Store) *catalogStack {
 			cs.checkNames = append(cs.checkNames, name)
 			return cs.applied, nil
 		}
-		cfg.Catalog = catalog
+		if catalog != nil {
+			cfg.Catalog = catalog
+		}
 	})
 	return cs
 }

@@ -22,10 +22,12 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/edge"
+	"github.com/eventshop/eventshop/internal/resource"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
 )
@@ -33,10 +35,10 @@ import (
 // Config holds the server's dependencies.
 type Config struct {
 	// Reads answers the queries.
-	Reads *pgread.Store
+	Reads ReadModels
 	// Catalog answers the product routes, which are public; they are
 	// mounted only when it is set.
-	Catalog *mongoread.Store
+	Catalog CatalogReader
 	// Checkpoint returns the committed checkpoint of the projection named
 	// name (projections.Checkpoint on the read models' pool), whichever
 	// process runs it.
@@ -75,6 +77,31 @@ type Config struct {
 	Notifications NotificationReader
 }
 
+// ReadModels answers the user and order routes from the read models;
+// *pgread.Store is one. Its Order and User answer pgread.ErrNotFound for
+// what they do not hold.
+type ReadModels interface {
+	Users(ctx context.Context, page, limit int) ([]resource.User, int, error)
+	User(ctx context.Context, id string) (resource.User, error)
+	Orders(ctx context.Context, q pgread.OrderQuery) ([]resource.Order, int, error)
+	Order(ctx context.Context, id string) (resource.Order, error)
+	// OrderVisible reports whether vendorID has a product in the order.
+	OrderVisible(ctx context.Context, orderID, vendorID string) (bool, error)
+}
+
+// CatalogReader answers the product routes from the catalogue;
+// *mongoread.Store is one. Its Product answers mongoread.ErrNotFound for
+// a product it does not hold. Projection and Refresh serve
+// X-Min-Position: the catalogue's projection names its checkpoint, and
+// Refresh reads again where the catalogue lives (see fresh).
+type CatalogReader interface {
+	Products(ctx context.Context, q mongoread.ProductQuery) ([]resource.Product, int, error)
+	Product(ctx context.Context, id uuid.UUID) (resource.Product, error)
+	Categories(ctx context.Context) ([]mongoread.Category, error)
+	Projection() *mongoread.CatalogProjection
+	Refresh(ctx context.Context) error
+}
+
 // LogReader reads the global event log; eventstore.Store is one.
 type LogReader interface {
 	ReadAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.Event, error)
@@ -82,8 +109,8 @@ type LogReader interface {
 
 // Server serves the read API.
 type Server struct {
-	reads      *pgread.Store
-	catalog    *mongoread.Store
+	reads      ReadModels
+	catalog    CatalogReader
 	checkpoint func(ctx context.Context, name string) (eventstore.Position, error)
 	events     LogReader
 	log        *slog.Logger

@@ -15,7 +15,14 @@ import (
 
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/published"
+	"github.com/eventshop/eventshop/published/consume"
 )
+
+// consumedLine is an output line of consume, decoded.
+type consumedLine struct {
+	consume.Line
+	env published.Envelope
+}
 
 // consumeFrom runs `eventshop consume args...` against brokers, as a
 // downstream consumer would, and returns its lines, each decoded. It
@@ -38,7 +45,7 @@ func consumeFrom(t *testing.T, brokers string, args ...string) []consumedLine {
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
 		var l consumedLine
-		if err := json.Unmarshal(sc.Bytes(), &l.consumedMessage); err != nil {
+		if err := json.Unmarshal(sc.Bytes(), &l.Line); err != nil {
 			t.Fatalf("consume output line %q: %v", sc.Text(), err)
 		}
 		env, err := published.Decode(l.Event)

@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "migrate":
 		return migrate(ctx, cfg, log)
 	case "consume":
-		return consume(ctx, cfg, log, args[1:], stdout, stderr)
+		return consumeCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	case "dlq":
 		return dlqCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	case "healthcheck":

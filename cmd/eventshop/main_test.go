@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -295,4 +296,22 @@ func tail(s string, n int) string {
 		s = s[len(s)-n:]
 	}
 	return s
+}
+
+// TestConsumeRejectsBadArguments: bad flags are refused before any broker
+// is asked; -h shows them.
+func TestConsumeRejectsBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"--max", "-1"}, {"--timeout", "-1s"}, {"--topics", " , "}, {"--bogus"}, {"extra"}, {"--max", "x"},
+	} {
+		err := run(context.Background(), append([]string{"consume"}, args...), func(string) string { return "" }, io.Discard, io.Discard)
+		if err == nil {
+			t.Errorf("consume %v succeeded", args)
+		}
+	}
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"consume", "-h"}, func(string) string { return "" }, io.Discard, &stderr); err != nil ||
+		!strings.Contains(stderr.String(), "-from-beginning") {
+		t.Errorf("consume -h: %v, help %q", err, stderr.String())
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package consume_test
 
 import (
 	"bufio"
@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 	"github.com/eventshop/eventshop/published"
+	"github.com/eventshop/eventshop/published/consume"
 )
 
 // consumeEnv is a broker with the event topics, and a store whose events
@@ -86,28 +86,32 @@ func (e *consumeEnv) publish(t *testing.T, aggregates, n int) []string {
 	return ids
 }
 
-// consumedLine is an output line of consume, decoded.
+// consumedLine is an output line of Run, decoded.
 type consumedLine struct {
-	consumedMessage
+	consume.Line
 	env published.Envelope
 }
 
-// runConsume runs `eventshop consume args...` against the broker and
-// returns its output lines, each decoded, and its error. It fails t when
-// consume takes over a minute.
-func (e *consumeEnv) runConsume(t *testing.T, args ...string) ([]consumedLine, error) {
+// runConsume runs consume.Run with o against the broker and returns its
+// output lines, each decoded, and its error. It fails t when Run takes
+// over a minute.
+func (e *consumeEnv) runConsume(t *testing.T, o consume.Options) ([]consumedLine, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	env := map[string]string{"KAFKA_BROKERS": strings.Join(e.broker.Addrs(), ",")}
-	err := run(ctx, append([]string{"consume"}, args...), func(k string) string { return env[k] }, &stdout, &stderr)
+	o.Brokers = e.broker.Addrs()
+	if o.Topics == nil {
+		o.Topics = published.Topics()
+	}
+	log := slog.New(slog.NewJSONHandler(&stderr, nil))
+	err := consume.Run(ctx, o, &stdout, log)
 	if ctx.Err() != nil {
-		t.Fatalf("consume %v still running after a minute; stderr:\n%s", args, stderr.String())
+		t.Fatalf("consume %+v still running after a minute; stderr:\n%s", o, stderr.String())
 	}
 	e.stderr = stderr.String()
 	if e.stderr != "" {
-		t.Logf("consume %v stderr:\n%s", args, e.stderr) // shown when the test fails
+		t.Logf("consume %+v stderr:\n%s", o, e.stderr) // shown when the test fails
 	}
 	var out []consumedLine
 	sc := bufio.NewScanner(&stdout)
@@ -116,7 +120,7 @@ func (e *consumeEnv) runConsume(t *testing.T, args ...string) ([]consumedLine, e
 		var l consumedLine
 		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&l.consumedMessage); err != nil {
+		if err := dec.Decode(&l.Line); err != nil {
 			t.Fatalf("output line %q: %v", sc.Text(), err)
 		}
 		if string(l.Event) != "null" {
@@ -169,7 +173,7 @@ func checkLines(t *testing.T, lines []consumedLine, want []string) {
 func TestConsumeFromBeginningPrintsEveryPartition(t *testing.T) {
 	e := newConsumeEnv(t)
 	ids := e.publish(t, 12, 5)
-	lines, err := e.runConsume(t, "--from-beginning", "--timeout", "1s")
+	lines, err := e.runConsume(t, consume.Options{FromBeginning: true, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +186,7 @@ func TestConsumeFromBeginningPrintsEveryPartition(t *testing.T) {
 func TestConsumeWithoutFromBeginningStartsAtTheEnd(t *testing.T) {
 	e := newConsumeEnv(t)
 	e.publish(t, 3, 2)
-	lines, err := e.runConsume(t, "--timeout", "500ms")
+	lines, err := e.runConsume(t, consume.Options{Timeout: 500 * time.Millisecond})
 	if err != nil || len(lines) != 0 {
 		t.Fatalf("consume without --from-beginning printed %d lines of earlier messages, err %v", len(lines), err)
 	}
@@ -191,7 +195,7 @@ func TestConsumeWithoutFromBeginningStartsAtTheEnd(t *testing.T) {
 func TestConsumeOneTopic(t *testing.T) {
 	e := newConsumeEnv(t)
 	e.publish(t, 9, 2)
-	lines, err := e.runConsume(t, "--topics", published.TopicOrders, "--from-beginning", "--timeout", "500ms")
+	lines, err := e.runConsume(t, consume.Options{Topics: []string{published.TopicOrders}, FromBeginning: true, Timeout: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +213,7 @@ func TestConsumeMaxExits(t *testing.T) {
 	e := newConsumeEnv(t)
 	e.publish(t, 6, 4)
 	// No timeout: only --max ends it.
-	lines, err := e.runConsume(t, "--from-beginning", "--max", "5")
+	lines, err := e.runConsume(t, consume.Options{FromBeginning: true, Max: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,14 +229,14 @@ func TestConsumeMaxExits(t *testing.T) {
 func TestConsumeGroupResumesAfterItsCommits(t *testing.T) {
 	e := newConsumeEnv(t)
 	first := e.publish(t, 9, 4)
-	a, err := e.runConsume(t, "--group", "g1", "--from-beginning", "--max", "7")
+	a, err := e.runConsume(t, consume.Options{Group: "g1", FromBeginning: true, Max: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(a) != 7 {
 		t.Fatalf("first member: %d lines, want 7", len(a))
 	}
-	b, err := e.runConsume(t, "--group", "g1", "--from-beginning", "--max", fmt.Sprint(len(first)-7))
+	b, err := e.runConsume(t, consume.Options{Group: "g1", FromBeginning: true, Max: len(first) - 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,13 +247,13 @@ func TestConsumeGroupResumesAfterItsCommits(t *testing.T) {
 	second := e.publish(t, 6, 2)
 	// --from-beginning for the partitions that had no message before, so
 	// the group has no offset there.
-	c, err := e.runConsume(t, "--group", "g1", "--from-beginning", "--max", fmt.Sprint(len(second)))
+	c, err := e.runConsume(t, consume.Options{Group: "g1", FromBeginning: true, Max: len(second)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkLines(t, c, second)
 
-	all, err := e.runConsume(t, "--group", "g2", "--from-beginning", "--max", fmt.Sprint(len(first)+len(second)))
+	all, err := e.runConsume(t, consume.Options{Group: "g2", FromBeginning: true, Max: len(first) + len(second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +275,7 @@ func TestConsumePrintsAForeignMessageWithItsError(t *testing.T) {
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: []byte("not an envelope")}); err != nil {
 		t.Fatal(err)
 	}
-	lines, err := e.runConsume(t, "--topics", "other.topic", "--from-beginning", "--max", "1")
+	lines, err := e.runConsume(t, consume.Options{Topics: []string{"other.topic"}, FromBeginning: true, Max: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,22 +288,12 @@ func TestConsumePrintsAForeignMessageWithItsError(t *testing.T) {
 	}
 }
 
-func TestConsumeRejectsBadArguments(t *testing.T) {
+// TestConsumeOfAMissingTopic: a topic the brokers do not have is an error
+// naming it.
+func TestConsumeOfAMissingTopic(t *testing.T) {
 	e := newConsumeEnv(t)
-	for _, args := range [][]string{
-		{"--max", "-1"}, {"--timeout", "-1s"}, {"--topics", " , "}, {"--bogus"}, {"extra"}, {"--max", "x"},
-	} {
-		if _, err := e.runConsume(t, args...); err == nil {
-			t.Errorf("consume %v succeeded", args)
-		}
-	}
-	if _, err := e.runConsume(t, "--topics", "no.such.topic", "--timeout", "100ms"); err == nil ||
+	if _, err := e.runConsume(t, consume.Options{Topics: []string{"no.such.topic"}, Timeout: 100 * time.Millisecond}); err == nil ||
 		!strings.Contains(err.Error(), "no.such.topic") {
 		t.Errorf("consume of a missing topic: %v, want an error naming it", err)
-	}
-	var stderr bytes.Buffer
-	if err := run(context.Background(), []string{"consume", "-h"}, func(string) string { return "" }, io.Discard, &stderr); err != nil ||
-		!strings.Contains(stderr.String(), "-from-beginning") {
-		t.Errorf("consume -h: %v, help %q", err, stderr.String())
 	}
 }

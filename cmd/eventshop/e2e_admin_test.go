@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/eventshop/eventshop/commands/demo"
 	"github.com/eventshop/eventshop/eventstore"
 )
 
@@ -128,8 +129,8 @@ func TestE2EAdminProjections(t *testing.T) {
 	t.Parallel()
 	s := newE2E(t)
 	admin := s.admin()
-	customer := s.signIn(demoCustomerEmail, demoCustomerPassword)
-	vendor := s.signIn(demoVendorEmail, demoVendorPassword)
+	customer := s.signIn(demo.CustomerEmail, demo.CustomerPassword)
+	vendor := s.signIn(demo.VendorEmail, demo.VendorPassword)
 
 	wantProblem(t, s.get("/api/admin/projections", ""), http.StatusUnauthorized)
 	wantProblem(t, s.get("/api/admin/projections", "not-a-token"), http.StatusUnauthorized)

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventshop/eventshop/commands/demo"
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/eventstore"
 )
@@ -71,11 +72,11 @@ func cents(t *testing.T, v any) domain.Cents {
 }
 
 // seededSKUs lists the SKUs of the demo products whose entry keep accepts.
-func seededSKUs(keep func(demoProduct) bool) []string {
+func seededSKUs(keep func(demo.Product) bool) []string {
 	var out []string
-	for _, p := range demoCatalogue {
+	for _, p := range demo.Catalogue {
 		if keep(p) {
-			out = append(out, p.sku)
+			out = append(out, p.SKU)
 		}
 	}
 	slices.Sort(out)
@@ -111,11 +112,11 @@ func TestE2ECatalogListing(t *testing.T) {
 	t.Parallel()
 	s := newE2E(t)
 	synced := s.afterSeed()
-	demoVendor := s.signIn(demoVendorEmail, demoVendorPassword)
-	n := len(demoCatalogue)
+	demoVendor := s.signIn(demo.VendorEmail, demo.VendorPassword)
+	n := len(demo.Catalogue)
 
 	// Everything, on one page. The default order is newest first, and the
-	// seed lists the products in demoCatalogue's order.
+	// seed lists the products in demo.Catalogue's order.
 	all := s.fresh("/api/products?limit=100", "", synced)
 	wantPage(t, all, 1, 100, n)
 	if ct := all.header.Get("Content-Type"); ct != "application/json" {
@@ -124,7 +125,7 @@ func TestE2ECatalogListing(t *testing.T) {
 	listing := items(t, all)
 	var newestFirst []string
 	for i := n - 1; i >= 0; i-- {
-		newestFirst = append(newestFirst, demoCatalogue[i].sku)
+		newestFirst = append(newestFirst, demo.Catalogue[i].SKU)
 	}
 	if got := skus(listing); !slices.Equal(got, newestFirst) {
 		t.Errorf("default order %v, want newest first %v", got, newestFirst)
@@ -133,30 +134,30 @@ func TestE2ECatalogListing(t *testing.T) {
 	for _, p := range listing {
 		bySKU[str(p, "sku")] = p
 	}
-	for _, d := range demoCatalogue {
-		p, ok := bySKU[d.sku]
+	for _, d := range demo.Catalogue {
+		p, ok := bySKU[d.SKU]
 		if !ok {
-			t.Errorf("%s is not listed", d.sku)
+			t.Errorf("%s is not listed", d.SKU)
 			continue
 		}
-		wantUUID(t, d.sku+" id", str(p, "id"))
-		if str(p, "name") != d.name || str(p, "description") != d.description || str(p, "category") != d.category {
-			t.Errorf("%s: name %q description %q category %q, want %q %q %q", d.sku,
-				str(p, "name"), str(p, "description"), str(p, "category"), d.name, d.description, d.category)
+		wantUUID(t, d.SKU+" id", str(p, "id"))
+		if str(p, "name") != d.Name || str(p, "description") != d.Description || str(p, "category") != d.Category {
+			t.Errorf("%s: name %q description %q category %q, want %q %q %q", d.SKU,
+				str(p, "name"), str(p, "description"), str(p, "category"), d.Name, d.Description, d.Category)
 		}
-		wantMoney(t, d.sku+" price", p["price"], d.price.String())
+		wantMoney(t, d.SKU+" price", p["price"], d.Price.String())
 		if str(p, "vendor_id") != demoVendor.id {
-			t.Errorf("%s: vendor_id %q, want the demo vendor %s", d.sku, str(p, "vendor_id"), demoVendor.id)
+			t.Errorf("%s: vendor_id %q, want the demo vendor %s", d.SKU, str(p, "vendor_id"), demoVendor.id)
 		}
-		inv := obj(t, p["inventory"], d.sku+" inventory")
-		if num(t, inv["quantity"]) != float64(d.quantity) || num(t, inv["reserved"]) != 0 || num(t, inv["available"]) != float64(d.quantity) {
-			t.Errorf("%s: inventory %v, want quantity = available = %d, reserved 0", d.sku, inv, d.quantity)
+		inv := obj(t, p["inventory"], d.SKU+" inventory")
+		if num(t, inv["quantity"]) != float64(d.Quantity) || num(t, inv["reserved"]) != 0 || num(t, inv["available"]) != float64(d.Quantity) {
+			t.Errorf("%s: inventory %v, want quantity = available = %d, reserved 0", d.SKU, inv, d.Quantity)
 		}
-		if meta := obj(t, p["metadata"], d.sku+" metadata"); !reflect.DeepEqual(meta, map[string]any{"demo": true}) {
-			t.Errorf("%s: metadata %v, want {demo: true}", d.sku, meta)
+		if meta := obj(t, p["metadata"], d.SKU+" metadata"); !reflect.DeepEqual(meta, map[string]any{"demo": true}) {
+			t.Errorf("%s: metadata %v, want {demo: true}", d.SKU, meta)
 		}
 		if imgs, ok := p["images"].([]any); !ok || len(imgs) != 0 {
-			t.Errorf("%s: images %v, want []", d.sku, p["images"])
+			t.Errorf("%s: images %v, want []", d.SKU, p["images"])
 		}
 	}
 
@@ -239,11 +240,11 @@ func TestE2ECatalogListing(t *testing.T) {
 		query string
 		want  []string
 	}{
-		{"category=books", seededSKUs(func(p demoProduct) bool { return p.category == "books" })},
-		{"category=electronics&limit=3", seededSKUs(func(p demoProduct) bool { return p.category == "electronics" })},
+		{"category=books", seededSKUs(func(p demo.Product) bool { return p.Category == "books" })},
+		{"category=electronics&limit=3", seededSKUs(func(p demo.Product) bool { return p.Category == "electronics" })},
 		{"category=Books", nil}, // a category matches exactly
 		{"category=garden", nil},
-		{"vendor_id=" + demoVendor.id, seededSKUs(func(demoProduct) bool { return true })},
+		{"vendor_id=" + demoVendor.id, seededSKUs(func(demo.Product) bool { return true })},
 		{"vendor_id=" + uuid.NewString(), nil},
 		{"q=MUG", []string{"DEMO-MUG"}},                                                 // the name, whatever the case
 		{"q=" + url.QueryEscape("usb-c"), []string{"DEMO-KEYBOARD", "DEMO-MONITOR-27"}}, // the description
@@ -251,13 +252,13 @@ func TestE2ECatalogListing(t *testing.T) {
 		{"q=" + url.QueryEscape("append-only"), []string{"DEMO-NOVEL"}},
 		{"q=" + url.QueryEscape(".*"), nil},
 		{"q=zzz-no-such-thing", nil},
-		{"min_price=100&max_price=300", seededSKUs(func(p demoProduct) bool { return p.price >= 10000 && p.price <= 30000 })},
+		{"min_price=100&max_price=300", seededSKUs(func(p demo.Product) bool { return p.Price >= 10000 && p.Price <= 30000 })},
 		{"min_price=249&max_price=249.00", []string{"DEMO-HEADPHONES"}}, // bounds are inclusive
 		{"max_price=14.99", []string{"DEMO-MUG", "DEMO-NOVEL"}},
 		{"max_price=14.98", []string{"DEMO-MUG"}},
 		{"min_price=1299.00", []string{"DEMO-LAPTOP-13"}},
 		{"min_price=1299.01", nil},
-		{"min_price=0", seededSKUs(func(demoProduct) bool { return true })},
+		{"min_price=0", seededSKUs(func(demo.Product) bool { return true })},
 		{"category=sports&max_price=30&sort=price", []string{"DEMO-BOTTLE", "DEMO-YOGA-MAT"}},
 		{"category=electronics&q=" + url.QueryEscape("usb-c") + "&min_price=300", []string{"DEMO-MONITOR-27"}},
 	} {
@@ -293,8 +294,8 @@ func TestE2ECatalogListing(t *testing.T) {
 	// The categories, by name, each counting what its listing holds.
 	counts, names := categoryCounts(t, s.fresh("/api/products/categories", "", synced))
 	wantCounts := map[string]int{}
-	for _, p := range demoCatalogue {
-		wantCounts[p.category]++
+	for _, p := range demo.Catalogue {
+		wantCounts[p.Category]++
 	}
 	if !reflect.DeepEqual(counts, wantCounts) {
 		t.Errorf("categories %v, want %v", counts, wantCounts)
@@ -610,7 +611,7 @@ func TestE2ECatalogProduct(t *testing.T) {
 	if got := ids(t, s.fresh("/api/products?q=kyoto", "", gone)); len(got) != 0 {
 		t.Errorf("q=kyoto lists %v after the discontinuation", got)
 	}
-	wantPage(t, s.fresh("/api/products", "", gone), 1, 10, len(demoCatalogue))
+	wantPage(t, s.fresh("/api/products", "", gone), 1, 10, len(demo.Catalogue))
 	counts, _ = categoryCounts(t, s.fresh("/api/products/categories", "", gone))
 	if _, ok := counts[catB]; ok {
 		t.Errorf("categories %v still count %s after its one product was discontinued", counts, catB)

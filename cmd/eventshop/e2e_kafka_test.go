@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/eventshop/eventshop/commands/demo"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/published"
 	"github.com/eventshop/eventshop/published/consume"
@@ -68,7 +69,7 @@ func TestE2EKafka(t *testing.T) {
 	broker := freeAddr(t)
 	s := newE2E(t, "KAFKA_ADDR", broker)
 	admin := s.admin()
-	vendor := s.signIn(demoVendorEmail, demoVendorPassword)
+	vendor := s.signIn(demo.VendorEmail, demo.VendorPassword)
 
 	regCorr, orderCorr := "kafka-reg-"+uuid.NewString()[:8], "kafka-order-"+uuid.NewString()[:8]
 	email := uniqueEmail("Kafka.User")

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventshop/eventshop/commands/demo"
 )
 
 // TestE2EHappyFlow walks the whole write side once: register, sign in, an
@@ -494,8 +496,8 @@ func TestE2ERestart(t *testing.T) {
 	wantProblem(t, s.pay(customer, o, goodCard), http.StatusConflict)
 
 	evs := s.events()
-	if n := countType(evs, "product.created"); n != len(demoCatalogue)+1 {
-		t.Errorf("%d products after a restart, want the %d seeded once and 1 listed", n, len(demoCatalogue))
+	if n := countType(evs, "product.created"); n != len(demo.Catalogue)+1 {
+		t.Errorf("%d products after a restart, want the %d seeded once and 1 listed", n, len(demo.Catalogue))
 	}
 	if n := countType(evs, "user.registered"); n != 5 {
 		t.Errorf("%d users after a restart, want 3 seeded once and 2 registered", n)

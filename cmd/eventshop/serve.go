@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventshop/eventshop/commands/demo"
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/gateway"
 	"github.com/eventshop/eventshop/internal/platform/retry"
@@ -58,7 +59,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 	}
 	defer a.Close()
 	if m.local {
-		if err := seed(ctx, a.cmd.Users, a.cmd.Catalog, cfg, log); err != nil {
+		if err := demo.Seed(ctx, a.cmd.Users, a.cmd.Catalog, cfg.AdminEmail, cfg.AdminPassword, log); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
 	}

@@ -1,4 +1,8 @@
-package main
+// Package demo seeds the local run's demo data through the command
+// handlers, as any client would: an admin, a vendor, a customer and a
+// catalogue of twenty products owned by the vendor. Seeding again adds
+// nothing.
+package demo
 
 import (
 	"context"
@@ -16,23 +20,26 @@ import (
 	"github.com/eventshop/eventshop/internal/correlation"
 )
 
-// Demo accounts of the local run.
+// The demo accounts.
 const (
-	demoAdminEmail       = "admin@example.com"
-	demoAdminPassword    = "Admin123!"
-	demoVendorEmail      = "vendor@example.com"
-	demoVendorPassword   = "Vendor123!"
-	demoCustomerEmail    = "customer@example.com"
-	demoCustomerPassword = "Customer123!"
+	AdminEmail       = "admin@example.com"
+	AdminPassword    = "Admin123!"
+	VendorEmail      = "vendor@example.com"
+	VendorPassword   = "Vendor123!"
+	CustomerEmail    = "customer@example.com"
+	CustomerPassword = "Customer123!"
 )
 
-type demoProduct struct {
-	sku, name, category, description string
-	price                            domain.Cents
-	quantity                         int64
+// Product is a product of the demo catalogue, listed with Quantity in
+// stock.
+type Product struct {
+	SKU, Name, Category, Description string
+	Price                            domain.Cents
+	Quantity                         int64
 }
 
-var demoCatalogue = []demoProduct{
+// Catalogue is the demo catalogue, in the order Seed lists it.
+var Catalogue = []Product{
 	{"DEMO-LAPTOP-13", "Ultralight Laptop 13\"", "electronics", "A 1.1 kg laptop with a full-day battery.", 129900, 25},
 	{"DEMO-PHONE-6", "Smartphone 6.1\"", "electronics", "OLED screen, dual camera, 128 GB.", 69900, 40},
 	{"DEMO-HEADPHONES", "Noise-cancelling Headphones", "electronics", "Over-ear, 30 hours of playback.", 24900, 60},
@@ -55,68 +62,70 @@ var demoCatalogue = []demoProduct{
 	{"DEMO-BIKE-LIGHT", "Bike Light Set", "sports", "USB-rechargeable front and rear lights.", 3200, 85},
 }
 
-// seedUsers registers the demo accounts; *commands.Users is one.
-type seedUsers interface {
+// Users registers the demo accounts and makes the admin and the vendor;
+// *commands.Users is one.
+type Users interface {
 	EnsureAdmin(ctx context.Context, email, password, fullName string) (user.State, error)
 	RegisterUser(ctx context.Context, c commands.RegisterUser) (user.State, commands.Result, error)
 	UserIDByEmail(ctx context.Context, email string) (string, error)
 	GrantRole(ctx context.Context, actor commands.Actor, userID, role string) (user.State, commands.Result, error)
 }
 
-// seedCatalog lists the demo products; *commands.Catalog is one.
-type seedCatalog interface {
+// Catalog lists the demo products; *commands.Catalog is one.
+type Catalog interface {
 	CreateProduct(ctx context.Context, actor commands.Actor, c commands.CreateProduct) (product.State, commands.Result, error)
 }
 
-// seed loads the local run's demo data: an admin (ADMIN_EMAIL and
-// ADMIN_PASSWORD override the default), a vendor, a customer and a
-// catalogue owned by the vendor. Every step is keyed by a unique email or
-// SKU, so running it again adds nothing.
-func seed(ctx context.Context, users seedUsers, catalog seedCatalog, cfg config, log *slog.Logger) error {
+// Seed loads the demo data: an admin (adminEmail and adminPassword, when
+// set, override AdminEmail and AdminPassword), the vendor, the customer
+// and the Catalogue owned by the vendor. Every step is keyed by a unique
+// email or SKU, so seeding again adds nothing. Its errors say which step
+// failed ("admin: ", "user EMAIL: ", "vendor role: ", "product SKU: ").
+func Seed(ctx context.Context, users Users, catalog Catalog, adminEmail, adminPassword string, log *slog.Logger) error {
 	// The seed's events carry a correlation id of their own, as a
 	// request's would, and the system as their actor.
 	ctx = correlation.With(ctx, correlation.IDs{Correlation: uuid.Must(uuid.NewV7()).String(), Actor: "system"})
-	email, password := cfg.AdminEmail, cfg.AdminPassword
+	email, password := adminEmail, adminPassword
 	if email == "" {
-		email = demoAdminEmail
+		email = AdminEmail
 	}
 	if password == "" {
-		password = demoAdminPassword
+		password = AdminPassword
 	}
 	if _, err := users.EnsureAdmin(ctx, email, password, "Demo Admin"); err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
 	system := commands.Actor{ID: "system", Roles: []string{user.RoleAdmin}}
-	vendorID, err := ensureUser(ctx, users, demoVendorEmail, demoVendorPassword, "Demo Vendor")
+	vendorID, err := ensureUser(ctx, users, VendorEmail, VendorPassword, "Demo Vendor")
 	if err != nil {
 		return err
 	}
 	if _, _, err := users.GrantRole(ctx, system, vendorID, user.RoleVendor); err != nil {
 		return fmt.Errorf("vendor role: %w", err)
 	}
-	if _, err := ensureUser(ctx, users, demoCustomerEmail, demoCustomerPassword, "Demo Customer"); err != nil {
+	if _, err := ensureUser(ctx, users, CustomerEmail, CustomerPassword, "Demo Customer"); err != nil {
 		return err
 	}
 	added := 0
-	for _, p := range demoCatalogue {
+	for _, p := range Catalogue {
 		_, _, err := catalog.CreateProduct(ctx, system, commands.CreateProduct{
-			SKU: p.sku, Name: p.name, Description: p.description, Price: p.price, Category: p.category,
-			VendorID: vendorID, Quantity: p.quantity, Metadata: json.RawMessage(`{"demo":true}`),
+			SKU: p.SKU, Name: p.Name, Description: p.Description, Price: p.Price, Category: p.Category,
+			VendorID: vendorID, Quantity: p.Quantity, Metadata: json.RawMessage(`{"demo":true}`),
 		})
 		switch {
 		case err == nil:
 			added++
 		case errors.Is(err, &domain.Error{Reason: "sku_taken"}):
 		default:
-			return fmt.Errorf("product %s: %w", p.sku, err)
+			return fmt.Errorf("product %s: %w", p.SKU, err)
 		}
 	}
-	log.Info("demo data ready", "admin", email, "vendor", demoVendorEmail, "customer", demoCustomerEmail, "products_added", added)
+	log.Info("demo data ready", "admin", email, "vendor", VendorEmail, "customer", CustomerEmail, "products_added", added)
 	return nil
 }
 
 // ensureUser registers email unless it is taken, and returns the user id.
-func ensureUser(ctx context.Context, users seedUsers, email, password, name string) (string, error) {
+func ensureUser(ctx context.Context, users Users, email, password, name string) (string, error) {
 	u, _, err := users.RegisterUser(ctx, commands.RegisterUser{Email: email, Password: password, FullName: name})
 	if err == nil {
 		return u.ID, nil

@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "notifier":
 		return serve(ctx, cfg, log, stdout, modeNotifier)
 	case "replay":
-		return replay(ctx, cfg, log, args[1:], stdout, stderr)
+		return replayCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	case "create-admin":
 		return createAdmin(ctx, cfg, log, stdout)
 	case "migrate":

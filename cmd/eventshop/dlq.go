@@ -121,19 +121,10 @@ func dlqReplay(ctx context.Context, cfg config, log *slog.Logger, args []string,
 	// What was done is said even when the replay stopped early: it is
 	// committed, and the next replay goes on from there.
 	if err == nil || res != (dlq.Result{}) {
-		fmt.Fprintf(stdout, "replayed %s (%s requeued, %d undecodable)\n",
-			dlqPlural(res.Replayed, "dead letter"), dlqPlural(res.Requeued, "notification"), res.Undecodable)
+		fmt.Fprintln(stdout, res)
 	}
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("dlq replay interrupted: %w", err)
 	}
 	return err // Replay's errors say "dlq: " and what failed
-}
-
-// dlqPlural is n and noun, with an s unless n is 1.
-func dlqPlural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -120,6 +120,21 @@ type Result struct {
 	Undecodable int
 }
 
+// String is what `eventshop dlq replay` prints: "replayed 2 dead letters
+// (1 notification requeued, 0 undecodable)".
+func (r Result) String() string {
+	return fmt.Sprintf("replayed %s (%s requeued, %d undecodable)",
+		plural(r.Replayed, "dead letter"), plural(r.Requeued, "notification"), r.Undecodable)
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // ErrConfig is wrapped by Replay's errors about its Config.
 var ErrConfig = errors.New("dlq: invalid config")
 

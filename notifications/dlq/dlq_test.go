@@ -413,6 +413,18 @@ func TestReplayConfig(t *testing.T) {
 	}
 }
 
+func TestResultString(t *testing.T) {
+	for res, want := range map[dlq.Result]string{
+		{}:                         "replayed 0 dead letters (0 notifications requeued, 0 undecodable)",
+		{Replayed: 1, Requeued: 1}: "replayed 1 dead letter (1 notification requeued, 0 undecodable)",
+		{Replayed: 3, Requeued: 2, Undecodable: 1}: "replayed 3 dead letters (2 notifications requeued, 1 undecodable)",
+	} {
+		if got := res.String(); got != want {
+			t.Errorf("%+v: %q, want %q", res, got, want)
+		}
+	}
+}
+
 // claim records, as a notifier would, that an attempt at the welcome mail
 // of the user.registered event value is in flight, leased for lease.
 func (e *env) claim(userID uuid.UUID, value []byte, lease time.Duration) ledger.Notification {

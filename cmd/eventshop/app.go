@@ -19,11 +19,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/eventshop/eventshop/commands"
-	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/auth"
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/ferret"
-	"github.com/eventshop/eventshop/internal/idempotency"
 	"github.com/eventshop/eventshop/internal/kafkabroker"
 	"github.com/eventshop/eventshop/internal/mail"
 	"github.com/eventshop/eventshop/internal/metrics"
@@ -40,20 +38,22 @@ import (
 )
 
 // app is the system wired together. What is built depends on the mode:
-// the event store and command handlers always; Redis, tokens and the write
-// API when an API is served; the read models' pool, the catalogue's
-// MongoDB and the read API when reads are served or projections run; the
-// Kafka publisher when projections run; the notifier, its ledger and SMTP
-// sender when it runs (the ledger also when reads are served, for
-// GET /api/notifications). The local run starts the embedded
-// MongoDB-protocol server, Kafka-protocol broker and SMTP sink when
-// MONGO_URL, KAFKA_BROKERS and SMTP_ADDR are not set.
+// the event store and command handlers always; Redis and the tokens when
+// an API is served; the read models' pool for every role; the catalogue's
+// MongoDB when reads are served or projections run. Then each role's own:
+// the write API and order process manager (buildWriteSide), the runners
+// and the Kafka publisher (buildProjector), the read API and the
+// notification ledger, for GET /api/notifications (buildReadSide), the
+// notifier, its ledger and SMTP sender (buildNotifier). The local run
+// starts the embedded MongoDB-protocol server, Kafka-protocol broker and
+// SMTP sink when MONGO_URL, KAFKA_BROKERS and SMTP_ADDR are not set.
 type app struct {
-	store store
-	cmd   commands.Handlers
-	pm    *commands.ProcessManager
-	redis *redis.Client    // nil unless an API is served
-	api   *writeapi.Server // nil unless an API is served
+	store  store
+	cmd    commands.Handlers
+	pm     *commands.ProcessManager
+	redis  *redis.Client    // nil unless an API is served
+	tokens *auth.Service    // nil unless an API is served
+	api    *writeapi.Server // nil unless the write API is served
 	// authenticate is the signed-in routes' middleware, when an API is
 	// served.
 	authenticate func(http.Handler) http.Handler
@@ -79,8 +79,9 @@ type app struct {
 	smtpAddr     string
 }
 
-// buildApp connects to what m needs and wires it. Whatever fails, what
-// was opened is closed again.
+// buildApp connects to what m needs and wires it, one step per role m
+// runs, after what every role shares. Whatever fails, what was opened is
+// closed again.
 func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app, err error) {
 	a = &app{}
 	a.metrics = metrics.New(metrics.Config{Logger: log, Projections: a.reports})
@@ -90,17 +91,15 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 			a = nil
 		}
 	}()
-	st, err := openStore(ctx, cfg.EventStoreURL, log)
-	if err != nil {
+	if a.store, err = openStore(ctx, cfg.EventStoreURL, log); err != nil {
 		return a, err
 	}
-	a.store = st
 	a.cmd = commands.New(commands.Config{
 		Store: a.store, Payments: payment.NewTestProcessor(), Log: log,
 		PaymentTimeout: cfg.PaymentTimeout, ClaimGrace: cfg.PlacementGrace,
 	})
 	if m.write || m.read {
-		if err := a.buildAPI(ctx, cfg, log, m.local); err != nil {
+		if err := a.connectAuth(ctx, cfg, m.local); err != nil {
 			return a, err
 		}
 	}
@@ -111,24 +110,39 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 		if a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
 			return a, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
 		}
-		a.pm = commands.NewProcessManager(a.cmd.Orders, cfg.SagaTick, a.pmFailures())
 	}
 	if m.read || m.project {
-		if err := a.buildReadSide(ctx, cfg, log, m); err != nil {
+		if err := a.connectCatalog(ctx, cfg, log, m.local); err != nil {
 			return a, err
+		}
+	}
+	return a, a.buildRoles(ctx, cfg, log, m)
+}
+
+// buildRoles takes the build step of each role m runs.
+func (a *app) buildRoles(ctx context.Context, cfg config, log *slog.Logger, m mode) error {
+	if m.write {
+		a.buildWriteSide(cfg, log)
+	}
+	if m.project {
+		if err := a.buildProjector(ctx, cfg, log, m.local, !m.noPublish); err != nil {
+			return err
+		}
+	}
+	if m.read {
+		if err := a.buildReadSide(ctx, cfg, log); err != nil {
+			return err
 		}
 	}
 	if m.notify {
-		if err := a.buildNotifier(ctx, cfg, log, m); err != nil {
-			return a, err
-		}
+		return a.buildNotifier(ctx, cfg, log, m.local)
 	}
-	return a, nil
+	return nil
 }
 
-// buildAPI connects to Redis and builds the tokens, the authentication
-// the read and write APIs share, and the write API.
-func (a *app) buildAPI(ctx context.Context, cfg config, log *slog.Logger, local bool) error {
+// connectAuth connects to Redis and builds the tokens and the
+// authentication the read and write APIs share.
+func (a *app) connectAuth(ctx context.Context, cfg config, local bool) error {
 	secret, err := jwtSecret(cfg, local)
 	if err != nil {
 		return err
@@ -141,33 +155,26 @@ func (a *app) buildAPI(ctx context.Context, cfg config, log *slog.Logger, local 
 	if err := a.redis.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis at %s: %w", opts.Addr, err)
 	}
-	tokens, err := auth.New(auth.Config{
+	a.tokens, err = auth.New(auth.Config{
 		Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, KeyPrefix: cfg.RedisPrefix,
 	}, a.redis)
 	if err != nil {
 		return fmt.Errorf("JWT_SECRET: %w", err)
 	}
-	a.authenticate = edge.Authenticate(tokens, a.cmd.Users)
-	a.api = writeapi.New(writeapi.Config{
-		Authenticate: a.authenticate, Users: a.cmd.Users, Catalog: a.cmd.Catalog, Orders: a.cmd.Orders, Auth: tokens, Log: log, TrustProxy: cfg.TrustProxy,
-		Logins: auth.NewLoginLimiter(a.redis, cfg.RedisPrefix, auth.LoginLimits{
-			PerAccount: cfg.LoginPerAccount, PerIP: cfg.LoginPerIP, Window: cfg.LoginWindow,
-		}),
-		Idempotency: idempotency.New(a.redis, idempotency.Config{KeyPrefix: cfg.RedisPrefix}),
-	})
+	a.authenticate = edge.Authenticate(a.tokens, a.cmd.Users)
 	return nil
 }
 
-// buildReadSide connects to the read models' PostgreSQL and to MongoDB
-// (starting the embedded server in the local run without MONGO_URL), and
-// to Kafka when projections run (starting the embedded broker in the local
-// run without KAFKA_BROKERS); then it builds the runners and the read API.
-func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m mode) error {
+// connectCatalog connects to the catalogue's MongoDB (starting the
+// embedded server in the local run without MONGO_URL), which the read API
+// reads and a projector writes, and checks PROJECTION_POLICIES against
+// the projections there are.
+func (a *app) connectCatalog(ctx context.Context, cfg config, log *slog.Logger, local bool) error {
 	var err error
 	a.mongoURI = cfg.MongoURL
 	if a.mongoURI == "" {
-		if !m.local {
+		if !local {
 			return errors.New("MONGO_URL is required (mongodb://host:27017)")
 		}
 		a.ferret, err = ferret.Start(ctx, ferret.Options{Addr: cfg.MongoAddr, PostgreSQLURL: cfg.DatabaseURL, Logger: log})
@@ -180,51 +187,10 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger, m
 		return fmt.Errorf("MONGO_URL %s: %w", redactURL(a.mongoURI), err)
 	}
 	a.catalog = mongoread.New(a.mongo.Database(cfg.MongoDatabase))
-
 	for name := range cfg.ProjectionPolicies {
 		if !slices.Contains(a.projectionNames(), name) {
 			return fmt.Errorf("PROJECTION_POLICIES: no projection %q; there are %s", name, strings.Join(a.projectionNames(), ", "))
 		}
-	}
-	opts := func(name string) projections.Options {
-		return projections.Options{Logger: log, Policy: cfg.ProjectionPolicies[name]}
-	}
-	models := pgread.New(a.pool)
-	for _, p := range models.Projections() {
-		a.runners = append(a.runners, projections.NewRunner(a.pool, a.store, p, opts(p.Name())))
-		if m.read {
-			// A read API answers from empty tables until a projector fills them.
-			if err := projections.Setup(ctx, a.pool, p); err != nil {
-				return fmt.Errorf("read models on DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
-			}
-		}
-	}
-	a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.catalog.Projection(), opts(mongoread.ProjectionName)))
-	if m.project && !m.noPublish {
-		if err := a.ensureKafka(cfg, log, m.local); err != nil {
-			return err
-		}
-		a.pub, err = kafkapub.New(kafkapub.Config{Brokers: a.kafkaBrokers, Partitions: cfg.KafkaPartitions, Logger: log})
-		if err != nil {
-			return fmt.Errorf("KAFKA_BROKERS: %w", err)
-		}
-		a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.pub, opts(kafkapub.Name)))
-	}
-	if m.read {
-		if err := a.ensureLedger(ctx, cfg); err != nil {
-			return err
-		}
-		a.reads = readapi.New(readapi.Config{
-			Reads: models, Catalog: a.catalog, Log: a.store, Logger: log,
-			Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
-				return projections.Checkpoint(ctx, a.pool, name)
-			},
-			Orders: a.cmd.Orders, Streams: a.store,
-			Projections:   a.projectionNames(),
-			Admin:         projections.Admin{Pool: a.pool},
-			Failures:      a.pmFailures(),
-			Notifications: a.ledger,
-		})
 	}
 	return nil
 }
@@ -263,6 +229,18 @@ func (a *app) ensureLedger(ctx context.Context, cfg config) error {
 		return fmt.Errorf("notification ledger on DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
 	}
 	a.ledger = l
+	return nil
+}
+
+// setupReadModels creates the read models' tables on the read models'
+// database, for a process that reads them before a projector has filled
+// them.
+func (a *app) setupReadModels(ctx context.Context, cfg config) error {
+	for _, p := range pgread.New(a.pool).Projections() {
+		if err := projections.Setup(ctx, a.pool, p); err != nil {
+			return fmt.Errorf("read models on DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
+		}
+	}
 	return nil
 }
 

@@ -14,37 +14,20 @@ import (
 	"github.com/eventshop/eventshop/internal/smtpsink"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"
-	"github.com/eventshop/eventshop/projections"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
 	"github.com/eventshop/eventshop/published"
 )
 
-// buildNotifier wires the notifier: the SMTP sender (to SMTP_ADDR, or in
-// the local run without it to the embedded sink it starts on
-// SMTP_SINK_ADDR), the templates, the ledger, and the lookups of the
-// recipient in the user read model and of an order's owner in the order
-// read model (order events after order.created carry no user id). The
-// read models must be kept by a projector somewhere; the notifier retries
-// a lookup that finds nothing yet.
-func (a *app) buildNotifier(ctx context.Context, cfg config, log *slog.Logger, m mode) error {
-	a.smtpAddr = cfg.SMTPAddr
-	if a.smtpAddr == "" {
-		if !m.local {
-			return errors.New("SMTP_ADDR is required (host:port of the SMTP server)")
-		}
-		sink, err := smtpsink.Start(smtpsink.Options{Addr: cfg.SMTPSinkAddr, Logger: log})
-		if err != nil {
-			return fmt.Errorf("embedded SMTP sink on SMTP_SINK_ADDR %s: %w", cfg.SMTPSinkAddr, err)
-		}
-		a.sink, a.smtpAddr = sink, sink.Addr()
-	}
-	var err error
-	a.sender, err = mail.New(mail.Config{
-		Addr: a.smtpAddr, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS,
-		From: cfg.SMTPFrom, Timeout: cfg.SMTPTimeout,
-	})
-	if err != nil {
-		return fmt.Errorf("SMTP settings: %w", err)
+// buildNotifier wires the notifier: the SMTP sender, the templates, the
+// ledger, Kafka (KAFKA_BROKERS, or in the local run without it the
+// embedded broker), and the lookups of the recipient in the user read
+// model and of an order's owner in the order read model (order events
+// after order.created carry no user id). The read models must be kept by
+// a projector somewhere; the notifier retries a lookup that finds nothing
+// yet.
+func (a *app) buildNotifier(ctx context.Context, cfg config, log *slog.Logger, local bool) error {
+	if err := a.connectSMTP(cfg, log, local); err != nil {
+		return err
 	}
 	render, err := templates.New(templates.Options{ShopName: cfg.ShopName, BaseURL: cfg.ShopURL, Currency: cfg.ShopCurrency})
 	if err != nil {
@@ -53,16 +36,14 @@ func (a *app) buildNotifier(ctx context.Context, cfg config, log *slog.Logger, m
 	if err := a.ensureLedger(ctx, cfg); err != nil {
 		return err
 	}
-	if err := a.ensureKafka(cfg, log, m.local); err != nil {
+	if err := a.ensureKafka(cfg, log, local); err != nil {
+		return err
+	}
+	// The lookups read empty tables until a projector fills them.
+	if err := a.setupReadModels(ctx, cfg); err != nil {
 		return err
 	}
 	models := pgread.New(a.pool)
-	for _, p := range models.Projections() {
-		// The lookups read empty tables until a projector fills them.
-		if err := projections.Setup(ctx, a.pool, p); err != nil {
-			return fmt.Errorf("read models on DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
-		}
-	}
 	a.notifier, err = notifier.New(notifier.Config{
 		Brokers: a.kafkaBrokers, GroupID: cfg.NotifierGroup, Partitions: cfg.KafkaPartitions,
 		Ledger: a.ledger, Renderer: render, Sender: a.sender,
@@ -89,4 +70,29 @@ func (a *app) buildNotifier(ctx context.Context, cfg config, log *slog.Logger, m
 		Logger: log,
 	})
 	return err
+}
+
+// connectSMTP builds the notifier's SMTP sender, to SMTP_ADDR or, in the
+// local run without it, to the embedded sink it starts on SMTP_SINK_ADDR.
+func (a *app) connectSMTP(cfg config, log *slog.Logger, local bool) error {
+	a.smtpAddr = cfg.SMTPAddr
+	if a.smtpAddr == "" {
+		if !local {
+			return errors.New("SMTP_ADDR is required (host:port of the SMTP server)")
+		}
+		sink, err := smtpsink.Start(smtpsink.Options{Addr: cfg.SMTPSinkAddr, Logger: log})
+		if err != nil {
+			return fmt.Errorf("embedded SMTP sink on SMTP_SINK_ADDR %s: %w", cfg.SMTPSinkAddr, err)
+		}
+		a.sink, a.smtpAddr = sink, sink.Addr()
+	}
+	var err error
+	a.sender, err = mail.New(mail.Config{
+		Addr: a.smtpAddr, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS,
+		From: cfg.SMTPFrom, Timeout: cfg.SMTPTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("SMTP settings: %w", err)
+	}
+	return nil
 }

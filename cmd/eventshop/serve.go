@@ -49,9 +49,9 @@ var (
 )
 
 // serve runs the HTTP server, and the workers of m (the order process
-// manager, the projection runners), until ctx ends; then it drains the
-// server first and stops the workers after, so no request in flight loses
-// them. Every mode serves /healthz and /readyz.
+// manager, the projection runners, the notifier), until ctx ends; then it
+// drains the server first and stops the workers after, so no request in
+// flight loses them. Every mode serves /healthz and /readyz.
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, m mode) error {
 	a, err := buildApp(ctx, cfg, log, m)
 	if err != nil {
@@ -82,12 +82,40 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	base := "http://" + ln.Addr().String()
+	a.banner(stdout, "http://"+ln.Addr().String(), m)
+	log.Info("listening", "addr", ln.Addr().String(), "eventstore", redactURL(cfg.EventStoreURL),
+		"write", m.write, "read", m.read, "project", m.project, "notify", m.notify)
+
+	// The workers outlive ctx until the server has drained (the deferred
+	// stop runs after Shutdown returns).
+	defer a.startWorkers(ctx, log, m)()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// banner is the start banner: where each part of m answers on base, and
+// what the process connects to.
+func (a *app) banner(stdout io.Writer, base string, m mode) {
 	fmt.Fprintln(stdout, "eventshop is up:")
 	if m.write || m.read {
 		fmt.Fprintf(stdout, "  api        %s/api\n", base)
-	}
-	if m.write || m.read {
 		fmt.Fprintf(stdout, "  docs       %s/docs (OpenAPI: %s/openapi.json)\n", base, base)
 	}
 	if m.read {
@@ -107,11 +135,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 	if a.sink != nil {
 		fmt.Fprintf(stdout, "  mail       %s/dev/mail (what the SMTP sink received)\n", base)
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "eventstore", redactURL(cfg.EventStoreURL),
-		"write", m.write, "read", m.read, "project", m.project, "notify", m.notify)
+}
 
-	// The workers outlive ctx until the server has drained (the deferred
-	// stop runs after Shutdown returns).
+// startWorkers starts the workers of m on a context that ctx ending does
+// not end, and returns what stops them and waits for them.
+func (a *app) startWorkers(ctx context.Context, log *slog.Logger, m mode) (stop func()) {
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	if m.write {
@@ -138,26 +166,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 			})
 		}
 	}
-	defer func() { stopWorkers(); wg.Wait() }()
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	log.Info("stopped")
-	return nil
+	return func() { stopWorkers(); wg.Wait() }
 }
 
 // keepRunning runs run until ctx ends, starting it again with backoff

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/idempotency"
+	"github.com/eventshop/eventshop/projections"
+	kafkapub "github.com/eventshop/eventshop/projections/kafka"
+	mongoread "github.com/eventshop/eventshop/projections/mongo"
+	pgread "github.com/eventshop/eventshop/projections/postgres"
+	"github.com/eventshop/eventshop/readapi"
+	"github.com/eventshop/eventshop/writeapi"
+)
+
+// buildWriteSide builds the write API and the order process manager.
+func (a *app) buildWriteSide(cfg config, log *slog.Logger) {
+	a.api = writeapi.New(writeapi.Config{
+		Authenticate: a.authenticate, Users: a.cmd.Users, Catalog: a.cmd.Catalog, Orders: a.cmd.Orders, Auth: a.tokens, Log: log, TrustProxy: cfg.TrustProxy,
+		Logins: auth.NewLoginLimiter(a.redis, cfg.RedisPrefix, auth.LoginLimits{
+			PerAccount: cfg.LoginPerAccount, PerIP: cfg.LoginPerIP, Window: cfg.LoginWindow,
+		}),
+		Idempotency: idempotency.New(a.redis, idempotency.Config{KeyPrefix: cfg.RedisPrefix}),
+	})
+	a.pm = commands.NewProcessManager(a.cmd.Orders, cfg.SagaTick, a.pmFailures())
+}
+
+// buildProjector builds a runner for each read model and, when publish,
+// for the Kafka publisher, connecting to KAFKA_BROKERS (or in the local
+// run without it starting the embedded broker).
+func (a *app) buildProjector(ctx context.Context, cfg config, log *slog.Logger, local, publish bool) error {
+	opts := func(name string) projections.Options {
+		return projections.Options{Logger: log, Policy: cfg.ProjectionPolicies[name]}
+	}
+	for _, p := range pgread.New(a.pool).Projections() {
+		a.runners = append(a.runners, projections.NewRunner(a.pool, a.store, p, opts(p.Name())))
+	}
+	a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.catalog.Projection(), opts(mongoread.ProjectionName)))
+	if !publish {
+		return nil
+	}
+	if err := a.ensureKafka(cfg, log, local); err != nil {
+		return err
+	}
+	var err error
+	a.pub, err = kafkapub.New(kafkapub.Config{Brokers: a.kafkaBrokers, Partitions: cfg.KafkaPartitions, Logger: log})
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS: %w", err)
+	}
+	a.runners = append(a.runners, projections.NewSinkRunner(a.pool, a.store, a.pub, opts(kafkapub.Name)))
+	return nil
+}
+
+// buildReadSide builds the read API over the read models (whose tables
+// it creates: it answers from empty ones until a projector fills them),
+// the catalogue and the notification ledger.
+func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger) error {
+	if err := a.setupReadModels(ctx, cfg); err != nil {
+		return err
+	}
+	if err := a.ensureLedger(ctx, cfg); err != nil {
+		return err
+	}
+	a.reads = readapi.New(readapi.Config{
+		Reads: pgread.New(a.pool), Catalog: a.catalog, Log: a.store, Logger: log,
+		Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
+			return projections.Checkpoint(ctx, a.pool, name)
+		},
+		Orders: a.cmd.Orders, Streams: a.store,
+		Projections:   a.projectionNames(),
+		Admin:         projections.Admin{Pool: a.pool},
+		Failures:      a.pmFailures(),
+		Notifications: a.ledger,
+	})
+	return nil
+}

@@ -99,128 +99,178 @@ const (
 // defaultDatabaseURL is the local server with trust auth, as `make services` sets up.
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/eventshop?sslmode=disable"
 
+// loadConfig reads the configuration from getenv, concern by concern. Its
+// error names every variable that is wrong, never a value.
 func loadConfig(getenv func(string) string) (config, error) {
-	var errs []string
-	getenv = withFiles(getenv, &errs)
-	get := func(key, def string) string {
-		if v := strings.TrimSpace(getenv(key)); v != "" {
-			return v
-		}
-		return def
+	e := &env{}
+	e.getenv = withFiles(getenv, &e.errs)
+	var cfg config
+	cfg.loadProcess(e)
+	cfg.loadDatabases(e)
+	cfg.loadAuth(e)
+	cfg.loadOrders(e)
+	cfg.loadLimits(e)
+	cfg.loadKafka(e)
+	cfg.loadMail(e)
+	if len(e.errs) > 0 {
+		return config{}, fmt.Errorf("configuration: %s", strings.Join(e.errs, "; "))
 	}
-	dur := func(key, def string) time.Duration {
-		d, err := time.ParseDuration(get(key, def))
-		if err != nil || d <= 0 {
-			errs = append(errs, key+": want a positive duration such as "+def)
-		}
-		return d
-	}
-	num := func(key string, def int) int {
-		n, err := strconv.Atoi(get(key, strconv.Itoa(def)))
-		if err != nil || n <= 0 {
-			errs = append(errs, fmt.Sprintf("%s: want a positive whole number such as %d", key, def))
-		}
-		return n
-	}
-	// rate is a limit where 0 turns it off.
-	rate := func(key string, def int) int {
-		n, err := strconv.Atoi(get(key, strconv.Itoa(def)))
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Sprintf("%s: want a whole number such as %d, or 0 for no limit", key, def))
-		}
-		return n
-	}
-	cfg := config{
-		HTTPAddr:        get("HTTP_ADDR", "127.0.0.1:8080"),
-		DatabaseURL:     get("DATABASE_URL", defaultDatabaseURL),
-		RedisURL:        get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-		RedisPrefix:     get("REDIS_KEY_PREFIX", "eventshop:"),
-		ShutdownTimeout: dur("SHUTDOWN_TIMEOUT", "15s"),
-		JWTSecret:       getenv("JWT_SECRET"),
-		JWTIssuer:       get("JWT_ISSUER", "eventshop"),
-		JWTAudience:     get("JWT_AUDIENCE", "eventshop-api"),
-		AccessTTL:       dur("ACCESS_TOKEN_TTL", "15m"),
-		RefreshTTL:      dur("REFRESH_TOKEN_TTL", "168h"),
-		PaymentTimeout:  dur("ORDER_PAYMENT_TIMEOUT", "15m"),
-		PlacementGrace:  dur("ORDER_PLACEMENT_GRACE", "60s"),
-		SagaTick:        dur("SAGA_TICK", "1s"),
-		LoginPerAccount: num("LOGIN_FAILURES_PER_ACCOUNT", 5),
-		LoginPerIP:      num("LOGIN_FAILURES_PER_IP", 20),
-		LoginWindow:     dur("LOGIN_FAILURE_WINDOW", "15m"),
-		TrustProxy:      get("TRUST_PROXY_HEADERS", "false") == "true",
+	return cfg, nil
+}
 
-		RateLimitPerSecond:     rate("RATE_LIMIT_PER_SECOND", defaultRatePerSecond),
-		AuthRateLimitPerMinute: rate("AUTH_RATE_LIMIT_PER_MINUTE", defaultAuthRatePerMinute),
-		MaxBodyBytes:           int64(num("MAX_BODY_BYTES", edge.MaxBodyBytes)),
-
-		AdminEmail:      get("ADMIN_EMAIL", ""),
-		AdminPassword:   getenv("ADMIN_PASSWORD"),
-		DataDir:         get("DATA_DIR", ".data"),
-		MongoURL:        get("MONGO_URL", ""),
-		MongoDatabase:   get("MONGO_DATABASE", "eventshop"),
-		MongoAddr:       get("MONGO_ADDR", "127.0.0.1:27017"),
-		KafkaAddr:       get("KAFKA_ADDR", "127.0.0.1:9092"),
-		KafkaPartitions: num("KAFKA_PARTITIONS", 3),
-
-		SMTPAddr:          get("SMTP_ADDR", ""),
-		SMTPSinkAddr:      get("SMTP_SINK_ADDR", "127.0.0.1:1025"),
-		SMTPUsername:      get("SMTP_USERNAME", ""),
-		SMTPPassword:      getenv("SMTP_PASSWORD"),
-		SMTPTLS:           get("SMTP_TLS", ""),
-		SMTPFrom:          get("SMTP_FROM", "eventshop <no-reply@eventshop.local>"),
-		SMTPTimeout:       dur("SMTP_TIMEOUT", "10s"),
-		NotifierGroup:     get("NOTIFIER_GROUP", "eventshop-notifier"),
-		NotifyMaxAttempts: num("NOTIFY_MAX_ATTEMPTS", 5),
-		NotifyRetryMin:    dur("NOTIFY_RETRY_MIN", "1s"),
-		NotifyRetryMax:    dur("NOTIFY_RETRY_MAX", "1m"),
-		NotifyLookup:      dur("NOTIFY_LOOKUP_TIMEOUT", "2m"),
-		ShopName:          get("SHOP_NAME", "eventshop"),
-		ShopURL:           get("SHOP_URL", ""),
-		ShopCurrency:      getenv("SHOP_CURRENCY"),
+// loadProcess reads what every process has: its address, log level,
+// shutdown timeout, data directory and first admin.
+func (cfg *config) loadProcess(e *env) {
+	cfg.HTTPAddr = e.get("HTTP_ADDR", "127.0.0.1:8080")
+	cfg.ShutdownTimeout = e.dur("SHUTDOWN_TIMEOUT", "15s")
+	if err := cfg.LogLevel.UnmarshalText([]byte(e.get("LOG_LEVEL", "info"))); err != nil {
+		e.errs = append(e.errs, "LOG_LEVEL: want debug, info, warn or error")
 	}
+	cfg.AdminEmail = e.get("ADMIN_EMAIL", "")
+	cfg.AdminPassword = e.getenv("ADMIN_PASSWORD")
+	cfg.DataDir = e.get("DATA_DIR", ".data")
+}
+
+// loadDatabases reads where the event store, the read models, Redis and
+// MongoDB are.
+func (cfg *config) loadDatabases(e *env) {
+	cfg.DatabaseURL = e.get("DATABASE_URL", defaultDatabaseURL)
+	cfg.EventStoreURL = e.get("EVENTSTORE_URL", cfg.DatabaseURL)
+	cfg.RedisURL = e.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+	cfg.RedisPrefix = e.get("REDIS_KEY_PREFIX", "eventshop:")
+	cfg.MongoURL = e.get("MONGO_URL", "")
+	cfg.MongoDatabase = e.get("MONGO_DATABASE", "eventshop")
+	cfg.MongoAddr = e.get("MONGO_ADDR", "127.0.0.1:27017")
+}
+
+// loadAuth reads the tokens' settings and the limits on failed sign-ins.
+func (cfg *config) loadAuth(e *env) {
+	cfg.JWTSecret = e.getenv("JWT_SECRET")
+	cfg.JWTIssuer = e.get("JWT_ISSUER", "eventshop")
+	cfg.JWTAudience = e.get("JWT_AUDIENCE", "eventshop-api")
+	cfg.AccessTTL = e.dur("ACCESS_TOKEN_TTL", "15m")
+	cfg.RefreshTTL = e.dur("REFRESH_TOKEN_TTL", "168h")
+	cfg.LoginPerAccount = e.num("LOGIN_FAILURES_PER_ACCOUNT", 5)
+	cfg.LoginPerIP = e.num("LOGIN_FAILURES_PER_IP", 20)
+	cfg.LoginWindow = e.dur("LOGIN_FAILURE_WINDOW", "15m")
+	cfg.TrustProxy = e.get("TRUST_PROXY_HEADERS", "false") == "true"
+}
+
+// loadOrders reads the order process manager's timings and the
+// projections' policies.
+func (cfg *config) loadOrders(e *env) {
+	cfg.PaymentTimeout = e.dur("ORDER_PAYMENT_TIMEOUT", "15m")
+	cfg.PlacementGrace = e.dur("ORDER_PLACEMENT_GRACE", "60s")
+	cfg.SagaTick = e.dur("SAGA_TICK", "1s")
 	cfg.ProjectionPolicies = map[string]string{}
-	for _, kv := range strings.Split(get("PROJECTION_POLICIES", ""), ",") {
-		if kv = strings.TrimSpace(kv); kv == "" {
-			continue
-		}
+	for _, kv := range e.list("PROJECTION_POLICIES") {
 		name, policy, ok := strings.Cut(kv, "=")
 		name, policy = strings.TrimSpace(name), strings.TrimSpace(policy)
 		if err := projections.CheckPolicy(policy); !ok || name == "" || err != nil {
-			errs = append(errs, fmt.Sprintf("PROJECTION_POLICIES: %q: want name=park or name=halt, comma-separated", kv))
+			e.errs = append(e.errs, fmt.Sprintf("PROJECTION_POLICIES: %q: want name=park or name=halt, comma-separated", kv))
 			continue
 		}
 		cfg.ProjectionPolicies[name] = policy
 	}
-	for _, b := range strings.Split(get("KAFKA_BROKERS", ""), ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			cfg.KafkaBrokers = append(cfg.KafkaBrokers, b)
-		}
-	}
+}
+
+// loadLimits reads the gateway's rate limits, body limit and CORS origins.
+func (cfg *config) loadLimits(e *env) {
+	cfg.RateLimitPerSecond = e.rate("RATE_LIMIT_PER_SECOND", defaultRatePerSecond)
+	cfg.AuthRateLimitPerMinute = e.rate("AUTH_RATE_LIMIT_PER_MINUTE", defaultAuthRatePerMinute)
 	// The burst defaults to two seconds' worth of the rate.
-	cfg.RateLimitBurst = num("RATE_LIMIT_BURST", max(2*cfg.RateLimitPerSecond, 1))
+	cfg.RateLimitBurst = e.num("RATE_LIMIT_BURST", max(2*cfg.RateLimitPerSecond, 1))
+	cfg.MaxBodyBytes = int64(e.num("MAX_BODY_BYTES", edge.MaxBodyBytes))
 	if cfg.MaxBodyBytes > edge.MaxBodyBytes {
 		// The write API reads JSON bodies through its own 1 MiB limit
 		// (API.md), so a larger gateway limit would promise what it cannot
 		// keep.
-		errs = append(errs, fmt.Sprintf("MAX_BODY_BYTES: at most %d (1 MiB, the write API's own limit)", edge.MaxBodyBytes))
+		e.errs = append(e.errs, fmt.Sprintf("MAX_BODY_BYTES: at most %d (1 MiB, the write API's own limit)", edge.MaxBodyBytes))
 	}
-	for _, o := range strings.Split(get("CORS_ALLOWED_ORIGINS", ""), ",") {
-		if o = strings.TrimSpace(o); o == "" {
-			continue
-		}
+	for _, o := range e.list("CORS_ALLOWED_ORIGINS") {
 		if err := gateway.CheckOrigin(o); err != nil {
-			errs = append(errs, "CORS_ALLOWED_ORIGINS: "+strings.TrimPrefix(err.Error(), "gateway: "))
+			e.errs = append(e.errs, "CORS_ALLOWED_ORIGINS: "+strings.TrimPrefix(err.Error(), "gateway: "))
 		}
 		cfg.CORSAllowedOrigins = append(cfg.CORSAllowedOrigins, o)
 	}
-	cfg.EventStoreURL = get("EVENTSTORE_URL", cfg.DatabaseURL)
-	if err := cfg.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
-		errs = append(errs, "LOG_LEVEL: want debug, info, warn or error")
+}
+
+// loadKafka reads where Kafka is.
+func (cfg *config) loadKafka(e *env) {
+	cfg.KafkaBrokers = e.list("KAFKA_BROKERS")
+	cfg.KafkaAddr = e.get("KAFKA_ADDR", "127.0.0.1:9092")
+	cfg.KafkaPartitions = e.num("KAFKA_PARTITIONS", 3)
+}
+
+// loadMail reads the notifier's SMTP server, retries and shop.
+func (cfg *config) loadMail(e *env) {
+	cfg.SMTPAddr = e.get("SMTP_ADDR", "")
+	cfg.SMTPSinkAddr = e.get("SMTP_SINK_ADDR", "127.0.0.1:1025")
+	cfg.SMTPUsername = e.get("SMTP_USERNAME", "")
+	cfg.SMTPPassword = e.getenv("SMTP_PASSWORD")
+	cfg.SMTPTLS = e.get("SMTP_TLS", "")
+	cfg.SMTPFrom = e.get("SMTP_FROM", "eventshop <no-reply@eventshop.local>")
+	cfg.SMTPTimeout = e.dur("SMTP_TIMEOUT", "10s")
+	cfg.NotifierGroup = e.get("NOTIFIER_GROUP", "eventshop-notifier")
+	cfg.NotifyMaxAttempts = e.num("NOTIFY_MAX_ATTEMPTS", 5)
+	cfg.NotifyRetryMin = e.dur("NOTIFY_RETRY_MIN", "1s")
+	cfg.NotifyRetryMax = e.dur("NOTIFY_RETRY_MAX", "1m")
+	cfg.NotifyLookup = e.dur("NOTIFY_LOOKUP_TIMEOUT", "2m")
+	cfg.ShopName = e.get("SHOP_NAME", "eventshop")
+	cfg.ShopURL = e.get("SHOP_URL", "")
+	cfg.ShopCurrency = e.getenv("SHOP_CURRENCY")
+}
+
+// env reads variables, collecting in errs what is wrong with them.
+type env struct {
+	getenv func(string) string
+	errs   []string
+}
+
+// get is key trimmed, or def when it is empty.
+func (e *env) get(key, def string) string {
+	if v := strings.TrimSpace(e.getenv(key)); v != "" {
+		return v
 	}
-	if len(errs) > 0 {
-		return config{}, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	return def
+}
+
+// dur is a positive duration.
+func (e *env) dur(key, def string) time.Duration {
+	d, err := time.ParseDuration(e.get(key, def))
+	if err != nil || d <= 0 {
+		e.errs = append(e.errs, key+": want a positive duration such as "+def)
 	}
-	return cfg, nil
+	return d
+}
+
+// num is a positive whole number.
+func (e *env) num(key string, def int) int {
+	n, err := strconv.Atoi(e.get(key, strconv.Itoa(def)))
+	if err != nil || n <= 0 {
+		e.errs = append(e.errs, fmt.Sprintf("%s: want a positive whole number such as %d", key, def))
+	}
+	return n
+}
+
+// rate is a limit where 0 turns it off.
+func (e *env) rate(key string, def int) int {
+	n, err := strconv.Atoi(e.get(key, strconv.Itoa(def)))
+	if err != nil || n < 0 {
+		e.errs = append(e.errs, fmt.Sprintf("%s: want a whole number such as %d, or 0 for no limit", key, def))
+	}
+	return n
+}
+
+// list is a comma-separated list, each item trimmed, empty ones dropped.
+func (e *env) list(key string) []string {
+	var out []string
+	for _, v := range strings.Split(e.get(key, ""), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // withFiles returns getenv in which any variable NAME may instead be given

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -331,19 +328,8 @@ func jwtSecret(cfg config, local bool) ([]byte, error) {
 	if !local {
 		return nil, errors.New("JWT_SECRET is required (at least 32 random characters)")
 	}
-	path := filepath.Join(cfg.DataDir, "jwt-secret")
-	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
-		return b, nil
-	}
-	buf := make([]byte, 32)
-	if _, err := rand.Read(buf); err != nil {
-		return nil, err
-	}
-	secret := []byte(hex.EncodeToString(buf))
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("DATA_DIR: %w", err)
-	}
-	if err := os.WriteFile(path, secret, 0o600); err != nil {
+	secret, err := auth.SecretFile(cfg.DataDir)
+	if err != nil {
 		return nil, fmt.Errorf("DATA_DIR: %w", err)
 	}
 	return secret, nil

@@ -92,10 +92,20 @@ var envName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 
 // parseEventshop reads the non-test Go files of dir. A variable is the
 // first argument, an upper-case string literal, of a call of a plain
-// function name: getenv("X") and config.go's get("X", …), dur, num and
-// their kind. A subcommand is a string literal of a case in the function
+// function name or of a method of a plain name: getenv("X") and
+// config.go's e.get("X", …), e.dur, e.num and their kind. A subcommand is a string literal of a case in the function
 // run's switch. The literal "_FILE" anywhere says that NAME_FILE works
 // for every NAME (config.go's withFiles).
+// plainCall reports whether fun is a plain name (getenv) or a method of
+// one (e.get).
+func plainCall(fun ast.Expr) bool {
+	if sel, ok := fun.(*ast.SelectorExpr); ok {
+		fun = sel.X
+	}
+	_, plain := fun.(*ast.Ident)
+	return plain
+}
+
 func parseEventshop(dir string) (src eventshop, err error) {
 	fset := token.NewFileSet()
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
@@ -118,7 +128,7 @@ func parseEventshop(dir string) (src eventshop, err error) {
 			if !ok || len(call.Args) == 0 {
 				return true
 			}
-			if _, plain := call.Fun.(*ast.Ident); !plain {
+			if !plainCall(call.Fun) {
 				return true
 			}
 			if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/postgres"
-	"github.com/eventshop/eventshop/internal/mongotest"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/mongotest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 	"github.com/eventshop/eventshop/projections"
 )
 

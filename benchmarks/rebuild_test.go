@@ -2,7 +2,7 @@ package benchmarks_test
 
 import (
 	"fmt"
-	"github.com/eventshop/eventshop/internal/mongotest"
+	"github.com/eventshop/eventshop/internal/testsupport/mongotest"
 	"slices"
 	"testing"
 	"time"

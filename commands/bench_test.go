@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventshop/eventshop/internal/benchutil"
+	"github.com/eventshop/eventshop/internal/testsupport/benchutil"
 
 	"github.com/google/uuid"
 
@@ -24,8 +24,8 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/postgres"
-	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/services/payment"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 )
 
 // Like the event store's own benchmarks, each case alternates rounds of

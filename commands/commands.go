@@ -22,7 +22,7 @@ import (
 	"github.com/eventshop/eventshop/domain/unique"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
 // Config holds the handlers' dependencies and knobs.

@@ -14,7 +14,7 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/memory"
-	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
 // faultStore fails the next append of one event type once. With commit,

@@ -24,9 +24,9 @@ import (
 	"github.com/eventshop/eventshop/eventstore/esdb"
 	"github.com/eventshop/eventshop/eventstore/memory"
 	"github.com/eventshop/eventshop/eventstore/postgres"
-	"github.com/eventshop/eventshop/internal/esdbtest"
-	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/services/payment"
+	"github.com/eventshop/eventshop/internal/testsupport/esdbtest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 )
 
 // stores are the event store adapters every command test runs against:

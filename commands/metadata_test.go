@@ -8,7 +8,7 @@ import (
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/correlation"
+	"github.com/eventshop/eventshop/internal/platform/correlation"
 )
 
 // TestEventMetadata: every event a command writes carries the request's

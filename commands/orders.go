@@ -13,7 +13,7 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
-	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
 // Orders runs the commands on orders that clients send — place, pay,

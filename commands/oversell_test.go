@@ -15,7 +15,7 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 )
 
 // TestOversell: N concurrent orders against stock S never reserve more

@@ -12,7 +12,7 @@ import (
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
 // TestPayment: a declined card leaves the order pending and another card

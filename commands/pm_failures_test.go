@@ -14,8 +14,8 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/memory"
-	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/services/payment"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 	"github.com/eventshop/eventshop/projections"
 )
 

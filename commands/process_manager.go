@@ -9,7 +9,7 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/correlation"
+	"github.com/eventshop/eventshop/internal/platform/correlation"
 	"github.com/eventshop/eventshop/projections"
 )
 

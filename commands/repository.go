@@ -17,7 +17,7 @@ import (
 	"github.com/eventshop/eventshop/domain/unique"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/correlation"
+	"github.com/eventshop/eventshop/internal/platform/correlation"
 	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 

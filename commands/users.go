@@ -8,7 +8,7 @@ import (
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/user"
-	"github.com/eventshop/eventshop/internal/auth"
+	"github.com/eventshop/eventshop/internal/services/auth"
 )
 
 // Users runs the commands on user accounts: sign-up, sign-in, roles, and

@@ -15,7 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/eventshop/eventshop/internal/problem"
+	"github.com/eventshop/eventshop/internal/edge/problem"
 )
 
 //go:embed openapi.yaml

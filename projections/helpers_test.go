@@ -22,7 +22,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/eventstore/memory"
 	"github.com/eventshop/eventshop/eventstore/postgres"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 	"github.com/eventshop/eventshop/projections"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/domain/user"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 	"github.com/eventshop/eventshop/projections"
 )
 

@@ -21,11 +21,11 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/memory"
-	"github.com/eventshop/eventshop/internal/auth"
 	"github.com/eventshop/eventshop/internal/edge"
-	"github.com/eventshop/eventshop/internal/idempotency"
-	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/redistest"
+	"github.com/eventshop/eventshop/internal/edge/idempotency"
+	"github.com/eventshop/eventshop/internal/services/auth"
+	"github.com/eventshop/eventshop/internal/services/payment"
+	"github.com/eventshop/eventshop/internal/testsupport/redistest"
 	"github.com/eventshop/eventshop/writeapi"
 )
 

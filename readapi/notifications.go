@@ -9,7 +9,7 @@ import (
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/internal/edge"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/platform/resource"
 	"github.com/eventshop/eventshop/notifications/ledger"
 )
 

@@ -21,8 +21,8 @@ import (
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/mongotest"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/platform/resource"
+	"github.com/eventshop/eventshop/internal/testsupport/mongotest"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 

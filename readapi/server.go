@@ -27,7 +27,7 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/edge"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/platform/resource"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
 )

@@ -12,10 +12,10 @@ import (
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
-	"github.com/eventshop/eventshop/internal/auth"
 	"github.com/eventshop/eventshop/internal/edge"
-	"github.com/eventshop/eventshop/internal/problem"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/edge/problem"
+	"github.com/eventshop/eventshop/internal/platform/resource"
+	"github.com/eventshop/eventshop/internal/services/auth"
 )
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {

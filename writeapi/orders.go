@@ -8,8 +8,8 @@ import (
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/internal/edge"
-	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/platform/resource"
+	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
 func (s *Server) handlePlaceOrder(w http.ResponseWriter, r *http.Request) {

@@ -18,10 +18,10 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
-	"github.com/eventshop/eventshop/internal/auth"
 	"github.com/eventshop/eventshop/internal/edge"
-	"github.com/eventshop/eventshop/internal/idempotency"
-	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/edge/idempotency"
+	"github.com/eventshop/eventshop/internal/services/auth"
+	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
 // Users runs the account commands of the auth and role routes;

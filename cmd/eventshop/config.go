@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/internal/edge"
-	"github.com/eventshop/eventshop/internal/gateway"
+	"github.com/eventshop/eventshop/internal/edge/gateway"
 	"github.com/eventshop/eventshop/projections"
 )
 
@@ -40,7 +40,7 @@ type config struct {
 	LoginWindow        time.Duration
 	TrustProxy         bool
 
-	// The gateway in front of every route (internal/gateway): rate limits
+	// The gateway in front of every route (internal/edge/gateway): rate limits
 	// per client IP (0 disables one), CORS origins (none: no CORS), and the
 	// body limit.
 	RateLimitPerSecond     int

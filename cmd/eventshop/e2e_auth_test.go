@@ -109,7 +109,7 @@ func forge(t *testing.T, method jwt.SigningMethod, key any, typ string, c claims
 }
 
 // accessClaims are the claims of a valid access token of userID, as the
-// server issues them (see internal/auth/jwt.go).
+// server issues them (see internal/services/auth/jwt.go).
 func accessClaims(userID string, mod func(claims)) claims {
 	now := time.Now()
 	c := claims{

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eventshop/eventshop/internal/gateway"
+	"github.com/eventshop/eventshop/internal/edge/gateway"
 )
 
 // TestE2EGateway: the gateway in front of the local run: security headers

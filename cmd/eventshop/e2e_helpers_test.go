@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/eventshop/eventshop/internal/pgtest"
-	"github.com/eventshop/eventshop/internal/redistest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/redistest"
 )
 
 // The end-to-end tests drive the real program (run, through startRun)

@@ -15,9 +15,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
-	"github.com/eventshop/eventshop/internal/smtpsink"
-	"github.com/eventshop/eventshop/internal/testwait"
+	"github.com/eventshop/eventshop/internal/standins/smtpsink"
+	"github.com/eventshop/eventshop/internal/testsupport/kafkatest"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 )
 
 // capturedMail is one message of GET /dev/mail, the local run's SMTP sink.

@@ -93,7 +93,7 @@ var openAPIContract = sync.OnceValues(func() (*contract, error) {
 	return c, nil
 })
 
-// gatewayHeaders are the headers the gateway (internal/gateway) sets on
+// gatewayHeaders are the headers the gateway (internal/edge/gateway) sets on
 // every answer, or every rate-limited one, or every one to an allowed CORS
 // origin; the document's introduction describes them, and declares
 // RateLimit-* on each 429, where they matter.

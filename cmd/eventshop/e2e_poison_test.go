@@ -12,8 +12,8 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/eventstore"
 	pgstore "github.com/eventshop/eventshop/eventstore/postgres"
-	"github.com/eventshop/eventshop/internal/ferret"
-	"github.com/eventshop/eventshop/internal/testwait"
+	"github.com/eventshop/eventshop/internal/standins/ferret"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 )
 
 // The end-to-end tests of poison events: an event a projection cannot

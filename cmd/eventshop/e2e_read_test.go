@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventshop/eventshop/internal/ferret"
-	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
+	"github.com/eventshop/eventshop/internal/standins/ferret"
+	"github.com/eventshop/eventshop/internal/testsupport/kafkatest"
 	"github.com/eventshop/eventshop/published"
 )
 

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/eventshop/eventshop/internal/correlation"
+	"github.com/eventshop/eventshop/internal/platform/correlation"
 )
 
 func main() {

@@ -17,10 +17,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/eventshop/eventshop/internal/esdbtest"
-	"github.com/eventshop/eventshop/internal/pgtest"
-	"github.com/eventshop/eventshop/internal/redistest"
-	"github.com/eventshop/eventshop/internal/syncbuf"
+	"github.com/eventshop/eventshop/internal/testsupport/esdbtest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/redistest"
+	"github.com/eventshop/eventshop/internal/testsupport/syncbuf"
 )
 
 // startRun runs the real program with env and args (default "serve") and

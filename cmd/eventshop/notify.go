@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/domain/order"
-	"github.com/eventshop/eventshop/internal/mail"
-	"github.com/eventshop/eventshop/internal/smtpsink"
+	"github.com/eventshop/eventshop/internal/services/mail"
+	"github.com/eventshop/eventshop/internal/standins/smtpsink"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"
 	pgread "github.com/eventshop/eventshop/projections/postgres"

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/eventshop/eventshop/internal/testwait"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 	"github.com/eventshop/eventshop/projections"
 )
 

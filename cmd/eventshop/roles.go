@@ -7,8 +7,8 @@ import (
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/auth"
-	"github.com/eventshop/eventshop/internal/idempotency"
+	"github.com/eventshop/eventshop/internal/edge/idempotency"
+	"github.com/eventshop/eventshop/internal/services/auth"
 	"github.com/eventshop/eventshop/projections"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"

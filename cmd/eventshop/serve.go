@@ -16,7 +16,7 @@ import (
 
 	"github.com/eventshop/eventshop/commands/demo"
 	"github.com/eventshop/eventshop/internal/edge"
-	"github.com/eventshop/eventshop/internal/gateway"
+	"github.com/eventshop/eventshop/internal/edge/gateway"
 	"github.com/eventshop/eventshop/internal/platform/retry"
 	"github.com/eventshop/eventshop/projections"
 )
@@ -190,7 +190,7 @@ func keepRunning(ctx context.Context, log *slog.Logger, what string, run func(co
 // processManagerLock names the lock of the order process manager.
 const processManagerLock = "saga.orders"
 
-// newGateway is the gateway in front of every route (internal/gateway):
+// newGateway is the gateway in front of every route (internal/edge/gateway):
 // security headers and the body limit always; where an API is served (and
 // so Redis is at hand), the rate limits per client IP and CORS too.
 func newGateway(a *app, cfg config, log *slog.Logger) (*gateway.Gateway, error) {

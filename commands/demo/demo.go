@@ -17,7 +17,7 @@ import (
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
-	"github.com/eventshop/eventshop/internal/correlation"
+	"github.com/eventshop/eventshop/internal/platform/correlation"
 )
 
 // The demo accounts.

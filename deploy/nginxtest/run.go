@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventshop/eventshop/internal/syncbuf"
+	"github.com/eventshop/eventshop/internal/testsupport/syncbuf"
 )
 
 // Gateway is nginx running in the foreground on deploy/nginx's

@@ -10,7 +10,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/esdb"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
-	"github.com/eventshop/eventshop/internal/esdbtest"
+	"github.com/eventshop/eventshop/internal/testsupport/esdbtest"
 )
 
 // url is the node the tests run against: a real one when EVENTSTORE_URL

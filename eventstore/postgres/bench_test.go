@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/eventshop/eventshop/internal/benchutil"
+	"github.com/eventshop/eventshop/internal/testsupport/benchutil"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +16,7 @@ import (
 
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/postgres"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 )
 
 // The benchmarks measure the store and a raw baseline in alternating

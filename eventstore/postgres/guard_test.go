@@ -9,7 +9,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/eventstore/postgres"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 )
 
 // reopen closes s and opens the database again, returning Open's error.

@@ -12,8 +12,8 @@ import (
 
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
-	"github.com/eventshop/eventshop/internal/pgtest"
-	"github.com/eventshop/eventshop/internal/syncbuf"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/syncbuf"
 )
 
 func openStore(t *testing.T, url string, opts Options) *Store {

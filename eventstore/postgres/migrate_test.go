@@ -11,8 +11,8 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/eventstore/postgres"
-	"github.com/eventshop/eventshop/internal/pgtest"
 	"github.com/eventshop/eventshop/internal/platform/pgmigrate/pgmigratetest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 )
 
 // TestOpenAdoptsTheOldBookkeeping: a database that the runner before

@@ -11,7 +11,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/eventstore/postgres"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 )
 
 // open returns a store on the database at dbURL.

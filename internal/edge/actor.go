@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/eventshop/eventshop/domain"
-	"github.com/eventshop/eventshop/internal/auth"
-	"github.com/eventshop/eventshop/internal/correlation"
+	"github.com/eventshop/eventshop/internal/platform/correlation"
+	"github.com/eventshop/eventshop/internal/services/auth"
 )
 
 // Actor is the signed-in caller: who, with the roles the user holds now

@@ -20,8 +20,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/eventshop/eventshop/internal/correlation"
-	"github.com/eventshop/eventshop/internal/problem"
+	"github.com/eventshop/eventshop/internal/edge/problem"
+	"github.com/eventshop/eventshop/internal/platform/correlation"
 )
 
 // MaxBodyBytes bounds every request body (413 beyond).

@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/eventshop/eventshop/domain"
-	"github.com/eventshop/eventshop/internal/auth"
 	"github.com/eventshop/eventshop/internal/edge"
-	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/services/auth"
+	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
 // TestWriteError pins the one mapping of errors to problems: status,

@@ -5,9 +5,9 @@ import (
 	"net/http"
 
 	"github.com/eventshop/eventshop/domain"
-	"github.com/eventshop/eventshop/internal/auth"
-	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/problem"
+	"github.com/eventshop/eventshop/internal/edge/problem"
+	"github.com/eventshop/eventshop/internal/services/auth"
+	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
 // requestError is a request the server cannot read: status 400, 413 or

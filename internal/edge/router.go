@@ -9,7 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventshop/eventshop/docs"
-	"github.com/eventshop/eventshop/internal/problem"
+	"github.com/eventshop/eventshop/internal/edge/problem"
 )
 
 // Check is one dependency /readyz asks: Ping fails when Name is not ready.

@@ -60,7 +60,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/eventshop/eventshop/internal/kafkalog"
+	"github.com/eventshop/eventshop/internal/platform/kafkalog"
 	"github.com/eventshop/eventshop/internal/platform/retry"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"

@@ -12,8 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
-	"github.com/eventshop/eventshop/internal/testwait"
+	"github.com/eventshop/eventshop/internal/testsupport/kafkatest"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 	"github.com/eventshop/eventshop/notifications/dlq"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"

@@ -20,8 +20,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/domain/order"
-	"github.com/eventshop/eventshop/internal/mail"
-	"github.com/eventshop/eventshop/internal/syncbuf"
+	"github.com/eventshop/eventshop/internal/services/mail"
+	"github.com/eventshop/eventshop/internal/testsupport/syncbuf"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"

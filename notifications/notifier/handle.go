@@ -15,8 +15,8 @@ import (
 
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/user"
-	"github.com/eventshop/eventshop/internal/mail"
 	"github.com/eventshop/eventshop/internal/platform/retry"
+	"github.com/eventshop/eventshop/internal/services/mail"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/templates"
 	"github.com/eventshop/eventshop/published"

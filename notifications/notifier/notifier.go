@@ -24,8 +24,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/eventshop/eventshop/internal/kafkalog"
-	"github.com/eventshop/eventshop/internal/mail"
+	"github.com/eventshop/eventshop/internal/platform/kafkalog"
+	"github.com/eventshop/eventshop/internal/services/mail"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/templates"
 	"github.com/eventshop/eventshop/published"

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
+	"github.com/eventshop/eventshop/internal/testsupport/kafkatest"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 	"github.com/eventshop/eventshop/published"
 )

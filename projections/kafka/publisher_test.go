@@ -21,8 +21,8 @@ import (
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/kafkabroker"
-	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
+	"github.com/eventshop/eventshop/internal/standins/kafkabroker"
+	"github.com/eventshop/eventshop/internal/testsupport/kafkatest"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 	"github.com/eventshop/eventshop/published"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eventshop/eventshop/internal/testwait"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 	"sync/atomic"
 	"testing"
 	"time"

@@ -195,7 +195,7 @@ func write(ctx context.Context, coll *mongo.Collection, ws []written) error {
 }
 
 // writeChunk bounds the documents of one write command; FerretDB's pool
-// (internal/ferret bounds it to 8) must hold a connection for each and
+// (internal/standins/ferret bounds it to 8) must hold a connection for each and
 // one more.
 const writeChunk = 4
 

@@ -17,8 +17,8 @@ import (
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/mongotest"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/platform/resource"
+	"github.com/eventshop/eventshop/internal/testsupport/mongotest"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 

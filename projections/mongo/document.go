@@ -13,7 +13,7 @@ import (
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/product"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/platform/resource"
 )
 
 // document is a product as the catalogue stores it: the fields of

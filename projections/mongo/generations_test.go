@@ -13,7 +13,7 @@ import (
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain/product"
-	"github.com/eventshop/eventshop/internal/mongotest"
+	"github.com/eventshop/eventshop/internal/testsupport/mongotest"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 

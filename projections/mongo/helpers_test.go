@@ -24,10 +24,10 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
-	"github.com/eventshop/eventshop/internal/mongotest"
-	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/resource"
-	"github.com/eventshop/eventshop/internal/storetest"
+	"github.com/eventshop/eventshop/internal/platform/resource"
+	"github.com/eventshop/eventshop/internal/services/payment"
+	"github.com/eventshop/eventshop/internal/testsupport/mongotest"
+	"github.com/eventshop/eventshop/internal/testsupport/storetest"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 

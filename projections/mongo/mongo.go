@@ -2,7 +2,7 @@
 // projection that builds it from the product streams (CatalogProjection,
 // a projections.Sink that can be rebuilt without downtime), and a Store
 // that answers the catalogue queries of the read API from it in the shape
-// of internal/resource. Import it as mongoread.
+// of internal/platform/resource. Import it as mongoread.
 //
 // MongoDB here may be FerretDB, which has no transactions, so the
 // checkpoint cannot be written with the documents: the runner applies a

@@ -15,9 +15,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 
-	"github.com/eventshop/eventshop/internal/ferret"
-	"github.com/eventshop/eventshop/internal/mongotest"
-	"github.com/eventshop/eventshop/internal/pgtest"
+	"github.com/eventshop/eventshop/internal/standins/ferret"
+	"github.com/eventshop/eventshop/internal/testsupport/mongotest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 )
 
 // server is a database for the tests that need clients of their own on

@@ -10,7 +10,7 @@ import (
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/platform/resource"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 

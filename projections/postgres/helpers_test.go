@@ -16,9 +16,9 @@ import (
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/resource"
-	"github.com/eventshop/eventshop/internal/storetest"
+	"github.com/eventshop/eventshop/internal/platform/resource"
+	"github.com/eventshop/eventshop/internal/services/payment"
+	"github.com/eventshop/eventshop/internal/testsupport/storetest"
 	"github.com/eventshop/eventshop/projections"
 	"github.com/eventshop/eventshop/projections/postgres"
 )

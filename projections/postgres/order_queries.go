@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventshop/eventshop/domain"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/platform/resource"
 )
 
 // OrderQuery selects a page of orders.

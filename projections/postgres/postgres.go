@@ -2,7 +2,7 @@
 // users, and orders with their items and the vendors of the products in
 // them — as projections (see package projections) that build them from
 // the event log, and a Store that answers the read API's queries from
-// them in the shapes of internal/resource.
+// them in the shapes of internal/platform/resource.
 //
 // Every row carries the version of its aggregate's stream, and each write
 // applies only when the event's version is newer, so applying a batch

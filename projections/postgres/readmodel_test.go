@@ -1,7 +1,7 @@
 package postgres_test
 
 import (
-	"github.com/eventshop/eventshop/internal/testwait"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 	"github.com/jackc/pgx/v5"
 
 	"context"
@@ -20,8 +20,8 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
-	"github.com/eventshop/eventshop/internal/payment"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/platform/resource"
+	"github.com/eventshop/eventshop/internal/services/payment"
 	"github.com/eventshop/eventshop/projections"
 	"github.com/eventshop/eventshop/projections/postgres"
 )

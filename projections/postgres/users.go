@@ -13,7 +13,7 @@ import (
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/resource"
+	"github.com/eventshop/eventshop/internal/platform/resource"
 )
 
 const usersDDL = `

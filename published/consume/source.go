@@ -10,7 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/eventshop/eventshop/internal/kafkalog"
+	"github.com/eventshop/eventshop/internal/platform/kafkalog"
 )
 
 // source is where Run's messages come from.

@@ -16,8 +16,8 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
-	"github.com/eventshop/eventshop/internal/correlation"
-	"github.com/eventshop/eventshop/internal/payment"
+	"github.com/eventshop/eventshop/internal/platform/correlation"
+	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
 // password is every generated user's: passwords never leave the event

@@ -18,7 +18,7 @@ import (
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
-	"github.com/eventshop/eventshop/internal/kafkabroker/kafkatest"
+	"github.com/eventshop/eventshop/internal/testsupport/kafkatest"
 	"github.com/eventshop/eventshop/notifications/templates"
 	"github.com/eventshop/eventshop/projections"
 	"github.com/eventshop/eventshop/projections/postgres"

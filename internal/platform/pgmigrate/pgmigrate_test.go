@@ -10,9 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/eventshop/eventshop/internal/pgtest"
 	"github.com/eventshop/eventshop/internal/platform/pgmigrate"
 	"github.com/eventshop/eventshop/internal/platform/pgmigrate/pgmigratetest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
 )
 
 // migrations are three versions of schema "shop". Each records that it

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -36,71 +37,8 @@ func main() {
 
 var errUsage = errors.New("usage")
 
-const usage = `eventshop: an event-sourced e-commerce backend
-
-Usage: eventshop <command>
-
-Commands:
-  serve         the local run: write API, read API, order process manager,
-                projections, notifier and health on HTTP_ADDR, with the
-                demo data seeded once, and embedded MongoDB- and
-                Kafka-protocol servers and an SMTP sink on MONGO_ADDR,
-                KAFKA_ADDR and SMTP_SINK_ADDR unless MONGO_URL,
-                KAFKA_BROKERS and SMTP_ADDR name real ones (captured
-                mail at /dev/mail)
-  writeapi      the write API and order process manager alone, for a
-                deployment (JWT_SECRET required, nothing seeded)
-  readapi       the read API alone (every GET, from the read models on
-                DATABASE_URL and MONGO_URL), for a deployment
-  projector     the projections that build the read models on
-                DATABASE_URL and MONGO_URL and publish the log to Kafka
-                (KAFKA_BROKERS), with health and metrics on HTTP_ADDR
-  notifier      the notifier alone: a Kafka consumer group on the user
-                and order topics (KAFKA_BROKERS) that emails users over
-                SMTP_ADDR, once per event, recorded in the ledger on
-                DATABASE_URL, with health and metrics on HTTP_ADDR
-  create-admin  register ADMIN_EMAIL with ADMIN_PASSWORD (or take the
-                existing user) and make it an admin, then exit
-  migrate       apply the event store's migrations and create the
-                PostgreSQL schemas on DATABASE_URL (read models,
-                checkpoints, notification ledger), then exit
-  replay        bring projections up to date with the log, or with
-                --from-scratch rebuild them into a shadow copy swapped
-                in when caught up, with progress; exits when done
-                (eventshop replay -h for the flags)
-  consume       a downstream consumer: read the event topics from Kafka
-                (KAFKA_BROKERS, default the local run's broker on
-                KAFKA_ADDR) and print one JSON object per message:
-                {"topic", "partition", "offset", "key", "timestamp",
-                "headers": {name: value}, "event": <CloudEvents envelope>}
-                (a value that is not an envelope: "event": null, with
-                "value" and "error"). Flags:
-                  --topics a,b      topics (default the three event topics)
-                  --group NAME      consume as group NAME, committing each
-                                    message after it is printed
-                  --from-beginning  start at the first offset (with a
-                                    group: where it has committed none);
-                                    otherwise at the end
-                  --max N           exit after N messages
-                  --timeout D       exit after D without a message
-  dlq replay    put the notifier's dead letters (ecommerce.notifications.dlq)
-                back on ecommerce.notifications.retry once their cause is
-                fixed: their failed notifications are made sendable again
-                in the ledger (DATABASE_URL) and the running notifier mails
-                each once. Replays the dead letters there when it starts,
-                then exits printing how many (KAFKA_BROKERS, default the
-                local run's broker on KAFKA_ADDR). Flags:
-                  --group NAME        consumer group recording what was
-                                      replayed (default eventshop-dlq-replay)
-                  --settle-timeout D  how long to wait for an attempt in
-                                      flight on an event (default 2m)
-  healthcheck   ask the process on HTTP_ADDR for /readyz (or the path
-                given, such as /healthz) and exit 0 on 200: the health
-                check of the container image, which has no shell
-  help          show this text
-
-Configuration is read from the environment; see the README.
-`
+//go:embed usage/eventshop.txt
+var usage string
 
 // run is the whole program: main only wires the process to it, and tests
 // call it directly.

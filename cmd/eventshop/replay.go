@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,30 +17,8 @@ import (
 	"github.com/eventshop/eventshop/projections/replay"
 )
 
-const replayUsage = `Usage: eventshop replay [--projection NAME]... [--from-scratch]
-
-Brings projections up to date with the event log, or with --from-scratch
-rebuilds them from the first event, and exits when they have caught up.
-
-A rebuild builds a shadow copy of each read model and swaps it in once it
-has caught up, so a system that is serving keeps answering from the old
-model meanwhile. When another process runs a projection, that process
-carries out the rebuild and this command follows its progress.
-
-Without --projection every read model is replayed (users.v1, orders.v1,
-catalog.v1); the Kafka publisher (kafka.v1) is replayed only when named,
-and --projection kafka.v1 --from-scratch publishes every event again.
-
-Progress is a bar on a terminal and a line every few seconds otherwise.
-
-MongoDB and Kafka are MONGO_URL and KAFKA_BROKERS; when they are not set,
-the local run's embedded servers on MONGO_ADDR and KAFKA_ADDR are used if
-they are up. With --embedded, stand-ins are started as the local run does
-when they are not (its data: DATABASE_URL and DATA_DIR); without it, a
-replay never writes to a stand-in by mistake.
-
-Flags:
-`
+//go:embed usage/replay.txt
+var replayUsage string
 
 // replayCommand is the replay subcommand: it builds the projector's
 // runners (with the Kafka publisher only when it is named) and hands them

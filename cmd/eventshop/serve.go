@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,37 +72,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{
-		Handler:           routes(a, gw, log, m),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	a.banner(stdout, "http://"+ln.Addr().String(), m)
 	log.Info("listening", "addr", ln.Addr().String(), "eventstore", redactURL(cfg.EventStoreURL),
 		"write", m.write, "read", m.read, "project", m.project, "notify", m.notify)
 
 	// The workers outlive ctx until the server has drained (the deferred
-	// stop runs after Shutdown returns).
+	// stop runs after Serve returns).
 	defer a.startWorkers(ctx, log, m)()
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	if err := edge.Serve(ctx, ln, routes(a, gw, log, m), cfg.ShutdownTimeout, log); err != nil {
 		return err
 	}
 	log.Info("stopped")
@@ -170,21 +146,9 @@ func (a *app) startWorkers(ctx context.Context, log *slog.Logger, m mode) (stop 
 }
 
 // keepRunning runs run until ctx ends, starting it again with backoff
-// (1 s doubling to 30 s) whenever it returns early; what names it in the
-// logs.
+// (1 s doubling to 30 s) whenever it returns early.
 func keepRunning(ctx context.Context, log *slog.Logger, what string, run func(context.Context) error) {
-	wait := time.Second
-	for ctx.Err() == nil {
-		err := run(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		log.Error(what+" stopped; restarting", "err", err, "in", wait.String())
-		if retry.Sleep(ctx, wait) != nil {
-			return
-		}
-		wait = min(2*wait, 30*time.Second)
-	}
+	retry.Forever(ctx, log, what, time.Second, 30*time.Second, run)
 }
 
 // processManagerLock names the lock of the order process manager.

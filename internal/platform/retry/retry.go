@@ -1,9 +1,11 @@
 // Package retry holds what work that is tried again waits with: a sleep
-// that ends with its context, and an exponential backoff.
+// that ends with its context, an exponential backoff, and a worker started
+// again whenever it stops.
 package retry
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -28,4 +30,21 @@ func Backoff(first, limit time.Duration, n int) time.Duration {
 		d *= 2
 	}
 	return min(d, limit)
+}
+
+// Forever runs run until ctx ends, starting it again whenever it returns
+// early, after a wait that doubles from first up to limit; what names it
+// in log.
+func Forever(ctx context.Context, log *slog.Logger, what string, first, limit time.Duration, run func(context.Context) error) {
+	for n := 0; ctx.Err() == nil; n++ {
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := Backoff(first, limit, n)
+		log.Error(what+" stopped; restarting", "err", err, "in", wait.String())
+		if Sleep(ctx, wait) != nil {
+			return
+		}
+	}
 }

@@ -90,12 +90,6 @@ func parsed(t *testing.T) eventshop {
 
 var envName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 
-// parseEventshop reads the non-test Go files of dir. A variable is the
-// first argument, an upper-case string literal, of a call of a plain
-// function name or of a method of a plain name: getenv("X") and
-// config.go's e.get("X", …), e.dur, e.num and their kind. A subcommand is a string literal of a case in the function
-// run's switch. The literal "_FILE" anywhere says that NAME_FILE works
-// for every NAME (config.go's withFiles).
 // plainCall reports whether fun is a plain name (getenv) or a method of
 // one (e.get).
 func plainCall(fun ast.Expr) bool {
@@ -106,6 +100,13 @@ func plainCall(fun ast.Expr) bool {
 	return plain
 }
 
+// parseEventshop reads the non-test Go files of dir. A variable is the
+// first argument, an upper-case string literal, of a call of a plain
+// function name or of a method of a plain name: getenv("X") and
+// config.go's e.get("X", …), e.dur, e.num and their kind. A subcommand is
+// a string literal of a case in the function run's switch. The literal
+// "_FILE" anywhere says that NAME_FILE works for every NAME (config.go's
+// withFiles).
 func parseEventshop(dir string) (src eventshop, err error) {
 	fset := token.NewFileSet()
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))

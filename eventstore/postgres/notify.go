@@ -135,15 +135,17 @@ func (s *Store) connect(syncCommit string) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
-type backoff struct{ d time.Duration }
+// backoff counts the failed attempts in a row since the last reset.
+type backoff struct{ n int }
 
-func newBackoff() *backoff { return &backoff{d: 50 * time.Millisecond} }
+func newBackoff() *backoff { return &backoff{} }
 
-func (b *backoff) reset() { b.d = 50 * time.Millisecond }
+func (b *backoff) reset() { b.n = 0 }
 
-// wait sleeps for the current delay, doubling it up to 5 s; false if ctx ended.
+// wait sleeps 50 ms doubled per failed attempt before, at most 5 s; false
+// if ctx ended.
 func (b *backoff) wait(ctx context.Context) bool {
-	d := b.d
-	b.d = min(b.d*2, 5*time.Second)
+	d := retry.Backoff(50*time.Millisecond, 5*time.Second, b.n)
+	b.n++
 	return retry.Sleep(ctx, d) == nil
 }

@@ -154,16 +154,14 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 		return fmt.Errorf("ferret: client for %s: %w", s.uri, err)
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
-	wait := 5 * time.Millisecond
-	for {
+	for n := 0; ; n++ {
 		err := client.Ping(ctx, readpref.Primary())
 		if err == nil {
 			return nil
 		}
-		if retry.Sleep(ctx, wait) != nil {
+		if retry.Sleep(ctx, retry.Backoff(5*time.Millisecond, 200*time.Millisecond, n)) != nil {
 			return fmt.Errorf("ferret: %s did not answer a ping within %s: %w", s.uri, timeout, err)
 		}
-		wait = min(2*wait, 200*time.Millisecond)
 	}
 }
 

@@ -65,6 +65,11 @@ type tracked struct {
 	nextTry     time.Time
 }
 
+// ProcessManagerLock names the lock that keeps one process manager
+// active at a time (projections.Exclusive), and its list of failing
+// orders (projections.Failures).
+const ProcessManagerLock = "saga.orders"
+
 // NewProcessManager builds a process manager that runs the saga's steps
 // through orders, checks its deadlines every tick (default 1s) and keeps
 // its failures in failures (nil: in the log only).

@@ -81,7 +81,9 @@ func eventshopSource(t *testing.T) (names, commands []string) {
 
 func parsed(t *testing.T) eventshop {
 	t.Helper()
-	sourceOnce.Do(func() { source, sourceErr = parseEventshop(filepath.Join(root(t), "cmd", "eventshop")) })
+	sourceOnce.Do(func() {
+		source, sourceErr = parseEventshop(filepath.Join(root(t), "cmd", "eventshop"), filepath.Join(root(t), "internal", "platform", "environ"))
+	})
 	if sourceErr != nil {
 		t.Fatal(sourceErr)
 	}
@@ -91,7 +93,7 @@ func parsed(t *testing.T) eventshop {
 var envName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 
 // plainCall reports whether fun is a plain name (getenv) or a method of
-// one (e.get).
+// one (e.Get).
 func plainCall(fun ast.Expr) bool {
 	if sel, ok := fun.(*ast.SelectorExpr); ok {
 		fun = sel.X
@@ -100,18 +102,22 @@ func plainCall(fun ast.Expr) bool {
 	return plain
 }
 
-// parseEventshop reads the non-test Go files of dir. A variable is the
-// first argument, an upper-case string literal, of a call of a plain
-// function name or of a method of a plain name: getenv("X") and
-// config.go's e.get("X", …), e.dur, e.num and their kind. A subcommand is
-// a string literal of a case in the function run's switch. The literal
-// "_FILE" anywhere says that NAME_FILE works for every NAME (config.go's
-// withFiles).
-func parseEventshop(dir string) (src eventshop, err error) {
+// parseEventshop reads the non-test Go files of dirs: cmd/eventshop and
+// the environment reader it uses. A variable is the first argument, an
+// upper-case string literal, of a call of a plain function name or of a
+// method of a plain name: getenv("X") and config.go's e.Get("X", …),
+// e.Duration, e.Int and their kind. A subcommand is a string literal of a
+// case in the function run's switch. The literal "_FILE" anywhere says
+// that NAME_FILE works for every NAME (internal/platform/environ's New).
+func parseEventshop(dirs ...string) (src eventshop, err error) {
 	fset := token.NewFileSet()
-	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil {
-		return src, err
+	var files []string
+	for _, dir := range dirs {
+		matches, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			return src, err
+		}
+		files = append(files, matches...)
 	}
 	for _, path := range files {
 		if strings.HasSuffix(path, "_test.go") {

@@ -70,6 +70,12 @@ func Reset(ctx context.Context, pool *pgxpool.Pool, name string) error {
 	return s.reset(ctx, name)
 }
 
+// Checkpoint is the committed checkpoint of the projection name
+// (package-level Checkpoint).
+func (a Admin) Checkpoint(ctx context.Context, name string) (eventstore.Position, error) {
+	return Checkpoint(ctx, a.Pool, name)
+}
+
 // Checkpoint returns the committed checkpoint of the projection name: the
 // position of the last event its runner applied, read from the database
 // so that it holds in any process (a read API without runners of its own).

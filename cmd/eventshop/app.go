@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -16,14 +15,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/eventstore/adapter"
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/edge/metrics"
 	"github.com/eventshop/eventshop/internal/services/auth"
 	"github.com/eventshop/eventshop/internal/services/mail"
 	"github.com/eventshop/eventshop/internal/services/payment"
-	"github.com/eventshop/eventshop/internal/standins/ferret"
-	"github.com/eventshop/eventshop/internal/standins/kafkabroker"
-	"github.com/eventshop/eventshop/internal/standins/smtpsink"
+	"github.com/eventshop/eventshop/internal/standins"
 	"github.com/eventshop/eventshop/notifications/ledger"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/projections"
@@ -34,25 +32,16 @@ import (
 	"github.com/eventshop/eventshop/writeapi"
 )
 
-// app is the system wired together. What is built depends on the mode:
-// the event store and command handlers always; Redis and the tokens when
-// an API is served; the read models' pool for every role; the catalogue's
-// MongoDB when reads are served or projections run. Then each role's own:
-// the write API and order process manager (buildWriteSide), the runners
-// and the Kafka publisher (buildProjector), the read API and the
-// notification ledger, for GET /api/notifications (buildReadSide), the
-// notifier, its ledger and SMTP sender (buildNotifier). The local run
-// starts the embedded MongoDB-protocol server, Kafka-protocol broker and
-// SMTP sink when MONGO_URL, KAFKA_BROKERS and SMTP_ADDR are not set.
+// app is the system wired together: what buildApp builds for a mode,
+// each role's part nil unless the mode runs it.
 type app struct {
-	store  store
+	store  adapter.Store
 	cmd    commands.Handlers
 	pm     *commands.ProcessManager
-	redis  *redis.Client    // nil unless an API is served
-	tokens *auth.Service    // nil unless an API is served
-	api    *writeapi.Server // nil unless the write API is served
-	// authenticate is the signed-in routes' middleware, when an API is
-	// served.
+	redis  *redis.Client    // when an API is served
+	tokens *auth.Service    // when an API is served
+	api    *writeapi.Server // when the write API is served
+	// authenticate is the signed-in routes' middleware
 	authenticate func(http.Handler) http.Handler
 	pool         *pgxpool.Pool       // the read models and checkpoints, on DATABASE_URL
 	mongo        *mongo.Client       // the catalogue's server
@@ -62,25 +51,25 @@ type app struct {
 	reads        *readapi.Server
 	metrics      *metrics.Metrics
 
-	ledger   *ledger.Ledger     // the notifier's; nil unless reads are served or it runs
-	notifier *notifier.Notifier // nil unless it runs
-	sender   *mail.Sender       // the notifier's SMTP sender
-
-	ferret *ferret.Server      // the embedded MongoDB-protocol server, if started
-	broker *kafkabroker.Broker // the embedded Kafka-protocol broker, if started
-	sink   *smtpsink.Sink      // the embedded SMTP sink, if started
-	// mongoURI, kafkaBrokers and smtpAddr are what the process connects
-	// to, for the start banner.
+	ledger   *ledger.Ledger // the notifier's, also read by the read API
+	notifier *notifier.Notifier
+	sender   *mail.Sender    // the notifier's SMTP sender
+	local    *standins.Local // the stand-ins the local run started
+	// What the process connects to, for the start banner.
 	mongoURI     string
 	kafkaBrokers []string
 	smtpAddr     string
 }
 
 // buildApp connects to what m needs and wires it, one step per role m
-// runs, after what every role shares. Whatever fails, what was opened is
-// closed again.
+// runs, after what every role shares: the event store and command
+// handlers always; Redis and the tokens when an API is served; the read
+// models' pool for every role; the catalogue's MongoDB when reads are
+// served or projections run. The local run starts the embedded
+// stand-ins for MONGO_URL, KAFKA_BROKERS and SMTP_ADDR when not set.
+// Whatever fails, what was opened is closed again.
 func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app, err error) {
-	a = &app{}
+	a = &app{local: &standins.Local{Log: log}}
 	a.metrics = metrics.New(metrics.Config{Logger: log, Projections: a.reports})
 	defer func() {
 		if err != nil {
@@ -88,7 +77,7 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 			a = nil
 		}
 	}()
-	if a.store, err = openStore(ctx, cfg.EventStoreURL, log); err != nil {
+	if a.store, err = openStore(ctx, cfg, log); err != nil {
 		return a, err
 	}
 	a.cmd = commands.New(commands.Config{
@@ -109,7 +98,7 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 		}
 	}
 	if m.read || m.project {
-		if err := a.connectCatalog(ctx, cfg, log, m.local); err != nil {
+		if err := a.connectCatalog(ctx, cfg, m.local); err != nil {
 			return a, err
 		}
 	}
@@ -152,11 +141,9 @@ func (a *app) connectAuth(ctx context.Context, cfg config, local bool) error {
 	if err := a.redis.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis at %s: %w", opts.Addr, err)
 	}
-	a.tokens, err = auth.New(auth.Config{
-		Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
-		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, KeyPrefix: cfg.RedisPrefix,
-	}, a.redis)
-	if err != nil {
+	tc := cfg.Tokens
+	tc.Secret = secret
+	if a.tokens, err = auth.New(tc, a.redis); err != nil {
 		return fmt.Errorf("JWT_SECRET: %w", err)
 	}
 	a.authenticate = edge.Authenticate(a.tokens, a.cmd.Users)
@@ -167,18 +154,14 @@ func (a *app) connectAuth(ctx context.Context, cfg config, local bool) error {
 // embedded server in the local run without MONGO_URL), which the read API
 // reads and a projector writes, and checks PROJECTION_POLICIES against
 // the projections there are.
-func (a *app) connectCatalog(ctx context.Context, cfg config, log *slog.Logger, local bool) error {
-	var err error
-	a.mongoURI = cfg.MongoURL
-	if a.mongoURI == "" {
-		if !local {
-			return errors.New("MONGO_URL is required (mongodb://host:27017)")
+func (a *app) connectCatalog(ctx context.Context, cfg config, local bool) (err error) {
+	switch a.mongoURI = cfg.MongoURL; {
+	case a.mongoURI == "" && !local:
+		return errors.New("MONGO_URL is required (mongodb://host:27017)")
+	case a.mongoURI == "":
+		if a.mongoURI, err = a.local.MongoDB(ctx, cfg.MongoAddr, cfg.DatabaseURL); err != nil {
+			return err
 		}
-		a.ferret, err = ferret.Start(ctx, ferret.Options{Addr: cfg.MongoAddr, PostgreSQLURL: cfg.DatabaseURL, Logger: log})
-		if err != nil {
-			return fmt.Errorf("embedded MongoDB-protocol server on MONGO_ADDR %s: %w", cfg.MongoAddr, err)
-		}
-		a.mongoURI = a.ferret.URI()
 	}
 	if a.mongo, err = mongo.Connect(options.Client().ApplyURI(a.mongoURI)); err != nil {
 		return fmt.Errorf("MONGO_URL %s: %w", redactURL(a.mongoURI), err)
@@ -192,27 +175,27 @@ func (a *app) connectCatalog(ctx context.Context, cfg config, log *slog.Logger, 
 	return nil
 }
 
+// openStore opens the event store on EVENTSTORE_URL.
+func openStore(ctx context.Context, cfg config, log *slog.Logger) (adapter.Store, error) {
+	s, err := adapter.Open(ctx, cfg.EventStoreURL, log)
+	if errors.Is(err, adapter.ErrScheme) {
+		return nil, fmt.Errorf("EVENTSTORE_URL %s: %w", redactURL(cfg.EventStoreURL), err)
+	}
+	return s, err
+}
+
 // ensureKafka sets kafkaBrokers to KAFKA_BROKERS, or in the local run
 // without it starts the embedded Kafka-protocol broker, once.
-func (a *app) ensureKafka(cfg config, log *slog.Logger, local bool) error {
-	if len(a.kafkaBrokers) > 0 {
-		return nil
-	}
-	a.kafkaBrokers = cfg.KafkaBrokers
-	if len(a.kafkaBrokers) > 0 {
-		return nil
-	}
-	if !local {
+func (a *app) ensureKafka(cfg config, local bool) (err error) {
+	switch {
+	case len(cfg.KafkaBrokers) > 0:
+		a.kafkaBrokers = cfg.KafkaBrokers
+	case !local:
 		return errors.New("KAFKA_BROKERS is required (host:9092,...)")
+	default:
+		a.kafkaBrokers, err = a.local.Kafka(cfg.KafkaAddr, cfg.DataDir)
 	}
-	var err error
-	a.broker, err = kafkabroker.Start(kafkabroker.Options{Addr: cfg.KafkaAddr,
-		DataDir: filepath.Join(cfg.DataDir, "kafka"), Logger: log})
-	if err != nil {
-		return fmt.Errorf("embedded Kafka-protocol broker on KAFKA_ADDR %s: %w", cfg.KafkaAddr, err)
-	}
-	a.kafkaBrokers = a.broker.Addrs()
-	return nil
+	return err
 }
 
 // ensureLedger opens the notifier's ledger on the read models' database
@@ -235,7 +218,7 @@ func (a *app) ensureLedger(ctx context.Context, cfg config) error {
 func (a *app) setupReadModels(ctx context.Context, cfg config) error {
 	for _, p := range pgread.New(a.pool).Projections() {
 		if err := projections.Setup(ctx, a.pool, p); err != nil {
-			return fmt.Errorf("read models on DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
+			return fmt.Errorf("read model %s on DATABASE_URL %s: %w", p.Name(), redactURL(cfg.DatabaseURL), err)
 		}
 	}
 	return nil
@@ -244,7 +227,7 @@ func (a *app) setupReadModels(ctx context.Context, cfg config) error {
 // pmFailures is the order process manager's list of failing orders, in
 // the read models' database.
 func (a *app) pmFailures() projections.Failures {
-	return projections.Failures{Pool: a.pool, Worker: processManagerLock}
+	return projections.Failures{Pool: a.pool, Worker: commands.ProcessManagerLock}
 }
 
 // projectionNames names every projection of the system, whichever
@@ -286,46 +269,32 @@ func projectionMetrics(reps []projections.Report) []metrics.ProjectionReport {
 	return out
 }
 
-// Close closes what buildApp opened. Stop the runners first.
+// Close closes what buildApp opened, the connections after what uses
+// them. Stop the runners first.
 func (a *app) Close() error {
 	var errs []error
-	if a.pub != nil {
-		errs = append(errs, a.pub.Close())
+	closing := func(open bool, close func() error) {
+		if open {
+			errs = append(errs, close())
+		}
 	}
-	if a.broker != nil {
-		a.broker.Close()
-	}
-	if a.sink != nil {
-		errs = append(errs, a.sink.Close())
-	}
-	if a.mongo != nil {
-		errs = append(errs, a.mongo.Disconnect(context.Background()))
-	}
-	if a.ferret != nil {
-		a.ferret.Close()
-	}
-	if a.pool != nil {
-		a.pool.Close()
-	}
-	if a.redis != nil {
-		errs = append(errs, a.redis.Close())
-	}
-	if a.store != nil {
-		errs = append(errs, a.store.Close())
-	}
+	closing(a.pub != nil, func() error { return a.pub.Close() })
+	closing(a.mongo != nil, func() error { return a.mongo.Disconnect(context.Background()) })
+	closing(a.local != nil, a.local.Close)
+	closing(a.pool != nil, func() error { a.pool.Close(); return nil })
+	closing(a.redis != nil, func() error { return a.redis.Close() })
+	closing(a.store != nil, func() error { return a.store.Close() })
 	return errors.Join(errs...)
 }
 
-// jwtSecret is JWT_SECRET, or for the local run a random secret made once
-// and kept in DATA_DIR/jwt-secret so tokens survive restarts.
+// jwtSecret is JWT_SECRET (auth.New checks its length), or for the local
+// run a random secret made once and kept in DATA_DIR/jwt-secret so tokens
+// survive restarts.
 func jwtSecret(cfg config, local bool) ([]byte, error) {
-	if cfg.JWTSecret != "" {
-		if len(cfg.JWTSecret) < 32 {
-			return nil, errors.New("JWT_SECRET: want at least 32 characters")
-		}
+	switch {
+	case cfg.JWTSecret != "":
 		return []byte(cfg.JWTSecret), nil
-	}
-	if !local {
+	case !local:
 		return nil, errors.New("JWT_SECRET is required (at least 32 random characters)")
 	}
 	secret, err := auth.SecretFile(cfg.DataDir)

@@ -3,31 +3,42 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/edge/gateway"
+	"github.com/eventshop/eventshop/internal/platform/environ"
+	"github.com/eventshop/eventshop/internal/services/auth"
+	"github.com/eventshop/eventshop/internal/services/mail"
+	"github.com/eventshop/eventshop/notifications/notifier"
+	"github.com/eventshop/eventshop/notifications/templates"
 	"github.com/eventshop/eventshop/projections"
 )
 
-// config is everything the environment can set.
+// config is everything the environment can set. Where a package has a
+// configuration of its own, config holds it as read, and the build steps
+// add what only the running process has (connections, loggers).
 type config struct {
 	HTTPAddr        string
 	DatabaseURL     string
 	EventStoreURL   string
 	RedisURL        string
-	RedisPrefix     string
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+	AdminEmail      string
+	AdminPassword   string
+	DataDir         string
 
-	JWTSecret      string
-	JWTIssuer      string
-	JWTAudience    string
-	AccessTTL      time.Duration
-	RefreshTTL     time.Duration
+	// JWTSecret is the tokens' key; empty in the local run makes one in
+	// DATA_DIR. Tokens is the rest of the tokens' settings.
+	JWTSecret string
+	Tokens    auth.Config
+	Logins    auth.LoginLimits
+	// Gateway is the rate limits per client IP (0 disables one), CORS
+	// origins (none: no CORS), the body limit and the Redis key prefix.
+	Gateway gateway.Config
+
 	PaymentTimeout time.Duration
 	PlacementGrace time.Duration
 	SagaTick       time.Duration
@@ -35,23 +46,6 @@ type config struct {
 	// keeps failing, by name (PROJECTION_POLICIES); a projection not
 	// named parks (projections.PolicyPark).
 	ProjectionPolicies map[string]string
-	LoginPerAccount    int
-	LoginPerIP         int
-	LoginWindow        time.Duration
-	TrustProxy         bool
-
-	// The gateway in front of every route (internal/edge/gateway): rate limits
-	// per client IP (0 disables one), CORS origins (none: no CORS), and the
-	// body limit.
-	RateLimitPerSecond     int
-	RateLimitBurst         int
-	AuthRateLimitPerMinute int
-	CORSAllowedOrigins     []string
-	MaxBodyBytes           int64
-
-	AdminEmail    string
-	AdminPassword string
-	DataDir       string
 
 	// MongoURL is the catalogue's MongoDB; empty in the local run starts
 	// the embedded MongoDB-protocol server on MongoAddr.
@@ -64,25 +58,14 @@ type config struct {
 	KafkaAddr       string
 	KafkaPartitions int
 
-	// SMTPAddr is the notifier's SMTP server; empty in the local run
+	// SMTP is the notifier's SMTP server; an empty Addr in the local run
 	// starts the embedded sink on SMTPSinkAddr.
-	SMTPAddr     string
+	SMTP         mail.Config
 	SMTPSinkAddr string
-	SMTPUsername string
-	SMTPPassword string
-	SMTPTLS      string
-	SMTPFrom     string
-	SMTPTimeout  time.Duration
-	// The notifier's consumer group and retries.
-	NotifierGroup     string
-	NotifyMaxAttempts int
-	NotifyRetryMin    time.Duration
-	NotifyRetryMax    time.Duration
-	NotifyLookup      time.Duration
-	// What the mails say of the shop.
-	ShopName     string
-	ShopURL      string
-	ShopCurrency string
+	// Notifier is the notifier's consumer group, retries and lookups.
+	Notifier notifier.Config
+	// Shop is what the mails say of the shop.
+	Shop templates.Options
 }
 
 // The gateway's default rate limits per client IP. The general one only
@@ -102,8 +85,7 @@ const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/eventshop?sslmode
 // loadConfig reads the configuration from getenv, concern by concern. Its
 // error names every variable that is wrong, never a value.
 func loadConfig(getenv func(string) string) (config, error) {
-	e := &env{}
-	e.getenv = withFiles(getenv, &e.errs)
+	e := environ.New(getenv)
 	var cfg config
 	cfg.loadProcess(e)
 	cfg.loadDatabases(e)
@@ -112,62 +94,63 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg.loadLimits(e)
 	cfg.loadKafka(e)
 	cfg.loadMail(e)
-	if len(e.errs) > 0 {
-		return config{}, fmt.Errorf("configuration: %s", strings.Join(e.errs, "; "))
+	if err := e.Err(); err != nil {
+		return config{}, err
 	}
 	return cfg, nil
 }
 
 // loadProcess reads what every process has: its address, log level,
 // shutdown timeout, data directory and first admin.
-func (cfg *config) loadProcess(e *env) {
-	cfg.HTTPAddr = e.get("HTTP_ADDR", "127.0.0.1:8080")
-	cfg.ShutdownTimeout = e.dur("SHUTDOWN_TIMEOUT", "15s")
-	if err := cfg.LogLevel.UnmarshalText([]byte(e.get("LOG_LEVEL", "info"))); err != nil {
-		e.errs = append(e.errs, "LOG_LEVEL: want debug, info, warn or error")
+func (cfg *config) loadProcess(e *environ.Reader) {
+	cfg.HTTPAddr = e.Get("HTTP_ADDR", "127.0.0.1:8080")
+	cfg.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", "15s")
+	if err := cfg.LogLevel.UnmarshalText([]byte(e.Get("LOG_LEVEL", "info"))); err != nil {
+		e.Fail("LOG_LEVEL: want debug, info, warn or error")
 	}
-	cfg.AdminEmail = e.get("ADMIN_EMAIL", "")
-	cfg.AdminPassword = e.getenv("ADMIN_PASSWORD")
-	cfg.DataDir = e.get("DATA_DIR", ".data")
+	cfg.AdminEmail = e.Get("ADMIN_EMAIL", "")
+	cfg.AdminPassword = e.Raw("ADMIN_PASSWORD")
+	cfg.DataDir = e.Get("DATA_DIR", ".data")
 }
 
 // loadDatabases reads where the event store, the read models, Redis and
 // MongoDB are.
-func (cfg *config) loadDatabases(e *env) {
-	cfg.DatabaseURL = e.get("DATABASE_URL", defaultDatabaseURL)
-	cfg.EventStoreURL = e.get("EVENTSTORE_URL", cfg.DatabaseURL)
-	cfg.RedisURL = e.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-	cfg.RedisPrefix = e.get("REDIS_KEY_PREFIX", "eventshop:")
-	cfg.MongoURL = e.get("MONGO_URL", "")
-	cfg.MongoDatabase = e.get("MONGO_DATABASE", "eventshop")
-	cfg.MongoAddr = e.get("MONGO_ADDR", "127.0.0.1:27017")
+func (cfg *config) loadDatabases(e *environ.Reader) {
+	cfg.DatabaseURL = e.Get("DATABASE_URL", defaultDatabaseURL)
+	cfg.EventStoreURL = e.Get("EVENTSTORE_URL", cfg.DatabaseURL)
+	cfg.RedisURL = e.Get("REDIS_URL", "redis://127.0.0.1:6379/0")
+	cfg.Tokens.KeyPrefix = e.Get("REDIS_KEY_PREFIX", "eventshop:")
+	cfg.Gateway.KeyPrefix = cfg.Tokens.KeyPrefix
+	cfg.MongoURL = e.Get("MONGO_URL", "")
+	cfg.MongoDatabase = e.Get("MONGO_DATABASE", "eventshop")
+	cfg.MongoAddr = e.Get("MONGO_ADDR", "127.0.0.1:27017")
 }
 
 // loadAuth reads the tokens' settings and the limits on failed sign-ins.
-func (cfg *config) loadAuth(e *env) {
-	cfg.JWTSecret = e.getenv("JWT_SECRET")
-	cfg.JWTIssuer = e.get("JWT_ISSUER", "eventshop")
-	cfg.JWTAudience = e.get("JWT_AUDIENCE", "eventshop-api")
-	cfg.AccessTTL = e.dur("ACCESS_TOKEN_TTL", "15m")
-	cfg.RefreshTTL = e.dur("REFRESH_TOKEN_TTL", "168h")
-	cfg.LoginPerAccount = e.num("LOGIN_FAILURES_PER_ACCOUNT", 5)
-	cfg.LoginPerIP = e.num("LOGIN_FAILURES_PER_IP", 20)
-	cfg.LoginWindow = e.dur("LOGIN_FAILURE_WINDOW", "15m")
-	cfg.TrustProxy = e.get("TRUST_PROXY_HEADERS", "false") == "true"
+func (cfg *config) loadAuth(e *environ.Reader) {
+	cfg.JWTSecret = e.Raw("JWT_SECRET")
+	cfg.Tokens.Issuer = e.Get("JWT_ISSUER", "eventshop")
+	cfg.Tokens.Audience = e.Get("JWT_AUDIENCE", "eventshop-api")
+	cfg.Tokens.AccessTTL = e.Duration("ACCESS_TOKEN_TTL", "15m")
+	cfg.Tokens.RefreshTTL = e.Duration("REFRESH_TOKEN_TTL", "168h")
+	cfg.Logins.PerAccount = e.Int("LOGIN_FAILURES_PER_ACCOUNT", 5)
+	cfg.Logins.PerIP = e.Int("LOGIN_FAILURES_PER_IP", 20)
+	cfg.Logins.Window = e.Duration("LOGIN_FAILURE_WINDOW", "15m")
+	cfg.Gateway.TrustProxy = e.Bool("TRUST_PROXY_HEADERS")
 }
 
 // loadOrders reads the order process manager's timings and the
 // projections' policies.
-func (cfg *config) loadOrders(e *env) {
-	cfg.PaymentTimeout = e.dur("ORDER_PAYMENT_TIMEOUT", "15m")
-	cfg.PlacementGrace = e.dur("ORDER_PLACEMENT_GRACE", "60s")
-	cfg.SagaTick = e.dur("SAGA_TICK", "1s")
+func (cfg *config) loadOrders(e *environ.Reader) {
+	cfg.PaymentTimeout = e.Duration("ORDER_PAYMENT_TIMEOUT", "15m")
+	cfg.PlacementGrace = e.Duration("ORDER_PLACEMENT_GRACE", "60s")
+	cfg.SagaTick = e.Duration("SAGA_TICK", "1s")
 	cfg.ProjectionPolicies = map[string]string{}
-	for _, kv := range e.list("PROJECTION_POLICIES") {
+	for _, kv := range e.List("PROJECTION_POLICIES") {
 		name, policy, ok := strings.Cut(kv, "=")
 		name, policy = strings.TrimSpace(name), strings.TrimSpace(policy)
 		if err := projections.CheckPolicy(policy); !ok || name == "" || err != nil {
-			e.errs = append(e.errs, fmt.Sprintf("PROJECTION_POLICIES: %q: want name=park or name=halt, comma-separated", kv))
+			e.Fail(fmt.Sprintf("PROJECTION_POLICIES: %q: want name=park or name=halt, comma-separated", kv))
 			continue
 		}
 		cfg.ProjectionPolicies[name] = policy
@@ -175,124 +158,57 @@ func (cfg *config) loadOrders(e *env) {
 }
 
 // loadLimits reads the gateway's rate limits, body limit and CORS origins.
-func (cfg *config) loadLimits(e *env) {
-	cfg.RateLimitPerSecond = e.rate("RATE_LIMIT_PER_SECOND", defaultRatePerSecond)
-	cfg.AuthRateLimitPerMinute = e.rate("AUTH_RATE_LIMIT_PER_MINUTE", defaultAuthRatePerMinute)
+func (cfg *config) loadLimits(e *environ.Reader) {
+	g := &cfg.Gateway
+	g.PerSecond = e.Limit("RATE_LIMIT_PER_SECOND", defaultRatePerSecond)
+	g.AuthPerMinute = e.Limit("AUTH_RATE_LIMIT_PER_MINUTE", defaultAuthRatePerMinute)
 	// The burst defaults to two seconds' worth of the rate.
-	cfg.RateLimitBurst = e.num("RATE_LIMIT_BURST", max(2*cfg.RateLimitPerSecond, 1))
-	cfg.MaxBodyBytes = int64(e.num("MAX_BODY_BYTES", edge.MaxBodyBytes))
-	if cfg.MaxBodyBytes > edge.MaxBodyBytes {
+	g.Burst = e.Int("RATE_LIMIT_BURST", max(2*g.PerSecond, 1))
+	g.MaxBodyBytes = int64(e.Int("MAX_BODY_BYTES", edge.MaxBodyBytes))
+	if g.MaxBodyBytes > edge.MaxBodyBytes {
 		// The write API reads JSON bodies through its own 1 MiB limit
 		// (API.md), so a larger gateway limit would promise what it cannot
 		// keep.
-		e.errs = append(e.errs, fmt.Sprintf("MAX_BODY_BYTES: at most %d (1 MiB, the write API's own limit)", edge.MaxBodyBytes))
+		e.Fail(fmt.Sprintf("MAX_BODY_BYTES: at most %d (1 MiB, the write API's own limit)", edge.MaxBodyBytes))
 	}
-	for _, o := range e.list("CORS_ALLOWED_ORIGINS") {
+	for _, o := range e.List("CORS_ALLOWED_ORIGINS") {
 		if err := gateway.CheckOrigin(o); err != nil {
-			e.errs = append(e.errs, "CORS_ALLOWED_ORIGINS: "+strings.TrimPrefix(err.Error(), "gateway: "))
+			e.Fail("CORS_ALLOWED_ORIGINS: " + strings.TrimPrefix(err.Error(), "gateway: "))
 		}
-		cfg.CORSAllowedOrigins = append(cfg.CORSAllowedOrigins, o)
+		g.AllowedOrigins = append(g.AllowedOrigins, o)
 	}
 }
 
 // loadKafka reads where Kafka is.
-func (cfg *config) loadKafka(e *env) {
-	cfg.KafkaBrokers = e.list("KAFKA_BROKERS")
-	cfg.KafkaAddr = e.get("KAFKA_ADDR", "127.0.0.1:9092")
-	cfg.KafkaPartitions = e.num("KAFKA_PARTITIONS", 3)
+func (cfg *config) loadKafka(e *environ.Reader) {
+	cfg.KafkaBrokers = e.List("KAFKA_BROKERS")
+	cfg.KafkaAddr = e.Get("KAFKA_ADDR", "127.0.0.1:9092")
+	cfg.KafkaPartitions = e.Int("KAFKA_PARTITIONS", 3)
+}
+
+// brokers is KAFKA_BROKERS, or else the local run's embedded broker on
+// KAFKA_ADDR, for the commands that read what a running system publishes.
+func (cfg config) brokers() []string {
+	if len(cfg.KafkaBrokers) > 0 {
+		return cfg.KafkaBrokers
+	}
+	return []string{cfg.KafkaAddr}
 }
 
 // loadMail reads the notifier's SMTP server, retries and shop.
-func (cfg *config) loadMail(e *env) {
-	cfg.SMTPAddr = e.get("SMTP_ADDR", "")
-	cfg.SMTPSinkAddr = e.get("SMTP_SINK_ADDR", "127.0.0.1:1025")
-	cfg.SMTPUsername = e.get("SMTP_USERNAME", "")
-	cfg.SMTPPassword = e.getenv("SMTP_PASSWORD")
-	cfg.SMTPTLS = e.get("SMTP_TLS", "")
-	cfg.SMTPFrom = e.get("SMTP_FROM", "eventshop <no-reply@eventshop.local>")
-	cfg.SMTPTimeout = e.dur("SMTP_TIMEOUT", "10s")
-	cfg.NotifierGroup = e.get("NOTIFIER_GROUP", "eventshop-notifier")
-	cfg.NotifyMaxAttempts = e.num("NOTIFY_MAX_ATTEMPTS", 5)
-	cfg.NotifyRetryMin = e.dur("NOTIFY_RETRY_MIN", "1s")
-	cfg.NotifyRetryMax = e.dur("NOTIFY_RETRY_MAX", "1m")
-	cfg.NotifyLookup = e.dur("NOTIFY_LOOKUP_TIMEOUT", "2m")
-	cfg.ShopName = e.get("SHOP_NAME", "eventshop")
-	cfg.ShopURL = e.get("SHOP_URL", "")
-	cfg.ShopCurrency = e.getenv("SHOP_CURRENCY")
-}
-
-// env reads variables, collecting in errs what is wrong with them.
-type env struct {
-	getenv func(string) string
-	errs   []string
-}
-
-// get is key trimmed, or def when it is empty.
-func (e *env) get(key, def string) string {
-	if v := strings.TrimSpace(e.getenv(key)); v != "" {
-		return v
+func (cfg *config) loadMail(e *environ.Reader) {
+	cfg.SMTP = mail.Config{
+		Addr: e.Get("SMTP_ADDR", ""), Username: e.Get("SMTP_USERNAME", ""), Password: e.Raw("SMTP_PASSWORD"),
+		TLS: e.Get("SMTP_TLS", ""), From: e.Get("SMTP_FROM", "eventshop <no-reply@eventshop.local>"),
+		Timeout: e.Duration("SMTP_TIMEOUT", "10s"),
 	}
-	return def
-}
-
-// dur is a positive duration.
-func (e *env) dur(key, def string) time.Duration {
-	d, err := time.ParseDuration(e.get(key, def))
-	if err != nil || d <= 0 {
-		e.errs = append(e.errs, key+": want a positive duration such as "+def)
+	cfg.SMTPSinkAddr = e.Get("SMTP_SINK_ADDR", "127.0.0.1:1025")
+	cfg.Notifier = notifier.Config{
+		GroupID: e.Get("NOTIFIER_GROUP", "eventshop-notifier"), MaxAttempts: e.Int("NOTIFY_MAX_ATTEMPTS", 5),
+		RetryMin: e.Duration("NOTIFY_RETRY_MIN", "1s"), RetryMax: e.Duration("NOTIFY_RETRY_MAX", "1m"),
+		LookupTimeout: e.Duration("NOTIFY_LOOKUP_TIMEOUT", "2m"),
 	}
-	return d
-}
-
-// num is a positive whole number.
-func (e *env) num(key string, def int) int {
-	n, err := strconv.Atoi(e.get(key, strconv.Itoa(def)))
-	if err != nil || n <= 0 {
-		e.errs = append(e.errs, fmt.Sprintf("%s: want a positive whole number such as %d", key, def))
-	}
-	return n
-}
-
-// rate is a limit where 0 turns it off.
-func (e *env) rate(key string, def int) int {
-	n, err := strconv.Atoi(e.get(key, strconv.Itoa(def)))
-	if err != nil || n < 0 {
-		e.errs = append(e.errs, fmt.Sprintf("%s: want a whole number such as %d, or 0 for no limit", key, def))
-	}
-	return n
-}
-
-// list is a comma-separated list, each item trimmed, empty ones dropped.
-func (e *env) list(key string) []string {
-	var out []string
-	for _, v := range strings.Split(e.get(key, ""), ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// withFiles returns getenv in which any variable NAME may instead be given
-// as NAME_FILE, the path of a file holding the value (trailing newlines
-// dropped): Docker and Kubernetes secrets are mounted as files. Setting
-// both, or a file that cannot be read, adds to errs a message naming the
-// variable, never the value.
-func withFiles(getenv func(string) string, errs *[]string) func(string) string {
-	return func(key string) string {
-		path := strings.TrimSpace(getenv(key + "_FILE"))
-		if path == "" {
-			return getenv(key)
-		}
-		if getenv(key) != "" {
-			*errs = append(*errs, key+" and "+key+"_FILE are both set; set one")
-			return ""
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			*errs = append(*errs, key+"_FILE: "+err.Error())
-			return ""
-		}
-		return strings.TrimRight(string(b), "\r\n")
+	cfg.Shop = templates.Options{
+		ShopName: e.Get("SHOP_NAME", "eventshop"), BaseURL: e.Get("SHOP_URL", ""), Currency: e.Raw("SHOP_CURRENCY"),
 	}
 }

@@ -131,20 +131,20 @@ func TestGatewayConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.RateLimitPerSecond != 50 || cfg.RateLimitBurst != 100 || cfg.AuthRateLimitPerMinute != 60 ||
-		cfg.MaxBodyBytes != 1<<20 || cfg.CORSAllowedOrigins != nil {
+	if cfg.Gateway.PerSecond != 50 || cfg.Gateway.Burst != 100 || cfg.Gateway.AuthPerMinute != 60 ||
+		cfg.Gateway.MaxBodyBytes != 1<<20 || cfg.Gateway.AllowedOrigins != nil {
 		t.Errorf("defaults: %d/s burst %d, auth %d/min, body %d, origins %v",
-			cfg.RateLimitPerSecond, cfg.RateLimitBurst, cfg.AuthRateLimitPerMinute, cfg.MaxBodyBytes, cfg.CORSAllowedOrigins)
+			cfg.Gateway.PerSecond, cfg.Gateway.Burst, cfg.Gateway.AuthPerMinute, cfg.Gateway.MaxBodyBytes, cfg.Gateway.AllowedOrigins)
 	}
 	cfg, err = load("RATE_LIMIT_PER_SECOND", "10", "AUTH_RATE_LIMIT_PER_MINUTE", "0", "MAX_BODY_BYTES", "4096",
 		"CORS_ALLOWED_ORIGINS", " https://a.example , http://localhost:5173,")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.RateLimitBurst != 20 || cfg.AuthRateLimitPerMinute != 0 || cfg.MaxBodyBytes != 4096 ||
-		strings.Join(cfg.CORSAllowedOrigins, " ") != "https://a.example http://localhost:5173" {
+	if cfg.Gateway.Burst != 20 || cfg.Gateway.AuthPerMinute != 0 || cfg.Gateway.MaxBodyBytes != 4096 ||
+		strings.Join(cfg.Gateway.AllowedOrigins, " ") != "https://a.example http://localhost:5173" {
 		t.Errorf("set: burst %d, auth %d/min, body %d, origins %q",
-			cfg.RateLimitBurst, cfg.AuthRateLimitPerMinute, cfg.MaxBodyBytes, cfg.CORSAllowedOrigins)
+			cfg.Gateway.Burst, cfg.Gateway.AuthPerMinute, cfg.Gateway.MaxBodyBytes, cfg.Gateway.AllowedOrigins)
 	}
 	for _, kv := range [][2]string{
 		{"RATE_LIMIT_PER_SECOND", "-1"}, {"RATE_LIMIT_PER_SECOND", "fast"}, {"RATE_LIMIT_BURST", "0"},

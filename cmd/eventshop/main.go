@@ -7,16 +7,17 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
+	"github.com/eventshop/eventshop/internal/platform/cli"
 	"github.com/eventshop/eventshop/internal/platform/correlation"
+	"github.com/eventshop/eventshop/internal/platform/environ"
 )
 
 func main() {
@@ -28,21 +29,24 @@ func main() {
 		stop()
 	}()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, errUsage) {
+		if !errors.Is(err, cli.ErrUsage) {
 			fmt.Fprintln(os.Stderr, "eventshop:", err)
 		}
 		os.Exit(1)
 	}
 }
 
-var errUsage = errors.New("usage")
-
 //go:embed usage/eventshop.txt
 var usage string
 
 // run is the whole program: main only wires the process to it, and tests
 // call it directly.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	defer func() {
+		if errors.Is(err, flag.ErrHelp) {
+			err = nil // the usage asked for is printed
+		}
+	}()
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
@@ -53,16 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cmd = args[0]
 	}
 	switch cmd {
-	case "serve":
-		return serve(ctx, cfg, log, stdout, modeServe)
-	case "writeapi":
-		return serve(ctx, cfg, log, stdout, modeWriteAPI)
-	case "readapi":
-		return serve(ctx, cfg, log, stdout, modeReadAPI)
-	case "projector":
-		return serve(ctx, cfg, log, stdout, modeProjector)
-	case "notifier":
-		return serve(ctx, cfg, log, stdout, modeNotifier)
+	case "serve", "writeapi", "readapi", "projector", "notifier":
+		return serve(ctx, cfg, log, stdout, modes[cmd])
 	case "replay":
 		return replayCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	case "create-admin":
@@ -80,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	default:
 		fmt.Fprintf(stderr, "eventshop: unknown command %q\n\n%s", cmd, usage)
-		return errUsage
+		return cli.ErrUsage
 	}
 }
 
@@ -108,23 +104,5 @@ func createAdmin(ctx context.Context, cfg config, log *slog.Logger, stdout io.Wr
 	return nil
 }
 
-// redactURL shows a connection URL without its password, in the user
-// part or as a parameter, for logs and errors; what does not parse as a
-// URL with a scheme is not shown at all.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Opaque != "" || u.Host == "" {
-		return "(not a URL)"
-	}
-	q := u.Query()
-	for k := range q {
-		lk := strings.ToLower(k)
-		for _, secret := range []string{"password", "secret", "token", "authmechanismproperties"} {
-			if strings.Contains(lk, secret) {
-				q.Set(k, "xxxxx")
-			}
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.Redacted()
-}
+// redactURL shows a connection URL without its secrets.
+var redactURL = environ.RedactURL

@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/projections"
-	pgread "github.com/eventshop/eventshop/projections/postgres"
 )
 
 // migrate applies the event store's migrations (on EVENTSTORE_URL) and
@@ -19,7 +18,7 @@ import (
 // would create the same at start, under the same locks; this makes it one
 // step an operator can watch.
 func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
-	store, err := openStore(ctx, cfg.EventStoreURL, log)
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -32,16 +31,7 @@ func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := projections.Migrate(ctx, a.pool); err != nil {
 		return fmt.Errorf("projections on DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
 	}
-	var errs []error
-	for _, p := range pgread.New(a.pool).Projections() {
-		if err := projections.Setup(ctx, a.pool, p); err != nil {
-			errs = append(errs, fmt.Errorf("read model %s: %w", p.Name(), err))
-		}
-	}
-	if err := a.ensureLedger(ctx, cfg); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(a.setupReadModels(ctx, cfg), a.ensureLedger(ctx, cfg)); err != nil {
 		return err
 	}
 	log.Info("read models and notification ledger ready", "database", redactURL(cfg.DatabaseURL))

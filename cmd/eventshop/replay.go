@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
-	"time"
 
+	"github.com/eventshop/eventshop/internal/platform/cli"
+	"github.com/eventshop/eventshop/internal/standins"
 	kafkapub "github.com/eventshop/eventshop/projections/kafka"
 	"github.com/eventshop/eventshop/projections/replay"
 )
@@ -24,9 +21,7 @@ var replayUsage string
 // runners (with the Kafka publisher only when it is named) and hands them
 // to projections/replay.
 func replayCommand(ctx context.Context, cfg config, log *slog.Logger, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, replayUsage); fs.PrintDefaults() }
+	fs := cli.NewFlags("replay", replayUsage, stderr)
 	var names []string
 	fs.Func("projection", "a projection to replay (repeat, or separate with commas)", func(v string) error {
 		for _, n := range strings.Split(v, ",") {
@@ -38,16 +33,11 @@ func replayCommand(ctx context.Context, cfg config, log *slog.Logger, args []str
 	})
 	fromScratch := fs.Bool("from-scratch", false, "rebuild from the first event into a shadow copy, then swap it in")
 	embedded := fs.Bool("embedded", false, "start the local run's embedded MongoDB and Kafka stand-ins when they are not up")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "replay: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return errUsage
+	if err := cli.Check("replay", fs).Err(); err != nil {
+		return err
 	}
 	// Without names, every runner built is replayed: the read models,
 	// since the publisher is built only when named.
@@ -73,17 +63,10 @@ func replayCommand(ctx context.Context, cfg config, log *slog.Logger, args []str
 // servers when they are up and nothing else is configured, so a replay
 // next to `make run` shares them instead of starting its own.
 func attachLocal(cfg config, publish bool) config {
-	up := func(addr string) bool {
-		c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}
-	if cfg.MongoURL == "" && up(cfg.MongoAddr) {
+	if cfg.MongoURL == "" && standins.Up(cfg.MongoAddr) {
 		cfg.MongoURL = "mongodb://" + cfg.MongoAddr + "/"
 	}
-	if publish && len(cfg.KafkaBrokers) == 0 && up(cfg.KafkaAddr) {
+	if publish && len(cfg.KafkaBrokers) == 0 && standins.Up(cfg.KafkaAddr) {
 		cfg.KafkaBrokers = []string{cfg.KafkaAddr}
 	}
 	return cfg

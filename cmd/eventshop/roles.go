@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/eventshop/eventshop/commands"
-	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/edge/idempotency"
 	"github.com/eventshop/eventshop/internal/services/auth"
 	"github.com/eventshop/eventshop/projections"
@@ -20,11 +20,9 @@ import (
 // buildWriteSide builds the write API and the order process manager.
 func (a *app) buildWriteSide(cfg config, log *slog.Logger) {
 	a.api = writeapi.New(writeapi.Config{
-		Authenticate: a.authenticate, Users: a.cmd.Users, Catalog: a.cmd.Catalog, Orders: a.cmd.Orders, Auth: a.tokens, Log: log, TrustProxy: cfg.TrustProxy,
-		Logins: auth.NewLoginLimiter(a.redis, cfg.RedisPrefix, auth.LoginLimits{
-			PerAccount: cfg.LoginPerAccount, PerIP: cfg.LoginPerIP, Window: cfg.LoginWindow,
-		}),
-		Idempotency: idempotency.New(a.redis, idempotency.Config{KeyPrefix: cfg.RedisPrefix}),
+		Authenticate: a.authenticate, Users: a.cmd.Users, Catalog: a.cmd.Catalog, Orders: a.cmd.Orders, Auth: a.tokens, Log: log, TrustProxy: cfg.Gateway.TrustProxy,
+		Logins:      auth.NewLoginLimiter(a.redis, cfg.Tokens.KeyPrefix, cfg.Logins),
+		Idempotency: idempotency.New(a.redis, idempotency.Config{KeyPrefix: cfg.Tokens.KeyPrefix}),
 	})
 	a.pm = commands.NewProcessManager(a.cmd.Orders, cfg.SagaTick, a.pmFailures())
 }
@@ -43,7 +41,7 @@ func (a *app) buildProjector(ctx context.Context, cfg config, log *slog.Logger, 
 	if !publish {
 		return nil
 	}
-	if err := a.ensureKafka(cfg, log, local); err != nil {
+	if err := a.ensureKafka(cfg, local); err != nil {
 		return err
 	}
 	var err error
@@ -59,22 +57,14 @@ func (a *app) buildProjector(ctx context.Context, cfg config, log *slog.Logger, 
 // it creates: it answers from empty ones until a projector fills them),
 // the catalogue and the notification ledger.
 func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger) error {
-	if err := a.setupReadModels(ctx, cfg); err != nil {
+	if err := errors.Join(a.setupReadModels(ctx, cfg), a.ensureLedger(ctx, cfg)); err != nil {
 		return err
 	}
-	if err := a.ensureLedger(ctx, cfg); err != nil {
-		return err
-	}
+	admin := projections.Admin{Pool: a.pool}
 	a.reads = readapi.New(readapi.Config{
-		Reads: pgread.New(a.pool), Catalog: a.catalog, Log: a.store, Logger: log,
-		Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
-			return projections.Checkpoint(ctx, a.pool, name)
-		},
-		Orders: a.cmd.Orders, Streams: a.store,
-		Projections:   a.projectionNames(),
-		Admin:         projections.Admin{Pool: a.pool},
-		Failures:      a.pmFailures(),
-		Notifications: a.ledger,
+		Reads: pgread.New(a.pool), Catalog: a.catalog, Log: a.store, Logger: log, Checkpoint: admin.Checkpoint,
+		Orders: a.cmd.Orders, Streams: a.store, Projections: a.projectionNames(), Admin: admin,
+		Failures: a.pmFailures(), Notifications: a.ledger,
 	})
 	return nil
 }

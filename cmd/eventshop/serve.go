@@ -11,8 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/commands/demo"
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/edge/gateway"
@@ -39,13 +38,14 @@ type mode struct {
 	notify bool
 }
 
-var (
-	modeServe     = mode{local: true, write: true, read: true, project: true, notify: true}
-	modeWriteAPI  = mode{write: true}
-	modeReadAPI   = mode{read: true}
-	modeProjector = mode{project: true}
-	modeNotifier  = mode{notify: true}
-)
+// modes is the mode of each subcommand that serves.
+var modes = map[string]mode{
+	"serve":     {local: true, write: true, read: true, project: true, notify: true},
+	"writeapi":  {write: true},
+	"readapi":   {read: true},
+	"projector": {project: true},
+	"notifier":  {notify: true},
+}
 
 // serve runs the HTTP server, and the workers of m (the order process
 // manager, the projection runners, the notifier), until ctx ends; then it
@@ -100,21 +100,23 @@ func (a *app) banner(stdout io.Writer, base string, m mode) {
 	fmt.Fprintf(stdout, "  metrics    %s/metrics\n", base)
 	fmt.Fprintf(stdout, "  health     %s/healthz\n  readiness  %s/readyz\n", base, base)
 	if a.mongoURI != "" {
-		fmt.Fprintf(stdout, "  mongodb    %s%s\n", redactURL(a.mongoURI), embedded(a.ferret != nil))
+		fmt.Fprintf(stdout, "  mongodb    %s%s\n", redactURL(a.mongoURI), a.local.Mark("mongodb"))
 	}
 	if len(a.kafkaBrokers) > 0 {
-		fmt.Fprintf(stdout, "  kafka      %s%s\n", strings.Join(a.kafkaBrokers, ","), embedded(a.broker != nil))
+		fmt.Fprintf(stdout, "  kafka      %s%s\n", strings.Join(a.kafkaBrokers, ","), a.local.Mark("kafka"))
 	}
 	if a.smtpAddr != "" {
-		fmt.Fprintf(stdout, "  smtp       %s%s\n", a.smtpAddr, embedded(a.sink != nil))
+		fmt.Fprintf(stdout, "  smtp       %s%s\n", a.smtpAddr, a.local.Mark("smtp"))
 	}
-	if a.sink != nil {
+	if a.local.Mail() != nil {
 		fmt.Fprintf(stdout, "  mail       %s/dev/mail (what the SMTP sink received)\n", base)
 	}
 }
 
 // startWorkers starts the workers of m on a context that ctx ending does
-// not end, and returns what stops them and waits for them.
+// not end, and returns what stops them and waits for them. The order
+// process manager and the notifier start again, after 1 s doubling to
+// 30 s, whenever they end early.
 func (a *app) startWorkers(ctx context.Context, log *slog.Logger, m mode) (stop func()) {
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -123,15 +125,15 @@ func (a *app) startWorkers(ctx context.Context, log *slog.Logger, m mode) (stop 
 		// (projections.Exclusive: the others wait to take over); its
 		// subscription failing, or the lock lost, starts it again.
 		wg.Go(func() {
-			keepRunning(wctx, log, "order process manager", func(ctx context.Context) error {
-				return projections.Exclusive(ctx, a.pool, processManagerLock, time.Second, log, a.pm.Run)
+			retry.Forever(wctx, log, "order process manager", time.Second, 30*time.Second, func(ctx context.Context) error {
+				return projections.Exclusive(ctx, a.pool, commands.ProcessManagerLock, time.Second, log, a.pm.Run)
 			})
 		})
 	}
 	if m.notify {
 		// Every notifier is a member of one consumer group: they share
 		// the partitions.
-		wg.Go(func() { keepRunning(wctx, log, "notifier", a.notifier.Run) })
+		wg.Go(func() { retry.Forever(wctx, log, "notifier", time.Second, 30*time.Second, a.notifier.Run) })
 	}
 	if m.project {
 		for _, rn := range a.runners {
@@ -145,32 +147,20 @@ func (a *app) startWorkers(ctx context.Context, log *slog.Logger, m mode) (stop 
 	return func() { stopWorkers(); wg.Wait() }
 }
 
-// keepRunning runs run until ctx ends, starting it again with backoff
-// (1 s doubling to 30 s) whenever it returns early.
-func keepRunning(ctx context.Context, log *slog.Logger, what string, run func(context.Context) error) {
-	retry.Forever(ctx, log, what, time.Second, 30*time.Second, run)
-}
-
-// processManagerLock names the lock of the order process manager.
-const processManagerLock = "saga.orders"
-
 // newGateway is the gateway in front of every route (internal/edge/gateway):
 // security headers and the body limit always; where an API is served (and
 // so Redis is at hand), the rate limits per client IP and CORS too.
 func newGateway(a *app, cfg config, log *slog.Logger) (*gateway.Gateway, error) {
-	gc := gateway.Config{
-		KeyPrefix: cfg.RedisPrefix, TrustProxy: cfg.TrustProxy, MaxBodyBytes: cfg.MaxBodyBytes,
-		// The interactive API reference loads its own scripts, styles and
-		// the OpenAPI document.
-		PathCSP: map[string]string{"/docs": gateway.DocsCSP},
+	gc := cfg.Gateway
+	// The interactive API reference loads its own scripts, styles and the
+	// OpenAPI document.
+	gc.PathCSP = map[string]string{"/docs": gateway.DocsCSP}
+	if a.redis == nil {
+		// No API is served, so neither rate limits nor CORS apply.
+		gc.PerSecond, gc.Burst, gc.AuthPerMinute, gc.AllowedOrigins = 0, 0, 0, nil
+		return gateway.New(gc, nil, log)
 	}
-	var rdb redis.UniversalClient // a nil *redis.Client would not be a nil interface
-	if a.redis != nil {
-		rdb = a.redis
-		gc.PerSecond, gc.Burst, gc.AuthPerMinute = cfg.RateLimitPerSecond, cfg.RateLimitBurst, cfg.AuthRateLimitPerMinute
-		gc.AllowedOrigins = cfg.CORSAllowedOrigins
-	}
-	return gateway.New(gc, rdb, log)
+	return gateway.New(gc, a.redis, log)
 }
 
 // routes is every route m serves, on one router (read and write routes
@@ -180,10 +170,10 @@ func routes(a *app, gw *gateway.Gateway, log *slog.Logger, m mode) http.Handler 
 		Metrics: a.metrics.Handler(), Measure: a.metrics.Middleware,
 		Checks: a.readiness(), Docs: m.write || m.read, Log: log,
 	})
-	if a.sink != nil {
+	if mail := a.local.Mail(); mail != nil {
 		// The local run's captured mail; the sink is only ever started
 		// there.
-		r.Method(http.MethodGet, "/dev/mail", a.sink.Handler())
+		r.Method(http.MethodGet, "/dev/mail", mail)
 	}
 	if m.write {
 		a.api.Routes(r)
@@ -219,12 +209,4 @@ func (a *app) readiness() []edge.Check {
 		checks = append(checks, edge.Check{Name: "smtp", Ping: a.sender.Ping})
 	}
 	return checks
-}
-
-// embedded marks an address in the start banner as the embedded stand-in.
-func embedded(yes bool) string {
-	if yes {
-		return " (embedded)"
-	}
-	return ""
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/eventshop/eventshop/internal/platform/cli"
 	"github.com/eventshop/eventshop/published"
 )
 
@@ -149,4 +150,31 @@ func render(m kafka.Message) ([]byte, error) {
 		return nil, fmt.Errorf("encode output line: %w", err)
 	}
 	return append(line, '\n'), derr
+}
+
+// ParseArgs reads the flags of `eventshop consume` into Options, every
+// one but Brokers. It returns flag.ErrHelp for -h and cli.ErrUsage for a
+// flag it cannot parse, both with the usage printed on stderr.
+func ParseArgs(args []string, stderr io.Writer) (Options, error) {
+	fs := cli.NewFlags("eventshop consume", "Usage: eventshop consume [flags]\n\nFlags:\n", stderr)
+	var o Options
+	topics := fs.String("topics", strings.Join(published.Topics(), ","), "comma-separated `topics` to read")
+	fs.StringVar(&o.Group, "group", "", "consume as consumer group `name`, committing after each printed message")
+	fs.BoolVar(&o.FromBeginning, "from-beginning", false,
+		"start at the first offset (with --group: where the group has no committed offset); otherwise at the end")
+	fs.IntVar(&o.Max, "max", 0, "exit after `n` messages (0: no limit)")
+	fs.DurationVar(&o.Timeout, "timeout", 0, "exit after `duration` without a message (0: never)")
+	if err := cli.Parse(fs, args); err != nil {
+		return o, err
+	}
+	for _, t := range strings.Split(*topics, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			o.Topics = append(o.Topics, t)
+		}
+	}
+	p := cli.Check("consume", fs)
+	p.If(len(o.Topics) == 0, "--topics: name at least one topic")
+	p.If(o.Max < 0, "--max: want 0 or more")
+	p.If(o.Timeout < 0, "--timeout: want 0 or a positive duration")
+	return o, p.Err()
 }

@@ -1,8 +1,11 @@
-package main
+// Package adapter opens the event store a URL names: PostgreSQL for
+// postgres:// and postgresql://, EventStoreDB for esdb:// and
+// esdb+discover://.
+package adapter
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"strings"
 
@@ -11,16 +14,19 @@ import (
 	"github.com/eventshop/eventshop/eventstore/postgres"
 )
 
-// store is an event store the process can check and close.
-type store interface {
+// Store is an event store a process can check and close.
+type Store interface {
 	eventstore.Store
 	Ping(ctx context.Context) error
 	Close() error
 }
 
-// openStore picks the adapter by the URL's scheme.
-func openStore(ctx context.Context, url string, log *slog.Logger) (store, error) {
-	// A failed open returns a nil store, not a nil *Store in an interface.
+// ErrScheme is Open's error for a URL of no known scheme.
+var ErrScheme = errors.New("want a postgres:// or esdb:// URL")
+
+// Open opens the store url names, by its scheme.
+func Open(ctx context.Context, url string, log *slog.Logger) (Store, error) {
+	// A failed open returns a nil Store, not a nil *Store in an interface.
 	switch {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		s, err := postgres.Open(ctx, url, postgres.Options{Logger: log})
@@ -35,6 +41,6 @@ func openStore(ctx context.Context, url string, log *slog.Logger) (store, error)
 		}
 		return s, nil
 	default:
-		return nil, fmt.Errorf("EVENTSTORE_URL %s: want a postgres:// or esdb:// URL", redactURL(url))
+		return nil, ErrScheme
 	}
 }

@@ -250,7 +250,7 @@ func (a *app) pmFailures() projections.Failures {
 // projectionNames names every projection of the system, whichever
 // process runs it: the read models and the Kafka publisher.
 func (a *app) projectionNames() []string {
-	names := []string{pgread.UsersProjection{}.Name(), pgread.OrdersProjection{}.Name(), mongoread.ProjectionName, kafkapub.Name}
+	names := []string{pgread.UsersProjection{}.Name(), pgread.OrdersProjection{}.Name(), pgread.ProductsProjection{}.Name(), mongoread.ProjectionName, kafkapub.Name}
 	for _, r := range a.runners {
 		if !slices.Contains(names, r.Name()) {
 			names = append(names, r.Name())

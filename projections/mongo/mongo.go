@@ -28,20 +28,19 @@ package mongo
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 )
 
 // ErrNotFound is returned for a product the catalogue does not list: one
 // it never held, one whose creation was abandoned, or a discontinued one.
-var ErrNotFound = errors.New("product not found in catalogue")
-
-// ErrInvalidQuery is returned for a ProductQuery the Store refuses (the
-// read API checks its parameters first and answers 422).
-var ErrInvalidQuery = errors.New("invalid catalogue query")
+// It is catalogquery.ErrNotFound.
+var ErrNotFound = catalogquery.ErrNotFound
 
 // Collection names.
 const (
@@ -104,6 +103,13 @@ func NewWithOptions(db *mongo.Database, opts Options) *Store {
 // Projection returns the projection that builds the catalogue this Store
 // reads; every call returns the same one.
 func (s *Store) Projection() *CatalogProjection { return s.proj }
+
+// Name is ProjectionName, the projection that builds the catalogue this
+// Store reads.
+func (s *Store) Name() string { return ProjectionName }
+
+// Filter is the projection's.
+func (s *Store) Filter() eventstore.Filter { return filter() }
 
 // Ping checks that the database answers. Errors: the driver's.
 func (s *Store) Ping(ctx context.Context) error { return s.proj.Ping(ctx) }

@@ -97,6 +97,19 @@ func sameOrder(got, want resource.Order) string {
 	return ""
 }
 
+// sameProduct is sameOrder for products.
+func sameProduct(got, want resource.Product) string {
+	if !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		return "product " + want.ID + ": times differ: got " + got.CreatedAt.String() + "/" + got.UpdatedAt.String() +
+			", want " + want.CreatedAt.String() + "/" + want.UpdatedAt.String()
+	}
+	got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	if !reflect.DeepEqual(got, want) {
+		return "product " + want.ID + ": got " + dump(got) + ", want " + dump(want)
+	}
+	return ""
+}
+
 func sameUser(got, want resource.User) string {
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		return "user " + want.ID + ": created_at differs"
@@ -117,7 +130,7 @@ func tableHash(t *testing.T, ctx context.Context, q interface {
 }) string {
 	t.Helper()
 	var parts []string
-	for _, table := range []string{"users", "orders", "order_items", "product_vendors"} {
+	for _, table := range []string{"users", "orders", "order_items", "product_vendors", "products", "product_counts"} {
 		var h string
 		err := q.QueryRow(ctx, `SELECT count(*) || ':' || md5(coalesce(string_agg(r::text, E'\n' ORDER BY r::text), ''))
 			FROM readmodel.`+table+` r`).Scan(&h)

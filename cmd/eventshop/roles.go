@@ -66,7 +66,7 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger) e
 		return err
 	}
 	a.reads = readapi.New(readapi.Config{
-		Reads: pgread.New(a.pool), Catalog: a.catalog, Log: a.store, Logger: log,
+		Reads: pgread.New(a.pool), Catalog: pgread.NewCatalog(a.pool), Log: a.store, Logger: log,
 		Checkpoint: func(ctx context.Context, name string) (eventstore.Position, error) {
 			return projections.Checkpoint(ctx, a.pool, name)
 		},

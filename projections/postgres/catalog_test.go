@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -282,26 +283,35 @@ func TestCatalogSearch(t *testing.T) {
 	}
 }
 
-// TestCatalogCappedTotal: a price range or a search counts its matches
-// up to CountCap past the page's offset and says when it stopped there;
-// the totals product_counts holds are exact however many match.
-func TestCatalogCappedTotal(t *testing.T) {
+// TestCatalogLargeListing: pages deep in a listing (read by their ids
+// first) hold what a sort of every product puts there; a price range or
+// a search counts its matches up to CountCap past the page's offset and
+// says when it stopped there; the totals product_counts holds are exact
+// however many match.
+func TestCatalogLargeListing(t *testing.T) {
 	e := newCatalogEnv(t)
 	ctx := context.Background()
 	n := postgres.CountCap + 50
 	vendor := uuid.NewString()
 	batch := make([]eventstore.Event, n)
-	at := time.Now().UTC()
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	type row struct {
+		id, nameKey string
+		price       int
+		created     time.Time
+	}
+	rows := make([]row, n)
 	for i := range batch {
 		id := uuid.NewString()
+		rows[i] = row{id: id, nameKey: fmt.Sprintf("widget %d", i), price: 100 + i%700, created: at.Add(time.Duration(i%900) * time.Microsecond)}
 		data, err := json.Marshal(product.Created{ProductID: id, SKU: fmt.Sprintf("W-%d", i), Name: fmt.Sprintf("Widget %d", i),
-			Price: domain.Cents(100 + i), Category: "widgets", VendorID: vendor, Metadata: json.RawMessage(`{}`)})
+			Price: domain.Cents(rows[i].price), Category: "widgets", VendorID: vendor, Metadata: json.RawMessage(`{}`)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		batch[i] = eventstore.Event{StreamID: product.Stream(id), Version: 0,
 			EventData: eventstore.EventData{ID: uuid.New(), Type: product.Created{}.EventType(), SchemaVersion: 1, Data: data,
-				Metadata: eventstore.Metadata{Timestamp: at.Add(time.Duration(i) * time.Microsecond)}}}
+				Metadata: eventstore.Metadata{Timestamp: rows[i].created}}}
 	}
 	tx := beginIn(t, e.env, postgres.Schema)
 	if err := (postgres.ProductsProjection{}).Apply(ctx, tx, batch); err != nil {
@@ -321,11 +331,46 @@ func TestCatalogCappedTotal(t *testing.T) {
 		{catalogquery.ProductQuery{MinPrice: cents(0)}, postgres.CountCap, true},
 		{catalogquery.ProductQuery{MinPrice: cents(0), Page: 2, Limit: 100}, n, false}, // 100 + CountCap ≥ n
 		{catalogquery.ProductQuery{Q: "widget", Page: 60}, n, false},                   // past the end: counted from there
-		{catalogquery.ProductQuery{MaxPrice: cents(149)}, 50, false},
+		{catalogquery.ProductQuery{MaxPrice: cents(149)}, 100, false},
 	} {
 		page := e.list(t, c.q)
 		if page.Total != c.total || page.Capped != c.capped {
 			t.Errorf("%+v: total %d (capped %v), want %d (capped %v)", c.q, page.Total, page.Capped, c.total, c.capped)
+		}
+	}
+
+	// Every sort, its pages near the top and deep down, alone and after
+	// a filter, against the order of a sort here; prices and creation
+	// times repeat, so the ties fall to the ids.
+	orders := map[string]func(a, b row) int{
+		catalogquery.SortNewest: func(a, b row) int {
+			return cmp.Or(b.created.Compare(a.created), strings.Compare(b.id, a.id))
+		},
+		catalogquery.SortPrice:     func(a, b row) int { return cmp.Or(cmp.Compare(a.price, b.price), strings.Compare(a.id, b.id)) },
+		catalogquery.SortPriceDesc: func(a, b row) int { return cmp.Or(cmp.Compare(b.price, a.price), strings.Compare(a.id, b.id)) },
+		catalogquery.SortName:      func(a, b row) int { return cmp.Or(strings.Compare(a.nameKey, b.nameKey), strings.Compare(a.id, b.id)) },
+	}
+	vid := uuid.MustParse(vendor)
+	for sort, by := range orders {
+		want := slices.Clone(rows)
+		slices.SortFunc(want, by)
+		for _, q := range []catalogquery.ProductQuery{
+			{Sort: sort, Page: 1}, {Sort: sort, Page: 5}, {Sort: sort, Page: 6}, {Sort: sort, Page: 60},
+			{Sort: sort, Page: 11, Limit: 100}, {Sort: sort, Page: 3, Limit: 7, Category: "widgets"},
+			{Sort: sort, Page: 80, Category: "widgets", VendorID: &vid}, {Sort: sort, Page: 90, Limit: 11, VendorID: &vid},
+		} {
+			page := e.list(t, q)
+			limit, offset := q.Window()
+			var got, expect []string
+			for _, p := range page.Items {
+				got = append(got, p.ID)
+			}
+			for _, r := range want[min(int(offset), n):min(int(offset)+limit, n)] {
+				expect = append(expect, r.id)
+			}
+			if !slices.Equal(got, expect) || page.Total != n {
+				t.Errorf("%+v: %d of %d, not the products a sort puts there", q, len(got), page.Total)
+			}
 		}
 	}
 }

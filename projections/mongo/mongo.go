@@ -1,8 +1,11 @@
-// Package mongo holds the product catalogue read model in MongoDB: the
-// projection that builds it from the product streams (CatalogProjection,
-// a projections.Sink that can be rebuilt without downtime), and a Store
-// that answers the catalogue queries of the read API from it in the shape
-// of internal/platform/resource. Import it as mongoread.
+// Package mongo holds the product documents in MongoDB: the projection
+// that builds them from the product streams (CatalogProjection, a
+// projections.Sink that can be rebuilt without downtime), and a Store
+// that answers the catalogue's queries (package catalogquery) from them
+// in the shape of internal/platform/resource. The read API serves the
+// catalogue from PostgreSQL (projections/postgres), which answers the
+// same queries without scanning; tests hold the two to the same answers.
+// Import it as mongoread.
 //
 // MongoDB here may be FerretDB, which has no transactions, so the
 // checkpoint cannot be written with the documents: the runner applies a

@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS product_counts (
 
 // The kinds of product_counts: how many products are listed in all, in a
 // category, by a vendor, and by a vendor in a category; the parts a kind
-// does not name are ”.
+// does not name are empty.
 const (
 	countAll      = "all"
 	countCategory = "category"

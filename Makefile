@@ -3,7 +3,7 @@ GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m -p 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test bench build lint services clean-testdbs
+.PHONY: run test bench bench-catalog build lint services clean-testdbs
 
 ## run: start eventshop locally on http://127.0.0.1:8080
 run: services-run build
@@ -22,6 +22,13 @@ bench: services
 	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m ./eventstore/postgres/
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./commands/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./benchmarks/
+
+## bench-catalog: the catalogue's reads at 100, 10,000 and 100,000 products
+## (CATALOG_SIZES=100,5000 picks others; CATALOG_MONGO_MAX=10000 also reads
+## products from the MongoDB documents up to that size), each next to the
+## same query through the driver
+bench-catalog: services
+	$(GO) test -run '^$$' -bench BenchmarkCatalog -benchtime 1x -timeout 60m ./benchmarks/
 
 ## build: a static binary in bin/eventshop
 build:

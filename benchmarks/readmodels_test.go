@@ -3,16 +3,17 @@ package benchmarks_test
 import (
 	"context"
 	"errors"
-	"github.com/eventshop/eventshop/domain/product"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/postgres"
 	"github.com/eventshop/eventshop/projections"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
 )
@@ -50,6 +51,13 @@ func rebuildModels(e *env, sh *shop) []*readModel {
 			orders++
 		}
 	}
+	// Every product of the simulated log is listed and kept.
+	var products int64
+	for i := range sh.events {
+		if sh.events[i].Type == (product.Created{}).EventType() {
+			products++
+		}
+	}
 	var models []*readModel
 	for _, p := range pg.Projections() {
 		m := &readModel{
@@ -69,8 +77,11 @@ func rebuildModels(e *env, sh *shop) []*readModel {
 		}
 		table := "readmodel.users"
 		m.want = int64(1 + shopVendors + len(sh.customers))
-		if p.Name() == (pgread.OrdersProjection{}).Name() {
+		switch p.Name() {
+		case pgread.OrdersProjection{}.Name():
 			table, m.want = "readmodel.orders", orders
+		case pgread.ProductsProjection{}.Name():
+			table, m.want = "readmodel.products", products
 		}
 		m.count = func(tb testing.TB) int64 {
 			var n int64
@@ -83,20 +94,14 @@ func rebuildModels(e *env, sh *shop) []*readModel {
 	}
 	// The catalogue: a Store of its own for each fresh start, as a new
 	// process would have, since the projection caches the live collection.
-	var products int64
-	for i := range sh.events {
-		if sh.events[i].Type == (product.Created{}).EventType() {
-			products++
-		}
-	}
 	models = append(models, &readModel{
 		name: mongoread.ProjectionName, filter: mongoread.New(e.mongo).Projection().Filter(), want: products,
 		count: func(tb testing.TB) int64 {
-			_, n, err := mongoread.New(e.mongo).Products(ctx, mongoread.ProductQuery{Limit: 1})
+			page, err := mongoread.New(e.mongo).Products(ctx, catalogquery.ProductQuery{Limit: 1})
 			if err != nil {
 				tb.Fatal(err)
 			}
-			return int64(n)
+			return int64(page.Total)
 		},
 		runner: func() *projections.Runner {
 			return projections.NewSinkRunner(e.pool, e.store, mongoread.New(e.mongo).Projection(), runnerOptions())

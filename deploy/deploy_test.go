@@ -44,11 +44,11 @@ var runtimeVars = []string{"GOMEMLIMIT", "GOMAXPROCS", "GOGC", "GODEBUG"}
 // needs is what each subcommand cannot run without, beyond defaults that
 // only make sense on a developer's machine (see cmd/eventshop's app.go:
 // every mode opens the event store; the APIs check tokens in Redis; the
-// read side and the projector use MongoDB; Kafka and SMTP for the
+// projector uses MongoDB; Kafka and SMTP for the
 // publisher and the notifier).
 var needs = map[string][]string{
 	"writeapi":     {"HTTP_ADDR", "DATABASE_URL", "EVENTSTORE_URL", "REDIS_URL", "JWT_SECRET"},
-	"readapi":      {"HTTP_ADDR", "DATABASE_URL", "EVENTSTORE_URL", "REDIS_URL", "JWT_SECRET", "MONGO_URL"},
+	"readapi":      {"HTTP_ADDR", "DATABASE_URL", "EVENTSTORE_URL", "REDIS_URL", "JWT_SECRET"},
 	"projector":    {"HTTP_ADDR", "DATABASE_URL", "EVENTSTORE_URL", "MONGO_URL", "KAFKA_BROKERS"},
 	"notifier":     {"HTTP_ADDR", "DATABASE_URL", "EVENTSTORE_URL", "KAFKA_BROKERS", "SMTP_ADDR"},
 	"migrate":      {"DATABASE_URL", "EVENTSTORE_URL"},

@@ -22,11 +22,15 @@ func (r *Runner) setup(ctx context.Context) error {
 }
 
 // Setup creates p's schema and tables if they are missing, as its runner
-// does when it becomes active. A read API calls it at start, so that it
-// answers from empty tables rather than failing before any runner ran.
-// Errors: the database's.
+// does when it becomes active, after Migrate (the tables may use what the
+// migrations create). A read API calls it at start, so that it answers
+// from empty tables rather than failing before any runner ran. Errors:
+// the database's.
 func Setup(ctx context.Context, pool *pgxpool.Pool, p Projection) error {
 	if err := checkName(p.Name()); err != nil {
+		return err
+	}
+	if err := Migrate(ctx, pool); err != nil {
 		return err
 	}
 	r := &Runner{p: p, name: p.Name()}

@@ -15,7 +15,7 @@ import (
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/platform/resource"
-	mongoread "github.com/eventshop/eventshop/projections/mongo"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 )
 
 // handleProducts is GET /api/products?page&limit&category&vendor_id&q&min_price&max_price&sort:
@@ -28,20 +28,20 @@ func (s *Server) handleProducts(w http.ResponseWriter, r *http.Request) {
 		edge.WriteError(w, r, err)
 		return
 	}
-	items, total, err := s.catalog.Products(r.Context(), query)
+	res, err := s.catalog.Products(r.Context(), query)
 	if err != nil {
 		edge.WriteError(w, r, edge.Unavailable(err))
 		return
 	}
-	writeJSON(w, page[resource.Product]{Items: items, Page: query.Page, Limit: query.Limit, Total: total})
+	writeJSON(w, page[resource.Product]{Items: res.Items, Page: query.Page, Limit: query.Limit, Total: res.Total, TotalCapped: res.Capped})
 }
 
 // productQuery reads the list parameters; every bad one is named in one
 // CodeInvalid error (422).
-func productQuery(q url.Values) (mongoread.ProductQuery, error) {
+func productQuery(q url.Values) (catalogquery.ProductQuery, error) {
 	var bad domain.Fields
 	pg, limit := pagination(q, &bad)
-	query := mongoread.ProductQuery{Page: pg, Limit: limit,
+	query := catalogquery.ProductQuery{Page: pg, Limit: limit,
 		Category: strings.TrimSpace(q.Get("category")), Q: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort")}
 	if utf8.RuneCountInString(query.Category) > product.MaxCategoryLength {
 		bad.Add("category", "must be at most %d characters", product.MaxCategoryLength)
@@ -61,16 +61,16 @@ func productQuery(q url.Values) (mongoread.ProductQuery, error) {
 			query.VendorID = &id
 		}
 	}
-	if utf8.RuneCountInString(query.Q) > mongoread.MaxQLength {
-		bad.Add("q", "must be at most %d characters", mongoread.MaxQLength)
+	if utf8.RuneCountInString(query.Q) > catalogquery.MaxQLength {
+		bad.Add("q", "must be at most %d characters", catalogquery.MaxQLength)
 	}
 	query.MinPrice = priceParam(q, "min_price", &bad)
 	query.MaxPrice = priceParam(q, "max_price", &bad)
 	if query.MinPrice != nil && query.MaxPrice != nil && *query.MinPrice > *query.MaxPrice {
 		bad.Add("max_price", "must not be below min_price")
 	}
-	if query.Sort != "" && !slices.Contains(mongoread.Sorts, query.Sort) {
-		bad.Add("sort", "must be one of %s, not %q", strings.Join(mongoread.Sorts, ", "), query.Sort)
+	if query.Sort != "" && !slices.Contains(catalogquery.Sorts, query.Sort) {
+		bad.Add("sort", "must be one of %s, not %q", strings.Join(catalogquery.Sorts, ", "), query.Sort)
 	}
 	return query, bad.Err()
 }
@@ -125,7 +125,7 @@ func (s *Server) handleProduct(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.catalog.Product(r.Context(), id)
 	switch {
-	case errors.Is(err, mongoread.ErrNotFound):
+	case errors.Is(err, catalogquery.ErrNotFound):
 		edge.WriteError(w, r, domain.NotFound("product", raw))
 	case err != nil:
 		edge.WriteError(w, r, edge.Unavailable(err))

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -23,27 +25,76 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/platform/resource"
 	"github.com/eventshop/eventshop/internal/testsupport/mongotest"
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
+	"github.com/eventshop/eventshop/projections"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
+	pgread "github.com/eventshop/eventshop/projections/postgres"
 )
 
-// catalogStack is a testStack with the catalogue in FerretDB. The
-// catalogue projection is applied by hand (sync), and the checkpoint the
-// read API sees is what sync last applied.
+// catalogModel is a catalogue read model the product routes can serve
+// from, and how the log is applied to it.
+type catalogModel struct {
+	name    string
+	reader  CatalogReader
+	apply   func(ctx context.Context, batch []eventstore.Event) error
+	project string // the projection, whose checkpoint X-Min-Position reads
+}
+
+// catalogModels are the PostgreSQL catalogue the routes are served from,
+// and the MongoDB product documents, which answer the same.
+func catalogModels() []func(t *testing.T) catalogModel {
+	return []func(t *testing.T) catalogModel{pgCatalog, mongoCatalog}
+}
+
+// pgCatalog is the PostgreSQL catalogue in a database of its own.
+func pgCatalog(t *testing.T) catalogModel {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	p := pgread.ProductsProjection{}
+	if err := projections.Setup(ctx, pool, p); err != nil {
+		t.Fatal(err)
+	}
+	return catalogModel{name: "postgres", reader: pgread.NewCatalog(pool), project: p.Name(),
+		apply: func(ctx context.Context, batch []eventstore.Event) error {
+			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", p.Schema()); err != nil {
+					return err
+				}
+				return p.Apply(ctx, tx, batch)
+			})
+		}}
+}
+
+// mongoCatalog is the MongoDB catalogue in a database of its own.
+func mongoCatalog(t *testing.T) catalogModel {
+	t.Helper()
+	s := mongoread.New(mongotest.NewDatabase(t))
+	return catalogModel{name: "mongodb", reader: s, project: mongoread.ProjectionName, apply: s.Projection().Apply}
+}
+
+// catalogStack is a testStack with a catalogue model. The projection is
+// applied by hand (sync), and the checkpoint the read API sees is what
+// sync last applied.
 type catalogStack struct {
 	*testStack
-	catalog *mongoread.Store
-	vendor  commands.Actor
+	model  catalogModel
+	vendor commands.Actor
 
 	mu         sync.Mutex
 	applied    eventstore.Position
 	checkNames []string
 }
 
-// newCatalogStack builds a catalogStack reading catalog; nil mounts no
-// product routes.
-func newCatalogStack(t *testing.T, catalog *mongoread.Store) *catalogStack {
+// newCatalogStack builds a catalogStack reading model; a zero model mounts
+// no product routes.
+func newCatalogStack(t *testing.T, model catalogModel) *catalogStack {
 	t.Helper()
-	cs := &catalogStack{catalog: catalog, vendor: commands.Actor{ID: uuid.NewString(), Roles: []string{user.RoleVendor}}}
+	cs := &catalogStack{model: model, vendor: commands.Actor{ID: uuid.NewString(), Roles: []string{user.RoleVendor}}}
 	cs.testStack = newTestStack(t, func(cfg *Config) {
 		cfg.MaxWait, cfg.Poll = 300*time.Millisecond, 5*time.Millisecond
 		cfg.Checkpoint = func(_ context.Context, name string) (eventstore.Position, error) {
@@ -52,8 +103,8 @@ func newCatalogStack(t *testing.T, catalog *mongoread.Store) *catalogStack {
 			cs.checkNames = append(cs.checkNames, name)
 			return cs.applied, nil
 		}
-		if catalog != nil {
-			cfg.Catalog = catalog
+		if model.reader != nil {
+			cfg.Catalog = model.reader
 		}
 	})
 	return cs
@@ -73,9 +124,9 @@ func (cs *catalogStack) sync() {
 	if len(evs) == 0 {
 		return
 	}
-	p := cs.catalog.Projection()
-	batch := slices.DeleteFunc(slices.Clone(evs), func(e eventstore.Event) bool { f := p.Filter(); return !f.Match(&e) })
-	if err := p.Apply(ctx, batch); err != nil {
+	f := cs.model.reader.Filter()
+	batch := slices.DeleteFunc(slices.Clone(evs), func(e eventstore.Event) bool { return !f.Match(&e) })
+	if err := cs.model.apply(ctx, batch); err != nil {
 		cs.t.Fatal(err)
 	}
 	cs.mu.Lock()
@@ -120,8 +171,16 @@ type problemBody struct {
 	} `json:"errors"`
 }
 
+// TestProductRoutes: the product routes, served from each catalogue
+// model alike.
 func TestProductRoutes(t *testing.T) {
-	cs := newCatalogStack(t, mongoread.New(mongotest.NewDatabase(t)))
+	for _, model := range catalogModels() {
+		t.Run("", func(t *testing.T) { testProductRoutes(t, model(t)) })
+	}
+}
+
+func testProductRoutes(t *testing.T, model catalogModel) {
+	cs := newCatalogStack(t, model)
 	lamp, _ := cs.create(commands.CreateProduct{SKU: "LAMP-1", Name: "Desk lamp", Description: "Bright.", Price: 1999, Category: "lighting", Quantity: 4})
 	mug, _ := cs.create(commands.CreateProduct{SKU: "MUG-1", Name: "Mug", Description: "Holds tea.", Price: 850, Category: "kitchen", Quantity: 2})
 	gone, _ := cs.create(commands.CreateProduct{SKU: "OLD-1", Name: "Old lamp", Price: 100, Category: "attic"})
@@ -230,7 +289,7 @@ func TestProductRoutes(t *testing.T) {
 }
 
 func TestProductParameters(t *testing.T) {
-	cs := newCatalogStack(t, mongoread.New(mongotest.NewDatabase(t)))
+	cs := newCatalogStack(t, pgCatalog(t))
 	for query, fields := range map[string][]string{
 		"limit=101":                            {"limit"},
 		"limit=0&page=0":                       {"page", "limit"},
@@ -269,10 +328,17 @@ func TestProductParameters(t *testing.T) {
 	}
 }
 
-// TestProductFreshness: X-Min-Position waits for the catalogue projection
-// to hold the token's event, and says X-Stale when it does not in time.
+// TestProductFreshness: X-Min-Position waits for the projection of the
+// catalogue model serving the routes to hold the token's event, and says
+// X-Stale when it does not in time.
 func TestProductFreshness(t *testing.T) {
-	cs := newCatalogStack(t, mongoread.New(mongotest.NewDatabase(t)))
+	for _, model := range catalogModels() {
+		t.Run("", func(t *testing.T) { testProductFreshness(t, model(t)) })
+	}
+}
+
+func testProductFreshness(t *testing.T, model catalogModel) {
+	cs := newCatalogStack(t, model)
 	id, res := cs.create(commands.CreateProduct{SKU: "NEW-1", Name: "New", Price: 100})
 	token := res.Position.String()
 
@@ -282,8 +348,8 @@ func TestProductFreshness(t *testing.T) {
 	cs.mu.Lock()
 	names := slices.Compact(slices.Clone(cs.checkNames))
 	cs.mu.Unlock()
-	if !slices.Equal(names, []string{mongoread.ProjectionName}) {
-		t.Errorf("waited on the checkpoints of %v, want %s", names, mongoread.ProjectionName)
+	if !slices.Equal(names, []string{model.project}) {
+		t.Errorf("waited on the checkpoints of %v, want %s", names, model.project)
 	}
 
 	// A request that is waiting when the projection applies the event.
@@ -319,7 +385,7 @@ func TestProductFreshness(t *testing.T) {
 // TestNoCatalog: without a catalogue the product GET routes are not
 // there; the write routes are.
 func TestNoCatalog(t *testing.T) {
-	cs := newCatalogStack(t, nil)
+	cs := newCatalogStack(t, catalogModel{})
 	for _, path := range []string{"/api/products", "/api/products/categories", "/api/products/" + uuid.NewString()} {
 		rec := cs.get(path)
 		if rec.Code != http.StatusMethodNotAllowed && rec.Code != http.StatusNotFound {
@@ -340,7 +406,21 @@ func TestCatalogDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	cs := newCatalogStack(t, mongoread.New(client.Database("eventshop")))
+	cfg, err := pgxpool.ParseConfig("postgres://postgres@127.0.0.1:1/eventshop?connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	for _, reader := range []CatalogReader{pgread.NewCatalog(pool), mongoread.New(client.Database("eventshop"))} {
+		catalogDown(t, newCatalogStack(t, catalogModel{reader: reader}))
+	}
+}
+
+func catalogDown(t *testing.T, cs *catalogStack) {
 	for _, path := range []string{"/api/products", "/api/products/categories", "/api/products/" + uuid.NewString()} {
 		rec := cs.get(path)
 		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || strings.Contains(rec.Body.String(), "127.0.0.1") {

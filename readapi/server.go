@@ -1,6 +1,6 @@
 // Package readapi is the query side of the HTTP API (chi): the GET routes
 // of users, orders and products in API.md, answered from the read models
-// (projections/postgres, projections/mongo), and of notifications, from
+// (projections/postgres), and of notifications, from
 // the notifier's ledger (notifications/ledger); the order history alone is
 // read from the order's stream, read-your-writes by nature; and the
 // projections' reports and rebuild requests for admins.
@@ -28,7 +28,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/platform/resource"
-	mongoread "github.com/eventshop/eventshop/projections/mongo"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
 )
 
@@ -89,17 +89,19 @@ type ReadModels interface {
 	OrderVisible(ctx context.Context, orderID, vendorID string) (bool, error)
 }
 
-// CatalogReader answers the product routes from the catalogue;
-// *mongoread.Store is one. Its Product answers mongoread.ErrNotFound for
-// a product it does not hold. Projection and Refresh serve
-// X-Min-Position: the catalogue's projection names its checkpoint, and
-// Refresh reads again where the catalogue lives (see fresh).
+// CatalogReader answers the product routes from a catalogue read model;
+// *pgread.Catalog is the one cmd/eventshop serves, and *mongoread.Store
+// answers the same queries from the MongoDB product documents. Product
+// answers catalogquery.ErrNotFound for a product the model does not list.
+// Name and Filter are those of the projection that builds the model,
+// whose checkpoint X-Min-Position waits for; a model that also has
+// Refresh(ctx) error has it called after the wait (see fresh).
 type CatalogReader interface {
-	Products(ctx context.Context, q mongoread.ProductQuery) ([]resource.Product, int, error)
+	Products(ctx context.Context, q catalogquery.ProductQuery) (catalogquery.Page, error)
 	Product(ctx context.Context, id uuid.UUID) (resource.Product, error)
-	Categories(ctx context.Context) ([]mongoread.Category, error)
-	Projection() *mongoread.CatalogProjection
-	Refresh(ctx context.Context) error
+	Categories(ctx context.Context) ([]catalogquery.Category, error)
+	Name() string
+	Filter() eventstore.Filter
 }
 
 // LogReader reads the global event log; eventstore.Store is one.
@@ -156,7 +158,11 @@ func New(cfg Config) *Server {
 func (s *Server) Routes(r chi.Router, authenticate func(http.Handler) http.Handler) {
 	if s.catalog != nil {
 		// The catalogue is public: no authenticate.
-		products := r.With(s.fresh(s.catalog.Projection(), s.catalog.Refresh))
+		var refresh func(context.Context) error
+		if m, ok := s.catalog.(interface{ Refresh(context.Context) error }); ok {
+			refresh = m.Refresh
+		}
+		products := r.With(s.fresh(s.catalog, refresh))
 		products.Get("/api/products", s.handleProducts)
 		products.Get("/api/products/categories", s.handleCategories)
 		products.Get("/api/products/{id}", s.handleProduct)
@@ -195,6 +201,9 @@ type page[T any] struct {
 	Page  int `json:"page"`
 	Limit int `json:"limit"`
 	Total int `json:"total"`
+	// TotalCapped says Total is a lower bound: the model stopped counting
+	// there (a product search or price range matching many).
+	TotalCapped bool `json:"total_capped,omitempty"`
 }
 
 // writeJSON answers 200 with v. Reads may be cached by the client but

@@ -64,8 +64,8 @@ type app struct {
 // buildApp connects to what m needs and wires it, one step per role m
 // runs, after what every role shares: the event store and command
 // handlers always; Redis and the tokens when an API is served; the read
-// models' pool for every role; the catalogue's MongoDB when reads are
-// served or projections run. The local run starts the embedded
+// models' pool for every role; the catalogue's MongoDB when projections
+// run. The local run starts the embedded
 // stand-ins for MONGO_URL, KAFKA_BROKERS and SMTP_ADDR when not set.
 // Whatever fails, what was opened is closed again.
 func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app, err error) {
@@ -97,7 +97,7 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 			return a, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
 		}
 	}
-	if m.read || m.project {
+	if m.project {
 		if err := a.connectCatalog(ctx, cfg, m.local); err != nil {
 			return a, err
 		}
@@ -151,9 +151,9 @@ func (a *app) connectAuth(ctx context.Context, cfg config, local bool) error {
 }
 
 // connectCatalog connects to the catalogue's MongoDB (starting the
-// embedded server in the local run without MONGO_URL), which the read API
-// reads and a projector writes, and checks PROJECTION_POLICIES against
-// the projections there are.
+// embedded server in the local run without MONGO_URL), where a projector
+// keeps the product documents, and checks PROJECTION_POLICIES against the
+// projections there are.
 func (a *app) connectCatalog(ctx context.Context, cfg config, local bool) (err error) {
 	switch a.mongoURI = cfg.MongoURL; {
 	case a.mongoURI == "" && !local:
@@ -233,7 +233,7 @@ func (a *app) pmFailures() projections.Failures {
 // projectionNames names every projection of the system, whichever
 // process runs it: the read models and the Kafka publisher.
 func (a *app) projectionNames() []string {
-	names := []string{pgread.UsersProjection{}.Name(), pgread.OrdersProjection{}.Name(), mongoread.ProjectionName, kafkapub.Name}
+	names := []string{pgread.UsersProjection{}.Name(), pgread.OrdersProjection{}.Name(), pgread.ProductsProjection{}.Name(), mongoread.ProjectionName, kafkapub.Name}
 	for _, r := range a.runners {
 		if !slices.Contains(names, r.Name()) {
 			names = append(names, r.Name())

@@ -23,7 +23,7 @@ import (
 
 // projectionNames are the projections `eventshop serve` runs, in the order
 // the admin route reports them.
-var projectionNames = []string{"users.v1", "orders.v1", "catalog.v1", "kafka.v1"}
+var projectionNames = []string{"users.v1", "orders.v1", "products.v1", "catalog.v1", "kafka.v1"}
 
 // projectionReport is one entry of GET /api/admin/projections.
 type projectionReport struct {
@@ -156,7 +156,8 @@ func TestE2EAdminProjections(t *testing.T) {
 			}
 		}
 		return covers(t, reps["users.v1"], registered) && covers(t, reps["orders.v1"], placed) &&
-			covers(t, reps["kafka.v1"], placed) && covers(t, reps["catalog.v1"], registered)
+			covers(t, reps["kafka.v1"], placed) && covers(t, reps["catalog.v1"], registered) &&
+			covers(t, reps["products.v1"], registered)
 	})
 	for _, n := range projectionNames {
 		p := reps[n]
@@ -233,6 +234,9 @@ func TestE2EAdminRebuild(t *testing.T) {
 	}
 	before := catalogue(last)
 	wantProblem(t, s.get("/api/products/"+dropped, ""), http.StatusNotFound)
+	// The routes read products.v1; catalog.v1, the product documents, is
+	// rebuilt beside it.
+	s.rebuild(admin, "products.v1")
 	s.rebuild(admin, "catalog.v1")
 	after := catalogue(last)
 	for i := range before {

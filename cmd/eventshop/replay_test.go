@@ -17,7 +17,7 @@ import (
 )
 
 // readModels are the projections `eventshop replay` takes by default.
-var readModels = []string{"users.v1", "orders.v1", "catalog.v1"}
+var readModels = []string{"users.v1", "orders.v1", "products.v1", "catalog.v1"}
 
 // freeAddr is a loopback address with a port free right now.
 func freeAddr(t *testing.T) string {
@@ -39,7 +39,9 @@ func readModelHash(t *testing.T, pool *pgxpool.Pool) string {
 		(SELECT coalesce(string_agg(u::text, '|' ORDER BY u.id), '') FROM readmodel.users u) || '#' ||
 		(SELECT coalesce(string_agg(o::text, '|' ORDER BY o.id), '') FROM readmodel.orders o) || '#' ||
 		(SELECT coalesce(string_agg(i::text, '|' ORDER BY i.order_id, i.line), '') FROM readmodel.order_items i) || '#' ||
-		(SELECT coalesce(string_agg(v::text, '|' ORDER BY v.product_id), '') FROM readmodel.product_vendors v))`).Scan(&h)
+		(SELECT coalesce(string_agg(v::text, '|' ORDER BY v.product_id), '') FROM readmodel.product_vendors v) || '#' ||
+		(SELECT coalesce(string_agg(p::text, '|' ORDER BY p.id), '') FROM readmodel.products p) || '#' ||
+		(SELECT coalesce(string_agg(c::text, '|' ORDER BY c.kind, c.category, c.vendor_id), '') FROM readmodel.product_counts c))`).Scan(&h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,18 +182,18 @@ func TestReplayBesideRunningSystem(t *testing.T) {
 		t.Fatalf("replay (catch up): %v\n%s\n%s", err, out.String(), errs.String())
 	}
 	out.Reset()
-	err = run(context.Background(), []string{"replay", "--from-scratch", "--projection", "orders.v1,catalog.v1"}, getenv, &out, &errs)
+	err = run(context.Background(), []string{"replay", "--from-scratch", "--projection", "orders.v1,products.v1,catalog.v1"}, getenv, &out, &errs)
 	if err != nil {
 		t.Fatalf("replay --from-scratch: %v\n%s\n%s", err, out.String(), errs.String())
 	}
 	if strings.Contains(out.String(), "users.v1") {
 		t.Errorf("replay touched a projection it was not given:\n%s", out.String())
 	}
-	reps, err := projections.Reports(context.Background(), pool, []string{"orders.v1", "catalog.v1", "users.v1"})
+	reps, err := projections.Reports(context.Background(), pool, []string{"orders.v1", "products.v1", "catalog.v1", "users.v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reps[0].RebuiltAt.IsZero() || reps[1].RebuiltAt.IsZero() || !reps[2].RebuiltAt.IsZero() {
+	if reps[0].RebuiltAt.IsZero() || reps[1].RebuiltAt.IsZero() || reps[2].RebuiltAt.IsZero() || !reps[3].RebuiltAt.IsZero() {
 		t.Errorf("rebuilt: %+v", reps)
 	}
 	if got := want(t, s.get("/api/orders?limit=100", admin.token), http.StatusOK).raw; !bytes.Equal(got, orders) {

@@ -62,7 +62,7 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger) e
 	}
 	admin := projections.Admin{Pool: a.pool}
 	a.reads = readapi.New(readapi.Config{
-		Reads: pgread.New(a.pool), Catalog: a.catalog, Log: a.store, Logger: log, Checkpoint: admin.Checkpoint,
+		Reads: pgread.New(a.pool), Catalog: pgread.NewCatalog(a.pool), Log: a.store, Logger: log, Checkpoint: admin.Checkpoint,
 		Orders: a.cmd.Orders, Streams: a.store, Projections: a.projectionNames(), Admin: admin,
 		Failures: a.pmFailures(), Notifications: a.ledger,
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/platform/resource"
 	"github.com/eventshop/eventshop/internal/testsupport/mongotest"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 
@@ -101,7 +102,7 @@ func TestEveryEventLands(t *testing.T) {
 	if _, err := e.cat.Product(ctxT(t), uuid.MustParse(abandoned)); !errors.Is(err, mongoread.ErrNotFound) {
 		t.Errorf("abandoned creation: %v, want ErrNotFound", err)
 	}
-	items, total, err := e.cat.Products(ctxT(t), mongoread.ProductQuery{})
+	items, total, err := list(ctxT(t), e.cat, catalogquery.ProductQuery{})
 	if err != nil || total != 2 || len(items) != 2 {
 		t.Fatalf("listing: %d of %d, %v; want the live and the plain product", len(items), total, err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/eventshop/eventshop/internal/services/payment"
 	"github.com/eventshop/eventshop/internal/testsupport/mongotest"
 	"github.com/eventshop/eventshop/internal/testsupport/storetest"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 
@@ -203,3 +204,9 @@ func liveHash(t *testing.T, s *mongoread.Store) string {
 }
 
 func dump(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// list is s.Products as items and total.
+func list(ctx context.Context, s *mongoread.Store, q catalogquery.ProductQuery) ([]resource.Product, int, error) {
+	page, err := s.Products(ctx, q)
+	return page.Items, page.Total, err
+}

@@ -1,8 +1,11 @@
-// Package mongo holds the product catalogue read model in MongoDB: the
-// projection that builds it from the product streams (CatalogProjection,
-// a projections.Sink that can be rebuilt without downtime), and a Store
-// that answers the catalogue queries of the read API from it in the shape
-// of internal/platform/resource. Import it as mongoread.
+// Package mongo holds the product documents in MongoDB: the projection
+// that builds them from the product streams (CatalogProjection, a
+// projections.Sink that can be rebuilt without downtime), and a Store
+// that answers the catalogue's queries (package catalogquery) from them
+// in the shape of internal/platform/resource. The read API serves the
+// catalogue from PostgreSQL (projections/postgres), which answers the
+// same queries without scanning; tests hold the two to the same answers.
+// Import it as mongoread.
 //
 // MongoDB here may be FerretDB, which has no transactions, so the
 // checkpoint cannot be written with the documents: the runner applies a
@@ -28,20 +31,19 @@ package mongo
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 )
 
 // ErrNotFound is returned for a product the catalogue does not list: one
 // it never held, one whose creation was abandoned, or a discontinued one.
-var ErrNotFound = errors.New("product not found in catalogue")
-
-// ErrInvalidQuery is returned for a ProductQuery the Store refuses (the
-// read API checks its parameters first and answers 422).
-var ErrInvalidQuery = errors.New("invalid catalogue query")
+// It is catalogquery.ErrNotFound.
+var ErrNotFound = catalogquery.ErrNotFound
 
 // Collection names.
 const (
@@ -104,6 +106,13 @@ func NewWithOptions(db *mongo.Database, opts Options) *Store {
 // Projection returns the projection that builds the catalogue this Store
 // reads; every call returns the same one.
 func (s *Store) Projection() *CatalogProjection { return s.proj }
+
+// Name is ProjectionName, the projection that builds the catalogue this
+// Store reads.
+func (s *Store) Name() string { return ProjectionName }
+
+// Filter is the projection's.
+func (s *Store) Filter() eventstore.Filter { return filter() }
 
 // Ping checks that the database answers. Errors: the driver's.
 func (s *Store) Ping(ctx context.Context) error { return s.proj.Ping(ctx) }

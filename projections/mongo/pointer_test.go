@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 
 	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 
@@ -36,7 +37,7 @@ func TestSlowPointerReadHonoursContexts(t *testing.T) {
 	px.stall()
 	first := make(chan error, 1)
 	go func() {
-		_, _, err := s.Products(ctxT(t), mongoread.ProductQuery{})
+		_, _, err := list(ctxT(t), s, catalogquery.ProductQuery{})
 		first <- err
 	}()
 	px.awaitHeld(t)

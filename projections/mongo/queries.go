@@ -7,63 +7,15 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/internal/platform/resource"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 )
-
-// Pagination bounds of API.md. The read API refuses a limit over MaxLimit
-// with 422; the Store clamps it.
-const (
-	DefaultLimit = 10
-	MaxLimit     = 100
-)
-
-// MaxQLength bounds ProductQuery.Q, in characters: a longer text matches
-// no product name anyway, and each query scans with a regular expression.
-const MaxQLength = 100
-
-// Sort orders of ProductQuery.Sort; every order ends with the product id,
-// so pages are stable.
-const (
-	SortNewest    = "-created_at" // newest first, the default
-	SortPrice     = "price"       // cheapest first
-	SortPriceDesc = "-price"      // dearest first
-	SortName      = "name"        // by name, case-insensitive
-)
-
-// Sorts lists the sort orders, the default first.
-var Sorts = []string{SortNewest, SortPrice, SortPriceDesc, SortName}
-
-// ProductQuery is a page of listed products. Zero fields do not filter.
-type ProductQuery struct {
-	// Page counts from 1 (less is 1); Limit is 1 to MaxLimit (0 is
-	// DefaultLimit, more is MaxLimit).
-	Page, Limit int
-	// Category matches exactly.
-	Category string
-	// VendorID matches the vendor's products.
-	VendorID *uuid.UUID
-	// Q matches a case-insensitive substring of the name or the
-	// description; at most MaxQLength characters.
-	Q string
-	// MinPrice and MaxPrice bound the price, inclusive.
-	MinPrice, MaxPrice *domain.Cents
-	// Sort is one of Sorts; "" is SortNewest.
-	Sort string
-}
-
-// Category is a category of listed products.
-type Category struct {
-	Name         string
-	ProductCount int
-}
 
 // Product returns product id. Errors: ErrNotFound (never created, creation
 // abandoned, or discontinued), the database's.
@@ -89,33 +41,33 @@ func (s *Store) Product(ctx context.Context, id uuid.UUID) (resource.Product, er
 }
 
 // Products returns a page of the listed products that match q, and how
-// many match in all. Errors: ErrInvalidQuery (an unknown sort, Q too
-// long), the database's.
-func (s *Store) Products(ctx context.Context, q ProductQuery) ([]resource.Product, int, error) {
-	filter, sort, err := q.compile()
+// many match in all, exactly. Q matches a case-insensitive substring of the
+// name or the description. Every query but a lookup by _id scans the
+// collection on FerretDB; the read API lists from the PostgreSQL model
+// (projections/postgres), and this answers the same query from the
+// documents (tests hold the two to the same answers). Errors:
+// catalogquery.ErrInvalidQuery (an unknown sort, Q too long), the
+// database's.
+func (s *Store) Products(ctx context.Context, q catalogquery.ProductQuery) (catalogquery.Page, error) {
+	filter, sort, err := compile(q)
 	if err != nil {
-		return nil, 0, err
+		return catalogquery.Page{}, err
 	}
 	coll, err := s.collection(ctx)
 	if err != nil {
-		return nil, 0, err
+		return catalogquery.Page{}, err
 	}
 	if coll == nil {
-		return []resource.Product{}, 0, nil // the projection never ran
+		return catalogquery.Page{Items: []resource.Product{}}, nil // the projection never ran
 	}
-	page, limit := max(q.Page, 1), q.Limit
-	if limit <= 0 {
-		limit = DefaultLimit
-	}
-	limit = min(limit, MaxLimit)
-	skip := int64(page-1) * int64(limit)
+	limit, skip := q.Window()
 	cur, err := coll.Find(ctx, filter, options.Find().SetSort(sort).SetSkip(skip).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, 0, fmt.Errorf("catalogue: list products: %w", err)
+		return catalogquery.Page{}, fmt.Errorf("catalogue: list products: %w", err)
 	}
 	var docs []document
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, 0, fmt.Errorf("catalogue: list products: %w", err)
+		return catalogquery.Page{}, fmt.Errorf("catalogue: list products: %w", err)
 	}
 	items := make([]resource.Product, len(docs))
 	for i := range docs {
@@ -126,14 +78,17 @@ func (s *Store) Products(ctx context.Context, q ProductQuery) ([]resource.Produc
 	total := skip + int64(len(docs))
 	if len(docs) == limit || (len(docs) == 0 && skip > 0) {
 		if total, err = coll.CountDocuments(ctx, filter); err != nil {
-			return nil, 0, fmt.Errorf("catalogue: count products: %w", err)
+			return catalogquery.Page{}, fmt.Errorf("catalogue: count products: %w", err)
 		}
 	}
-	return items, int(total), nil
+	return catalogquery.Page{Items: items, Total: int(total)}, nil
 }
 
 // compile builds the filter and sort of q.
-func (q ProductQuery) compile() (bson.D, bson.D, error) {
+func compile(q catalogquery.ProductQuery) (bson.D, bson.D, error) {
+	if err := q.Check(); err != nil {
+		return nil, nil, err
+	}
 	filter := bson.D{{Key: fieldDiscontinued, Value: false}}
 	if q.Category != "" {
 		filter = append(filter, bson.E{Key: fieldCategory, Value: q.Category})
@@ -152,9 +107,6 @@ func (q ProductQuery) compile() (bson.D, bson.D, error) {
 		filter = append(filter, bson.E{Key: fieldPriceCents, Value: price})
 	}
 	if text := strings.TrimSpace(q.Q); text != "" {
-		if utf8.RuneCountInString(text) > MaxQLength {
-			return nil, nil, fmt.Errorf("%w: q is over %d characters", ErrInvalidQuery, MaxQLength)
-		}
 		re := bson.D{{Key: "$regex", Value: regexp.QuoteMeta(text)}, {Key: "$options", Value: "i"}}
 		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
 			bson.D{{Key: fieldName, Value: re}},
@@ -163,29 +115,27 @@ func (q ProductQuery) compile() (bson.D, bson.D, error) {
 	}
 	var sort bson.D
 	switch q.Sort {
-	case "", SortNewest:
+	case "", catalogquery.SortNewest:
 		sort = bson.D{{Key: fieldCreatedUS, Value: -1}, {Key: fieldID, Value: -1}}
-	case SortPrice:
+	case catalogquery.SortPrice:
 		sort = bson.D{{Key: fieldPriceCents, Value: 1}, {Key: fieldID, Value: 1}}
-	case SortPriceDesc:
+	case catalogquery.SortPriceDesc:
 		sort = bson.D{{Key: fieldPriceCents, Value: -1}, {Key: fieldID, Value: 1}}
-	case SortName:
+	default: // catalogquery.SortName; Check refused the rest
 		sort = bson.D{{Key: fieldNameKey, Value: 1}, {Key: fieldID, Value: 1}}
-	default:
-		return nil, nil, fmt.Errorf("%w: sort %q is not one of %s", ErrInvalidQuery, q.Sort, strings.Join(Sorts, ", "))
 	}
 	return filter, sort, nil
 }
 
 // Categories returns the categories of the listed products, by name, with
 // how many products each lists. Errors: the database's.
-func (s *Store) Categories(ctx context.Context) ([]Category, error) {
+func (s *Store) Categories(ctx context.Context) ([]catalogquery.Category, error) {
 	coll, err := s.collection(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if coll == nil {
-		return []Category{}, nil // the projection never ran
+		return []catalogquery.Category{}, nil // the projection never ran
 	}
 	// One accumulator per $group: FerretDB computes only the first of
 	// several, silently.
@@ -203,12 +153,12 @@ func (s *Store) Categories(ctx context.Context) ([]Category, error) {
 	if err := cur.All(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("catalogue: categories: %w", err)
 	}
-	out := make([]Category, len(rows))
+	out := make([]catalogquery.Category, len(rows))
 	for i, r := range rows {
-		out[i] = Category{Name: r.Name, ProductCount: int(r.N)}
+		out[i] = catalogquery.Category{Name: r.Name, ProductCount: int(r.N)}
 	}
 	// Sorted here rather than by a $sort stage: the categories are few,
 	// and Go's string order is the same on every server.
-	slices.SortFunc(out, func(a, b Category) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b catalogquery.Category) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }

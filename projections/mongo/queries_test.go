@@ -11,6 +11,7 @@ import (
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/internal/platform/resource"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 
@@ -58,33 +59,33 @@ func TestProducts(t *testing.T) {
 	// ids follow creation, so apple comes first.
 	for _, c := range []struct {
 		name  string
-		q     mongoread.ProductQuery
+		q     catalogquery.ProductQuery
 		want  string
 		total int
 	}{
-		{"newest first by default", mongoread.ProductQuery{}, "Zebra toy,Kettle,cherry,Banana,apple", 5},
-		{"newest first", mongoread.ProductQuery{Sort: mongoread.SortNewest}, "Zebra toy,Kettle,cherry,Banana,apple", 5},
-		{"cheapest first, ties by id", mongoread.ProductQuery{Sort: mongoread.SortPrice}, "Banana,apple,cherry,Zebra toy,Kettle", 5},
-		{"dearest first, ties by id", mongoread.ProductQuery{Sort: mongoread.SortPriceDesc}, "Kettle,Zebra toy,apple,cherry,Banana", 5},
-		{"by name, ignoring case", mongoread.ProductQuery{Sort: mongoread.SortName}, "apple,Banana,cherry,Kettle,Zebra toy", 5},
-		{"a category", mongoread.ProductQuery{Category: "fruit", Sort: mongoread.SortName}, "apple,Banana,cherry", 3},
-		{"a discontinued product's category", mongoread.ProductQuery{Category: "attic"}, "", 0},
-		{"a vendor", mongoread.ProductQuery{VendorID: &vendor, Sort: mongoread.SortName}, "apple,Banana,Zebra toy", 3},
-		{"another vendor", mongoread.ProductQuery{VendorID: &other, Sort: mongoread.SortName}, "cherry,Kettle", 2},
-		{"a price range, bounds included", mongoread.ProductQuery{MinPrice: cents(80), MaxPrice: cents(120), Sort: mongoread.SortName}, "apple,Banana,cherry", 3},
-		{"a minimum price", mongoread.ProductQuery{MinPrice: cents(121), Sort: mongoread.SortPrice}, "Zebra toy,Kettle", 2},
-		{"a maximum price", mongoread.ProductQuery{MaxPrice: cents(79)}, "", 0},
-		{"q in names and descriptions, any case", mongoread.ProductQuery{Q: "red", Sort: mongoread.SortName}, "apple,cherry", 2},
-		{"q is literal, not a pattern", mongoread.ProductQuery{Q: "(ripe)."}, "Banana", 1},
-		{"q that looks like a pattern matches nothing", mongoread.ProductQuery{Q: ".*"}, "", 0},
-		{"q and a filter", mongoread.ProductQuery{Q: "R", VendorID: &other, Sort: mongoread.SortName}, "cherry,Kettle", 2},
-		{"everything at once", mongoread.ProductQuery{Category: "fruit", VendorID: &vendor, MinPrice: cents(100), Q: "crisp"}, "apple", 1},
-		{"a second page", mongoread.ProductQuery{Sort: mongoread.SortName, Page: 2, Limit: 2}, "cherry,Kettle", 5},
-		{"the last page, part full", mongoread.ProductQuery{Sort: mongoread.SortName, Page: 3, Limit: 2}, "Zebra toy", 5},
-		{"past the last page", mongoread.ProductQuery{Sort: mongoread.SortName, Page: 4, Limit: 2}, "", 5},
-		{"a limit over the maximum is clamped", mongoread.ProductQuery{Limit: 1000, Sort: mongoread.SortName}, "apple,Banana,cherry,Kettle,Zebra toy", 5},
+		{"newest first by default", catalogquery.ProductQuery{}, "Zebra toy,Kettle,cherry,Banana,apple", 5},
+		{"newest first", catalogquery.ProductQuery{Sort: catalogquery.SortNewest}, "Zebra toy,Kettle,cherry,Banana,apple", 5},
+		{"cheapest first, ties by id", catalogquery.ProductQuery{Sort: catalogquery.SortPrice}, "Banana,apple,cherry,Zebra toy,Kettle", 5},
+		{"dearest first, ties by id", catalogquery.ProductQuery{Sort: catalogquery.SortPriceDesc}, "Kettle,Zebra toy,apple,cherry,Banana", 5},
+		{"by name, ignoring case", catalogquery.ProductQuery{Sort: catalogquery.SortName}, "apple,Banana,cherry,Kettle,Zebra toy", 5},
+		{"a category", catalogquery.ProductQuery{Category: "fruit", Sort: catalogquery.SortName}, "apple,Banana,cherry", 3},
+		{"a discontinued product's category", catalogquery.ProductQuery{Category: "attic"}, "", 0},
+		{"a vendor", catalogquery.ProductQuery{VendorID: &vendor, Sort: catalogquery.SortName}, "apple,Banana,Zebra toy", 3},
+		{"another vendor", catalogquery.ProductQuery{VendorID: &other, Sort: catalogquery.SortName}, "cherry,Kettle", 2},
+		{"a price range, bounds included", catalogquery.ProductQuery{MinPrice: cents(80), MaxPrice: cents(120), Sort: catalogquery.SortName}, "apple,Banana,cherry", 3},
+		{"a minimum price", catalogquery.ProductQuery{MinPrice: cents(121), Sort: catalogquery.SortPrice}, "Zebra toy,Kettle", 2},
+		{"a maximum price", catalogquery.ProductQuery{MaxPrice: cents(79)}, "", 0},
+		{"q in names and descriptions, any case", catalogquery.ProductQuery{Q: "red", Sort: catalogquery.SortName}, "apple,cherry", 2},
+		{"q is literal, not a pattern", catalogquery.ProductQuery{Q: "(ripe)."}, "Banana", 1},
+		{"q that looks like a pattern matches nothing", catalogquery.ProductQuery{Q: ".*"}, "", 0},
+		{"q and a filter", catalogquery.ProductQuery{Q: "R", VendorID: &other, Sort: catalogquery.SortName}, "cherry,Kettle", 2},
+		{"everything at once", catalogquery.ProductQuery{Category: "fruit", VendorID: &vendor, MinPrice: cents(100), Q: "crisp"}, "apple", 1},
+		{"a second page", catalogquery.ProductQuery{Sort: catalogquery.SortName, Page: 2, Limit: 2}, "cherry,Kettle", 5},
+		{"the last page, part full", catalogquery.ProductQuery{Sort: catalogquery.SortName, Page: 3, Limit: 2}, "Zebra toy", 5},
+		{"past the last page", catalogquery.ProductQuery{Sort: catalogquery.SortName, Page: 4, Limit: 2}, "", 5},
+		{"a limit over the maximum is clamped", catalogquery.ProductQuery{Limit: 1000, Sort: catalogquery.SortName}, "apple,Banana,cherry,Kettle,Zebra toy", 5},
 	} {
-		items, total, err := e.cat.Products(ctxT(t), c.q)
+		items, total, err := list(ctxT(t), e.cat, c.q)
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -98,10 +99,10 @@ func TestProducts(t *testing.T) {
 	}
 
 	// Paging through every order visits each product once.
-	for _, sort := range mongoread.Sorts {
+	for _, sort := range catalogquery.Sorts {
 		var seen []string
 		for page := 1; page <= 3; page++ {
-			items, _, err := e.cat.Products(ctxT(t), mongoread.ProductQuery{Sort: sort, Page: page, Limit: 2})
+			items, _, err := list(ctxT(t), e.cat, catalogquery.ProductQuery{Sort: sort, Page: page, Limit: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,13 +116,13 @@ func TestProducts(t *testing.T) {
 		}
 	}
 
-	for _, q := range []mongoread.ProductQuery{{Sort: "price_desc"}, {Q: strings.Repeat("x", mongoread.MaxQLength+1)}} {
-		if _, _, err := e.cat.Products(ctxT(t), q); !errors.Is(err, mongoread.ErrInvalidQuery) {
+	for _, q := range []catalogquery.ProductQuery{{Sort: "price_desc"}, {Q: strings.Repeat("x", catalogquery.MaxQLength+1)}} {
+		if _, _, err := list(ctxT(t), e.cat, q); !errors.Is(err, catalogquery.ErrInvalidQuery) {
 			t.Errorf("%+v: %v, want ErrInvalidQuery", q, err)
 		}
 	}
-	if _, _, err := e.cat.Products(ctxT(t), mongoread.ProductQuery{Q: strings.Repeat("é", mongoread.MaxQLength)}); err != nil {
-		t.Errorf("q of %d characters: %v", mongoread.MaxQLength, err)
+	if _, _, err := list(ctxT(t), e.cat, catalogquery.ProductQuery{Q: strings.Repeat("é", catalogquery.MaxQLength)}); err != nil {
+		t.Errorf("q of %d characters: %v", catalogquery.MaxQLength, err)
 	}
 
 	got, err := e.cat.Product(ctxT(t), uuid.MustParse(ids["kettle"]))
@@ -145,7 +146,7 @@ func TestCategories(t *testing.T) {
 	}
 	// The discontinued product's category is gone; an unnamed one is the
 	// default.
-	want := []mongoread.Category{{Name: "fruit", ProductCount: 3}, {Name: "kitchen", ProductCount: 1}, {Name: "uncategorized", ProductCount: 1}}
+	want := []catalogquery.Category{{Name: "fruit", ProductCount: 3}, {Name: "kitchen", ProductCount: 1}, {Name: "uncategorized", ProductCount: 1}}
 	if !slices.Equal(got, want) {
 		t.Errorf("categories %v, want %v", got, want)
 	}

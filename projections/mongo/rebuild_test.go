@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 
 	"github.com/google/uuid"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/projections"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 	mongoread "github.com/eventshop/eventshop/projections/mongo"
 )
 
@@ -58,7 +60,7 @@ func TestShadowSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	listing := func() string {
-		items, total, err := e.cat.Products(ctxT(t), mongoread.ProductQuery{Limit: 100})
+		items, total, err := list(ctxT(t), e.cat, catalogquery.ProductQuery{Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +211,7 @@ func TestRunner(t *testing.T) {
 	events = e.log(t)
 	last = events[len(events)-1].Position
 	testwait.Until(t, 20*time.Second, caughtUp())
-	_, total, err := e.cat.Products(ctxT(t), mongoread.ProductQuery{})
+	_, total, err := list(ctxT(t), e.cat, catalogquery.ProductQuery{})
 	if err != nil || total != 5 {
 		t.Fatalf("after three more products: %d listed, %v; want 5", total, err)
 	}
@@ -234,7 +236,7 @@ func TestRunner(t *testing.T) {
 			case <-pace.C:
 			}
 			reads.Add(1)
-			if _, total, err := e.cat.Products(ctx, mongoread.ProductQuery{}); err != nil || total != 5 {
+			if _, total, err := list(ctx, e.cat, catalogquery.ProductQuery{}); err != nil || total != 5 {
 				short.Add(1)
 			}
 		}
@@ -269,7 +271,7 @@ func TestRunner(t *testing.T) {
 	// its grace is over (at the first batch after it).
 	after := e.create(t, e.vendor, commands.CreateProduct{SKU: "AFTER-1", Name: "After", Price: 100})
 	testwait.Until(t, 20*time.Second, func() string {
-		if _, total, err := e.cat.Products(ctxT(t), mongoread.ProductQuery{}); err != nil || total != 6 {
+		if _, total, err := list(ctxT(t), e.cat, catalogquery.ProductQuery{}); err != nil || total != 6 {
 			return "after the rebuild, a new product: " + dump(total) + " listed"
 		}
 		return ""

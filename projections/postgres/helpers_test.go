@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -86,24 +87,31 @@ func (e *env) runProjections(t *testing.T) (stop func()) {
 // sameOrder returns "" when got equals want field by field, times
 // compared with Equal; otherwise what differs.
 func sameOrder(got, want resource.Order) string {
-	if !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
-		return "order " + want.ID + ": times differ: got " + got.CreatedAt.String() + "/" + got.UpdatedAt.String() +
-			", want " + want.CreatedAt.String() + "/" + want.UpdatedAt.String()
-	}
-	got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	if !reflect.DeepEqual(got, want) {
-		return "order " + want.ID + ": got " + dump(got) + ", want " + dump(want)
-	}
-	return ""
+	return sameApart("order "+want.ID, got, want, func(o *resource.Order) []*time.Time { return []*time.Time{&o.CreatedAt, &o.UpdatedAt} })
+}
+
+// sameProduct is sameOrder for products.
+func sameProduct(got, want resource.Product) string {
+	return sameApart("product "+want.ID, got, want, func(p *resource.Product) []*time.Time { return []*time.Time{&p.CreatedAt, &p.UpdatedAt} })
 }
 
 func sameUser(got, want resource.User) string {
-	if !got.CreatedAt.Equal(want.CreatedAt) {
-		return "user " + want.ID + ": created_at differs"
+	return sameApart("user "+want.ID, got, want, func(u *resource.User) []*time.Time { return []*time.Time{&u.CreatedAt} })
+}
+
+// sameApart returns "" when got equals want field by field, the times
+// that times points to compared with Equal (a location or a monotonic
+// reading is no difference); otherwise what differs, about what.
+func sameApart[T any](what string, got, want T, times func(*T) []*time.Time) string {
+	g, w := times(&got), times(&want)
+	for i := range g {
+		if !g[i].Equal(*w[i]) {
+			return fmt.Sprintf("%s: times differ: got %v, want %v", what, *g[i], *w[i])
+		}
+		*g[i], *w[i] = time.Time{}, time.Time{}
 	}
-	got.CreatedAt, want.CreatedAt = time.Time{}, time.Time{}
 	if !reflect.DeepEqual(got, want) {
-		return "user " + want.ID + ": got " + dump(got) + ", want " + dump(want)
+		return what + ": got " + dump(got) + ", want " + dump(want)
 	}
 	return ""
 }
@@ -117,7 +125,7 @@ func tableHash(t *testing.T, ctx context.Context, q interface {
 }) string {
 	t.Helper()
 	var parts []string
-	for _, table := range []string{"users", "orders", "order_items", "product_vendors"} {
+	for _, table := range []string{"users", "orders", "order_items", "product_vendors", "products", "product_counts"} {
 		var h string
 		err := q.QueryRow(ctx, `SELECT count(*) || ':' || md5(coalesce(string_agg(r::text, E'\n' ORDER BY r::text), ''))
 			FROM readmodel.`+table+` r`).Scan(&h)

@@ -1,8 +1,10 @@
 // Package postgres holds the PostgreSQL read models of the read API —
-// users, and orders with their items and the vendors of the products in
-// them — as projections (see package projections) that build them from
-// the event log, and a Store that answers the read API's queries from
-// them in the shapes of internal/platform/resource.
+// users, orders with their items and the vendors of the products in
+// them, and the product catalogue with its counts and search — as
+// projections (see package projections) that build them from the event
+// log; a Store that answers the read API's user and order queries from
+// them, and a Catalog its catalogue queries, in the shapes of
+// internal/platform/resource.
 //
 // Every row carries the version of its aggregate's stream, and each write
 // applies only when the event's version is newer, so applying a batch
@@ -34,9 +36,9 @@ type Store struct {
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // Projections returns the projections that build the read models:
-// UsersProjection and OrdersProjection.
+// UsersProjection, OrdersProjection and ProductsProjection.
 func (s *Store) Projections() []projections.Projection {
-	return []projections.Projection{UsersProjection{}, OrdersProjection{}}
+	return []projections.Projection{UsersProjection{}, OrdersProjection{}, ProductsProjection{}}
 }
 
 // idOf parses the id after prefix in stream; ok is false when it is not

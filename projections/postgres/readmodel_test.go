@@ -1,8 +1,9 @@
 package postgres_test
 
 import (
-	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 
 	"context"
 	"encoding/json"
@@ -18,11 +19,13 @@ import (
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
+	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/internal/platform/resource"
 	"github.com/eventshop/eventshop/internal/services/payment"
 	"github.com/eventshop/eventshop/projections"
+	"github.com/eventshop/eventshop/projections/catalogquery"
 	"github.com/eventshop/eventshop/projections/postgres"
 )
 
@@ -31,9 +34,12 @@ type history struct {
 	users     []string
 	orders    []string // every placed order
 	abandoned string   // an order id fenced before it was placed
-	vendors   []commands.Actor
-	customers []commands.Actor
-	vendorOf  map[string]string // product id → vendor id
+	products  []string // every product listed, the last one discontinued
+	// abandonedProduct is a product id fenced before it was listed.
+	abandonedProduct string
+	vendors          []commands.Actor
+	customers        []commands.Actor
+	vendorOf         map[string]string // product id → vendor id
 }
 
 var card = payment.Card{Number: payment.TestCardSuccess, ExpMonth: 12, ExpYear: time.Now().Year() + 3, CVC: "123"}
@@ -146,6 +152,44 @@ func writeHistory(t *testing.T, e *env) history {
 	if exists, err := e.h.Orders.AbandonPlacement(ctx, h.abandoned, nil); err != nil || exists {
 		t.Fatalf("abandon placement: exists %v, %v", exists, err)
 	}
+
+	// The catalogue moves on: a product changes its category, another is
+	// listed, changed every way, restocked and discontinued, and a listing
+	// is abandoned.
+	moved, lamp := "gadgets", "Café lamp"
+	if _, _, err := e.h.Catalog.UpdateProduct(ctx, h.vendors[1], products[3], commands.NoVersion, product.Update{Category: &moved}); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := e.h.Catalog.CreateProduct(ctx, h.vendors[0], commands.CreateProduct{SKU: "SKU-LAMP", Name: "Lamp",
+		Price: 1500, Category: "things", Quantity: 3, Images: []string{"https://img.example.com/lamp.png"},
+		Metadata: json.RawMessage(`{"watts": 40, "colour": "brass"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	products = append(products, p.ID)
+	h.vendorOf[p.ID] = h.vendors[0].ID
+	price, desc, images := domain.Cents(1799), "Warm light.", []string{}
+	if _, _, err := e.h.Catalog.UpdateProduct(ctx, h.vendors[0], p.ID, commands.NoVersion, product.Update{Name: &lamp,
+		Description: &desc, Price: &price, Images: &images, Metadata: json.RawMessage(`{"watts": 60}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.h.Catalog.AdjustInventory(ctx, h.vendors[0], p.ID, commands.NoVersion,
+		product.AdjustInventory{Adjustment: 7, Reason: "restock", Warehouse: "north"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.h.Catalog.DiscontinueProduct(ctx, h.vendors[0], p.ID, commands.NoVersion); err != nil {
+		t.Fatal(err)
+	}
+	h.products = products
+	h.abandonedProduct = uuid.NewString()
+	data, err := json.Marshal(product.CreationAbandoned{ProductID: h.abandonedProduct})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Append(ctx, product.Stream(h.abandonedProduct), eventstore.NoStream,
+		eventstore.EventData{Type: product.CreationAbandoned{}.EventType(), Data: data}); err != nil {
+		t.Fatal(err)
+	}
 	return h
 }
 
@@ -169,10 +213,12 @@ func voidCharge(t *testing.T, e *env, o order.State) {
 	}
 }
 
-// truth is the API shape of every order and user per the command layer.
+// truth is the API shape of every order, user and listed product per the
+// command layer.
 type truth struct {
-	orders map[string]resource.Order
-	users  map[string]resource.User
+	orders   map[string]resource.Order
+	users    map[string]resource.User
+	products map[string]resource.Product // discontinued ones too
 }
 
 func readTruth(t *testing.T, e *env, h history) truth {
@@ -180,7 +226,7 @@ func readTruth(t *testing.T, e *env, h history) truth {
 	ctx := context.Background()
 	hd := e.handler() // an empty cache: what the store holds
 	admin := commands.Actor{ID: uuid.NewString(), Roles: []string{"admin"}}
-	tr := truth{orders: map[string]resource.Order{}, users: map[string]resource.User{}}
+	tr := truth{orders: map[string]resource.Order{}, users: map[string]resource.User{}, products: map[string]resource.Product{}}
 	for _, id := range h.orders {
 		s, _, err := hd.Orders.Order(ctx, admin, id)
 		if err != nil {
@@ -195,13 +241,36 @@ func readTruth(t *testing.T, e *env, h history) truth {
 		}
 		tr.users[id] = resource.FromUser(s)
 	}
+	for _, id := range h.products {
+		s, _, err := hd.Catalog.Product(ctx, id)
+		if err != nil {
+			t.Fatalf("product %s: %v", id, err)
+		}
+		tr.products[id] = resource.FromProduct(s)
+	}
 	return tr
 }
 
-// caughtUp returns "" once the read model holds every order and user
-// exactly as tr has them.
+// caughtUp returns "" once the read model holds every order, user and
+// product exactly as tr has them (a discontinued product is not found).
 func caughtUp(e *env, tr truth) string {
 	ctx := context.Background()
+	cat := postgres.NewCatalog(e.pool)
+	for id, want := range tr.products {
+		got, err := cat.Product(ctx, uuid.MustParse(id))
+		if want.Discontinued {
+			if !errors.Is(err, catalogquery.ErrNotFound) {
+				return fmt.Sprintf("discontinued product %s: %v, want not found", id, err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Sprintf("product %s: %v", id, err)
+		}
+		if d := sameProduct(got, want); d != "" {
+			return d
+		}
+	}
 	for id, want := range tr.orders {
 		got, err := e.rm.Order(ctx, id)
 		if err != nil {
@@ -415,7 +484,7 @@ func TestReadModels(t *testing.T) {
 				}
 			}
 			// And from empty: the whole log twice in a row.
-			if _, err := tx.Exec(ctx, "TRUNCATE readmodel.users, readmodel.orders, readmodel.order_items, readmodel.product_vendors"); err != nil {
+			if _, err := tx.Exec(ctx, "TRUNCATE readmodel.users, readmodel.orders, readmodel.order_items, readmodel.product_vendors, readmodel.products, readmodel.product_counts"); err != nil {
 				t.Fatal(err)
 			}
 			for _, q := range e.rm.Projections() {
@@ -475,7 +544,7 @@ func TestReadModels(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := e.pool.Exec(ctx, "TRUNCATE readmodel.users, readmodel.orders, readmodel.order_items, readmodel.product_vendors"); err != nil {
+		if _, err := e.pool.Exec(ctx, "TRUNCATE readmodel.users, readmodel.orders, readmodel.order_items, readmodel.product_vendors, readmodel.products, readmodel.product_counts"); err != nil {
 			t.Fatal(err)
 		}
 		if got := tableHash(t, ctx, e.pool); got == live {

@@ -39,6 +39,7 @@ type reader struct {
 var readers = []reader{
 	{"PostgreSQL read model users.v1", projectionReader(postgres.UsersProjection{})},
 	{"PostgreSQL read model orders.v1", projectionReader(postgres.OrdersProjection{})},
+	{"PostgreSQL catalogue products.v1", projectionReader(postgres.ProductsProjection{})},
 	{"MongoDB catalogue catalog.v1 (FerretDB)", catalogReader},
 	{"Kafka publisher and consumer (published.Decode)", kafkaReader},
 	{"published contract (docs/asyncapi.yaml)", contractReader},

@@ -31,7 +31,10 @@ func newClient(base string, conns int, timeout time.Duration) *client {
 	tr.MaxIdleConns = conns
 	tr.MaxIdleConnsPerHost = conns
 	tr.DisableCompression = true
-	return &client{base: base, http: &http.Client{Transport: tr}, timeout: timeout}
+	// Redirects are answers to measure, not to follow (one could lead off
+	// this machine).
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &client{base: base, http: &http.Client{Transport: tr, CheckRedirect: noRedirect}, timeout: timeout}
 }
 
 // close drops the client's idle connections.

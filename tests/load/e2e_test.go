@@ -50,8 +50,8 @@ func TestHarnessAgainstEventshop(t *testing.T) {
 		AdminEmail: "admin@example.com", AdminPassword: "Admin123!", Goals: DefaultGoals,
 		Out: filepath.Join(dir, "report"), Log: log}
 	t.Cleanup(func() {
+		t.Logf("harness output:\n%s", log.String())
 		if t.Failed() {
-			t.Logf("harness output:\n%s", log.String())
 			if b, err := os.ReadFile(srvCfg.LogPath); err == nil {
 				t.Logf("eventshop log (last 8 KiB):\n%s", b[max(len(b)-8<<10, 0):])
 			}
@@ -97,6 +97,7 @@ func TestHarnessAgainstEventshop(t *testing.T) {
 		t.Fatalf("second run: %v", err)
 	}
 	checkResult(t, res, 20)
+	t.Logf("second run's output:\n%s", log2.String())
 	if out := log2.String(); !strings.Contains(out, "no seeding") {
 		t.Errorf("the second run seeded again:\n%s", out)
 	}
@@ -129,5 +130,4 @@ func checkResult(t *testing.T, res *Result, n int64) {
 	if !p.Verdicts[0].Pass {
 		t.Errorf("error goal: %s", p.Verdicts[0].Got)
 	}
-	t.Log(Summary(res))
 }

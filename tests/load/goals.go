@@ -102,13 +102,15 @@ func passed(vs []Verdict) bool {
 	return len(vs) > 0
 }
 
-// fmtDur prints a latency in milliseconds with three significant digits,
-// or seconds from 10 s up.
+// fmtDur prints a latency with three significant digits: in milliseconds
+// below a second, else in seconds.
 func fmtDur(d time.Duration) string {
 	ms := float64(d) / float64(time.Millisecond)
 	switch {
 	case ms >= 10_000:
 		return fmt.Sprintf("%.1fs", ms/1000)
+	case ms >= 1000:
+		return fmt.Sprintf("%.2fs", ms/1000)
 	case ms >= 100:
 		return fmt.Sprintf("%.0fms", ms)
 	case ms >= 10:

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // requestCounts adds up the requests of a phase (flows left out) and
@@ -107,6 +108,10 @@ func stepTable(b *strings.Builder, r *Result) {
 	}
 }
 
+// lagWarning is how late the generator may start an arrival before the
+// report says its own lateness is in the figures.
+const lagWarning = 50 * time.Millisecond
+
 // phaseDetail is one phase's table of routes, errors, CPU and goals.
 func phaseDetail(b *strings.Builder, p PhaseResult) {
 	t := p.Tally
@@ -114,6 +119,10 @@ func phaseDetail(b *strings.Builder, p PhaseResult) {
 	fmt.Fprintf(b, "\n%.0f arrivals/s for %s: %d due (%.1f/s), %d started, %d not scheduled (in-flight cap), %d cancelled at the end; generator late by at most %s\n",
 		p.Phase.Rate, p.Phase.Duration, t.Scheduled, float64(t.Scheduled)/p.Phase.Duration.Seconds(), t.Started,
 		t.Dropped, t.Cancelled, fmtDur(t.MaxLag))
+	if t.MaxLag > lagWarning {
+		fmt.Fprintf(b, "note: the generator fell %s behind its schedule (short of CPU); the delay counts in the latencies, as the server's\n",
+			fmtDur(t.MaxLag))
+	}
 	fmt.Fprintf(b, "requests: %d in %s, %d failed; %.1f requests/s answered ok\n", n, t.Took.Round(1e6), failed,
 		float64(n-failed)/max(t.Took.Seconds(), 1e-3))
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -111,25 +111,28 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		base, pid = srv.URL, srv.PID()
 		fmt.Fprintf(log, "load: started eventshop at %s (pid %d, log %s)\n", base, pid, cfg.Server.LogPath)
 	}
-	c := newClient(base, cfg.MaxInFlight+16, cfg.Timeout)
-	defer c.close()
-
+	// Setup's requests may take long (a listing that scans 100,000
+	// products); its whole is bounded by SetupTimeout.
+	sc := newClient(base, cfg.SeedWorkers+8, cfg.SetupTimeout)
 	setupCtx, cancel := context.WithTimeout(ctx, cfg.SetupTimeout)
-	world, err := setup(setupCtx, c, cfg, log)
+	world, err := setup(setupCtx, sc, cfg, log)
 	cancel()
+	sc.close()
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
+	c := newClient(base, cfg.MaxInFlight+16, cfg.Timeout)
+	defer c.close()
 
 	res := &Result{Target: base, Started: time.Now().UTC(), Step: cfg.Step, Products: cfg.Products,
 		Catalogue: world.Total, Shoppers: len(world.Shoppers), Goals: cfg.Goals}
 	timeline := NewTimeline(time.Now())
-	sc := newScenario(c, world, timeline)
+	play := newScenario(c, world, timeline)
 	sched := Scheduler{MaxInFlight: cfg.MaxInFlight, Drain: cfg.Timeout + time.Second,
 		OnDrop: func(due time.Time) { timeline.Due(due, true) }}
 	arrive := func(ctx context.Context, due time.Time) {
 		timeline.Due(due, false)
-		sc.arrive(ctx, due)
+		play.arrive(ctx, due)
 	}
 	first := sampleCPU(pid)
 	for _, p := range cfg.phases() {
@@ -137,10 +140,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			break
 		}
 		fmt.Fprintf(log, "load: %.0f arrivals/s for %s …\n", p.Rate, p.Duration)
-		sc.stats = NewStats()
+		play.stats = NewStats()
 		before := sampleCPU(pid)
 		t := sched.Run(ctx, p, arrive)
-		pr := PhaseResult{Phase: p, Tally: t, Routes: sc.stats.Summary(), CPU: cpuBetween(before, sampleCPU(pid))}
+		pr := PhaseResult{Phase: p, Tally: t, Routes: play.stats.Summary(), CPU: cpuBetween(before, sampleCPU(pid))}
 		pr.Verdicts = cfg.Goals.Check(pr.Routes, t)
 		pr.Pass = passed(pr.Verdicts)
 		res.Phases = append(res.Phases, pr)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -133,7 +134,16 @@ func (c chart) svg() string {
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%g" y2="%g" stroke="#bbb" stroke-dasharray="2 3"/>`, x, x, padT, padT+ph)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%g" font-size="10" fill="#666">%s</text>`, x+3, padT+11, esc(v.label))
 	}
-	for _, h := range c.hlines {
+	for i, h := range c.hlines {
+		// Goals at the same height share one line and one label.
+		if slices.ContainsFunc(c.hlines[:i], func(o refLine) bool { return o.at == h.at }) {
+			continue
+		}
+		for _, o := range c.hlines[i+1:] {
+			if o.at == h.at {
+				h.label = strings.Replace(h.label, " ", ", "+strings.Fields(o.label)[0]+" ", 1)
+			}
+		}
 		y := py(h.at)
 		fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="6 4"/>`, padL, padL+pw, y, y, h.color)
 		fmt.Fprintf(&b, `<text x="%g" y="%.1f" font-size="10" fill="%s" text-anchor="end">%s</text>`, padL+pw-4, y-4, h.color, esc(h.label))

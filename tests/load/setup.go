@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -130,6 +131,26 @@ func (a *admin) get(ctx context.Context, stale string) (string, error) {
 	return t, nil
 }
 
+// do sends req with the admin's token, signing in again once when the
+// token has expired (401). Its error is a failed sign-in; what the
+// request got is in the answer and kind, as client.do gives them.
+func (a *admin) do(ctx context.Context, req request, want int) (answer, string, error) {
+	for attempt := 0; ; attempt++ {
+		token, err := a.get(ctx, "")
+		if err != nil {
+			return answer{}, "", err
+		}
+		req.token = token
+		ans, kind := a.c.do(ctx, req, want)
+		if kind != "401" || attempt > 0 {
+			return ans, kind, nil
+		}
+		if _, err := a.get(ctx, token); err != nil {
+			return ans, kind, err
+		}
+	}
+}
+
 // seed lists products LOAD-000001 … LOAD-<n> through the public API as
 // an admin, workers at a time, unless the catalogue already counts n:
 // a SKU that is taken (409) is one an earlier run listed. It shows its
@@ -167,7 +188,7 @@ func (c *client) seed(ctx context.Context, a *admin, n, workers int, log io.Writ
 				if i > n {
 					return nil
 				}
-				kind, err := c.createProduct(gctx, a, i)
+				kind, err := a.createProduct(gctx, i)
 				if err != nil {
 					return err
 				}
@@ -188,40 +209,28 @@ func (c *client) seed(ctx context.Context, a *admin, n, workers int, log io.Writ
 }
 
 // createProduct lists product i: 201, or 409 when its SKU is taken.
-func (c *client) createProduct(ctx context.Context, a *admin, i int) (string, error) {
+func (a *admin) createProduct(ctx context.Context, i int) (string, error) {
 	body := seedProduct(i)
-	var kind string
-	for attempt := 0; attempt < 2; attempt++ {
-		token, err := a.get(ctx, "")
-		if err != nil {
-			return "", err
-		}
-		var ans answer
-		ans, kind = c.do(ctx, request{method: "POST", path: "/api/products", token: token, body: body}, http.StatusCreated)
-		switch kind {
-		case "", "409":
-			return kind, nil
-		case "401": // the token expired: sign in again, once
-			if _, err := a.get(ctx, token); err != nil {
-				return "", err
-			}
-			continue
-		}
-		return "", fmt.Errorf("list product %s: %s %.300s", body["sku"], kind, ans.body)
+	ans, kind, err := a.do(ctx, request{method: "POST", path: "/api/products", body: body}, http.StatusCreated)
+	switch {
+	case err != nil:
+		return "", err
+	case kind == "" || kind == "409":
+		return kind, nil
 	}
-	return "", fmt.Errorf("list product %d: %s", i, kind)
+	return "", fmt.Errorf("list product %s: %s %.300s", body["sku"], kind, ans.body)
 }
 
 // waitCatalogue waits, up to ctx, until the listing counts n products:
 // the catalogue is a projection of the log, behind the writes. It asks
 // the projections' status (cheap) every second and counts the listing
 // (a scan on FerretDB) only once the catalogue reports no lag, so that
-// waiting does not slow what it waits for; a line every 5 s shows the
-// lag.
+// waiting does not slow what it waits for; a line shows the lag when it
+// changed (at most every 5 s) or every 30 s.
 func (c *client) waitCatalogue(ctx context.Context, a *admin, n int, log io.Writer) error {
-	start, shown := time.Now(), time.Now()
+	start, shown, said := time.Now(), time.Now(), ""
 	for {
-		lag, status, err := c.catalogueLag(ctx, a)
+		lag, status, err := a.catalogueLag(ctx)
 		if err != nil {
 			return err
 		}
@@ -235,8 +244,8 @@ func (c *client) waitCatalogue(ctx context.Context, a *admin, n int, log io.Writ
 				return nil
 			}
 		}
-		if time.Since(shown) >= 5*time.Second {
-			shown = time.Now()
+		if since := time.Since(shown); (status != said && since >= 5*time.Second) || since >= 30*time.Second {
+			shown, said = time.Now(), status
 			fmt.Fprintf(log, "setup: waiting for the catalogue to catch up: %s\n", status)
 		}
 		select {
@@ -250,18 +259,21 @@ func (c *client) waitCatalogue(ctx context.Context, a *admin, n int, log io.Writ
 // catalogueLag is the catalogue projection's lag in events from GET
 // /api/admin/projections (-1 when not measured yet), and its status in
 // words.
-func (c *client) catalogueLag(ctx context.Context, a *admin) (int64, string, error) {
-	token, err := a.get(ctx, "")
-	if err != nil {
-		return 0, "", err
-	}
+func (a *admin) catalogueLag(ctx context.Context) (int64, string, error) {
 	var reports []struct {
 		Name   string  `json:"name"`
 		Lag    *int64  `json:"lag"`
 		Status string  `json:"status"`
 		Error  *string `json:"last_error"`
 	}
-	if _, err := c.call(ctx, request{method: "GET", path: "/api/admin/projections", token: token}, http.StatusOK, &reports); err != nil {
+	ans, kind, err := a.do(ctx, request{method: "GET", path: "/api/admin/projections"}, http.StatusOK)
+	if err == nil && kind != "" {
+		err = fmt.Errorf("GET /api/admin/projections: %s %.300s", kind, ans.body)
+	}
+	if err == nil {
+		err = json.Unmarshal(ans.body, &reports)
+	}
+	if err != nil {
 		return 0, "", err
 	}
 	for _, r := range reports {

@@ -37,17 +37,16 @@ func slowServer(t *testing.T, d time.Duration) (url string, served, peak *atomic
 // requests queue on the client's side. A closed-loop generator would
 // report 50 ms each; the open model counts from each arrival's due time,
 // so the queueing shows: the k-th request, due at k×25 ms, ends near
-// (k+1)×50 ms.
+// (k+1)×50 ms. The requests go through the scenario's own recording.
 func TestScheduleCountsFromDueTime(t *testing.T) {
 	url, served, peak := slowServer(t, 50*time.Millisecond)
 	c := newClient(url, 1, 10*time.Second)
 	c.http.Transport.(*http.Transport).MaxConnsPerHost = 1
 	defer c.close()
-	stats := NewStats()
+	play := newScenario(c, &World{}, NewTimeline(time.Now()))
 	s := Scheduler{MaxInFlight: 100, Drain: 10 * time.Second}
 	tally := s.Run(context.Background(), Phase{Rate: 40, Duration: 500 * time.Millisecond}, func(ctx context.Context, due time.Time) {
-		_, kind := c.do(ctx, request{method: "GET", path: "/"}, http.StatusOK)
-		stats.Record(RouteList, time.Since(due), kind)
+		play.get(ctx, due, RouteList, "/", "")
 	})
 	if tally.Scheduled != 20 || tally.Started != 20 || tally.Dropped != 0 || tally.Cancelled != 0 {
 		t.Fatalf("tally %+v, want 20 scheduled and started, none dropped or cancelled", tally)
@@ -55,7 +54,7 @@ func TestScheduleCountsFromDueTime(t *testing.T) {
 	if served.Load() != 20 || peak.Load() != 1 {
 		t.Fatalf("server served %d, at most %d at once; want 20, one at a time", served.Load(), peak.Load())
 	}
-	sum := stats.Summary()
+	sum := play.stats.Summary()
 	if len(sum) != 1 || sum[0].Count != 20 || sum[0].Errors != 0 {
 		t.Fatalf("summary %+v", sum)
 	}

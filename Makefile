@@ -3,7 +3,7 @@ GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m -p 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test bench bench-catalog build lint services clean-testdbs
+.PHONY: run test bench bench-catalog load build lint services clean-testdbs
 
 ## run: start eventshop locally on http://127.0.0.1:8080
 run: services-run build
@@ -29,6 +29,26 @@ bench: services
 ## same query through the driver
 bench-catalog: services
 	$(GO) test -run '^$$' -bench BenchmarkCatalog -benchtime 1x -timeout 60m ./benchmarks/
+
+## load: the load test (README, "Load testing"): RATE arrivals/s of the
+## shopper mix for DURATION against a PRODUCTS-product catalogue, at TARGET,
+## or, when TARGET is unset, at an eventshop of its own (database
+## eventshop_load, per-IP limits off) started for the run; STEP=1 raises the
+## rate by steps (STEP_START, STEP_BY, STEP_MAX, STEP_DURATION) until a goal
+## breaks and reports the knee; the report goes to OUT
+TARGET ?=
+RATE ?= 1000
+DURATION ?= 60s
+PRODUCTS ?= 5000
+STEP ?=
+OUT ?= .data/load-report
+load: build
+	@[ -n "$(TARGET)" ] || scripts/services.sh eventshop_load
+	CGO_ENABLED=0 $(GO) build -o bin/loadgen ./tests/load/loadgen
+	bin/loadgen -rate $(RATE) -duration $(DURATION) -products $(PRODUCTS) -out $(OUT) \
+		$(if $(TARGET),-target $(TARGET)) $(if $(STEP),-step) \
+		$(if $(STEP_START),-step-start $(STEP_START)) $(if $(STEP_BY),-step-by $(STEP_BY)) \
+		$(if $(STEP_MAX),-step-max $(STEP_MAX)) $(if $(STEP_DURATION),-step-duration $(STEP_DURATION)) $(LOAD_FLAGS)
 
 ## build: a static binary in bin/eventshop
 build:

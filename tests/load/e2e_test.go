@@ -1,0 +1,133 @@
+package load
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/redistest"
+	"github.com/eventshop/eventshop/internal/testsupport/syncbuf"
+)
+
+// buildEventshop builds the real binary for the harness to start.
+func buildEventshop(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "eventshop")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/eventshop/eventshop/cmd/eventshop")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestHarnessAgainstEventshop runs the harness as `make load` does, for
+// two seconds at a low rate: it starts a real eventshop of its own, seeds
+// the catalogue through the API, signs shoppers in, plays the
+// whole mix without an error, writes the report and stops the server. A
+// second run, against that system started by hand, finds the catalogue
+// seeded and the shoppers registered and reports the server's CPU.
+func TestHarnessAgainstEventshop(t *testing.T) {
+	_, prefix := redistest.New(t)
+	dir := t.TempDir()
+	srvCfg := ServerConfig{
+		Binary:      buildEventshop(t),
+		DatabaseURL: pgtest.NewDatabase(t),
+		DataDir:     filepath.Join(dir, "data"),
+		RedisPrefix: prefix,
+		LogPath:     filepath.Join(dir, "eventshop.log"),
+		Env:         []string{"REDIS_URL=" + redistest.URL()},
+	}
+	log := &syncbuf.Buffer{}
+	cfg := Config{Server: srvCfg, Rate: 20, Duration: 2 * time.Second, Products: 100, Shoppers: 10,
+		SeedWorkers: 4, ViewIDs: 1000, MaxInFlight: 100, Timeout: 10 * time.Second, SetupTimeout: time.Minute,
+		AdminEmail: "admin@example.com", AdminPassword: "Admin123!", Goals: DefaultGoals,
+		Out: filepath.Join(dir, "report"), Log: log}
+	t.Cleanup(func() {
+		t.Logf("harness output:\n%s", log.String())
+		if t.Failed() {
+			if b, err := os.ReadFile(srvCfg.LogPath); err == nil {
+				t.Logf("eventshop log (last 8 KiB):\n%s", b[max(len(b)-8<<10, 0):])
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	checkResult(t, res, 40)
+	if res.Catalogue < 100 || res.Shoppers != 10 {
+		t.Errorf("catalogue %d, shoppers %d; want ≥ 100 and 10", res.Catalogue, res.Shoppers)
+	}
+	if resp, err := http.Get(res.Target + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Errorf("the started eventshop still answers at %s after the run", res.Target)
+	}
+	for _, f := range []string{"summary.txt", "summary.json", "report.html", "latency.svg", "throughput.svg", "percentiles.svg"} {
+		if fi, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("report file %s: %v", f, err)
+		}
+	}
+	sum, _ := os.ReadFile(filepath.Join(cfg.Out, "summary.txt"))
+	if !strings.Contains(string(sum), "PASS  0 errors") {
+		t.Errorf("summary.txt does not pass the error goal:\n%s", sum)
+	}
+
+	// The same system again, started by hand and given as the target.
+	srvCfg.LogPath = filepath.Join(dir, "eventshop-2.log")
+	srv, err := StartServer(ctx, srvCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	log2 := &syncbuf.Buffer{}
+	cfg.Log = log2
+	cfg.Target, cfg.ServerPID, cfg.Duration = srv.URL, srv.PID(), time.Second
+	res, err = Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	checkResult(t, res, 20)
+	t.Logf("second run's output:\n%s", log2.String())
+	if out := log2.String(); !strings.Contains(out, "no seeding") {
+		t.Errorf("the second run seeded again:\n%s", out)
+	}
+	if res.CPU.Server <= 0 {
+		t.Errorf("server CPU %v, want it measured from /proc", res.CPU.Server)
+	}
+}
+
+// checkResult wants one phase of n arrivals, all started, every route
+// answered without an error.
+func checkResult(t *testing.T, res *Result, n int64) {
+	t.Helper()
+	if len(res.Phases) != 1 {
+		t.Fatalf("%d phases, want 1", len(res.Phases))
+	}
+	p := res.Phases[0]
+	if p.Tally.Scheduled != n || p.Tally.Started != n || p.Tally.Dropped != 0 || p.Tally.Cancelled != 0 {
+		t.Errorf("tally %+v, want %d arrivals, all started and finished", p.Tally, n)
+	}
+	got := map[string]RouteSummary{}
+	for _, r := range p.Routes {
+		got[r.Route] = r
+	}
+	for _, route := range Routes {
+		r, ok := got[route]
+		if !ok || r.Count == 0 || r.Errors != 0 {
+			t.Errorf("%s: %d requests, %d errors %v; want some, none failed", route, r.Count, r.Errors, r.ByKind)
+		}
+	}
+	if !p.Verdicts[0].Pass {
+		t.Errorf("error goal: %s", p.Verdicts[0].Got)
+	}
+}

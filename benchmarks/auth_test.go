@@ -84,7 +84,7 @@ func BenchmarkAuthenticatedReads(b *testing.B) {
 	}
 	authed := stack(edge.Authenticate(tokens, h.Users))
 	// Bypassed: the "token" is the caller's user id, taken as it is.
-	bypassed := stack(edge.Authenticate(injectedCaller{}, injectedCaller{}))
+	bypassed := stack(edge.Authenticate(injectedCaller{}, h.Users))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 2 * routeConc, MaxIdleConnsPerHost: 2 * routeConc}}
 	b.Cleanup(client.CloseIdleConnections)
 
@@ -181,10 +181,6 @@ func BenchmarkAuthenticatedReads(b *testing.B) {
 // as the caller's user id, a customer, with nothing verified or looked up.
 type injectedCaller struct{}
 
-func (injectedCaller) VerifyAccess(_ context.Context, token string) (auth.Claims, error) {
-	return auth.Claims{UserID: token, Type: auth.TypeAccess}, nil
-}
-
-func (injectedCaller) Roles(context.Context, string) ([]string, error) {
-	return []string{user.RoleCustomer}, nil
+func (injectedCaller) VerifyAccess(_ context.Context, token string, _ auth.RoleSource) (auth.Claims, []string, error) {
+	return auth.Claims{UserID: token, Type: auth.TypeAccess}, []string{user.RoleCustomer}, nil
 }

@@ -48,7 +48,7 @@ type app struct {
 	store  store
 	cmd    commands.Handlers
 	pm     *commands.ProcessManager
-	redis  *redis.Client    // nil unless an API is served
+	redis  *redis.Client    // nil unless an API is served or roles change (cacheRoles)
 	tokens *auth.Service    // nil unless an API is served
 	api    *writeapi.Server // nil unless the write API is served
 	// authenticate is the signed-in routes' middleware, when an API is
@@ -160,7 +160,7 @@ func (a *app) connectAuth(ctx context.Context, cfg config, local bool) error {
 		return fmt.Errorf("JWT_SECRET: %w", err)
 	}
 	a.authenticate = edge.Authenticate(a.tokens, a.cmd.Users)
-	return nil
+	return a.cacheRoles(cfg)
 }
 
 // connectCatalog connects to the catalogue's MongoDB (starting the

@@ -94,6 +94,7 @@ type Service struct {
 	parser     *jwt.Parser
 	rotate     *redis.Script
 	roles      *RoleCache
+	verified   verified // access tokens already verified
 }
 
 // New checks cfg, fills in its defaults and returns a Service storing its

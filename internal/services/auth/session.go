@@ -115,13 +115,18 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, currentRoles
 // error unchanged; and a wrapped Redis error, which is NOT
 // ErrInvalidToken, when the revocation state cannot be read (answer 503).
 func (s *Service) VerifyAccess(ctx context.Context, token string, source RoleSource) (Claims, []string, error) {
-	c, err := s.parse(token, TypeAccess)
-	if err != nil {
-		return Claims{}, nil, err
+	now := s.now()
+	c, ok := s.verified.get(token, now)
+	if !ok {
+		var err error
+		if c, err = s.parse(token, TypeAccess); err != nil {
+			return Claims{}, nil, err
+		}
+		s.verified.put(token, c, now)
 	}
 	var blacklisted, familyRevoked *redis.IntCmd
 	var roles *redis.StringCmd
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		blacklisted = p.Exists(ctx, s.blacklistKey(c.TokenID))
 		if c.FamilyID != "" {
 			familyRevoked = p.Exists(ctx, s.familyKey(c.FamilyID))

@@ -44,13 +44,13 @@ const roleTTL = 24 * time.Hour
 //   - After the append, the command offers the new roles (Offer). That
 //     may never happen (a crash, Redis failing at that moment).
 //   - A request that finds no r reads the stream (version sv) and offers
-//     what it read (VerifyAccess does). The offer is taken only when sv >= p (the change
-//     under way is in what was read, or lost its version to another write
-//     and must mark again before it can append) and sv >= v (nothing
-//     newer was cached meanwhile); it then clears p.
+//     what it read (VerifyAccess does). The offer is taken only when
+//     sv >= p (the change under way is in what was read, or lost its
+//     version to another write and must mark again before it can append)
+//     and sv >= v (nothing newer was cached meanwhile); it then clears p.
 //
-// So a change appended while Changed never ran (the crash window) leaves
-// p set and r absent: the next request reads the stream, which holds the
+// So a change appended whose offer never came (the crash window) leaves p
+// set and r absent: the next request reads the stream, which holds the
 // change, and caches it. A read that raced the change and missed it read
 // sv < p, or was overtaken by a newer offer (sv < v), and is refused. A
 // mark whose append never happened leaves p above the stream's version:

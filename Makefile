@@ -16,8 +16,9 @@ test:
 
 ## bench: event store throughput next to raw PostgreSQL baselines, then
 ## place-order commands/s and latency next to the store's raw append rate,
-## then the read side (rebuilds, projection lag, read routes) next to raw
-## ReadAll, subscription and driver baselines; each read-side case runs once
+## then the read side (rebuilds, projection lag, read routes, authenticated
+## reads) next to raw ReadAll, subscription and driver baselines and to the
+## routes without authentication; each read-side case runs once
 bench: services
 	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m ./eventstore/postgres/
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./commands/

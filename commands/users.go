@@ -17,7 +17,25 @@ type Users struct {
 	*repository
 	grace     time.Duration
 	hashSlots chan struct{} // a slot per argon2id computation under way
+	roles     RoleCache     // nil: no API caches roles
 }
+
+// RoleCache is where the APIs cache the roles of users so that a request
+// reads no stream (*auth.RoleCache is one). Every role change is marked
+// before its append, and so can never leave the old roles trusted, and
+// its result offered after.
+type RoleCache interface {
+	// Changing marks a change of the user's roles that will be appended
+	// at stream version next; on error nothing is appended.
+	Changing(ctx context.Context, userID string, next int64) error
+	// Offer caches the roles the user holds at version, the change's.
+	Offer(ctx context.Context, userID string, roles []string, version int64) error
+}
+
+// CacheRoles makes every role change go through cache, the one the APIs
+// read. Call it before the handlers are used, in every process that
+// changes roles while an API caches them (the write API, create-admin).
+func (h *Users) CacheRoles(cache RoleCache) { h.roles = cache }
 
 // RegisterUser is the sign-up command.
 type RegisterUser struct {
@@ -156,11 +174,41 @@ func (h *Users) User(ctx context.Context, id string) (user.State, Result, error)
 	return u.state, Result{Version: u.state.Version, Position: u.pos}, nil
 }
 
-// Roles is the roles user id holds now, for authenticating its requests.
-// Errors: those of User.
-func (h *Users) Roles(ctx context.Context, id string) ([]string, error) {
+// Roles is the roles user id holds now, read from its stream, with the
+// stream's version, for authenticating its requests when the roles are
+// not cached (auth.RoleSource). Errors: those of User.
+func (h *Users) Roles(ctx context.Context, id string) ([]string, int64, error) {
 	u, _, err := h.User(ctx, id)
-	return u.Roles, err
+	return u.Roles, u.Version, err
+}
+
+// changingRoles wraps decide, a decision on user id's roles, so that when
+// it decides to write, the role cache is marked first (inside execute,
+// right before the append, with the version the append will take; again
+// on every retry). A failed mark fails the decision: no append.
+func (h *Users) changingRoles(ctx context.Context, id string, decide decision[user.State]) decision[user.State] {
+	return func(s user.State) ([]domain.Event, error) {
+		events, err := decide(s)
+		if err != nil || len(events) == 0 || h.roles == nil {
+			return events, err
+		}
+		if err := h.roles.Changing(ctx, id, s.Version+1); err != nil {
+			return nil, err
+		}
+		return events, nil
+	}
+}
+
+// changedRoles offers the roles st holds after a change to the cache. A
+// failure is only logged: the change is marked, so the next request reads
+// the stream.
+func (h *Users) changedRoles(ctx context.Context, st user.State) {
+	if h.roles == nil {
+		return
+	}
+	if err := h.roles.Offer(ctx, st.ID, st.Roles, st.Version); err != nil {
+		h.log.WarnContext(ctx, "cache roles after a change", "user_id", st.ID, "err", err)
+	}
 }
 
 // GrantRole gives a user a role. Only admins may. Errors: domain.ErrForbidden,
@@ -170,16 +218,19 @@ func (h *Users) GrantRole(ctx context.Context, actor Actor, userID, role string)
 		return user.State{}, Result{}, domain.ErrForbidden
 	}
 	granted := false
-	st, res, err := execute(ctx, h.repository, userKind, user.Stream(userID), NoVersion, func(s user.State) ([]domain.Event, error) {
+	st, res, err := execute(ctx, h.repository, userKind, user.Stream(userID), NoVersion, h.changingRoles(ctx, userID, func(s user.State) ([]domain.Event, error) {
 		if !s.Exists() {
 			return nil, domain.NotFound("user", userID)
 		}
 		events, err := user.DecideGrantRole(s, role)
 		granted = len(events) > 0
 		return events, err
-	})
+	}))
 	if err != nil {
 		return st, res, wrap("grant role", err)
+	}
+	if granted {
+		h.changedRoles(ctx, st)
 	}
 	if role == user.RoleAdmin && granted {
 		// The user stream is written first, so a crash in between leaves
@@ -221,10 +272,19 @@ func (h *Users) RevokeRole(ctx context.Context, actor Actor, userID, role string
 			return u.state, Result{}, wrap("revoke role", err)
 		}
 	}
-	st, res, err := execute(ctx, h.repository, userKind, user.Stream(userID), NoVersion, func(s user.State) ([]domain.Event, error) {
-		return user.DecideRevokeRole(s, role, admins)
-	})
-	return st, res, wrap("revoke role", err)
+	revoked := false
+	st, res, err := execute(ctx, h.repository, userKind, user.Stream(userID), NoVersion, h.changingRoles(ctx, userID, func(s user.State) ([]domain.Event, error) {
+		events, err := user.DecideRevokeRole(s, role, admins)
+		revoked = len(events) > 0
+		return events, err
+	}))
+	if err != nil {
+		return st, res, wrap("revoke role", err)
+	}
+	if revoked {
+		h.changedRoles(ctx, st)
+	}
+	return st, res, nil
 }
 
 // EnsureAdmin makes sure a user with email exists and is an admin,

@@ -38,7 +38,7 @@ type app struct {
 	store  adapter.Store
 	cmd    commands.Handlers
 	pm     *commands.ProcessManager
-	redis  *redis.Client    // when an API is served
+	redis  *redis.Client    // when an API is served or roles change
 	tokens *auth.Service    // when an API is served
 	api    *writeapi.Server // when the write API is served
 	// authenticate is the signed-in routes' middleware
@@ -133,6 +133,23 @@ func (a *app) connectAuth(ctx context.Context, cfg config, local bool) error {
 	if err != nil {
 		return err
 	}
+	if err := a.cacheRoles(ctx, cfg); err != nil {
+		return err
+	}
+	tc := cfg.Tokens
+	tc.Secret = secret
+	if a.tokens, err = auth.New(tc, a.redis); err != nil {
+		return fmt.Errorf("JWT_SECRET: %w", err)
+	}
+	a.authenticate = edge.Authenticate(a.tokens, a.cmd.Users)
+	return nil
+}
+
+// cacheRoles connects to REDIS_URL and has every role change of the
+// command handlers go through the roles cache the APIs read there
+// (auth.RoleCache): every process that changes roles must, create-admin
+// too, or the APIs would go on trusting the old roles.
+func (a *app) cacheRoles(ctx context.Context, cfg config) error {
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL %s: want redis://host:port/db", redactURL(cfg.RedisURL))
@@ -141,12 +158,7 @@ func (a *app) connectAuth(ctx context.Context, cfg config, local bool) error {
 	if err := a.redis.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis at %s: %w", opts.Addr, err)
 	}
-	tc := cfg.Tokens
-	tc.Secret = secret
-	if a.tokens, err = auth.New(tc, a.redis); err != nil {
-		return fmt.Errorf("JWT_SECRET: %w", err)
-	}
-	a.authenticate = edge.Authenticate(a.tokens, a.cmd.Users)
+	a.cmd.Users.CacheRoles(auth.NewRoleCache(a.redis, cfg.Tokens.KeyPrefix))
 	return nil
 }
 

@@ -96,6 +96,9 @@ func createAdmin(ctx context.Context, cfg config, log *slog.Logger, stdout io.Wr
 		return err
 	}
 	defer a.Close()
+	if err := a.cacheRoles(ctx, cfg); err != nil {
+		return err
+	}
 	u, err := a.cmd.Users.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword, "Administrator")
 	if err != nil {
 		return fmt.Errorf("create-admin: %w", err)

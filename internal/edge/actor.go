@@ -13,7 +13,7 @@ import (
 )
 
 // Actor is the signed-in caller: who, with the roles the user holds now
-// (looked up on every request, so a revoked role stops working at once),
+// (checked on every request, so a revoked role stops working at once),
 // and the claims of the verified access token.
 type Actor struct {
 	ID     string
@@ -33,30 +33,23 @@ func ActorFrom(ctx context.Context) (a Actor, ok bool) {
 	return a, ok
 }
 
-// Tokens verifies access tokens (auth.Service).
+// Tokens verifies access tokens and finds the roles of their users
+// (auth.Service).
 type Tokens interface {
-	VerifyAccess(ctx context.Context, token string) (auth.Claims, error)
+	VerifyAccess(ctx context.Context, token string, roles auth.RoleSource) (auth.Claims, []string, error)
 }
-
-// Roles looks up the roles a user holds now. Errors: a domain NotFound
-// error for a user that does not exist, a domain error of reason
-// stream_unreadable for one whose stream cannot be read, anything else
-// when the lookup could not be made.
-type Roles interface {
-	Roles(ctx context.Context, userID string) ([]string, error)
-}
-
-// RolesFunc is a function that is a Roles.
-type RolesFunc func(ctx context.Context, userID string) ([]string, error)
-
-// Roles calls f.
-func (f RolesFunc) Roles(ctx context.Context, userID string) ([]string, error) { return f(ctx, userID) }
 
 // Authenticate is the middleware of every signed-in route: it requires a
-// valid, unrevoked access token of an existing user and puts the caller in
-// the request's context (see ActorFrom). It answers 401 otherwise, and 503
-// when the tokens or the roles cannot be asked.
-func Authenticate(tokens Tokens, roles Roles) func(http.Handler) http.Handler {
+// valid, unrevoked access token of an existing user and puts the caller,
+// with the roles the user holds now, in the request's context (see
+// ActorFrom). tokens answers from Redis in one round trip; roles, the
+// user's stream, is read only when the roles are not cached there (see
+// auth.RoleCache). roles' errors: a domain NotFound error for a user that
+// does not exist (401), a domain error of reason stream_unreadable for one
+// whose stream cannot be read (409), anything else when it could not be
+// read (503). It answers 401 for a refused token, and 503 when the token
+// state cannot be asked.
+func Authenticate(tokens Tokens, roles auth.RoleSource) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -64,16 +57,11 @@ func Authenticate(tokens Tokens, roles Roles) func(http.Handler) http.Handler {
 				WriteError(w, r, auth.ErrInvalidToken)
 				return
 			}
-			claims, err := tokens.VerifyAccess(r.Context(), strings.TrimSpace(token))
-			if err != nil {
-				if !errors.Is(err, auth.ErrInvalidToken) {
-					err = Unavailable(err)
-				}
+			claims, held, err := tokens.VerifyAccess(r.Context(), strings.TrimSpace(token), roles)
+			switch {
+			case errors.Is(err, auth.ErrInvalidToken):
 				WriteError(w, r, err)
 				return
-			}
-			held, err := roles.Roles(r.Context(), claims.UserID)
-			switch {
 			case errors.Is(err, &domain.Error{Code: domain.CodeNotFound}):
 				// A token of a user that no longer exists is no token.
 				WriteError(w, r, auth.ErrInvalidToken)

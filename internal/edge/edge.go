@@ -7,9 +7,9 @@
 //
 // The route sets (writeapi, readapi) are built on it and never on each
 // other. It knows the domain's errors and the services' (tokens,
-// payments), and declares what it needs of the rest (the roles of a user)
-// as small interfaces, so it imports neither the command layer nor the
-// APIs.
+// payments), and takes what it needs of the rest (where the roles of a
+// user are read: auth.RoleSource) as small interfaces, so it imports
+// neither the command layer nor the APIs.
 package edge
 
 import (

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -81,11 +82,45 @@ func (f fixture) issue(t *testing.T, userID string, roles ...string) Tokens {
 
 func (f fixture) verify(t *testing.T, access string) Claims {
 	t.Helper()
-	c, err := f.svc.VerifyAccess(context.Background(), access)
+	c, _, err := f.svc.VerifyAccess(context.Background(), access, noSource)
 	if err != nil {
 		t.Fatalf("VerifyAccess: %v", err)
 	}
 	return c
+}
+
+// noSource is the stream of a user without roles, for tests about tokens.
+var noSource RoleSource = &stream{}
+
+// stream stands in for a user's stream as a RoleSource: its roles at its
+// version, or err; it counts its reads.
+type stream struct {
+	mu      sync.Mutex
+	roles   []string
+	version int64
+	err     error
+	reads   int
+}
+
+func (s *stream) Roles(context.Context, string) ([]string, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	return slices.Clone(s.roles), s.version, s.err
+}
+
+// set changes the roles, as an appended event does.
+func (s *stream) set(roles ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.roles = roles
+	s.version++
+}
+
+func (s *stream) readCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
 }
 
 // rolesOf answers Refresh's roles callback with fixed roles.

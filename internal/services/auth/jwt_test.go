@@ -71,11 +71,11 @@ func TestVerifyAccessHonoursExpiryAndConfiguredTTL(t *testing.T) {
 		t.Errorf("expires_in %d, refresh_expires_in %d; want 60, 3600", tok.ExpiresIn, tok.RefreshExpiresIn)
 	}
 	clk.Advance(time.Minute - time.Second)
-	if _, err := svc.VerifyAccess(context.Background(), tok.AccessToken); err != nil {
+	if _, _, err := svc.VerifyAccess(context.Background(), tok.AccessToken, noSource); err != nil {
 		t.Fatalf("a second before exp: %v", err)
 	}
 	clk.Advance(time.Second)
-	if _, err := svc.VerifyAccess(context.Background(), tok.AccessToken); !errors.Is(err, ErrInvalidToken) {
+	if _, _, err := svc.VerifyAccess(context.Background(), tok.AccessToken, noSource); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("at exp: err = %v, want ErrInvalidToken", err)
 	}
 }
@@ -102,7 +102,7 @@ func TestVerifyAccessRefusesBadTokens(t *testing.T) {
 
 	// The control case proves forge builds acceptable tokens, so each
 	// other case fails for its own defect only.
-	if _, err := f.svc.VerifyAccess(context.Background(), forge(t, jwt.SigningMethodHS256, secret, "at+jwt", good)); err != nil {
+	if _, _, err := f.svc.VerifyAccess(context.Background(), forge(t, jwt.SigningMethodHS256, secret, "at+jwt", good), noSource); err != nil {
 		t.Fatalf("control: forged valid token refused: %v", err)
 	}
 
@@ -141,7 +141,7 @@ func TestVerifyAccessRefusesBadTokens(t *testing.T) {
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := f.svc.VerifyAccess(context.Background(), tok)
+			_, _, err := f.svc.VerifyAccess(context.Background(), tok, noSource)
 			if !errors.Is(err, ErrInvalidToken) {
 				t.Fatalf("err = %v, want ErrInvalidToken", err)
 			}

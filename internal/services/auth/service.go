@@ -79,6 +79,7 @@ type Claims struct {
 //	P rtfam:{fid}    present when the family is revoked (reuse or logout);
 //	                 TTL = refresh lifetime, the longest any member can live
 //	P atbl:jti       logged-out access token; TTL = its remaining lifetime
+//	P roles:{id}     the roles user id holds, cached (see RoleCache)
 //
 // A Service is safe for concurrent use.
 type Service struct {
@@ -92,6 +93,8 @@ type Service struct {
 	rdb        redis.UniversalClient
 	parser     *jwt.Parser
 	rotate     *redis.Script
+	roles      *RoleCache
+	verified   verified // access tokens already verified
 }
 
 // New checks cfg, fills in its defaults and returns a Service storing its
@@ -122,6 +125,7 @@ func New(cfg Config, rdb redis.UniversalClient) (*Service, error) {
 		now:        cfg.Now,
 		rdb:        rdb,
 		rotate:     redis.NewScript(rotateLua),
+		roles:      NewRoleCache(rdb, cfg.KeyPrefix),
 	}
 	if s.accessTTL == 0 {
 		s.accessTTL = DefaultAccessTTL

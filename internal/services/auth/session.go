@@ -105,33 +105,57 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, currentRoles
 }
 
 // VerifyAccess verifies an access token (HS256 signature, exp, nbf, iat,
-// iss, aud, type) and checks in Redis that it was not logged out and that
-// its refresh family was not revoked. It returns ErrInvalidToken, wrapped,
-// for any refused token, and a wrapped Redis error, which is NOT
+// iss, aud, type) and returns its claims with the roles its user holds
+// now. One Redis round trip asks whether the token was logged out or its
+// refresh family revoked, and for the user's cached roles (RoleCache);
+// only when none are cached are they read from source, and offered to the
+// cache.
+//
+// It returns ErrInvalidToken, wrapped, for any refused token; source's
+// error unchanged; and a wrapped Redis error, which is NOT
 // ErrInvalidToken, when the revocation state cannot be read (answer 503).
-func (s *Service) VerifyAccess(ctx context.Context, token string) (Claims, error) {
-	c, err := s.parse(token, TypeAccess)
-	if err != nil {
-		return Claims{}, err
+func (s *Service) VerifyAccess(ctx context.Context, token string, source RoleSource) (Claims, []string, error) {
+	now := s.now()
+	c, ok := s.verified.get(token, now)
+	if !ok {
+		var err error
+		if c, err = s.parse(token, TypeAccess); err != nil {
+			return Claims{}, nil, err
+		}
+		s.verified.put(token, c, now)
 	}
 	var blacklisted, familyRevoked *redis.IntCmd
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	var roles *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		blacklisted = p.Exists(ctx, s.blacklistKey(c.TokenID))
 		if c.FamilyID != "" {
 			familyRevoked = p.Exists(ctx, s.familyKey(c.FamilyID))
 		}
+		roles = p.HGet(ctx, s.roles.key(c.UserID), "r")
 		return nil
 	})
-	if err != nil {
-		return Claims{}, fmt.Errorf("auth: check revocation of access token: %w", err)
+	// The first failed command's error: redis.Nil only when the revocation
+	// checks, which come first, went through and the roles are not cached.
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Claims{}, nil, fmt.Errorf("auth: check revocation of access token: %w", err)
 	}
 	if blacklisted.Val() > 0 {
-		return Claims{}, invalid("access token is logged out")
+		return Claims{}, nil, invalid("access token is logged out")
 	}
 	if familyRevoked != nil && familyRevoked.Val() > 0 {
-		return Claims{}, invalid("token family is revoked")
+		return Claims{}, nil, invalid("token family is revoked")
 	}
-	return c, nil
+	if held, ok := cached(roles); ok {
+		return c, held, nil
+	}
+	held, version, err := source.Roles(ctx, c.UserID)
+	if err != nil {
+		return Claims{}, nil, err
+	}
+	// Best effort: what was read is the truth for this request either way,
+	// and a failed offer only means the next request reads again.
+	_ = s.roles.Offer(ctx, c.UserID, held, version)
+	return c, held, nil
 }
 
 // Logout revokes refreshToken and its whole family, and blacklists the

@@ -41,7 +41,7 @@ func TestRefreshRotates(t *testing.T) {
 	if _, err := f.svc.Refresh(ctx, third.RefreshToken, rolesOf("customer")); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("newest token after reuse: err = %v, want ErrInvalidToken", err)
 	}
-	if _, err := f.svc.VerifyAccess(ctx, third.AccessToken); !errors.Is(err, ErrInvalidToken) {
+	if _, _, err := f.svc.VerifyAccess(ctx, third.AccessToken, noSource); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("family access token after reuse: err = %v, want ErrInvalidToken", err)
 	}
 	// Other families of the same user are untouched.
@@ -121,7 +121,7 @@ func TestLogout(t *testing.T) {
 	if !errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrTokenReused) {
 		t.Fatalf("Refresh after logout: err = %v, want ErrInvalidToken", err)
 	}
-	if _, err := f.svc.VerifyAccess(ctx, tok.AccessToken); !errors.Is(err, ErrInvalidToken) {
+	if _, _, err := f.svc.VerifyAccess(ctx, tok.AccessToken, noSource); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("VerifyAccess after logout: err = %v, want ErrInvalidToken", err)
 	}
 
@@ -224,7 +224,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := down.VerifyAccess(ctx, tok.AccessToken); err == nil || errors.Is(err, ErrInvalidToken) {
+	if _, _, err := down.VerifyAccess(ctx, tok.AccessToken, noSource); err == nil || errors.Is(err, ErrInvalidToken) {
 		t.Errorf("VerifyAccess: err = %v, want a non-ErrInvalidToken error", err)
 	}
 	if _, err := down.Refresh(ctx, tok.RefreshToken, rolesOf()); err == nil || errors.Is(err, ErrInvalidToken) {
@@ -238,7 +238,7 @@ func TestRedisDown(t *testing.T) {
 		t.Errorf("Logout: err = %v, want a non-ErrInvalidToken error", err)
 	}
 	// A bad token is still a bad token: it is refused before Redis is asked.
-	if _, err := down.VerifyAccess(ctx, "garbage"); !errors.Is(err, ErrInvalidToken) {
+	if _, _, err := down.VerifyAccess(ctx, "garbage", noSource); !errors.Is(err, ErrInvalidToken) {
 		t.Errorf("garbage: err = %v, want ErrInvalidToken", err)
 	}
 }

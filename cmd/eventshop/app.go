@@ -137,6 +137,7 @@ func (a *app) connectAuth(ctx context.Context, cfg config, local bool) error {
 	if err != nil {
 		return fmt.Errorf("REDIS_URL %s: want redis://host:port/db", redactURL(cfg.RedisURL))
 	}
+	opts.ContextTimeoutEnabled = true // a call ends at its request's deadline
 	a.redis = redis.NewClient(opts)
 	if err := a.redis.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis at %s: %w", opts.Addr, err)

@@ -104,52 +104,59 @@ func TestE2EGatewaySharedBudget(t *testing.T) {
 	wantProblem(t, a.post("/api/auth/login", "", map[string]any{"email": email, "password": testPassword}), http.StatusTooManyRequests)
 }
 
-// TestE2EOverload: with the reads' one slot taken (by a read waiting for
-// an X-Min-Position from the future) and no queue, another read is
-// answered 503 at once, while probes, scrapes and commands, which have
-// budgets of their own, are served; the waiting read still answers as
-// API.md says (stale after its 2 s wait, not cut by its deadline); then
-// reads are admitted again, and /metrics counted the refusal.
+// TestE2EOverload: with MAX_IN_FLIGHT=1 and no queue, reads waiting for
+// an X-Min-Position from the future fill their own budget (4 slots);
+// one more is answered 503 at once, while plain reads, probes and
+// commands, which have budgets of their own, are served; the waiting
+// reads still answer as API.md says (stale after their 2 s wait, not cut
+// by their deadline); and /metrics counted the refusal.
 func TestE2EOverload(t *testing.T) {
 	t.Parallel()
 	s := newE2E(t, "MAX_IN_FLIGHT", "1", "MAX_QUEUE", "0")
+	const waiting = 4
 
-	held := make(chan *http.Response, 1)
-	go func() {
+	fresh := func() (*http.Response, error) {
 		req, _ := http.NewRequest(http.MethodGet, s.base+"/api/products", nil)
 		req.Header.Set("X-Min-Position", "999999999999.999999999999")
-		resp, err := s.http.Do(req)
-		if err != nil {
-			t.Errorf("the held read: %v", err)
-			resp = nil
-		}
-		held <- resp
-	}()
+		return s.http.Do(req)
+	}
+	held := make(chan *http.Response, waiting)
+	for range waiting {
+		go func() {
+			resp, err := fresh()
+			if err != nil {
+				t.Errorf("a waiting read: %v", err)
+			}
+			held <- resp
+		}()
+	}
 	testwait.Until(t, 10*time.Second, func() string {
-		if _, samples := s.scrape(); !hasSample(samples, "eventshop_http_in_flight", 1, "class", "read") {
-			return "the held read is not in flight"
+		if _, samples := s.scrape(); !hasSample(samples, "eventshop_http_in_flight", waiting, "class", "fresh") {
+			return "the waiting reads are not all in flight"
 		}
 		return ""
 	})
 
-	r := wantProblem(t, s.get("/api/products", ""), http.StatusServiceUnavailable)
+	r := wantProblem(t, s.get("/api/products", "", "X-Min-Position", "999999999999.999999999999"), http.StatusServiceUnavailable)
 	if r.header.Get("Retry-After") != "1" {
 		t.Errorf("Retry-After %q, want 1", r.header.Get("Retry-After"))
 	}
 	wantSecurityHeaders(t, r)
+	want(t, s.get("/api/products", ""), http.StatusOK)
 	want(t, s.get("/healthz", ""), http.StatusOK)
 	s.login(adminEmail, adminPassword)
 
-	resp := <-held
-	if resp == nil {
-		t.FailNow()
+	for range waiting {
+		resp := <-held
+		if resp == nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Stale") != "true" {
+			t.Errorf("a waiting read: %d, X-Stale %q; want 200 and true", resp.StatusCode, resp.Header.Get("X-Stale"))
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Stale") != "true" {
-		t.Errorf("the held read: %d, X-Stale %q; want 200 and true", resp.StatusCode, resp.Header.Get("X-Stale"))
-	}
-	want(t, s.get("/api/products", ""), http.StatusOK)
-	if _, samples := s.scrape(); !hasSample(samples, "eventshop_http_overload_total", 1, "class", "read", "outcome", "queue_full") {
+	if _, samples := s.scrape(); !hasSample(samples, "eventshop_http_overload_total", 1, "class", "fresh", "outcome", "queue_full") {
 		t.Error("/metrics does not count the refused read")
 	}
 }

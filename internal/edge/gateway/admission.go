@@ -17,6 +17,11 @@ import (
 const (
 	// ClassRead is GET, HEAD and OPTIONS.
 	ClassRead = "read"
+	// ClassFresh is a GET or HEAD with X-Min-Position: it may wait (up
+	// to 2 s, API.md) for a read model to catch up, using little but
+	// time, so it has a budget of its own, freshPerSlot times as large,
+	// and cannot starve the other reads however far the projections lag.
+	ClassFresh = "fresh"
 	// ClassWrite is every other method: the commands.
 	ClassWrite = "write"
 	// ClassOps is the Exempt paths (probes and scrapes), under a small
@@ -24,12 +29,18 @@ const (
 	ClassOps = "ops"
 )
 
+// Classes are the classes.
+var Classes = []string{ClassRead, ClassFresh, ClassWrite, ClassOps}
+
 // The outcomes Config.Observe is told.
 const (
 	// OutcomeQueueFull: refused at once, the class's queue was full.
 	OutcomeQueueFull = "queue_full"
 	// OutcomeQueueWait: refused after waiting QueueWait for a slot.
 	OutcomeQueueWait = "queue_wait"
+	// OutcomeOverloaded: refused at once, no slot being free while the
+	// class is overloaded (see overload).
+	OutcomeOverloaded = "overloaded"
 	// OutcomeTimeout: admitted, and still being served at its deadline
 	// (RequestTimeout).
 	OutcomeTimeout = "timeout"
@@ -41,10 +52,11 @@ const (
 	// is refused: long enough to ride out a burst, short enough that a
 	// refusal comes well within 100 ms.
 	DefaultQueueWait = 50 * time.Millisecond
-	// InFlightPerCPU is DefaultMaxInFlight's slots per CPU. The requests
-	// spend most of their time waiting on PostgreSQL, MongoDB and Redis,
-	// so a CPU can serve several at once; see README, Performance.
-	InFlightPerCPU = 8
+	// InFlightPerCPU is DefaultMaxInFlight's slots per CPU. Requests wait
+	// on PostgreSQL, MongoDB and Redis, so a CPU serves several at once;
+	// more slots than this served no more here, only slower (README,
+	// Performance).
+	InFlightPerCPU = 4
 )
 
 // The probes' and scrapes' own budget: small, since each is cheap, and
@@ -53,6 +65,9 @@ const (
 	opsInFlight = 4
 	opsQueue    = 16
 )
+
+// freshPerSlot is ClassFresh's slots per MaxInFlight.
+const freshPerSlot = 4
 
 // connGrace is how long past a request's deadline its connection may
 // still be read and written: time for the handler to answer 503 once its
@@ -64,9 +79,11 @@ const connGrace = time.Second
 func DefaultMaxInFlight() int { return InFlightPerCPU * runtime.GOMAXPROCS(0) }
 
 // pool is one class's budget: at most limit requests in flight, and at
-// most maxQueue more waiting up to maxWait each for a slot. A slot freed
-// while requests wait goes straight to the longest waiting one (FIFO), so
-// the count in flight never dips and no newcomer overtakes the queue.
+// most maxQueue more waiting for a slot, each up to maxWait; but while the
+// class is overloaded (see overload) a request that finds no free slot is
+// refused at once. A slot freed while requests wait goes straight to the
+// longest waiting one (FIFO), so the count in flight never dips and no
+// newcomer overtakes the queue.
 type pool struct {
 	class    string
 	limit    int
@@ -75,7 +92,14 @@ type pool struct {
 
 	mu       sync.Mutex
 	inFlight int
-	waiting  list.List // of chan struct{}, closed when granted a slot
+	waiting  list.List // of *waiter
+	load     overload
+}
+
+// waiter is a queued request.
+type waiter struct {
+	since   time.Time
+	granted chan struct{} // closed when the request is given a slot
 }
 
 // errShed is a request refused by a pool; reason is an Outcome.
@@ -84,28 +108,39 @@ type errShed struct{ reason string }
 func (e errShed) Error() string { return "gateway: request shed: " + e.reason }
 
 // acquire takes a slot, waiting for one up to maxWait, and returns nil, or
-// an errShed when the queue is full or the wait ran out, or ctx's error
-// when ctx ended first. Each nil return is paired with one release.
+// an errShed when the class is overloaded, the queue is full or the wait
+// ran out, or ctx's error when ctx ended first. Each nil return is paired
+// with one release.
 func (p *pool) acquire(ctx context.Context) error {
+	now := time.Now()
 	p.mu.Lock()
 	if p.inFlight < p.limit {
 		p.inFlight++
+		p.load.admitted(now, 0)
 		p.mu.Unlock()
 		return nil
 	}
-	if p.waiting.Len() >= p.maxQueue {
-		p.mu.Unlock()
-		return errShed{OutcomeQueueFull}
+	var refused error
+	switch {
+	case p.load.on(now):
+		refused = errShed{OutcomeOverloaded}
+	case p.waiting.Len() >= p.maxQueue:
+		refused = errShed{OutcomeQueueFull}
 	}
-	granted := make(chan struct{})
-	e := p.waiting.PushBack(granted)
+	if refused != nil {
+		p.load.refused(now)
+		p.mu.Unlock()
+		return refused
+	}
+	w := &waiter{since: now, granted: make(chan struct{})}
+	e := p.waiting.PushBack(w)
 	p.mu.Unlock()
 
 	t := time.NewTimer(p.maxWait)
 	defer t.Stop()
 	var err error
 	select {
-	case <-granted:
+	case <-w.granted:
 		return nil
 	case <-t.C:
 		err = errShed{OutcomeQueueWait}
@@ -115,7 +150,7 @@ func (p *pool) acquire(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
-	case <-granted:
+	case <-w.granted:
 		// Granted as the wait ended: the slot is ours to serve with, or
 		// to pass on when the client has gone.
 		if ctx.Err() == nil {
@@ -124,6 +159,9 @@ func (p *pool) acquire(ctx context.Context) error {
 		p.releaseLocked()
 	default:
 		p.waiting.Remove(e)
+		if _, shed := err.(errShed); shed {
+			p.load.refused(time.Now())
+		}
 	}
 	return err
 }
@@ -138,7 +176,10 @@ func (p *pool) release() {
 
 func (p *pool) releaseLocked() {
 	if e := p.waiting.Front(); e != nil {
-		close(p.waiting.Remove(e).(chan struct{}))
+		w := p.waiting.Remove(e).(*waiter)
+		now := time.Now()
+		p.load.admitted(now, now.Sub(w.since))
+		close(w.granted)
 		return
 	}
 	p.inFlight--
@@ -156,6 +197,8 @@ func (g *Gateway) classOf(r *http.Request) string {
 	switch {
 	case g.exempt[r.URL.Path]:
 		return ClassOps
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get("X-Min-Position") != "":
+		return ClassFresh
 	case r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions:
 		return ClassRead
 	}
@@ -218,8 +261,7 @@ func (g *Gateway) observe(class, outcome string) {
 	}
 }
 
-// Occupancy is how many requests of class (ClassRead, ClassWrite,
-// ClassOps) are being served and how many are waiting for a slot; zero
+// Occupancy is how many requests of class (one of Classes) are being served and how many are waiting for a slot; zero
 // for a class without a budget.
 func (g *Gateway) Occupancy(class string) (inFlight, queued int) {
 	if p := g.pools[class]; p != nil {

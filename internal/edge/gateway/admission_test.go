@@ -72,11 +72,15 @@ type answer struct {
 	err        error
 }
 
-// do sends method path to srv and returns the answer.
-func do(srv *httptest.Server, method, path string) answer {
+// do sends method path to srv, with header name/value pairs, and returns
+// the answer.
+func do(srv *httptest.Server, method, path string, hdr ...string) answer {
 	req, err := http.NewRequest(method, srv.URL+path, nil)
 	if err != nil {
 		return answer{err: err}
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := srv.Client().Do(req)
 	if err != nil {
@@ -87,11 +91,11 @@ func do(srv *httptest.Server, method, path string) answer {
 	return answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), ctype: resp.Header.Get("Content-Type")}
 }
 
-// async sends method path to srv in the background; the answer arrives
-// on the channel.
-func async(srv *httptest.Server, method, path string) <-chan answer {
+// async sends method path (with header pairs) to srv in the background;
+// the answer arrives on the channel.
+func async(srv *httptest.Server, method, path string, hdr ...string) <-chan answer {
 	c := make(chan answer, 1)
-	go func() { c <- do(srv, method, path) }()
+	go func() { c <- do(srv, method, path, hdr...) }()
 	return c
 }
 
@@ -105,10 +109,10 @@ func wantBusy(t *testing.T, what string, a answer) {
 
 // TestAdmissionShedsBeyondBudget: with every read slot taken and the
 // read queue full, one more read is refused at once (the blockers are
-// still held when it returns) with 503 and Retry-After; probes and
-// writes, which have budgets of their own, are still served; and once the
-// blockers are released the queued reads are served and new ones
-// admitted again.
+// still held when it returns) with 503 and Retry-After; probes, writes
+// and reads waiting for X-Min-Position, which have budgets of their own,
+// are still served; and once the blockers are released the queued reads
+// are served and new ones admitted again.
 func TestAdmissionShedsBeyondBudget(t *testing.T) {
 	const limit, queue = 3, 2
 	b, seen := newBlocker(), &outcomes{}
@@ -167,6 +171,9 @@ func TestAdmissionShedsBeyondBudget(t *testing.T) {
 	}
 	if a := do(srv, http.MethodPost, "/api/orders"); a.status != http.StatusOK {
 		t.Errorf("a write with the reads full: %+v", a)
+	}
+	if a := do(srv, http.MethodGet, "/api/products", "X-Min-Position", "1.1"); a.status != http.StatusOK {
+		t.Errorf("a read with X-Min-Position with the reads full: %+v", a)
 	}
 
 	close(b.release)
@@ -292,6 +299,50 @@ func TestAdmissionClientGone(t *testing.T) {
 	<-held
 	if a := do(srv, http.MethodGet, "/api/products"); a.status != http.StatusOK {
 		t.Errorf("read after: %+v", a)
+	}
+}
+
+// TestFreshBudget: reads waiting for X-Min-Position have a budget of
+// their own, larger than the reads': once it is full, another such read
+// is refused, and plain reads are still served.
+func TestFreshBudget(t *testing.T) {
+	b := newBlocker()
+	g, err := gateway.New(gateway.Config{MaxInFlight: 1, MaxQueue: 0}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g.Middleware(b))
+	defer srv.Close()
+	defer close(b.release)
+	held := 0
+	for {
+		c := async(srv, http.MethodGet, "/block", "X-Min-Position", "1.1")
+		var refused *answer
+		testwait.Until(t, 10*time.Second, func() string {
+			select {
+			case a := <-c:
+				refused = &a
+				return ""
+			default:
+			}
+			if b.inside() > held {
+				return ""
+			}
+			return "the read neither waits in the handler nor was answered"
+		})
+		if refused != nil {
+			wantBusy(t, "a read with X-Min-Position beyond its budget", *refused)
+			break
+		}
+		if held++; held > 100 {
+			t.Fatal("no bound on the reads with X-Min-Position")
+		}
+	}
+	if held <= 1 {
+		t.Errorf("%d reads with X-Min-Position admitted, want more than the reads' budget of 1", held)
+	}
+	if a := do(srv, http.MethodGet, "/api/products"); a.status != http.StatusOK {
+		t.Errorf("a plain read with the waiting reads' budget full: %+v", a)
 	}
 }
 

@@ -119,9 +119,10 @@ type Config struct {
 
 	// MaxInFlight bounds the requests served at once in each of the
 	// classes ClassRead and ClassWrite, a budget each, so that a flood of
-	// reads cannot starve the commands; the Exempt paths have a small
-	// budget of their own (ClassOps). 0 turns admission control off;
-	// DefaultMaxInFlight suits the machine.
+	// reads cannot starve the commands; reads that wait for X-Min-Position
+	// (ClassFresh) and the Exempt paths (ClassOps) have budgets of their
+	// own. 0 turns admission control off; DefaultMaxInFlight suits the
+	// machine.
 	MaxInFlight int
 	// MaxQueue bounds the requests of one class waiting for a slot, each
 	// for at most QueueWait (0 is DefaultQueueWait); beyond either, the
@@ -235,6 +236,7 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Gateway, err
 		}
 		g.pools = map[string]*pool{
 			ClassRead:  {class: ClassRead, limit: cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
+			ClassFresh: {class: ClassFresh, limit: freshPerSlot * cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
 			ClassWrite: {class: ClassWrite, limit: cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
 			ClassOps:   {class: ClassOps, limit: opsInFlight, maxQueue: opsQueue, maxWait: wait},
 		}

@@ -75,7 +75,7 @@ func New(cfg Config) *Metrics {
 		}, []string{"template", "outcome"}),
 		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_http_overload_total",
-			Help: `Requests the gateway's admission control answered 503 before any handler ran, by class (read, write, ops) and outcome: queue_full (no slot and the queue full), queue_wait (no slot within MAX_QUEUE_WAIT); and timeout: requests still served at REQUEST_TIMEOUT (answered 503 by their handler).`,
+			Help: `Requests the gateway's admission control answered 503 before any handler ran, by class (read, write, ops) and outcome: overloaded (no free slot while the class is overloaded), queue_full (no slot and the queue full), queue_wait (no slot within MAX_QUEUE_WAIT); and timeout: requests still served at REQUEST_TIMEOUT (answered 503 by their handler).`,
 		}, []string{"class", "outcome"}),
 	}
 	if m.log == nil {

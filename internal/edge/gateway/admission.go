@@ -85,7 +85,6 @@ func DefaultMaxInFlight() int { return InFlightPerCPU * runtime.GOMAXPROCS(0) }
 // longest waiting one (FIFO), so the count in flight never dips and no
 // newcomer overtakes the queue.
 type pool struct {
-	class    string
 	limit    int
 	maxQueue int
 	maxWait  time.Duration
@@ -261,8 +260,9 @@ func (g *Gateway) observe(class, outcome string) {
 	}
 }
 
-// Occupancy is how many requests of class (one of Classes) are being served and how many are waiting for a slot; zero
-// for a class without a budget.
+// Occupancy is how many requests of class (one of Classes) are being
+// served and how many are waiting for a slot; zero for a class without a
+// budget.
 func (g *Gateway) Occupancy(class string) (inFlight, queued int) {
 	if p := g.pools[class]; p != nil {
 		return p.occupancy()

@@ -64,7 +64,7 @@ func TestOverloadVerdicts(t *testing.T) {
 // request that finds no free slot is refused at once, though the queue
 // has room and maxWait is long; one that finds a free slot is admitted.
 func TestOverloadedPoolRefusesAtOnce(t *testing.T) {
-	p := &pool{class: ClassRead, limit: 1, maxQueue: 10, maxWait: time.Hour}
+	p := &pool{limit: 1, maxQueue: 10, maxWait: time.Hour}
 	ctx := context.Background()
 	if err := p.acquire(ctx); err != nil {
 		t.Fatal(err)

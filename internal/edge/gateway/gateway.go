@@ -3,10 +3,9 @@
 // request rate limit per client IP kept in Redis, admission control (a
 // bound on the requests served at once, beyond which the process answers
 // 503 at once rather than queueing without end), and a request body size
-// limit. It gives a process that
-// runs without a reverse proxy (`eventshop serve`, or the write and read
-// APIs alone) the guards that nginx gives a deployment, and stays as a
-// second line behind nginx.
+// limit. It gives a process that runs without a reverse proxy (`eventshop
+// serve`, or the write and read APIs alone) the guards that nginx gives a
+// deployment, and stays as a second line behind nginx.
 //
 // The rate limit fails open: when Redis cannot be asked, the request is
 // served without it and a warning is logged (at most one per
@@ -135,8 +134,8 @@ type Config struct {
 	// deadlines follow soon after; 0 sets none.
 	RequestTimeout time.Duration
 	// Observe, when set, is told of each request refused a slot
-	// (OutcomeQueueFull, OutcomeQueueWait) or still served at its
-	// deadline (OutcomeTimeout), with its class.
+	// (OutcomeOverloaded, OutcomeQueueFull, OutcomeQueueWait) or still
+	// served at its deadline (OutcomeTimeout), with its class.
 	Observe func(class, outcome string)
 }
 
@@ -235,10 +234,10 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Gateway, err
 			wait = DefaultQueueWait
 		}
 		g.pools = map[string]*pool{
-			ClassRead:  {class: ClassRead, limit: cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
-			ClassFresh: {class: ClassFresh, limit: freshPerSlot * cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
-			ClassWrite: {class: ClassWrite, limit: cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
-			ClassOps:   {class: ClassOps, limit: opsInFlight, maxQueue: opsQueue, maxWait: wait},
+			ClassRead:  {limit: cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
+			ClassFresh: {limit: freshPerSlot * cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
+			ClassWrite: {limit: cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
+			ClassOps:   {limit: opsInFlight, maxQueue: opsQueue, maxWait: wait},
 		}
 	}
 	g.authRoute = set(cfg.AuthRoutes, DefaultAuthRoutes)

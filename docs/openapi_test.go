@@ -202,10 +202,13 @@ func TestOpenAPIOperations(t *testing.T) {
 			if _, ok := codes["500"]; !ok {
 				t.Error("no 500")
 			}
-			// The gateway: a body limit on every route, a rate limit on all
-			// but the probes and the scrape.
+			// The gateway: a body limit and admission control on every
+			// route, a rate limit on all but the probes and the scrape.
 			if _, ok := codes["413"]; !ok {
 				t.Error("no 413 (the gateway's body limit)")
+			}
+			if _, ok := codes["503"]; !ok {
+				t.Error("no 503 (the gateway's admission control and request deadline)")
 			}
 			limited := !slices.Contains([]string{"/healthz", "/readyz", "/metrics"}, path)
 			if _, ok := codes["429"]; limited != ok {

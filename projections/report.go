@@ -40,6 +40,14 @@ type Report struct {
 	RebuiltAt time.Time
 }
 
+// Up reports whether the projection's runner is applying events: live or
+// catching up.
+func (r Report) Up() bool { return r.State == StateLive || r.State == StateCatchingUp }
+
+// Failing reports whether the projection is stopped by an event it
+// cannot apply: failing (retrying) or halted.
+func (r Report) Failing() bool { return r.State == StateFailing || r.State == StateHalted }
+
 // ReportTTL is how long a runner's report stays current: a runner reports
 // at least this often while it is active.
 const ReportTTL = 15 * time.Second

@@ -154,6 +154,7 @@ func (a *app) cacheRoles(ctx context.Context, cfg config) error {
 	if err != nil {
 		return fmt.Errorf("REDIS_URL %s: want redis://host:port/db", redactURL(cfg.RedisURL))
 	}
+	opts.ContextTimeoutEnabled = true // a call ends at its request's deadline
 	a.redis = redis.NewClient(opts)
 	if err := a.redis.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis at %s: %w", opts.Addr, err)
@@ -261,24 +262,14 @@ func (a *app) reports(ctx context.Context) ([]metrics.ProjectionReport, error) {
 		return nil, nil
 	}
 	reps, err := projections.Reports(ctx, a.pool, a.projectionNames())
-	if err != nil {
-		return nil, err
-	}
-	return projectionMetrics(reps), nil
-}
-
-// projectionMetrics is what the metrics show of reps.
-func projectionMetrics(reps []projections.Report) []metrics.ProjectionReport {
 	out := make([]metrics.ProjectionReport, len(reps))
 	for i, r := range reps {
 		out[i] = metrics.ProjectionReport{
 			Name: r.Name, Position: r.Position.Commit, LagEvents: r.LagEvents, LagTime: r.LagTime,
-			Up:      r.State == projections.StateLive || r.State == projections.StateCatchingUp,
-			Failing: r.State == projections.StateFailing || r.State == projections.StateHalted,
-			Parked:  r.Parked,
+			Up: r.Up(), Failing: r.Failing(), Parked: r.Parked,
 		}
 	}
-	return out
+	return out, err
 }
 
 // Close closes what buildApp opened, the connections after what uses
@@ -300,17 +291,15 @@ func (a *app) Close() error {
 }
 
 // jwtSecret is JWT_SECRET (auth.New checks its length), or for the local
-// run a random secret made once and kept in DATA_DIR/jwt-secret so tokens
-// survive restarts.
-func jwtSecret(cfg config, local bool) ([]byte, error) {
+// run the secret kept in DATA_DIR/jwt-secret (auth.SecretFile).
+func jwtSecret(cfg config, local bool) (secret []byte, err error) {
 	switch {
 	case cfg.JWTSecret != "":
 		return []byte(cfg.JWTSecret), nil
 	case !local:
 		return nil, errors.New("JWT_SECRET is required (at least 32 random characters)")
 	}
-	secret, err := auth.SecretFile(cfg.DataDir)
-	if err != nil {
+	if secret, err = auth.SecretFile(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("DATA_DIR: %w", err)
 	}
 	return secret, nil

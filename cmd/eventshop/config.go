@@ -16,9 +16,8 @@ import (
 	"github.com/eventshop/eventshop/projections"
 )
 
-// config is everything the environment can set. Where a package has a
-// configuration of its own, config holds it as read, and the build steps
-// add what only the running process has (connections, loggers).
+// config is everything the environment can set: packages' own configurations
+// as read; the build steps add connections and loggers.
 type config struct {
 	HTTPAddr        string
 	DatabaseURL     string
@@ -30,21 +29,18 @@ type config struct {
 	AdminPassword   string
 	DataDir         string
 
-	// JWTSecret is the tokens' key; empty in the local run makes one in
-	// DATA_DIR. Tokens is the rest of the tokens' settings.
+	// JWTSecret is the tokens' key (empty: the local run makes one in DATA_DIR).
 	JWTSecret string
 	Tokens    auth.Config
 	Logins    auth.LoginLimits
-	// Gateway is the rate limits per client IP (0 disables one), CORS
-	// origins (none: no CORS), the body limit and the Redis key prefix.
+	// Gateway is the guards in front of every route (see loadLimits).
 	Gateway gateway.Config
 
 	PaymentTimeout time.Duration
 	PlacementGrace time.Duration
 	SagaTick       time.Duration
-	// ProjectionPolicies is each projection's policy for an event that
-	// keeps failing, by name (PROJECTION_POLICIES); a projection not
-	// named parks (projections.PolicyPark).
+	// ProjectionPolicies is each projection's policy for an event that keeps
+	// failing, by name (PROJECTION_POLICIES); one not named parks.
 	ProjectionPolicies map[string]string
 
 	// MongoURL is the catalogue's MongoDB; empty in the local run starts
@@ -68,12 +64,9 @@ type config struct {
 	Shop templates.Options
 }
 
-// The gateway's default rate limits per client IP. The general one only
-// stops floods (a page load, or a test suite from one address, stays far
-// below it); the one on sign-in, sign-up and refresh bounds the
-// password-hashing work and account creation one address can cause, while
-// an office behind one NAT address can still sign in. Failed sign-ins have
-// their own, tighter limits (LOGIN_FAILURES_PER_*).
+// The gateway's default rate limits per client IP: the general one only
+// stops floods; the one on sign-in, sign-up and refresh bounds the password
+// hashing one address can cause, yet lets an office behind one NAT sign in.
 const (
 	defaultRatePerSecond     = 50
 	defaultAuthRatePerMinute = 60
@@ -157,9 +150,16 @@ func (cfg *config) loadOrders(e *environ.Reader) {
 	}
 }
 
-// loadLimits reads the gateway's rate limits, body limit and CORS origins.
+// loadLimits reads the gateway's admission control, request timeout, rate
+// limits, body limit and CORS origins.
 func (cfg *config) loadLimits(e *environ.Reader) {
 	g := &cfg.Gateway
+	g.MaxInFlight = e.Limit("MAX_IN_FLIGHT", gateway.DefaultMaxInFlight())
+	g.MaxQueue = e.Limit("MAX_QUEUE", 4*g.MaxInFlight)
+	g.QueueWait = e.Duration("MAX_QUEUE_WAIT", gateway.DefaultQueueWait.String())
+	if g.RequestTimeout = e.Duration("REQUEST_TIMEOUT", "5s"); g.RequestTimeout < 3*time.Second {
+		e.Fail("REQUEST_TIMEOUT: at least 3s: a read may wait 2s for X-Min-Position, then must answer")
+	}
 	g.PerSecond = e.Limit("RATE_LIMIT_PER_SECOND", defaultRatePerSecond)
 	g.AuthPerMinute = e.Limit("AUTH_RATE_LIMIT_PER_MINUTE", defaultAuthRatePerMinute)
 	// The burst defaults to two seconds' worth of the rate.

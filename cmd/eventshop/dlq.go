@@ -7,10 +7,9 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/eventshop/eventshop/internal/platform/cli"
 	"github.com/eventshop/eventshop/notifications/dlq"
+	"github.com/eventshop/eventshop/notifications/ledger"
 )
 
 // dlqCommand is the dlq subcommand; replay (notifications/dlq) is its
@@ -42,21 +41,12 @@ func dlqReplay(ctx context.Context, cfg config, log *slog.Logger, args []string,
 	dc.Brokers = cfg.brokers()
 	dc.Logger = log.With("brokers", strings.Join(dc.Brokers, ","))
 
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		return fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
+	// The ledger alone (one statement at a time, and a spare): no event
+	// store, no broker of its own.
+	if dc.Ledger, err = ledger.Open(ctx, cfg.DatabaseURL, 2); err != nil {
+		return fmt.Errorf("notification ledger on DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
 	}
-	pcfg.MaxConns = 2 // one statement at a time, and a spare
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
-	}
-	defer pool.Close()
-	a := &app{pool: pool} // the ledger alone: no event store, no broker of its own
-	if err := a.ensureLedger(ctx, cfg); err != nil {
-		return err
-	}
-	dc.Ledger = a.ledger
+	defer dc.Ledger.Close()
 	res, err := dlq.Replay(ctx, dc)
 	// What was done is said even when the replay stopped early: it is
 	// committed, and the next replay goes on from there.

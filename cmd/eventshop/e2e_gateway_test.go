@@ -5,8 +5,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventshop/eventshop/internal/edge/gateway"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 )
 
 // TestE2EGateway: the gateway in front of the local run: security headers
@@ -102,6 +104,69 @@ func TestE2EGatewaySharedBudget(t *testing.T) {
 	wantProblem(t, a.post("/api/auth/login", "", map[string]any{"email": email, "password": testPassword}), http.StatusTooManyRequests)
 }
 
+// TestE2EOverload: with MAX_IN_FLIGHT=1 and no queue, reads waiting for
+// an X-Min-Position from the future fill their own budget (4 slots);
+// one more is answered 503 at once, while plain reads, probes and
+// commands, which have budgets of their own, are served; the waiting
+// reads still answer as API.md says (stale after their 2 s wait, not cut
+// by their deadline); and /metrics counted the refusal.
+func TestE2EOverload(t *testing.T) {
+	t.Parallel()
+	s := newE2E(t, "MAX_IN_FLIGHT", "1", "MAX_QUEUE", "0")
+	const waiting = 4
+
+	fresh := func() (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodGet, s.base+"/api/products", nil)
+		req.Header.Set("X-Min-Position", "999999999999.999999999999")
+		return s.http.Do(req)
+	}
+	held := make(chan *http.Response, waiting)
+	for range waiting {
+		go func() {
+			resp, err := fresh()
+			if err != nil {
+				t.Errorf("a waiting read: %v", err)
+			}
+			held <- resp
+		}()
+	}
+	testwait.Until(t, 10*time.Second, func() string {
+		if _, samples := s.scrape(); !hasSample(samples, "eventshop_http_in_flight", waiting, "class", "fresh") {
+			return "the waiting reads are not all in flight"
+		}
+		return ""
+	})
+
+	r := wantProblem(t, s.get("/api/products", "", "X-Min-Position", "999999999999.999999999999"), http.StatusServiceUnavailable)
+	if r.header.Get("Retry-After") != "1" {
+		t.Errorf("Retry-After %q, want 1", r.header.Get("Retry-After"))
+	}
+	wantSecurityHeaders(t, r)
+	want(t, s.get("/api/products", ""), http.StatusOK)
+	want(t, s.get("/healthz", ""), http.StatusOK)
+	s.login(adminEmail, adminPassword)
+
+	for range waiting {
+		resp := <-held
+		if resp == nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Stale") != "true" {
+			t.Errorf("a waiting read: %d, X-Stale %q; want 200 and true", resp.StatusCode, resp.Header.Get("X-Stale"))
+		}
+	}
+	if _, samples := s.scrape(); !hasSample(samples, "eventshop_http_overload_total", 1, "class", "fresh", "outcome", "queue_full") {
+		t.Error("/metrics does not count the refused read")
+	}
+}
+
+// hasSample reports whether samples hold name with labels at value.
+func hasSample(samples []sample, name string, value float64, labels ...string) bool {
+	v, ok := find(samples, name, labels...)
+	return ok && v == value
+}
+
 // wantSecurityHeaders checks the headers the gateway puts on every answer.
 func wantSecurityHeaders(t *testing.T, r *response) {
 	t.Helper()
@@ -146,7 +211,15 @@ func TestGatewayConfig(t *testing.T) {
 		t.Errorf("set: burst %d, auth %d/min, body %d, origins %q",
 			cfg.Gateway.Burst, cfg.Gateway.AuthPerMinute, cfg.Gateway.MaxBodyBytes, cfg.Gateway.AllowedOrigins)
 	}
+	if g := cfg.Gateway; g.MaxInFlight != gateway.DefaultMaxInFlight() || g.MaxQueue != 4*g.MaxInFlight ||
+		g.QueueWait != gateway.DefaultQueueWait || g.RequestTimeout != 5*time.Second {
+		t.Errorf("admission defaults: %d in flight, queue %d, wait %v, timeout %v", g.MaxInFlight, g.MaxQueue, g.QueueWait, g.RequestTimeout)
+	}
+	if cfg, err = load("MAX_IN_FLIGHT", "0"); err != nil || cfg.Gateway.MaxInFlight != 0 {
+		t.Errorf("MAX_IN_FLIGHT=0 (off): %v, %d", err, cfg.Gateway.MaxInFlight)
+	}
 	for _, kv := range [][2]string{
+		{"MAX_IN_FLIGHT", "-1"}, {"MAX_QUEUE", "many"}, {"MAX_QUEUE_WAIT", "0"}, {"REQUEST_TIMEOUT", "1s"}, {"REQUEST_TIMEOUT", "soon"},
 		{"RATE_LIMIT_PER_SECOND", "-1"}, {"RATE_LIMIT_PER_SECOND", "fast"}, {"RATE_LIMIT_BURST", "0"},
 		{"AUTH_RATE_LIMIT_PER_MINUTE", "-5"}, {"MAX_BODY_BYTES", "0"}, {"MAX_BODY_BYTES", "2097152"},
 		{"CORS_ALLOWED_ORIGINS", "https://a.example/"}, {"CORS_ALLOWED_ORIGINS", "a.example"},

@@ -54,6 +54,10 @@ func e2eEnv(t *testing.T, kv ...string) map[string]string {
 		"SMTP_SINK_ADDR":   "127.0.0.1:0",
 		"NOTIFY_RETRY_MIN": "20ms",
 		"NOTIFY_RETRY_MAX": "200ms",
+		// Tests race up to 20 requests at once, under -race, to check
+		// what the API decides; how much a 2-core machine serves at once
+		// is TestE2EOverload's.
+		"MAX_IN_FLIGHT": "64",
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		env[kv[i]] = kv[i+1]

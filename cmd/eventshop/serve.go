@@ -28,8 +28,7 @@ type mode struct {
 	write bool
 	// read serves the read API.
 	read bool
-	// project runs the read models' projection runners and the Kafka
-	// publisher.
+	// project runs the projection runners and the Kafka publisher.
 	project bool
 	// noPublish leaves the Kafka publisher out of project.
 	noPublish bool
@@ -131,8 +130,7 @@ func (a *app) startWorkers(ctx context.Context, log *slog.Logger, m mode) (stop 
 		})
 	}
 	if m.notify {
-		// Every notifier is a member of one consumer group: they share
-		// the partitions.
+		// The notifiers share the partitions of one consumer group.
 		wg.Go(func() { retry.Forever(wctx, log, "notifier", time.Second, 30*time.Second, a.notifier.Run) })
 	}
 	if m.project {
@@ -147,20 +145,23 @@ func (a *app) startWorkers(ctx context.Context, log *slog.Logger, m mode) (stop 
 	return func() { stopWorkers(); wg.Wait() }
 }
 
-// newGateway is the gateway in front of every route (internal/edge/gateway):
-// security headers and the body limit always; where an API is served (and
-// so Redis is at hand), the rate limits per client IP and CORS too.
-func newGateway(a *app, cfg config, log *slog.Logger) (*gateway.Gateway, error) {
+// newGateway is the gateway in front of every route (internal/edge/gateway),
+// its admission control shown in /metrics; where an API is served (and so
+// Redis is at hand), with the rate limits per client IP and CORS.
+func newGateway(a *app, cfg config, log *slog.Logger) (g *gateway.Gateway, err error) {
 	gc := cfg.Gateway
-	// The interactive API reference loads its own scripts, styles and the
-	// OpenAPI document.
-	gc.PathCSP = map[string]string{"/docs": gateway.DocsCSP}
+	// The interactive API reference loads its own scripts and styles.
+	gc.PathCSP, gc.Observe = map[string]string{"/docs": gateway.DocsCSP}, a.metrics.Overload
 	if a.redis == nil {
-		// No API is served, so neither rate limits nor CORS apply.
 		gc.PerSecond, gc.Burst, gc.AuthPerMinute, gc.AllowedOrigins = 0, 0, 0, nil
-		return gateway.New(gc, nil, log)
+		g, err = gateway.New(gc, nil, log)
+	} else {
+		g, err = gateway.New(gc, a.redis, log)
 	}
-	return gateway.New(gc, a.redis, log)
+	if err == nil {
+		a.metrics.WatchAdmission(gateway.Classes, g.Occupancy)
+	}
+	return g, err
 }
 
 // routes is every route m serves, on one router (read and write routes
@@ -171,8 +172,7 @@ func routes(a *app, gw *gateway.Gateway, log *slog.Logger, m mode) http.Handler 
 		Checks: a.readiness(), Docs: m.write || m.read, Log: log,
 	})
 	if mail := a.local.Mail(); mail != nil {
-		// The local run's captured mail; the sink is only ever started
-		// there.
+		// The local run's captured mail (only it starts the sink).
 		r.Method(http.MethodGet, "/dev/mail", mail)
 	}
 	if m.write {
@@ -182,7 +182,7 @@ func routes(a *app, gw *gateway.Gateway, log *slog.Logger, m mode) http.Handler 
 		a.reads.Routes(r, a.authenticate)
 	}
 	// The correlation id and panic recovery go outermost, so the
-	// gateway's own answers (413, 429) carry an X-Correlation-ID too.
+	// gateway's own answers (413, 429, 503) carry an X-Correlation-ID too.
 	return edge.Middleware(log)(gw.Middleware(r))
 }
 

@@ -1,8 +1,10 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"os"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/internal/edge/problem"
@@ -49,7 +51,11 @@ func Unavailable(err error) error { return &unavailableError{err} }
 // ErrPreconditionFailed 412, ErrBadCredentials 401 and ErrContention 503;
 // BadRequest 400, Invalid 422, body errors 413 and 415; Unavailable 503;
 // auth.ErrInvalidToken 401; declined payments 402; anything unknown 500.
-// Details of a 5xx go to the log (Middleware's logger) only.
+// A request that ran out of time is 503 with Retry-After, never 500: an
+// error from a context that ended or an I/O deadline, and an unavailable
+// dependency or unknown error once the request's own context has ended
+// (its deadline, or the client gone). Details of a 5xx go to the log
+// (Middleware's logger) only.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		de *domain.Error
@@ -57,6 +63,10 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		ue *unavailableError
 	)
 	switch {
+	case outOfTime(err):
+		writeOutOfTime(w, r, err)
+	case errors.As(err, &ue) && r.Context().Err() != nil:
+		writeOutOfTime(w, r, err)
 	case errors.As(err, &ue):
 		logger(r.Context()).ErrorContext(r.Context(), "dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
@@ -102,8 +112,33 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, domain.ErrContention):
 		w.Header().Set("Retry-After", "1")
 		problem.Write(w, problem.New(http.StatusServiceUnavailable, "the resource is busy; retry"))
+	case r.Context().Err() != nil:
+		writeOutOfTime(w, r, err)
 	default:
 		logger(r.Context()).ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		problem.Write(w, problem.New(http.StatusInternalServerError, "internal error"))
 	}
+}
+
+// outOfTime reports whether err comes of time running out: a context that
+// ended (deadline or cancellation) or an I/O deadline (a driver that maps
+// the context's deadline onto its connection's).
+func outOfTime(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// writeOutOfTime answers a request that ran out of time: 503 with
+// Retry-After. Its deadline passing is logged as a warning (one line per
+// request; admission control keeps them rare); a client that went away is
+// not worth more than a debug line, and no one reads the answer.
+func writeOutOfTime(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		logger(ctx).DebugContext(ctx, "request ended by the client", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		logger(ctx).WarnContext(ctx, "request ran out of time", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	w.Header().Set("Retry-After", "1")
+	problem.Write(w, problem.New(http.StatusServiceUnavailable, "the request took too long; retry"))
 }

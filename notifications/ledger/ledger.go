@@ -115,6 +115,30 @@ func New(pool *pgxpool.Pool) *Ledger {
 	return &Ledger{pool: pool}
 }
 
+// Open connects to the database at url with a pool of at most maxConns
+// connections, for a command that needs the ledger alone, and migrates
+// it. Close the ledger when done.
+func Open(ctx context.Context, url string, maxConns int32) (*Ledger, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	l := New(pool)
+	if err := l.Migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Close closes the pool of a ledger Open opened.
+func (l *Ledger) Close() { l.pool.Close() }
+
 // columns are the columns of a row in the order scanRow reads them.
 const columns = `id, key, user_id, event_id, event_type, template, channel, recipient, subject, message_id,
 	status, attempts, last_error, created_at, sent_at, updated_at, lease_until`

@@ -1,9 +1,11 @@
 // Package gateway is the in-process HTTP gateway in front of every route of
-// a process: security headers, CORS, a request rate limit per client IP
-// kept in Redis, and a request body size limit. It gives a process that
-// runs without a reverse proxy (`eventshop serve`, or the write and read
-// APIs alone) the guards that nginx gives a deployment, and stays as a
-// second line behind nginx.
+// a process: security headers, CORS, a deadline for each request, a
+// request rate limit per client IP kept in Redis, admission control (a
+// bound on the requests served at once, beyond which the process answers
+// 503 at once rather than queueing without end), and a request body size
+// limit. It gives a process that runs without a reverse proxy (`eventshop
+// serve`, or the write and read APIs alone) the guards that nginx gives a
+// deployment, and stays as a second line behind nginx.
 //
 // The rate limit fails open: when Redis cannot be asked, the request is
 // served without it and a warning is logged (at most one per
@@ -113,6 +115,28 @@ type Config struct {
 	HSTS string
 	// RedisTimeout bounds one rate limit check; 0 is DefaultRedisTimeout.
 	RedisTimeout time.Duration
+
+	// MaxInFlight bounds the requests served at once in each of the
+	// classes ClassRead and ClassWrite, a budget each, so that a flood of
+	// reads cannot starve the commands; reads that wait for X-Min-Position
+	// (ClassFresh) and the Exempt paths (ClassOps) have budgets of their
+	// own. 0 turns admission control off; DefaultMaxInFlight suits the
+	// machine.
+	MaxInFlight int
+	// MaxQueue bounds the requests of one class waiting for a slot, each
+	// for at most QueueWait (0 is DefaultQueueWait); beyond either, the
+	// request is answered 503 problem+json with Retry-After: 1. 0 is no
+	// queue: refused at once when the class is full.
+	MaxQueue  int
+	QueueWait time.Duration
+	// RequestTimeout bounds each request from when the gateway sees it:
+	// its context ends then, and its connection's read and write
+	// deadlines follow soon after; 0 sets none.
+	RequestTimeout time.Duration
+	// Observe, when set, is told of each request refused a slot
+	// (OutcomeOverloaded, OutcomeQueueFull, OutcomeQueueWait) or still
+	// served at its deadline (OutcomeTimeout), with its class.
+	Observe func(class, outcome string)
 }
 
 // Gateway is the configured middleware; see Middleware. It is safe for
@@ -134,6 +158,11 @@ type Gateway struct {
 
 	cors *cors.Cors // nil without AllowedOrigins
 
+	// Admission control: a pool per class, none when it is off.
+	pools          map[string]*pool
+	requestTimeout time.Duration
+	onOutcome      func(class, outcome string)
+
 	csp     string
 	pathCSP []pathPolicy // longest prefix first
 	hsts    string
@@ -142,7 +171,8 @@ type Gateway struct {
 // New builds a Gateway. rdb may be nil when both rate limits are off (a
 // process without Redis). It returns an error naming the field for a
 // negative limit, a zero Burst under a general limit, a limit without
-// rdb, a malformed origin or a negative MaxBodyBytes.
+// rdb, a malformed origin, or a negative MaxBodyBytes, MaxInFlight,
+// MaxQueue, QueueWait or RequestTimeout.
 func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -159,6 +189,9 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Gateway, err
 	if cfg.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("gateway: body limit %d: want a positive number of bytes", cfg.MaxBodyBytes))
 	}
+	if cfg.MaxInFlight < 0 || cfg.MaxQueue < 0 || cfg.QueueWait < 0 || cfg.RequestTimeout < 0 {
+		errs = append(errs, errors.New("gateway: a bound of admission control or the request timeout is negative"))
+	}
 	for _, o := range cfg.AllowedOrigins {
 		if err := CheckOrigin(o); err != nil {
 			errs = append(errs, err)
@@ -172,6 +205,7 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Gateway, err
 		log: log, trustProxy: cfg.TrustProxy, maxBody: cfg.MaxBodyBytes,
 		prefix: cfg.KeyPrefix, timeout: cfg.RedisTimeout,
 		csp: cfg.CSP, pathCSP: pathPolicies(cfg.PathCSP), hsts: cfg.HSTS,
+		requestTimeout: cfg.RequestTimeout, onOutcome: cfg.Observe,
 	}
 	if g.maxBody == 0 {
 		g.maxBody = DefaultMaxBodyBytes
@@ -194,6 +228,18 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Gateway, err
 	if g.general != nil || g.auth != nil {
 		g.limiter = redis_rate.NewLimiter(unprefixed{rdb})
 	}
+	if cfg.MaxInFlight > 0 {
+		wait := cfg.QueueWait
+		if wait == 0 {
+			wait = DefaultQueueWait
+		}
+		g.pools = map[string]*pool{
+			ClassRead:  {limit: cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
+			ClassFresh: {limit: freshPerSlot * cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
+			ClassWrite: {limit: cfg.MaxInFlight, maxQueue: cfg.MaxQueue, maxWait: wait},
+			ClassOps:   {limit: opsInFlight, maxQueue: opsQueue, maxWait: wait},
+		}
+	}
 	g.authRoute = set(cfg.AuthRoutes, DefaultAuthRoutes)
 	g.exempt = set(cfg.Exempt, DefaultExempt)
 	if len(cfg.AllowedOrigins) > 0 {
@@ -213,12 +259,21 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Gateway, err
 
 // Middleware wraps next in the gateway, outermost first: security headers
 // (so that every answer has them, the gateway's own included), CORS (so
-// that a browser can read a 429 too; preflights are answered here and not
-// rate limited), the rate limit, and the body limit.
+// that a browser can read a 429 and a 503 too; preflights are answered
+// here, not rate limited and not counted against a budget), the request's
+// deadline (which the rest, a wait for a slot included, counts against),
+// the rate limit (so one address's flood is refused per address before
+// it takes slots others need), admission control, and the body limit.
 func (g *Gateway) Middleware(next http.Handler) http.Handler {
 	h := g.limitBody(next)
+	if g.pools != nil {
+		h = g.admit(h)
+	}
 	if g.limiter != nil {
 		h = g.rateLimit(h)
+	}
+	if g.requestTimeout > 0 {
+		h = g.deadline(h)
 	}
 	if g.cors != nil {
 		h = g.cors.Handler(h)

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/eventshop/eventshop/internal/edge/gateway"
 	"github.com/eventshop/eventshop/internal/testsupport/redistest"
@@ -16,6 +17,10 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"negative body limit":   {MaxBodyBytes: -1},
 		"origin with a path":    {AllowedOrigins: []string{"https://shop.example/app"}},
 		"origin with no scheme": {AllowedOrigins: []string{"shop.example"}},
+		"negative in flight":    {MaxInFlight: -1},
+		"negative queue":        {MaxInFlight: 1, MaxQueue: -1},
+		"negative queue wait":   {MaxInFlight: 1, QueueWait: -time.Millisecond},
+		"negative timeout":      {RequestTimeout: -time.Second},
 	} {
 		if _, err := gateway.New(cfg, rdb, nil); err == nil {
 			t.Errorf("%s: New accepted %+v", name, cfg)

@@ -1,6 +1,6 @@
 // Package metrics exposes eventshop's Prometheus metrics: the Go runtime
-// and the process, HTTP requests, commands, and the projections' position
-// and lag. Everything lives on a registry of its own, never on the client
+// and the process, HTTP requests, commands, admission control (requests
+// in flight, queued and refused), and the projections' position and lag. Everything lives on a registry of its own, never on the client
 // library's global default, so a process (or a test) may build several.
 //
 // Wiring: install Middleware first on the chi router serving the API, so
@@ -46,6 +46,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	commands *prometheus.CounterVec
 	notified *prometheus.CounterVec
+	overload *prometheus.CounterVec
 }
 
 // New builds Metrics on a registry of its own, with the Go runtime and
@@ -72,6 +73,10 @@ func New(cfg Config) *Metrics {
 			Name: "eventshop_notifications_total",
 			Help: `Mails the notifier of this process handled, by template and outcome: sent, retrying (an attempt failed, another follows), dead_lettered, duplicate (already sent or failed: a redelivery, skipped).`,
 		}, []string{"template", "outcome"}),
+		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventshop_http_overload_total",
+			Help: `Requests the gateway's admission control answered 503 before any handler ran, by class (read, write, ops) and outcome: overloaded (no free slot while the class is overloaded), queue_full (no slot and the queue full), queue_wait (no slot within MAX_QUEUE_WAIT); and timeout: requests still served at REQUEST_TIMEOUT (answered 503 by their handler).`,
+		}, []string{"class", "outcome"}),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -81,7 +86,7 @@ func New(cfg Config) *Metrics {
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.duration, m.commands, m.notified,
+		m.requests, m.duration, m.commands, m.notified, m.overload,
 	)
 	if cfg.Projections != nil {
 		timeout := cfg.ReportTimeout

@@ -54,6 +54,7 @@ type Server struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+	keeper sync.WaitGroup // keepIDIndexes
 }
 
 // newMu serialises ferretdb.New: it writes a package variable of
@@ -112,6 +113,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.keeper.Go(func() { keepIDIndexes(runCtx, opts.PostgreSQLURL, logger) })
 	return s, nil
 }
 
@@ -176,6 +178,7 @@ func (s *Server) Close() {
 	s.once.Do(func() {
 		s.cancel()
 		<-s.done
+		s.keeper.Wait()
 	})
 }
 

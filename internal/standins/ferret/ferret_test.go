@@ -2,6 +2,7 @@ package ferret_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/eventshop/eventshop/internal/standins/ferret"
 	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 )
 
 // records keeps the records that reach it.
@@ -150,4 +153,61 @@ func TestConcurrentStarts(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestIDIndex: every collection, one made at start and one made later,
+// gets an index that serves FerretDB's lookups by _id, so they read one
+// document, not the collection.
+func TestIDIndex(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.NewDatabase(t)
+	s, err := ferret.Start(ctx, ferret.Options{Addr: "127.0.0.1:0", PostgreSQLURL: dbURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := connect(t, s.URI())
+	defer c.Disconnect(ctx)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, coll := range []string{"first", "later"} {
+		docs := make([]any, 200)
+		for i := range docs {
+			docs[i] = bson.D{{Key: "_id", Value: fmt.Sprintf("%s-%d", coll, i)}, {Key: "n", Value: i}}
+		}
+		if _, err := c.Database("idx").Collection(coll).InsertMany(ctx, docs); err != nil {
+			t.Fatal(err)
+		}
+		var table string
+		if err := conn.QueryRow(ctx, `SELECT table_name FROM information_schema.tables
+			WHERE table_schema = 'idx' AND table_name LIKE $1`, coll+"%").Scan(&table); err != nil {
+			t.Fatalf("the table of %s: %v", coll, err)
+		}
+		// The lookup FerretDB makes for a find by _id.
+		explain := fmt.Sprintf(`EXPLAIN SELECT _jsonb FROM %s WHERE _jsonb->'_id' @> '"%s-7"'`, pgx.Identifier{"idx", table}.Sanitize(), coll)
+		testwait.Until(t, 3*ferret.IDIndexInterval+10*time.Second, func() string {
+			var plan []string
+			rows, err := conn.Query(ctx, "SET enable_seqscan = off")
+			if err == nil {
+				rows.Close()
+				rows, err = conn.Query(ctx, explain)
+			}
+			if err == nil {
+				plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			if err != nil || !strings.Contains(strings.Join(plan, "\n"), "ferret_id_gin_") {
+				return fmt.Sprintf("the lookup by _id in %s uses no _id index: %v %v", coll, plan, err)
+			}
+			return ""
+		})
+		var got struct {
+			N int `bson:"n"`
+		}
+		if err := c.Database("idx").Collection(coll).FindOne(ctx, bson.D{{Key: "_id", Value: coll + "-7"}}).Decode(&got); err != nil || got.N != 7 {
+			t.Errorf("find %s-7: %+v, %v", coll, got, err)
+		}
+	}
 }

@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/eventshop/eventshop/internal/testsupport/benchutil"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventshop/eventshop/internal/testsupport/benchutil"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"

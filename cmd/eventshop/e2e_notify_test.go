@@ -160,8 +160,20 @@ func TestE2ENotifications(t *testing.T) {
 		}
 	}
 
-	// The history: ada's own, newest first, every one sent.
-	items, total := s.notifications(ada.token, "?limit=100")
+	// The history: ada's own, newest first, every one sent. The sink has
+	// a mail before the notifier records it sent (an attempt in flight
+	// lists as "retrying"), so the history is read once all are.
+	var items []notificationItem
+	var total int
+	testwait.Until(t, 10*time.Second, func() string {
+		items, total = s.notifications(ada.token, "?limit=100")
+		for _, n := range items {
+			if n.Status != "sent" {
+				return fmt.Sprintf("%s to %s is %s", n.EventType, n.To, n.Status)
+			}
+		}
+		return ""
+	})
 	if total != 7 || len(items) != 7 {
 		t.Fatalf("ada's notifications: %d of %d, want 7", len(items), total)
 	}

@@ -139,6 +139,7 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filt
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to all from %s: %w", from, err)
 	}
+	subscriber := ctx // the gRPC stream's context
 	return eventstore.NewStoreSubscription(ctx, s.ctx, func(ctx context.Context, emit func(eventstore.Event) error) error {
 		defer sub.Close()
 		// Recv blocks: the end of the subscription (or of the store) closes it.
@@ -148,6 +149,12 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filt
 			ev := sub.Recv()
 			switch {
 			case ctx.Err() != nil:
+				return ctx.Err()
+			case ev.SubscriptionDropped != nil && subscriber.Err() != nil:
+				// The subscriber's context ended and the stream with it,
+				// which the client can see before ctx, derived from that
+				// context, is cancelled too: it is, at once.
+				<-ctx.Done()
 				return ctx.Err()
 			case ev.SubscriptionDropped != nil:
 				if ev.SubscriptionDropped.Error == nil {

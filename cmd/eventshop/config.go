@@ -19,7 +19,9 @@ import (
 // config is everything the environment can set: packages' own configurations
 // as read; the build steps add connections and loggers.
 type config struct {
-	HTTPAddr        string
+	HTTPAddr string
+	// PprofAddr, when set, is a loopback address serving Go's profiles.
+	PprofAddr       string
 	DatabaseURL     string
 	EventStoreURL   string
 	RedisURL        string
@@ -98,6 +100,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 func (cfg *config) loadProcess(e *environ.Reader) {
 	cfg.HTTPAddr = e.Get("HTTP_ADDR", "127.0.0.1:8080")
 	cfg.ShutdownTimeout = e.Duration("SHUTDOWN_TIMEOUT", "15s")
+	cfg.PprofAddr = e.Get("PPROF_ADDR", "")
 	if err := cfg.LogLevel.UnmarshalText([]byte(e.Get("LOG_LEVEL", "info"))); err != nil {
 		e.Fail("LOG_LEVEL: want debug, info, warn or error")
 	}

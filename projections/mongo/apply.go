@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/product"
@@ -143,22 +144,44 @@ func fold(base *document, st *stream) (document, bool) {
 	return newDocument(st.id, s), true
 }
 
-// load reads the documents of ids, by id.
+// load reads the documents of ids, one find by _id each, at most
+// loadConcurrency at a time. One find with $in would be one round trip,
+// but FerretDB 1.x pushes down only equality on top-level fields: $in
+// makes it read and decode the whole collection, so a batch of order
+// events cost O(catalogue). An _id equality is an index lookup on MongoDB
+// and on FerretDB (see internal/standins/ferret, the _id index).
 func load(ctx context.Context, coll *mongo.Collection, ids []string) (map[string]document, error) {
-	cur, err := coll.Find(ctx, bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}})
-	if err != nil {
-		return nil, fmt.Errorf("catalogue: read %d products from %s: %w", len(ids), coll.Name(), err)
+	docs := make([]*document, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(loadConcurrency)
+	for i, id := range ids {
+		g.Go(func() error {
+			var d document
+			err := coll.FindOne(gctx, bson.D{{Key: fieldID, Value: id}}).Decode(&d)
+			switch {
+			case errors.Is(err, mongo.ErrNoDocuments):
+				return nil
+			case err != nil:
+				return fmt.Errorf("catalogue: read product %s from %s: %w", id, coll.Name(), err)
+			}
+			docs[i] = &d
+			return nil
+		})
 	}
-	var docs []document
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("catalogue: read %d products from %s: %w", len(ids), coll.Name(), err)
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
-	out := make(map[string]document, len(docs))
+	out := make(map[string]document, len(ids))
 	for _, d := range docs {
-		out[d.ID] = d
+		if d != nil {
+			out[d.ID] = *d
+		}
 	}
 	return out, nil
 }
+
+// loadConcurrency bounds the finds of one load in flight.
+const loadConcurrency = 8
 
 // maxWriteRetries bounds the rounds of settle.
 const maxWriteRetries = 5

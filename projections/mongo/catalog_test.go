@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
@@ -329,5 +331,68 @@ func TestApplyEventsWrittenBeforeTheBounds(t *testing.T) {
 	if got.Description != "a\uFFFDb" || got.Category != "c\uFFFD" || got.Inventory.Warehouse != "x\uFFFDy" ||
 		got.Price != domain.MaxCents*10_000 || got.Inventory.Quantity != 15 {
 		t.Errorf("catalogue holds %s", dump(got))
+	}
+}
+
+// TestApplyFindsByID: every find the projection makes while applying a
+// batch is an equality on _id, the one filter FerretDB 1.x pushes down to
+// an index; any other filter ($in, say) makes it read the whole
+// collection for every batch, a cost that grows with the catalogue.
+func TestApplyFindsByID(t *testing.T) {
+	e := newEnv(t)
+	var (
+		mu      sync.Mutex
+		filters []bson.Raw
+	)
+	mon := &event.CommandMonitor{Started: func(_ context.Context, ev *event.CommandStartedEvent) {
+		if ev.CommandName == "find" {
+			mu.Lock()
+			filters = append(filters, ev.Command.Lookup("filter").Document())
+			mu.Unlock()
+		}
+	}}
+	e.cat = mongoread.NewWithOptions(mongotest.NewDatabase(t, options.Client().SetMonitor(mon)), testOptions)
+	ids := make([]string, 6)
+	for i := range ids {
+		ids[i] = e.create(t, e.vendor, commands.CreateProduct{SKU: fmt.Sprintf("BYID-%d", i), Name: "By id", Price: 100, Quantity: 5})
+	}
+	created := e.log(t)
+	p := e.cat.Projection()
+	if err := p.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	applyIn(t, p, created, len(created))
+	e.order(t, ids[1], 2)
+	e.order(t, ids[4], 1)
+	all := e.log(t)
+	mu.Lock()
+	filters = nil
+	mu.Unlock()
+	applyIn(t, p, all[len(created):], len(all)-len(created))
+	mu.Lock()
+	seen := filters
+	filters = nil
+	mu.Unlock()
+
+	if len(seen) == 0 {
+		t.Fatal("applying the orders' events made no find; the test no longer sees the projection's reads")
+	}
+	for _, f := range seen {
+		elems, err := f.Elements()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(elems) != 1 || elems[0].Key() != "_id" || elems[0].Value().Type != bson.TypeString {
+			t.Errorf("find with filter %s: want {_id: <string>}, the equality FerretDB pushes down", f)
+		}
+	}
+	for _, id := range ids {
+		got, err := e.cat.Product(ctxT(t), uuid.MustParse(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := e.want(t, id); got.Inventory != want.Inventory {
+			t.Fatalf("product %s: the catalogue holds %+v, the write side folds %+v", id, got.Inventory, want.Inventory)
+		}
 	}
 }

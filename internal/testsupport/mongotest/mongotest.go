@@ -35,7 +35,8 @@ func URL() string { return os.Getenv("MONGO_TEST_URL") }
 // NewDatabase returns an empty database for tb alone, and drops it (or
 // stops its server) and disconnects when tb ends. It fails tb when the
 // server, or the PostgreSQL server behind FerretDB, cannot be reached.
-func NewDatabase(tb testing.TB) *mongo.Database {
+// opts are added to the client's options (a command monitor, say).
+func NewDatabase(tb testing.TB, opts ...*options.ClientOptions) *mongo.Database {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -55,7 +56,7 @@ func NewDatabase(tb testing.TB) *mongo.Database {
 		tb.Cleanup(srv.Close)
 		uri, name = srv.URI(), "eventshop"
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	client, err := mongo.Connect(append([]*options.ClientOptions{options.Client().ApplyURI(uri)}, opts...)...)
 	if err != nil {
 		tb.Fatalf("mongotest: connect: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/eventshop/eventshop/internal/standins/ferret"
 	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
@@ -58,6 +59,27 @@ func connect(t *testing.T, uri string) *mongo.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// startBeside starts a server on a database of its own and returns a
+// client of it and a connection to its database, all closed when t ends.
+func startBeside(t *testing.T) (*mongo.Client, *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	dbURL := pgtest.NewDatabase(t)
+	s, err := ferret.Start(ctx, ferret.Options{Addr: "127.0.0.1:0", PostgreSQLURL: dbURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	c := connect(t, s.URI())
+	t.Cleanup(func() { _ = c.Disconnect(ctx) })
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	return c, conn
 }
 
 // TestStart: a started server answers at once, keeps data in PostgreSQL,
@@ -160,19 +182,7 @@ func TestConcurrentStarts(t *testing.T) {
 // document, not the collection.
 func TestIDIndex(t *testing.T) {
 	ctx := context.Background()
-	dbURL := pgtest.NewDatabase(t)
-	s, err := ferret.Start(ctx, ferret.Options{Addr: "127.0.0.1:0", PostgreSQLURL: dbURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c := connect(t, s.URI())
-	defer c.Disconnect(ctx)
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	c, conn := startBeside(t)
 	for _, coll := range []string{"first", "later"} {
 		docs := make([]any, 200)
 		for i := range docs {
@@ -209,5 +219,93 @@ func TestIDIndex(t *testing.T) {
 		if err := c.Database("idx").Collection(coll).FindOne(ctx, bson.D{{Key: "_id", Value: coll + "-7"}}).Decode(&got); err != nil || got.N != 7 {
 			t.Errorf("find %s-7: %+v, %v", coll, got, err)
 		}
+	}
+}
+
+// TestLookupsByIDStayOnTheIndex: a lookup by _id uses the _id index
+// however small the collection was when FerretDB's connections first
+// made it. FerretDB prepares `_jsonb->$1 @> $2` once per connection; a
+// plan made generic while the collection was small is a sequential scan
+// (the key is a parameter, so no index matches it), and it stayed one as
+// the collection grew: every lookup then read the whole collection. The
+// lookups run 16 at a time, so that each of FerretDB's connections makes
+// its plan while the collection is small.
+func TestLookupsByIDStayOnTheIndex(t *testing.T) {
+	ctx := context.Background()
+	c, conn := startBeside(t)
+	coll := c.Database("grow").Collection("docs")
+	insert := func(from, to int) {
+		t.Helper()
+		docs := make([]any, 0, to-from)
+		for i := from; i < to; i++ {
+			docs = append(docs, bson.D{{Key: "_id", Value: fmt.Sprintf("doc-%d", i)}, {Key: "n", Value: i}})
+		}
+		if _, err := coll.InsertMany(ctx, docs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lookups := func(n int) {
+		t.Helper()
+		var g errgroup.Group
+		for w := range 16 {
+			g.Go(func() error {
+				for i := range n {
+					var got struct {
+						N int `bson:"n"`
+					}
+					id := (w + i) % 2
+					if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("doc-%d", id)}}).Decode(&got); err != nil || got.N != id {
+						return fmt.Errorf("find doc-%d: %+v, %v", id, got, err)
+					}
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert(0, 2)
+	var table string
+	if err := conn.QueryRow(ctx, `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = 'grow' AND table_name LIKE 'docs%'`).Scan(&table); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 3*ferret.IDIndexInterval+10*time.Second, func() string {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'grow'
+			AND tablename = $1 AND indexname LIKE 'ferret_id_gin_%'`, table).Scan(&n); err != nil || n == 0 {
+			return fmt.Sprintf("no _id index on %s yet (%v)", table, err)
+		}
+		return ""
+	})
+	scans := func() (seq, idx int64) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, "SELECT pg_stat_clear_snapshot()"); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(ctx, `SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0) FROM pg_stat_user_tables
+			WHERE schemaname = 'grow' AND relname = $1`, table).Scan(&seq, &idx); err != nil {
+			t.Fatal(err)
+		}
+		return seq, idx
+	}
+	const n = 16 * 10
+	seq0, idx0 := scans()
+	lookups(n / 16) // while the collection is small: the plans settle
+	insert(2, 5000)
+	lookups(n / 16)
+	// Each backend reports its counts a moment after it goes idle.
+	var seq, idx int64
+	testwait.Until(t, 30*time.Second, func() string {
+		if seq, idx = scans(); seq-seq0+idx-idx0 < 2*n {
+			return fmt.Sprintf("%d of %d lookups counted so far", seq-seq0+idx-idx0, 2*n)
+		}
+		return ""
+	})
+	// A sequential scan of the small collection is fine; of the grown
+	// one it is not.
+	if idx-idx0 < n {
+		t.Fatalf("of %d lookups by _id in a collection grown to 5,000, %d used an index (%d sequential scans in all)", n, idx-idx0, seq-seq0)
 	}
 }

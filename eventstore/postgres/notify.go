@@ -74,8 +74,9 @@ func (s *Store) notifyLoop() {
 	}
 }
 
-// listen starts the listen loop with the first subscription. Errors:
-// eventstore.ErrClosed once the store is closed.
+// listen starts the listen loop and the shared reader (see tail) with the
+// first subscription. Errors: eventstore.ErrClosed once the store is
+// closed.
 func (s *Store) listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -86,6 +87,7 @@ func (s *Store) listen() error {
 		s.listening = true
 		s.wg.Add(1)
 		go s.listenLoop()
+		s.wg.Go(s.tail.follow)
 	}
 	return nil
 }

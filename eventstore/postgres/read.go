@@ -89,6 +89,7 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 	if from.Commit > math.MaxInt64 || from.Prepare > math.MaxInt64 {
 		return nil, false, &eventstore.ValidationError{Field: "position", Reason: "not a position of this store"}
 	}
+	s.reads.Add(1)
 	events, err = s.query(ctx, count, `SELECT `+columns+` FROM events
 		WHERE (tx_id, id) > ($1, $2) AND tx_id < `+visibleBelow+`
 		ORDER BY tx_id, id LIMIT $3`, int64(from.Commit), int64(from.Prepare), count)
@@ -142,7 +143,7 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filt
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
-	return eventstore.NewStoreSubscription(ctx, s.ctx, eventstore.CatchUp(from, filter, 1000, s.poll, s.wake, s.readAll)), nil
+	return eventstore.NewStoreSubscription(ctx, s.ctx, eventstore.CatchUp(from, filter, 1000, s.poll, s.tail.wake, s.readShared)), nil
 }
 
 var _ eventstore.Counter = (*Store)(nil)

@@ -7,7 +7,9 @@
 // transactions older than every transaction still in progress, so a
 // reader that continues from the last position it saw never skips an event
 // whose transaction commits late. Readers are woken by LISTEN/NOTIFY and,
-// in the same process, directly; polling is only the fallback.
+// in the same process, directly; polling is only the fallback. The
+// subscriptions of one store share one reader of the newest events (see
+// tail), so an append costs one read however many follow the log.
 package postgres
 
 import (
@@ -18,6 +20,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -50,6 +53,8 @@ type Store struct {
 	wake    *eventstore.Waker
 	now     func() time.Time
 	held    heldWatch
+	tail    *tail        // the subscriptions' shared reader
+	reads   atomic.Int64 // reads of the global log (readAll), for the tests
 
 	dirty  chan struct{}   // an append committed; tell other processes
 	ctx    context.Context // ends at Close
@@ -120,6 +125,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		held:  heldWatch{after: opts.HeldWarning, every: time.Minute},
 		dirty: make(chan struct{}, 1), ctx: bg, cancel: cancel,
 	}
+	s.tail = &tail{store: s, wake: eventstore.NewWaker()}
 	s.wg.Add(1)
 	go s.notifyLoop()
 	return s, nil

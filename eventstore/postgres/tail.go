@@ -10,7 +10,8 @@ import (
 	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
-// tailSize is how many of the newest events the tail keeps.
+// tailSize is how many of the newest events the tail keeps at least (and
+// at most twice as many).
 var tailSize = 4096
 
 // tail is one reader of the log's newest events shared by the store's
@@ -18,7 +19,7 @@ var tailSize = 4096
 // projection, the publisher, the notifier, the process manager) read the
 // log on every append, two statements each: under load that was half of
 // every statement PostgreSQL ran. The tail reads once per wake-up and
-// keeps the newest tailSize events; a subscription whose position lies
+// keeps the newest tailSize events or more; a subscription whose position lies
 // within them reads its page from memory, and one further behind (a
 // catch-up, a rebuild) reads PostgreSQL as before, until it reaches them.
 //
@@ -65,14 +66,15 @@ func (t *tail) page(from eventstore.Position, count int) (events []eventstore.Ev
 	return slices.Clone(t.events[i:min(i+count, len(t.events))]), true
 }
 
-// add appends e, the event after the last one held, dropping the oldest
-// beyond tailSize.
+// add appends e, the event after the last one held. Beyond twice
+// tailSize it drops the oldest down to tailSize at once, so that an add
+// moves one event on average rather than all of them.
 func (t *tail) add(e eventstore.Event) {
 	t.mu.Lock()
-	if len(t.events) >= tailSize {
-		drop := len(t.events) - tailSize + 1
+	if len(t.events) >= 2*tailSize {
+		drop := len(t.events) - tailSize
 		t.start = t.events[drop-1].Position
-		t.events = slices.Delete(t.events, 0, drop)
+		t.events = append(t.events[:0], t.events[drop:]...)
 	}
 	t.events = append(t.events, e)
 	t.mu.Unlock()

@@ -210,7 +210,7 @@ func (r *Runner) commit(ctx context.Context, from eventstore.Position, st step) 
 	// Claimed after the apply, so that the checkpoint's row is locked
 	// only for the end of the transaction, not for a long batch: the
 	// report and a rebuild request write that row too.
-	if err := r.state.claim(ctx, tx, r.name, from); err != nil {
+	if err := r.state.claim(ctx, tx, r.name, from, st.to); err != nil {
 		return err
 	}
 	if err := r.state.park(ctx, tx, r.name, false, st.park); err != nil {
@@ -221,11 +221,6 @@ func (r *Runner) commit(ctx context.Context, from eventstore.Position, st step) 
 	}
 	if err := r.state.skip(ctx, tx, r.name, st.skipped); err != nil {
 		return err
-	}
-	if st.to != from {
-		if err := r.state.advance(ctx, tx, r.name, st.to); err != nil {
-			return err
-		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)

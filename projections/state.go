@@ -57,19 +57,21 @@ func (s stateStore) checkpoint(ctx context.Context, name string) (eventstore.Pos
 	return eventstore.Position{Commit: uint64(commit), Prepare: uint64(prepare)}, nil
 }
 
-// claim locks the checkpoint row of name for tx, provided it is still at
-// from (or absent, when from is Start); otherwise errFenced. It makes a
-// second instance that somehow runs at the same time (a lock lost
-// mid-batch) fail instead of applying a batch twice.
-func (s stateStore) claim(ctx context.Context, tx pgx.Tx, name string, from eventstore.Position) error {
+// claim locks the checkpoint row of name for tx and sets it to to,
+// provided it is still at from (or absent, when from is Start); otherwise
+// errFenced. It makes a second instance that somehow runs at the same
+// time (a lock lost mid-batch) fail instead of applying a batch twice.
+// One statement, since a runner claims once per batch.
+func (s stateStore) claim(ctx context.Context, tx pgx.Tx, name string, from, to eventstore.Position) error {
 	var sql string
 	if from == eventstore.Start {
-		sql = `INSERT INTO projections.checkpoints AS c (name, commit, prepare) VALUES ($1, $2, $3)
-			ON CONFLICT (name) DO UPDATE SET updated_at = now() WHERE c.commit = $2 AND c.prepare = $3`
+		sql = `INSERT INTO projections.checkpoints AS c (name, commit, prepare) VALUES ($1, $4, $5)
+			ON CONFLICT (name) DO UPDATE SET commit = $4, prepare = $5, updated_at = now() WHERE c.commit = $2 AND c.prepare = $3`
 	} else {
-		sql = `UPDATE projections.checkpoints SET updated_at = now() WHERE name = $1 AND commit = $2 AND prepare = $3`
+		sql = `UPDATE projections.checkpoints SET commit = $4, prepare = $5, updated_at = now()
+			WHERE name = $1 AND commit = $2 AND prepare = $3`
 	}
-	tag, err := tx.Exec(ctx, sql, name, int64(from.Commit), int64(from.Prepare))
+	tag, err := tx.Exec(ctx, sql, name, int64(from.Commit), int64(from.Prepare), int64(to.Commit), int64(to.Prepare))
 	if err != nil {
 		return fmt.Errorf("claim checkpoint: %w", err)
 	}

@@ -69,7 +69,7 @@ func (r *Runner) swap(ctx context.Context, rb *rebuild, from eventstore.Position
 		}
 	}
 	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if err := r.state.claim(ctx, tx, r.name, from); err != nil {
+		if err := r.state.claim(ctx, tx, r.name, from, from); err != nil {
 			return err
 		}
 		if r.p != nil {

@@ -13,6 +13,9 @@ import (
 // maxWaiters bounds the requests waiting for X-Min-Position at once.
 const maxWaiters = 256
 
+// minPositionHeader carries the token a read must be as new as.
+const minPositionHeader = "X-Min-Position"
+
 // maxScan bounds the events of the log one request reads to tell whether
 // its read model needs any of them; beyond it only the checkpoint counts.
 const maxScan = 10_000
@@ -39,7 +42,7 @@ type model interface {
 func (s *Server) fresh(p model, refresh func(context.Context) error) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			raw := strings.TrimSpace(r.Header.Get("X-Min-Position"))
+			raw := strings.TrimSpace(r.Header.Get(minPositionHeader))
 			if raw == "" {
 				next.ServeHTTP(w, r)
 				return

@@ -40,6 +40,7 @@ type testStack struct {
 	store  *memory.Store
 	cmd    commands.Handlers
 	tokens *auth.Service
+	reads  *Server
 	router http.Handler
 }
 
@@ -74,7 +75,7 @@ func newTestStack(t *testing.T, configure func(*Config)) *testStack {
 	r.Use(edge.Middleware(nil))
 	api.Routes(r)
 	reads.Routes(r, authenticate)
-	return &testStack{t: t, store: st, cmd: h, tokens: tokens, router: r}
+	return &testStack{t: t, store: st, cmd: h, tokens: tokens, reads: reads, router: r}
 }
 
 // testCaller is a registered user with an access token.

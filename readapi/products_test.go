@@ -91,8 +91,8 @@ type catalogStack struct {
 }
 
 // newCatalogStack builds a catalogStack reading model; a zero model mounts
-// no product routes.
-func newCatalogStack(t *testing.T, model catalogModel) *catalogStack {
+// no product routes. configure adds to the read API's Config.
+func newCatalogStack(t *testing.T, model catalogModel, configure ...func(*Config)) *catalogStack {
 	t.Helper()
 	cs := &catalogStack{model: model, vendor: commands.Actor{ID: uuid.NewString(), Roles: []string{user.RoleVendor}}}
 	cs.testStack = newTestStack(t, func(cfg *Config) {
@@ -105,6 +105,9 @@ func newCatalogStack(t *testing.T, model catalogModel) *catalogStack {
 		}
 		if model.reader != nil {
 			cfg.Catalog = model.reader
+		}
+		for _, c := range configure {
+			c(cfg)
 		}
 	})
 	return cs

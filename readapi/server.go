@@ -56,6 +56,10 @@ type Config struct {
 	// Poll is how often a waiting request looks at the checkpoint again;
 	// default 10 ms.
 	Poll time.Duration
+	// CatalogCacheTTL is how long the product routes' answers are kept
+	// and served again (see answerCache); 0 keeps none. A read with
+	// X-Min-Position never uses them.
+	CatalogCacheTTL time.Duration
 	// Orders decides who may see an order, by the write side's rule
 	// (*commands.Orders), for GET /api/orders/{id}/history. That route is
 	// mounted only when Orders and Streams are both set.
@@ -119,6 +123,7 @@ type Server struct {
 	maxWait    time.Duration
 	poll       time.Duration
 	waiters    chan struct{} // a slot per request waiting for X-Min-Position
+	cache      *answerCache  // the catalogue's answers; nil: none kept
 
 	orders        OrderReader
 	streams       StreamReader
@@ -141,6 +146,9 @@ func New(cfg Config) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.waiters = make(chan struct{}, maxWaiters)
+	if cfg.CatalogCacheTTL > 0 {
+		s.cache = newAnswerCache(cfg.CatalogCacheTTL)
+	}
 	if s.maxWait <= 0 {
 		s.maxWait = 2 * time.Second
 	}
@@ -163,6 +171,9 @@ func (s *Server) Routes(r chi.Router, authenticate func(http.Handler) http.Handl
 			refresh = m.Refresh
 		}
 		products := r.With(s.fresh(s.catalog, refresh))
+		if s.cache != nil {
+			products = products.With(s.cache.middleware)
+		}
 		products.Get("/api/products", s.handleProducts)
 		products.Get("/api/products/categories", s.handleCategories)
 		products.Get("/api/products/{id}", s.handleProduct)

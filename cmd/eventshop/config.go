@@ -50,6 +50,9 @@ type config struct {
 	MongoURL      string
 	MongoDatabase string
 	MongoAddr     string
+	// CatalogCacheTTL is how long the read API keeps the product routes'
+	// answers (CATALOG_CACHE_TTL; 0: none).
+	CatalogCacheTTL time.Duration
 	// KafkaBrokers is the Kafka bootstrap list; empty in the local run
 	// starts the embedded Kafka-protocol broker on KafkaAddr.
 	KafkaBrokers    []string
@@ -120,6 +123,7 @@ func (cfg *config) loadDatabases(e *environ.Reader) {
 	cfg.MongoURL = e.Get("MONGO_URL", "")
 	cfg.MongoDatabase = e.Get("MONGO_DATABASE", "eventshop")
 	cfg.MongoAddr = e.Get("MONGO_ADDR", "127.0.0.1:27017")
+	cfg.CatalogCacheTTL = e.DurationOrOff("CATALOG_CACHE_TTL", "1s")
 }
 
 // loadAuth reads the tokens' settings and the limits on failed sign-ins.

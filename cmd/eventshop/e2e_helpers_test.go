@@ -58,6 +58,10 @@ func e2eEnv(t *testing.T, kv ...string) map[string]string {
 		// what the API decides; how much a 2-core machine serves at once
 		// is TestE2EOverload's.
 		"MAX_IN_FLIGHT": "64",
+		// The waits poll every testwait.Interval (100 requests/s), beyond
+		// the default per-address limit; TestE2EGateway and the nginx
+		// tests set the limits they check.
+		"RATE_LIMIT_PER_SECOND": "1000",
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		env[kv[i]] = kv[i+1]

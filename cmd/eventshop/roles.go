@@ -64,7 +64,7 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger) e
 	a.reads = readapi.New(readapi.Config{
 		Reads: pgread.New(a.pool), Catalog: pgread.NewCatalog(a.pool), Log: a.store, Logger: log, Checkpoint: admin.Checkpoint,
 		Orders: a.cmd.Orders, Streams: a.store, Projections: a.projectionNames(), Admin: admin,
-		Failures: a.pmFailures(), Notifications: a.ledger,
+		Failures: a.pmFailures(), Notifications: a.ledger, CatalogCacheTTL: cfg.CatalogCacheTTL,
 	})
 	return nil
 }

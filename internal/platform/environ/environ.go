@@ -77,6 +77,15 @@ func (r *Reader) Duration(key, def string) time.Duration {
 	return d
 }
 
+// DurationOrOff is a duration where 0 turns the feature off.
+func (r *Reader) DurationOrOff(key, def string) time.Duration {
+	d, err := time.ParseDuration(r.Get(key, def))
+	if err != nil || d < 0 {
+		r.Fail(key + ": want a duration such as " + def + ", or 0 for none")
+	}
+	return d
+}
+
 // Int is a positive whole number.
 func (r *Reader) Int(key string, def int) int {
 	n, err := strconv.Atoi(r.Get(key, strconv.Itoa(def)))

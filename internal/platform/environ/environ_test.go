@@ -27,7 +27,7 @@ func TestRedactURL(t *testing.T) {
 // TestValues: defaults apply to unset and blank variables, values are
 // trimmed, and every wrong variable is named in one error.
 func TestValues(t *testing.T) {
-	env := map[string]string{"A": "  x ", "B": " ", "D": "2s", "N": "7", "L": "0", "LIST": " a, ,b ,", "T": "true"}
+	env := map[string]string{"A": "  x ", "B": " ", "D": "2s", "D0": "0", "N": "7", "L": "0", "LIST": " a, ,b ,", "T": "true"}
 	e := New(func(k string) string { return env[k] })
 	if got := e.Get("A", "def"); got != "x" {
 		t.Errorf("Get(A) = %q", got)
@@ -41,6 +41,9 @@ func TestValues(t *testing.T) {
 	if e.Duration("D", "1s") != 2*time.Second || e.Duration("UNSET", "3s") != 3*time.Second {
 		t.Error("Duration: wrong value or default")
 	}
+	if e.DurationOrOff("D0", "1s") != 0 || e.DurationOrOff("D", "1s") != 2*time.Second || e.DurationOrOff("UNSET", "1s") != time.Second {
+		t.Error("DurationOrOff: wrong value or default")
+	}
 	if e.Int("N", 1) != 7 || e.Limit("L", 5) != 0 || !e.Bool("T") || e.Bool("UNSET") {
 		t.Error("Int, Limit or Bool: wrong value")
 	}
@@ -51,14 +54,15 @@ func TestValues(t *testing.T) {
 		t.Fatalf("Err = %v, want none", err)
 	}
 
-	bad := map[string]string{"D": "-1s", "N": "0", "L": "-1", "Z": "soon"}
+	bad := map[string]string{"D": "-1s", "N": "0", "L": "-1", "Z": "soon", "O": "-2s"}
 	e = New(func(k string) string { return bad[k] })
 	e.Duration("D", "1s")
 	e.Int("N", 1)
 	e.Limit("L", 1)
 	e.Duration("Z", "1s")
+	e.DurationOrOff("O", "1s")
 	err := e.Err()
-	for _, k := range []string{"D:", "N:", "L:", "Z:"} {
+	for _, k := range []string{"D:", "N:", "L:", "Z:", "O:"} {
 		if err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("Err = %v, want it to name %s", err, k)
 		}

@@ -10,16 +10,23 @@ import (
 	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
-// tailSize is how many of the newest events the tail keeps at least (and
-// at most twice as many).
-var tailSize = 4096
+// tailSize and tailBytes bound the newest events the tail keeps: it
+// drops the oldest once it holds twice either, down to both.
+var (
+	tailSize  = 4096
+	tailBytes = 16 << 20
+)
+
+// eventBytes is what e costs the tail, roughly: its data and a share for
+// the rest.
+func eventBytes(e *eventstore.Event) int { return len(e.Data) + 512 }
 
 // tail is one reader of the log's newest events shared by the store's
 // subscriptions. Without it every live subscription of a process (each
 // projection, the publisher, the notifier, the process manager) read the
 // log on every append, two statements each: under load that was half of
 // every statement PostgreSQL ran. The tail reads once per wake-up and
-// keeps the newest tailSize events or more; a subscription whose position lies
+// keeps the newest events (tailSize, tailBytes); a subscription whose position lies
 // within them reads its page from memory, and one further behind (a
 // catch-up, a rebuild) reads PostgreSQL as before, until it reaches them.
 //
@@ -34,7 +41,8 @@ type tail struct {
 	mu     sync.Mutex
 	ready  bool                // start holds the head the events follow
 	start  eventstore.Position // what the first event follows
-	events []eventstore.Event  // at most tailSize, in global order
+	events []eventstore.Event  // in global order
+	bytes  int                 // eventBytes of events
 }
 
 // page returns the events after from, at most count, when the tail holds
@@ -67,16 +75,21 @@ func (t *tail) page(from eventstore.Position, count int) (events []eventstore.Ev
 }
 
 // add appends e, the event after the last one held. Beyond twice
-// tailSize it drops the oldest down to tailSize at once, so that an add
-// moves one event on average rather than all of them.
+// tailSize or tailBytes it drops the oldest down to both at once, so that
+// an add moves one event on average rather than all of them.
 func (t *tail) add(e eventstore.Event) {
 	t.mu.Lock()
-	if len(t.events) >= 2*tailSize {
-		drop := len(t.events) - tailSize
+	t.events = append(t.events, e)
+	t.bytes += eventBytes(&e)
+	if len(t.events) > 2*tailSize || t.bytes > 2*tailBytes {
+		drop := 0
+		for len(t.events)-drop > tailSize || t.bytes > tailBytes {
+			t.bytes -= eventBytes(&t.events[drop])
+			drop++
+		}
 		t.start = t.events[drop-1].Position
 		t.events = append(t.events[:0], t.events[drop:]...)
 	}
-	t.events = append(t.events, e)
 	t.mu.Unlock()
 	t.wake.Wake()
 }

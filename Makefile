@@ -36,14 +36,20 @@ bench-catalog: services
 ## or, when TARGET is unset, at an eventshop of its own (database
 ## eventshop_load, per-IP limits off) started for the run; STEP=1 raises the
 ## rate by steps (STEP_START, STEP_BY, STEP_MAX, STEP_DURATION) until a goal
-## breaks and reports the knee; the report goes to OUT
+## breaks and reports the knee; FRESH=1 drops its own database and data
+## directory first (what earlier runs left costs the next one); the report
+## goes to OUT
 TARGET ?=
+FRESH ?=
 RATE ?= 1000
 DURATION ?= 60s
 PRODUCTS ?= 5000
 STEP ?=
 OUT ?= .data/load-report
 load: build
+	@if [ -z "$(TARGET)" ] && [ -n "$(FRESH)" ]; then \
+		psql -h "$${PGHOST:-127.0.0.1}" -p "$${PGPORT:-5432}" -U postgres -d postgres -qc 'DROP DATABASE IF EXISTS eventshop_load WITH (FORCE)' && \
+		rm -rf .data/load-server; fi
 	@[ -n "$(TARGET)" ] || scripts/services.sh eventshop_load
 	CGO_ENABLED=0 $(GO) build -o bin/loadgen ./tests/load/loadgen
 	bin/loadgen -rate $(RATE) -duration $(DURATION) -products $(PRODUCTS) -out $(OUT) \

@@ -79,6 +79,24 @@ func (s *Store) Held(ctx context.Context, after eventstore.Position) (bool, erro
 	return held, nil
 }
 
+// readAllSQL reads a page of the global log after ($1, $2), at most $3
+// events every reader may see, and, after them, the first event that
+// exists but is held back (its transaction id is not below the oldest
+// still in progress), marked by a negated row id. One statement, so that
+// a reader that has caught up learns whether to read again soon (see
+// Held) without a second round trip; the two parts read one snapshot.
+// The page's rows come in order (one part's); where the held event comes
+// among them is not promised, and readAll takes it out wherever it is
+// (sorting the whole answer instead cost a tenth of ReadAll's rate).
+const readAllSQL = `(SELECT ` + columns + ` FROM events
+		WHERE (tx_id, id) > ($1, $2) AND tx_id < ` + visibleBelow + `
+		ORDER BY tx_id, id LIMIT $3)
+	UNION ALL
+	(SELECT -id, tx_id, event_id, stream_id, version, type, schema_version, data,
+		correlation_id, causation_id, actor_id, created_at FROM events
+		WHERE (tx_id, id) > ($1, $2) AND tx_id >= ` + visibleBelow + `
+		ORDER BY tx_id, id LIMIT 1)`
+
 // readAll reads the global log after from. held reports that the page came
 // back short because events of transactions younger than one still in
 // progress exist; they become readable when it ends.
@@ -90,23 +108,17 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 		return nil, false, &eventstore.ValidationError{Field: "position", Reason: "not a position of this store"}
 	}
 	s.reads.Add(1)
-	events, err = s.query(ctx, count, `SELECT `+columns+` FROM events
-		WHERE (tx_id, id) > ($1, $2) AND tx_id < `+visibleBelow+`
-		ORDER BY tx_id, id LIMIT $3`, int64(from.Commit), int64(from.Prepare), count)
+	events, err = s.query(ctx, count+1, readAllSQL, int64(from.Commit), int64(from.Prepare), count)
 	if err != nil {
 		return nil, false, fmt.Errorf("read all from %s: %w", from, err)
 	}
+	if i := slices.IndexFunc(events, func(e eventstore.Event) bool { return int64(e.Position.Prepare) < 0 }); i >= 0 {
+		events, held = slices.Delete(events, i, i+1), true
+	}
 	if len(events) < count {
-		after := from
-		if len(events) > 0 {
-			after = events[len(events)-1].Position
-		}
-		if held, err = s.Held(ctx, after); err != nil {
-			return nil, false, fmt.Errorf("read all from %s: %w", from, err)
-		}
 		s.noteHeld(ctx, held && len(events) == 0)
 	}
-	return events, held, nil
+	return events, held && len(events) < count, nil
 }
 
 // query runs an event query (selecting columns) and reads its rows.

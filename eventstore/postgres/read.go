@@ -86,8 +86,8 @@ func (s *Store) Held(ctx context.Context, after eventstore.Position) (bool, erro
 // a reader that has caught up learns whether to read again soon (see
 // Held) without a second round trip; the two parts read one snapshot.
 // The page's rows come in order (one part's); where the held event comes
-// among them is not promised, and readAll takes it out wherever it is
-// (sorting the whole answer instead cost a tenth of ReadAll's rate).
+// among them is not promised, and readAll takes it out wherever it is,
+// rather than have the server sort every page again.
 const readAllSQL = `(SELECT ` + columns + ` FROM events
 		WHERE (tx_id, id) > ($1, $2) AND tx_id < ` + visibleBelow + `
 		ORDER BY tx_id, id LIMIT $3)

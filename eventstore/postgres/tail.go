@@ -26,9 +26,10 @@ func eventBytes(e *eventstore.Event) int { return len(e.Data) + 512 }
 // projection, the publisher, the notifier, the process manager) read the
 // log on every append, two statements each: under load that was half of
 // every statement PostgreSQL ran. The tail reads once per wake-up and
-// keeps the newest events (tailSize, tailBytes); a subscription whose position lies
-// within them reads its page from memory, and one further behind (a
-// catch-up, a rebuild) reads PostgreSQL as before, until it reaches them.
+// keeps the newest events (tailSize, tailBytes); a subscription whose
+// position lies within them reads its page from memory, and one further
+// behind (a catch-up, a rebuild) reads PostgreSQL as before, until it
+// reaches them.
 //
 // Its events are contiguous in the global order: it reads them with the
 // store's readAll, which never skips an event whose transaction commits

@@ -148,34 +148,7 @@ func BenchmarkAuthenticatedReads(b *testing.B) {
 				return get(bypassed, rt.path(c), c.userID)
 			},
 		}
-		b.Run(rt.short, func(b *testing.B) {
-			b.StopTimer()
-			measureRequests(b, 200, c.route)
-			measureRequests(b, 200, c.raw)
-			var route, raw measured
-			for range b.N {
-				for range authRounds {
-					b.StartTimer()
-					route.add(measureRequests(b, c.requests/authRounds, c.route))
-					b.StopTimer()
-					raw.add(measureRequests(b, c.requests/authRounds, c.raw))
-				}
-			}
-			ratio := route.rate() / raw.rate()
-			b.ReportMetric(route.rate(), "req/s")
-			b.ReportMetric(millis(route.p(99)), "p99_ms")
-			b.ReportMetric(raw.rate(), "bypassed_req/s")
-			b.ReportMetric(millis(raw.p(99)), "bypassed_p99_ms")
-			b.ReportMetric(ratio, "ratio")
-			record(line{
-				group: "auth", what: c.name + " at concurrency 32",
-				measured: fmt.Sprintf("%s req/s, p50 %.2f ms, p99 %.2f ms", thousands(route.rate()), millis(route.p(50)), millis(route.p(99))),
-				raw: fmt.Sprintf("%s: %s req/s, p50 %.2f ms, p99 %.2f ms", c.rawName, thousands(raw.rate()),
-					millis(raw.p(50)), millis(raw.p(99))),
-				ratio: fmt.Sprintf("%.2f", ratio),
-				goal:  fmt.Sprintf("≥ %.1f× bypassed %s", authGoal, verdict(ratio >= authGoal)),
-			})
-		})
+		b.Run(rt.short, func(b *testing.B) { c.compare(b, authRounds, "auth", "bypassed", authGoal) })
 	}
 	note("auth: the same routes on the same stores with edge.Authenticate (JWT, token state and roles) and with a middleware "+
 		"that injects the caller; %d customers with their own access tokens, each side in %d alternating rounds", routeSample, authRounds)

@@ -158,33 +158,7 @@ func BenchmarkReadRoutes(b *testing.B) {
 	}
 	for _, c := range cases {
 		b.Run(c.name[len("GET /api/"):len(c.name)-len("/{id}")], func(b *testing.B) {
-			b.StopTimer()
-			// Warm up: connections, statement caches, the catalogue pointer.
-			measureRequests(b, 200, c.route)
-			measureRequests(b, 200, c.raw)
-			var route, raw measured
-			for range b.N {
-				for range routeRounds {
-					b.StartTimer()
-					route.add(measureRequests(b, c.requests/routeRounds, c.route))
-					b.StopTimer()
-					raw.add(measureRequests(b, c.requests/routeRounds, c.raw))
-				}
-			}
-			ratio := route.rate() / raw.rate()
-			b.ReportMetric(route.rate(), "req/s")
-			b.ReportMetric(millis(route.p(99)), "p99_ms")
-			b.ReportMetric(raw.rate(), "raw_req/s")
-			b.ReportMetric(millis(raw.p(99)), "raw_p99_ms")
-			b.ReportMetric(ratio, "ratio")
-			record(line{
-				group: "routes", what: c.name + " at concurrency 32",
-				measured: fmt.Sprintf("%s req/s, p50 %.2f ms, p99 %.2f ms", thousands(route.rate()), millis(route.p(50)), millis(route.p(99))),
-				raw: fmt.Sprintf("%s: %s req/s, p50 %.2f ms, p99 %.2f ms", c.rawName, thousands(raw.rate()),
-					millis(raw.p(50)), millis(raw.p(99))),
-				ratio: fmt.Sprintf("%.2f", ratio),
-				goal:  fmt.Sprintf("≥ %.1f× raw %s", routeGoal, verdict(ratio >= routeGoal)),
-			})
+			c.compare(b, routeRounds, "routes", "raw", routeGoal)
 		})
 	}
 	note("routes: HTTP/1.1 over loopback with keep-alive, client and server in the benchmark's process; each side in %d alternating rounds; "+
@@ -196,8 +170,42 @@ func BenchmarkReadRoutes(b *testing.B) {
 // takes the request's number.
 type routeCase struct {
 	name, rawName string
-	requests      int // per side and iteration, in routeRounds rounds
+	requests      int // per side and iteration, split across compare's rounds
 	route, raw    func(i int) error
+}
+
+// compare measures c's route against its raw side in rounds alternating
+// rounds (after a warm-up of both), reports both and their ratio, and
+// records the line of group; against names the raw side in the metrics
+// and the goal, which the ratio must reach.
+func (c routeCase) compare(b *testing.B, rounds int, group, against string, goal float64) {
+	b.StopTimer()
+	// Warm up: connections, statement caches, the catalogue pointer.
+	measureRequests(b, 200, c.route)
+	measureRequests(b, 200, c.raw)
+	var route, raw measured
+	for range b.N {
+		for range rounds {
+			b.StartTimer()
+			route.add(measureRequests(b, c.requests/rounds, c.route))
+			b.StopTimer()
+			raw.add(measureRequests(b, c.requests/rounds, c.raw))
+		}
+	}
+	ratio := route.rate() / raw.rate()
+	b.ReportMetric(route.rate(), "req/s")
+	b.ReportMetric(millis(route.p(99)), "p99_ms")
+	b.ReportMetric(raw.rate(), against+"_req/s")
+	b.ReportMetric(millis(raw.p(99)), against+"_p99_ms")
+	b.ReportMetric(ratio, "ratio")
+	record(line{
+		group: group, what: c.name + " at concurrency 32",
+		measured: fmt.Sprintf("%s req/s, p50 %.2f ms, p99 %.2f ms", thousands(route.rate()), millis(route.p(50)), millis(route.p(99))),
+		raw: fmt.Sprintf("%s: %s req/s, p50 %.2f ms, p99 %.2f ms", c.rawName, thousands(raw.rate()),
+			millis(raw.p(50)), millis(raw.p(99))),
+		ratio: fmt.Sprintf("%.2f", ratio),
+		goal:  fmt.Sprintf("≥ %.1f× %s %s", goal, against, verdict(ratio >= goal)),
+	})
 }
 
 // measured accumulates the rounds of one side of a case.

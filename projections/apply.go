@@ -225,6 +225,7 @@ func (r *Runner) commit(ctx context.Context, from eventstore.Position, st step) 
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	r.opts.Progress.set(r.name, st.to)
 	return nil
 }
 

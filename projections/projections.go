@@ -98,6 +98,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for lag; default time.Now.
 	Now func() time.Time
+	// Progress, when set, is told each checkpoint the runner commits
+	// while it is the active instance (see Progress).
+	Progress *Progress
 }
 
 func (o Options) withDefaults() Options {

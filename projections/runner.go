@@ -136,6 +136,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // lock's connection fails (errLockLost) or setup fails.
 func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 	defer l.release()
+	defer r.opts.Progress.forget(r.name)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -179,6 +180,7 @@ func (r *Runner) runLocked(ctx context.Context, l *lock) error {
 				r.status.State = StateCatchingUp // until a measure of the lag says otherwise
 			}
 			r.mu.Unlock()
+			r.opts.Progress.set(r.name, from)
 			if bulk && from == eventstore.Start {
 				err = r.awaitBulk(ctx)
 			} else {

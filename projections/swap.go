@@ -58,6 +58,9 @@ func (r *Runner) finishRebuild(ctx context.Context, rb *rebuild, from eventstore
 }
 
 func (r *Runner) swap(ctx context.Context, rb *rebuild, from eventstore.Position) error {
+	// The swap moves the checkpoint, a restart back to the start: until
+	// the live loop reads it again, readers ask the database.
+	r.opts.Progress.forget(r.name)
 	if !rb.restart {
 		if err := r.catchUpShadow(ctx, rb); err != nil {
 			return err

@@ -78,6 +78,10 @@ func (s *Server) fresh(p model, refresh func(context.Context) error) func(http.H
 // handed an event never sees an earlier one commit later (eventstore's
 // ReadAll promise), so once the scan reaches the token it is final.
 //
+// Where the process runs p's projection itself (Config.Progress), the
+// checkpoint comes from memory and each commit wakes the waiting requests;
+// elsewhere each request reads it from the database every Poll.
+//
 // At most maxWaiters requests wait at once; beyond that a request is not
 // made to wait (it answers stale), so tokens from the future cannot tie
 // the database up.
@@ -99,7 +103,7 @@ func (s *Server) await(ctx context.Context, p model, token eventstore.Position) 
 		warned  bool
 	)
 	for {
-		cp, err := s.checkpoint(ctx, p.Name())
+		cp, changed, err := s.checkpointOf(ctx, p.Name())
 		switch {
 		case err == nil && !cp.Less(need):
 			return true
@@ -127,8 +131,32 @@ func (s *Server) await(ctx context.Context, p model, token eventstore.Position) 
 		case <-ctx.Done():
 			return false
 		case <-tick.C:
+		case <-changed:
 		}
 	}
+}
+
+// checkpointOf is where name's checkpoint is: from the projection's
+// runner in this process, when it is the active instance (see
+// projections.Progress), with a channel closed when it moves on; from the
+// database otherwise (the caller polls).
+func (s *Server) checkpointOf(ctx context.Context, name string) (eventstore.Position, <-chan struct{}, error) {
+	var changed <-chan struct{}
+	if s.progress != nil {
+		pos, known, ch := s.progress.Watch(name)
+		if known {
+			return pos, ch, nil
+		}
+		changed = ch // woken should this process become the active instance
+	}
+	cp, err := s.checkpoint(ctx, name)
+	return cp, changed, err
+}
+
+// throughReader is a LogReader that can serve a read needing the log only
+// up to a position from memory (postgres.Store.ReadAllThrough).
+type throughReader interface {
+	ReadAllThrough(ctx context.Context, from eventstore.Position, count int, through eventstore.Position) ([]eventstore.Event, error)
 }
 
 // scan reads the log after from up to token, remembering the last event
@@ -154,7 +182,15 @@ func (sc *scan) advance(ctx context.Context, log LogReader) error {
 			sc.done, sc.found, sc.need = true, true, sc.token
 			return nil
 		}
-		evs, err := log.ReadAll(ctx, sc.from, scanPage)
+		var (
+			evs []eventstore.Event
+			err error
+		)
+		if t, ok := log.(throughReader); ok {
+			evs, err = t.ReadAllThrough(ctx, sc.from, scanPage, sc.token)
+		} else {
+			evs, err = log.ReadAll(ctx, sc.from, scanPage)
+		}
 		if err != nil {
 			return err
 		}

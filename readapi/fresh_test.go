@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,5 +184,65 @@ func TestAwaitBoundsWaiters(t *testing.T) {
 	}
 	if !s.await(context.Background(), p, token) {
 		t.Fatal("a request after the waiters left was not served fresh")
+	}
+}
+
+// watcher is a ProgressWatcher a test moves by hand.
+type watcher struct {
+	mu      sync.Mutex
+	known   bool
+	pos     eventstore.Position
+	changed chan struct{}
+}
+
+func newWatcher() *watcher { return &watcher{changed: make(chan struct{})} }
+
+func (w *watcher) Watch(string) (eventstore.Position, bool, <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pos, w.known, w.changed
+}
+
+func (w *watcher) set(known bool, pos eventstore.Position) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.known, w.pos = known, pos
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// TestAwaitTakesProgress: while the process knows the projection's
+// checkpoint (its runner is the active instance here), a waiting request
+// neither reads the checkpoint from the database nor polls: it is woken
+// by the commit that reaches its token. It asks the database again once
+// the process no longer knows.
+func TestAwaitTakesProgress(t *testing.T) {
+	st := memory.New()
+	before := appendOne(t, st, "order-00000000-0000-0000-0000-000000000001", "order.created")
+	target := appendOne(t, st, "order-00000000-0000-0000-0000-000000000002", "order.created")
+	var reads atomic.Int64
+	w := newWatcher()
+	w.set(true, before)
+	s := New(Config{
+		Log: st, MaxWait: 5 * time.Second, Poll: time.Hour, Progress: w, Logger: slog.New(slog.DiscardHandler),
+		Checkpoint: func(context.Context, string) (eventstore.Position, error) {
+			reads.Add(1)
+			return target, nil
+		},
+	})
+	time.AfterFunc(20*time.Millisecond, func() { w.set(true, target) })
+	start := time.Now()
+	if !s.await(context.Background(), pgread.OrdersProjection{}, target) {
+		t.Fatal("await gave up although the commit reached the token")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("took %s: the commit did not wake the request", took)
+	}
+	if n := reads.Load(); n != 0 {
+		t.Errorf("read the checkpoint from the database %d times while the process knew it", n)
+	}
+	w.set(false, eventstore.Position{})
+	if !s.await(context.Background(), pgread.OrdersProjection{}, target) || reads.Load() == 0 {
+		t.Fatalf("await = false or no database read (%d) once the process no longer knew the checkpoint", reads.Load())
 	}
 }

@@ -56,6 +56,11 @@ type Config struct {
 	// Poll is how often a waiting request looks at the checkpoint again;
 	// default 10 ms.
 	Poll time.Duration
+	// Progress, when set, knows the checkpoints of the projections this
+	// process runs (projections.Progress): a waiting request takes those
+	// from it, woken as each batch commits, and asks Checkpoint only for
+	// the others.
+	Progress ProgressWatcher
 	// CatalogCacheTTL is how long the product routes' answers are kept
 	// and served again (see answerCache); 0 keeps none. A read with
 	// X-Min-Position never uses them.
@@ -108,6 +113,13 @@ type CatalogReader interface {
 	Filter() eventstore.Filter
 }
 
+// ProgressWatcher reports where a projection's checkpoint is when this
+// process knows it (known), and a channel closed when that changes;
+// *projections.Progress is one.
+type ProgressWatcher interface {
+	Watch(name string) (pos eventstore.Position, known bool, changed <-chan struct{})
+}
+
 // LogReader reads the global event log; eventstore.Store is one.
 type LogReader interface {
 	ReadAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.Event, error)
@@ -118,6 +130,7 @@ type Server struct {
 	reads      ReadModels
 	catalog    CatalogReader
 	checkpoint func(ctx context.Context, name string) (eventstore.Position, error)
+	progress   ProgressWatcher // nil: none
 	events     LogReader
 	log        *slog.Logger
 	maxWait    time.Duration
@@ -136,7 +149,7 @@ type Server struct {
 // New builds a Server. Reads and Checkpoint are required.
 func New(cfg Config) *Server {
 	s := &Server{reads: cfg.Reads, checkpoint: cfg.Checkpoint, events: cfg.Log,
-		log: cfg.Logger, maxWait: cfg.MaxWait, poll: cfg.Poll}
+		log: cfg.Logger, maxWait: cfg.MaxWait, poll: cfg.Poll, progress: cfg.Progress}
 	s.catalog = cfg.Catalog
 	s.orders, s.streams = cfg.Orders, cfg.Streams
 	s.projections = slices.Clone(cfg.Projections)

@@ -48,8 +48,11 @@ type app struct {
 	catalog      *mongoread.Store    // the catalogue
 	pub          *kafkapub.Publisher // nil unless projections run
 	runners      []*projections.Runner
-	reads        *readapi.Server
-	metrics      *metrics.Metrics
+	// progress is where this process's runners tell its read API what
+	// they committed
+	progress *projections.Progress
+	reads    *readapi.Server
+	metrics  *metrics.Metrics
 
 	ledger   *ledger.Ledger // the notifier's, also read by the read API
 	notifier *notifier.Notifier
@@ -69,7 +72,7 @@ type app struct {
 // stand-ins for MONGO_URL, KAFKA_BROKERS and SMTP_ADDR when not set.
 // Whatever fails, what was opened is closed again.
 func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app, err error) {
-	a = &app{local: &standins.Local{Log: log}}
+	a = &app{local: &standins.Local{Log: log}, progress: projections.NewProgress()}
 	a.metrics = metrics.New(metrics.Config{Logger: log, Projections: a.reports})
 	defer func() {
 		if err != nil {

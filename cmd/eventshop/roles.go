@@ -32,7 +32,7 @@ func (a *app) buildWriteSide(cfg config, log *slog.Logger) {
 // run without it starting the embedded broker).
 func (a *app) buildProjector(ctx context.Context, cfg config, log *slog.Logger, local, publish bool) error {
 	opts := func(name string) projections.Options {
-		return projections.Options{Logger: log, Policy: cfg.ProjectionPolicies[name]}
+		return projections.Options{Logger: log, Policy: cfg.ProjectionPolicies[name], Progress: a.progress}
 	}
 	for _, p := range pgread.New(a.pool).Projections() {
 		a.runners = append(a.runners, projections.NewRunner(a.pool, a.store, p, opts(p.Name())))
@@ -65,6 +65,7 @@ func (a *app) buildReadSide(ctx context.Context, cfg config, log *slog.Logger) e
 		Reads: pgread.New(a.pool), Catalog: pgread.NewCatalog(a.pool), Log: a.store, Logger: log, Checkpoint: admin.Checkpoint,
 		Orders: a.cmd.Orders, Streams: a.store, Projections: a.projectionNames(), Admin: admin,
 		Failures: a.pmFailures(), Notifications: a.ledger, CatalogCacheTTL: cfg.CatalogCacheTTL,
+		Progress: a.progress,
 	})
 	return nil
 }

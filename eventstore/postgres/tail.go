@@ -147,3 +147,19 @@ func (s *Store) readShared(ctx context.Context, from eventstore.Position, count 
 	}
 	return s.readAll(ctx, from, count)
 }
+
+// ReadAllThrough is ReadAll for a reader that needs the log only up to
+// through (the read API's X-Min-Position, finding the last event a model
+// needs before a client's token): it reads the newest events the store's
+// subscriptions share (see tail) when they hold the page from from and
+// reach through, and PostgreSQL otherwise. Like ReadAll, it returns the
+// events after from in order, never skipping one, at most count; unlike
+// ReadAll it may stop short of events committed since the tail last read
+// when they lie after through.
+func (s *Store) ReadAllThrough(ctx context.Context, from eventstore.Position, count int, through eventstore.Position) ([]eventstore.Event, error) {
+	events, ok := s.tail.page(from, count)
+	if ok && len(events) > 0 && (len(events) == count || !events[len(events)-1].Position.Less(through)) {
+		return events, nil
+	}
+	return s.ReadAll(ctx, from, count)
+}

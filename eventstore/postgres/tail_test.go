@@ -157,3 +157,79 @@ func testSharedReaderKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAllThroughFromTheTail: a read that needs the log only up to a
+// position the shared reader holds is served from it without a statement,
+// and equals ReadAll; one that needs more than it holds reads PostgreSQL.
+func TestReadAllThroughFromTheTail(t *testing.T) {
+	s := openStore(t, pgtest.NewDatabase(t), Options{PollInterval: time.Hour})
+	p := eventstoretest.Prefix(t)
+	sub, err := s.SubscribeAll(eventstoretest.Ctx(t), eventstore.Start, eventstore.Filter{StreamPrefixes: []string{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.tail.mu.Lock()
+		ready := s.tail.ready
+		s.tail.mu.Unlock()
+		if ready {
+			break // it follows from the head: the appends below come after it
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the shared reader did not start")
+		}
+	}
+	for i := range 10 {
+		eventstoretest.MustAppend(t, s, p+"s", eventstore.Any, eventstoretest.Ev("x.n", i))
+	}
+	log := eventstoretest.Collect(t, sub, 10, 30*time.Second)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		if evs, ok := s.tail.page(log[2].Position, 1000); ok && len(evs) == 7 {
+			break // the shared reader holds them all
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the shared reader did not read the appends")
+		}
+	}
+	ctx := eventstoretest.Ctx(t)
+	want, err := s.ReadAll(ctx, log[2].Position, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		through eventstore.Position
+		reads   int64
+	}{
+		{"through an event the tail holds", log[7].Position, 0},
+		{"through the last event", log[9].Position, 0},
+		{"through a position past the log", eventstore.Position{Commit: 1 << 40}, 1},
+	} {
+		// The shared reader may still read once, on the appends' late
+		// notification: the fewest statements over a few tries are the
+		// call's own.
+		var got []eventstore.Event
+		fewest := int64(-1)
+		for range 5 {
+			before := s.reads.Load()
+			if got, err = s.ReadAllThrough(ctx, log[2].Position, 1000, c.through); err != nil {
+				t.Fatal(err)
+			}
+			if reads := s.reads.Load() - before; fewest < 0 || reads < fewest {
+				fewest = reads
+			}
+		}
+		if fewest != c.reads {
+			t.Errorf("%s: %d statements, want %d", c.name, fewest, c.reads)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d events, want ReadAll's %d", c.name, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].ID != want[i].ID || got[i].Position != want[i].Position {
+				t.Fatalf("%s: event %d is %s at %s, want %s at %s", c.name, i, got[i].ID, got[i].Position, want[i].ID, want[i].Position)
+			}
+		}
+	}
+}

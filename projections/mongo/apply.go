@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -47,20 +49,29 @@ type written struct {
 // Errors name the event or product: an event that does not decode (an
 // unknown type stops the projection rather than misfold the product), a
 // stream id that is not a UUID, and the database's.
-func apply(ctx context.Context, coll *mongo.Collection, batch []eventstore.Event) error {
+func apply(ctx context.Context, coll *mongo.Collection, batch []eventstore.Event, memo *folds) error {
 	streams, err := group(batch)
 	if err != nil || len(streams) == 0 {
 		return err
 	}
-	ids := make([]string, len(streams))
-	for i, st := range streams {
-		ids[i] = st.id
+	var ids []string
+	remembered := map[string]document{}
+	for _, st := range streams {
+		if d, ok := memo.base(coll.Name(), st); ok {
+			remembered[st.id] = d
+			continue
+		}
+		ids = append(ids, st.id)
 	}
 	stored, err := load(ctx, coll, ids)
 	if err != nil {
 		return err
 	}
-	var ws []written
+	maps.Copy(stored, remembered)
+	var (
+		ws   []written
+		docs []document
+	)
 	for _, st := range streams {
 		var base *document
 		if d, ok := stored[st.id]; ok {
@@ -74,11 +85,68 @@ func apply(ctx context.Context, coll *mongo.Collection, batch []eventstore.Event
 			SetFilter(bson.D{{Key: fieldID, Value: doc.ID}, {Key: fieldVersion, Value: bson.D{{Key: "$lt", Value: doc.Version}}}}).
 			SetReplacement(doc).
 			SetUpsert(true)})
+		docs = append(docs, doc)
 	}
 	if len(ws) == 0 {
 		return nil
 	}
-	return write(ctx, coll, ws)
+	if err := write(ctx, coll, ws); err != nil {
+		return err
+	}
+	memo.keep(coll.Name(), docs)
+	return nil
+}
+
+// folds remembers the documents apply folded last, per collection, so that
+// the next batch of a product folds onto its document without reading it
+// back: on FerretDB each read by _id is a statement and a decode of the
+// document, one for every product a batch of orders touches.
+//
+// A remembered document is the fold of its stream's events up to its
+// version, whatever the collection holds: events never change. So it may
+// stand in for the stored one whenever the batch's next event of the
+// stream is the one right after it; otherwise (events skipped by an admin
+// in between, another writer got further, the batch applied again) apply
+// reads the stored document, as it does for products it does not
+// remember. A nil *folds remembers nothing.
+type folds struct{ lru *lru.Cache[string, document] }
+
+// foldsKept bounds the documents remembered.
+const foldsKept = 8192
+
+func newFolds() *folds {
+	c, err := lru.New[string, document](foldsKept)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
+	return &folds{lru: c}
+}
+
+// base is the remembered document st's events follow on from, if any.
+func (f *folds) base(coll string, st *stream) (document, bool) {
+	if f == nil {
+		return document{}, false
+	}
+	d, ok := f.lru.Get(coll + "/" + st.id)
+	if !ok {
+		return document{}, false
+	}
+	for _, r := range st.events {
+		if r.Version > d.Version {
+			return d, r.Version == d.Version+1
+		}
+	}
+	return document{}, false // nothing new: let the stored document say so
+}
+
+// keep remembers docs, written to coll.
+func (f *folds) keep(coll string, docs []document) {
+	if f == nil {
+		return
+	}
+	for _, d := range docs {
+		f.lru.Add(coll+"/"+d.ID, d)
+	}
 }
 
 // group decodes the product events of batch into one stream per product,

@@ -37,9 +37,10 @@ var (
 // Get it from Store.Projection, so that a Swap reaches the Store's readers
 // at once. It is safe for concurrent use.
 type CatalogProjection struct {
-	db   *mongo.Database
-	opts Options
-	ptr  *pointer
+	db    *mongo.Database
+	opts  Options
+	ptr   *pointer
+	folds *folds // the documents Apply wrote last
 
 	mu        sync.Mutex
 	live      string      // the collection Apply writes first; "" until resolved
@@ -111,7 +112,7 @@ func (p *CatalogProjection) Apply(ctx context.Context, batch []eventstore.Event)
 		return err
 	}
 	for follows := 0; ; follows++ {
-		werr := apply(ctx, p.db.Collection(name), batch)
+		werr := apply(ctx, p.db.Collection(name), batch, p.folds)
 		at := time.Now()
 		live, err := readLive(ctx, p.db)
 		switch {

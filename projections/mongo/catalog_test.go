@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -351,7 +352,8 @@ func TestApplyFindsByID(t *testing.T) {
 			mu.Unlock()
 		}
 	}}
-	e.cat = mongoread.NewWithOptions(mongotest.NewDatabase(t, options.Client().SetMonitor(mon)), testOptions)
+	db := mongotest.NewDatabase(t, options.Client().SetMonitor(mon))
+	e.cat = mongoread.NewWithOptions(db, testOptions)
 	ids := make([]string, 6)
 	for i := range ids {
 		ids[i] = e.create(t, e.vendor, commands.CreateProduct{SKU: fmt.Sprintf("BYID-%d", i), Name: "By id", Price: 100, Quantity: 5})
@@ -368,7 +370,8 @@ func TestApplyFindsByID(t *testing.T) {
 	mu.Lock()
 	filters = nil
 	mu.Unlock()
-	applyIn(t, p, all[len(created):], len(all)-len(created))
+	// A process that has not folded the products itself reads them.
+	applyIn(t, mongoread.NewWithOptions(db, testOptions).Projection(), all[len(created):], len(all)-len(created))
 	mu.Lock()
 	seen := filters
 	filters = nil
@@ -395,4 +398,73 @@ func TestApplyFindsByID(t *testing.T) {
 			t.Fatalf("product %s: the catalogue holds %+v, the write side folds %+v", id, got.Inventory, want.Inventory)
 		}
 	}
+}
+
+// TestApplyFoldsOnWhatItWrote: the projection folds a product's next
+// events onto the document it wrote last without reading it back, but
+// only when they follow on from it; when another writer has moved the
+// product on meanwhile (or events were skipped), it reads the stored
+// document, and every document ends as the write side folds the stream.
+func TestApplyFoldsOnWhatItWrote(t *testing.T) {
+	e := newEnv(t)
+	var finds atomic.Int64
+	mon := &event.CommandMonitor{Started: func(_ context.Context, ev *event.CommandStartedEvent) {
+		coll, _ := ev.Command.Lookup("find").StringValueOK()
+		if ev.CommandName == "find" && !strings.HasPrefix(coll, "catalog_meta") && ev.Command.Lookup("filter", "_id").Type == bson.TypeString {
+			finds.Add(1) // of a product
+		}
+	}}
+	db := mongotest.NewDatabase(t, options.Client().SetMonitor(mon))
+	e.cat = mongoread.NewWithOptions(db, testOptions)
+	ids := make([]string, 4)
+	for i := range ids {
+		ids[i] = e.create(t, e.vendor, commands.CreateProduct{SKU: fmt.Sprintf("FOLD-%d", i), Name: "Folded", Price: 100, Quantity: 50})
+	}
+	ours := e.cat.Projection()
+	if err := ours.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	applied := e.log(t)
+	applyIn(t, ours, applied, len(applied))
+	check := func(step string) {
+		t.Helper()
+		for _, id := range ids {
+			got, err := e.cat.Product(ctxT(t), uuid.MustParse(id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := e.want(t, id); got.Inventory != want.Inventory || got.Version != want.Version {
+				t.Fatalf("%s: product %s is %+v at version %d, the write side folds %+v at %d", step, id, got.Inventory, got.Version, want.Inventory, want.Version)
+			}
+		}
+	}
+	next := func() []eventstore.Event {
+		all := e.log(t)
+		news := all[len(applied):]
+		applied = all
+		return news
+	}
+
+	e.order(t, ids[0], 2)
+	e.order(t, ids[1], 3)
+	before := finds.Load()
+	applyIn(t, ours, next(), 100)
+	if n := finds.Load() - before; n != 0 {
+		t.Errorf("read %d products back to fold events that follow on from what it wrote", n)
+	}
+	check("events that follow on")
+
+	// Another process applies an order on ids[0]; ours then gets only
+	// the order after it: its document of ids[0] is one event behind.
+	e.order(t, ids[0], 4)
+	theirs := mongoread.NewWithOptions(db, testOptions).Projection()
+	applyIn(t, theirs, next(), 100)
+	e.order(t, ids[0], 5)
+	e.order(t, ids[2], 1)
+	before = finds.Load()
+	applyIn(t, ours, next(), 100)
+	if n := finds.Load() - before; n != 1 {
+		t.Errorf("read %d products back, want 1: the one another writer moved on", n)
+	}
+	check("after another writer")
 }

@@ -54,12 +54,12 @@ const orderByID = `SELECT o.id::text, o.user_id::text, o.status, o.total_cents, 
 	i.products, i.skus, i.names, i.quantities, i.prices
 FROM readmodel.orders o
 CROSS JOIN LATERAL (
-	SELECT coalesce(array_agg(product_id::text ORDER BY line), '{}') AS products,
-		coalesce(array_agg(sku ORDER BY line), '{}') AS skus,
-		coalesce(array_agg(name ORDER BY line), '{}') AS names,
-		coalesce(array_agg(quantity ORDER BY line), '{}') AS quantities,
-		coalesce(array_agg(price_cents ORDER BY line), '{}') AS prices
-	FROM readmodel.order_items WHERE order_id = o.id) i
+	SELECT coalesce(array_agg(product_id::text), '{}') AS products,
+		coalesce(array_agg(sku), '{}') AS skus,
+		coalesce(array_agg(name), '{}') AS names,
+		coalesce(array_agg(quantity), '{}') AS quantities,
+		coalesce(array_agg(price_cents), '{}') AS prices
+	FROM (SELECT * FROM readmodel.order_items WHERE order_id = o.id ORDER BY line) AS lines) i
 WHERE o.id = $1 AND o.status <> 'abandoned'`
 
 // BenchmarkReadRoutes serves GET /api/products/{id} and GET

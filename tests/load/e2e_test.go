@@ -104,6 +104,23 @@ func TestHarnessAgainstEventshop(t *testing.T) {
 	if res.CPU.Server <= 0 {
 		t.Errorf("server CPU %v, want it measured from /proc", res.CPU.Server)
 	}
+	// Every read model's lag is reported, and each caught up after the
+	// load: a light load leaves nothing behind for long.
+	seen := map[string]bool{}
+	for _, l := range res.Lag {
+		seen[l.Name] = true
+		if l.CaughtUp < 0 || l.Max < 0 {
+			t.Errorf("projection %s: lag %+v; want it measured and caught up", l.Name, l)
+		}
+	}
+	for _, name := range []string{"orders.v1", "products.v1", "catalog.v1"} {
+		if !seen[name] {
+			t.Errorf("no lag reported for %s: %+v", name, res.Lag)
+		}
+	}
+	if !strings.Contains(log2.String(), "projection lag in events") {
+		t.Errorf("the summary does not report the projections' lag:\n%s", log2.String())
+	}
 }
 
 // checkResult wants one phase of n arrivals, all started, every route

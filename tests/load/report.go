@@ -60,6 +60,7 @@ func Summary(r *Result) string {
 		}
 	}
 	fmt.Fprintf(&b, "\nCPU over the whole run: %s\n", r.CPU)
+	b.WriteString(lagText(r.Lag))
 	return b.String()
 }
 

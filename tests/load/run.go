@@ -69,6 +69,9 @@ type Result struct {
 	BrokeAt  float64  `json:"broke_at,omitempty"`
 	Timeline []Second `json:"timeline"`
 	CPU      CPU      `json:"cpu"`
+	// Lag is each projection's lag over the timed window and how long
+	// it took to catch up after it.
+	Lag []ProjectionLag `json:"lag"`
 }
 
 // PhaseResult is one phase's figures.
@@ -134,6 +137,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		timeline.Due(due, false)
 		play.arrive(ctx, due)
 	}
+	// The admin's sign-in (a password hash) happens before the window.
+	a := &admin{c: c, email: cfg.AdminEmail, password: cfg.AdminPassword}
+	if _, err := a.get(ctx, ""); err != nil {
+		return nil, fmt.Errorf("sign the admin in to watch the projections: %w", err)
+	}
+	lags := watchLag(ctx, a)
 	first := sampleCPU(pid)
 	for _, p := range cfg.phases() {
 		if ctx.Err() != nil {
@@ -158,6 +167,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.CPU = cpuBetween(first, sampleCPU(pid))
 	res.Timeline = timeline.Seconds()
+	if res.Lag, err = lags.finish(ctx); err != nil {
+		fmt.Fprintf(log, "load: watching the projections' lag: %v\n", err)
+	}
 	if err := writeReport(cfg.Out, res); err != nil {
 		return res, err
 	}

@@ -261,19 +261,7 @@ func (c *client) waitCatalogue(ctx context.Context, a *admin, n int, log io.Writ
 // measured yet, and their status in words: the timed window starts once
 // both have caught up, so neither catches up during it.
 func (a *admin) catalogueLag(ctx context.Context) (int64, string, error) {
-	var reports []struct {
-		Name   string  `json:"name"`
-		Lag    *int64  `json:"lag"`
-		Status string  `json:"status"`
-		Error  *string `json:"last_error"`
-	}
-	ans, kind, err := a.do(ctx, request{method: "GET", path: "/api/admin/projections"}, http.StatusOK)
-	if err == nil && kind != "" {
-		err = fmt.Errorf("GET /api/admin/projections: %s %.300s", kind, ans.body)
-	}
-	if err == nil {
-		err = json.Unmarshal(ans.body, &reports)
-	}
+	reports, err := a.projections(ctx)
 	if err != nil {
 		return 0, "", err
 	}
@@ -283,10 +271,7 @@ func (a *admin) catalogueLag(ctx context.Context) (int64, string, error) {
 		if !strings.HasPrefix(r.Name, "catalog.") && !strings.HasPrefix(r.Name, "products.") {
 			continue
 		}
-		lag := int64(-1)
-		if r.Lag != nil {
-			lag = *r.Lag
-		}
+		lag := r.lag()
 		if lag < 0 || (worst >= 0 && lag > worst) {
 			worst = lag
 		}
@@ -300,6 +285,35 @@ func (a *admin) catalogueLag(ctx context.Context) (int64, string, error) {
 		return 0, "", errors.New("GET /api/admin/projections names no catalog.* or products.* projection")
 	}
 	return worst, strings.Join(statuses, "; "), nil
+}
+
+// projectionReport is an entry of GET /api/admin/projections.
+type projectionReport struct {
+	Name   string  `json:"name"`
+	Lag    *int64  `json:"lag"`
+	Status string  `json:"status"`
+	Error  *string `json:"last_error"`
+}
+
+// lag is r's lag in events, -1 when not measured yet.
+func (r projectionReport) lag() int64 {
+	if r.Lag == nil {
+		return -1
+	}
+	return *r.Lag
+}
+
+// projections reads GET /api/admin/projections.
+func (a *admin) projections(ctx context.Context) ([]projectionReport, error) {
+	var reports []projectionReport
+	ans, kind, err := a.do(ctx, request{method: "GET", path: "/api/admin/projections"}, http.StatusOK)
+	if err == nil && kind != "" {
+		err = fmt.Errorf("GET /api/admin/projections: %s %.300s", kind, ans.body)
+	}
+	if err == nil {
+		err = json.Unmarshal(ans.body, &reports)
+	}
+	return reports, err
 }
 
 // products collects the ids to view and order from the listing: up to

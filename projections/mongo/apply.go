@@ -49,7 +49,7 @@ type written struct {
 // Errors name the event or product: an event that does not decode (an
 // unknown type stops the projection rather than misfold the product), a
 // stream id that is not a UUID, and the database's.
-func apply(ctx context.Context, coll *mongo.Collection, batch []eventstore.Event, memo *folds) error {
+func apply(ctx context.Context, coll *mongo.Collection, batch []eventstore.Event, memo *folds, slots chan struct{}) error {
 	streams, err := group(batch)
 	if err != nil || len(streams) == 0 {
 		return err
@@ -90,7 +90,7 @@ func apply(ctx context.Context, coll *mongo.Collection, batch []eventstore.Event
 	if len(ws) == 0 {
 		return nil
 	}
-	if err := write(ctx, coll, ws); err != nil {
+	if err := write(ctx, coll, ws, slots); err != nil {
 		return err
 	}
 	memo.keep(coll.Name(), docs)
@@ -267,28 +267,49 @@ const maxWriteRetries = 5
 // therefore read back: a duplicate key must never pass for "already
 // applied" unless the stored version says so.
 //
-// The writes go in commands of at most writeChunk, one after another, each
-// bounded by writeTimeout: FerretDB holds a PostgreSQL connection per
-// statement of an update command until the command ends, so a command
-// replacing more documents than its pool has connections never ends; and
-// a write that hangs for another reason becomes an error the runner
-// reports instead of a silent stall.
-func write(ctx context.Context, coll *mongo.Collection, ws []written) error {
+// The writes go in commands of at most writeChunk, each bounded by
+// writeTimeout, at most writeConcurrency of them at once in the process
+// (slots, shared by the live catalogue and its rebuild): FerretDB holds a
+// PostgreSQL connection per statement of an update command until the
+// command ends, so commands needing more connections than its pool has
+// never end; and a write that hangs for another reason becomes an error
+// the runner reports instead of a silent stall. FerretDB writes each
+// document in a transaction of its own, so commands side by side are what
+// lets the catalogue keep up with a busy shop.
+func write(ctx context.Context, coll *mongo.Collection, ws []written, slots chan struct{}) error {
+	g, gctx := errgroup.WithContext(ctx)
+launch:
 	for i := 0; i < len(ws); i += writeChunk {
-		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-		err := writeChunkOf(wctx, coll, ws[i:min(i+writeChunk, len(ws))])
-		cancel()
-		if err != nil {
-			return err
+		chunk := ws[i:min(i+writeChunk, len(ws))]
+		select {
+		case slots <- struct{}{}:
+		case <-gctx.Done():
+			break launch
 		}
+		g.Go(func() error {
+			defer func() { <-slots }()
+			wctx, cancel := context.WithTimeout(gctx, writeTimeout)
+			defer cancel()
+			return writeChunkOf(wctx, coll, chunk)
+		})
 	}
-	return nil
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err() // a write not launched is not done
 }
 
-// writeChunk bounds the documents of one write command; FerretDB's pool
-// (internal/standins/ferret bounds it to 8) must hold a connection for each and
-// one more.
-const writeChunk = 4
+// writeChunk bounds the documents of one write command and
+// writeConcurrency the commands in flight: FerretDB's pool
+// (internal/standins/ferret bounds it to 8) must hold a connection for each
+// document and one more per command, 6 of its 8, leaving some for reads.
+const (
+	writeChunk       = 2
+	writeConcurrency = 2
+)
+
+// newWriteSlots returns the slots write takes, one per command in flight.
+func newWriteSlots() chan struct{} { return make(chan struct{}, writeConcurrency) }
 
 // writeTimeout bounds one write command.
 const writeTimeout = 30 * time.Second

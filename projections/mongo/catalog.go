@@ -40,7 +40,8 @@ type CatalogProjection struct {
 	db    *mongo.Database
 	opts  Options
 	ptr   *pointer
-	folds *folds // the documents Apply wrote last
+	folds *folds        // the documents Apply wrote last
+	slots chan struct{} // the write commands in flight, its rebuilds' included
 
 	mu        sync.Mutex
 	live      string      // the collection Apply writes first; "" until resolved
@@ -112,7 +113,7 @@ func (p *CatalogProjection) Apply(ctx context.Context, batch []eventstore.Event)
 		return err
 	}
 	for follows := 0; ; follows++ {
-		werr := apply(ctx, p.db.Collection(name), batch, p.folds)
+		werr := apply(ctx, p.db.Collection(name), batch, p.folds, p.slots)
 		at := time.Now()
 		live, err := readLive(ctx, p.db)
 		switch {
@@ -172,7 +173,7 @@ func (p *CatalogProjection) Shadow(ctx context.Context) (projections.Sink, error
 	if err := createIndexes(ctx, coll); err != nil {
 		return nil, err
 	}
-	sink := &shadowSink{coll: coll}
+	sink := &shadowSink{coll: coll, slots: p.slots}
 	p.mu.Lock()
 	p.building = sink
 	p.mu.Unlock()
@@ -330,7 +331,8 @@ func nonNil(s []string) []string {
 // waiting, and at the Swap. That is one write per product for a whole
 // rebuild, rather than one per product per batch.
 type shadowSink struct {
-	coll *mongo.Collection
+	coll  *mongo.Collection
+	slots chan struct{} // the projection's write slots
 
 	mu      sync.Mutex
 	docs    map[string]document // built and not written yet
@@ -408,7 +410,7 @@ func (s *shadowSink) flushLocked(ctx context.Context) error {
 			SetReplacement(doc).
 			SetUpsert(true)})
 	}
-	if err := write(ctx, s.coll, ws); err != nil {
+	if err := write(ctx, s.coll, ws, s.slots); err != nil {
 		return err
 	}
 	s.docs, s.flushed = map[string]document{}, true

@@ -468,3 +468,56 @@ func TestApplyFoldsOnWhatItWrote(t *testing.T) {
 	}
 	check("after another writer")
 }
+
+// TestWritesSideBySide: a batch changing many products writes them in
+// commands side by side, never more at once than FerretDB's bounded pool
+// allows, and every document ends as the write side folds its stream.
+func TestWritesSideBySide(t *testing.T) {
+	e := newEnv(t)
+	var (
+		mu             sync.Mutex
+		inFlight, most int
+	)
+	done := func(_ context.Context, ev *event.CommandFinishedEvent) {
+		if ev.CommandName == "update" {
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+		}
+	}
+	mon := &event.CommandMonitor{
+		Started: func(_ context.Context, ev *event.CommandStartedEvent) {
+			if ev.CommandName == "update" {
+				mu.Lock()
+				inFlight++
+				most = max(most, inFlight)
+				mu.Unlock()
+			}
+		},
+		Succeeded: func(ctx context.Context, ev *event.CommandSucceededEvent) { done(ctx, &ev.CommandFinishedEvent) },
+		Failed:    func(ctx context.Context, ev *event.CommandFailedEvent) { done(ctx, &ev.CommandFinishedEvent) },
+	}
+	e.cat = mongoread.NewWithOptions(mongotest.NewDatabase(t, options.Client().SetMonitor(mon)), testOptions)
+	ids := make([]string, 24)
+	for i := range ids {
+		ids[i] = e.create(t, e.vendor, commands.CreateProduct{SKU: fmt.Sprintf("SIDE-%d", i), Name: "Side by side", Price: 100, Quantity: 9})
+	}
+	p := e.cat.Projection()
+	if err := p.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	created := e.log(t)
+	applyIn(t, p, created, len(created))
+	if most != mongoread.WriteConcurrency {
+		t.Errorf("at most %d write commands in flight at once, want %d", most, mongoread.WriteConcurrency)
+	}
+	for _, id := range ids {
+		got, err := e.cat.Product(ctxT(t), uuid.MustParse(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := e.want(t, id); got.Version != want.Version || got.Inventory != want.Inventory || got.SKU != want.SKU {
+			t.Fatalf("product %s: the catalogue holds %+v, the write side folds %+v", id, got, want)
+		}
+	}
+}

@@ -18,3 +18,6 @@ func SetShadowFlushAt(t interface{ Cleanup(func()) }, n int) {
 	shadowFlushAt = n
 	t.Cleanup(func() { shadowFlushAt = old })
 }
+
+// WriteConcurrency is the write commands in flight at most.
+const WriteConcurrency = writeConcurrency

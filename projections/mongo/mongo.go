@@ -100,7 +100,7 @@ func New(db *mongo.Database) *Store { return NewWithOptions(db, Options{}) }
 func NewWithOptions(db *mongo.Database, opts Options) *Store {
 	opts = opts.withDefaults()
 	ptr := &pointer{db: db, ttl: opts.PointerTTL}
-	return &Store{db: db, ptr: ptr, proj: &CatalogProjection{db: db, opts: opts, ptr: ptr, folds: newFolds()}}
+	return &Store{db: db, ptr: ptr, proj: &CatalogProjection{db: db, opts: opts, ptr: ptr, folds: newFolds(), slots: newWriteSlots()}}
 }
 
 // Projection returns the projection that builds the catalogue this Store

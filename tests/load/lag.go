@@ -69,7 +69,9 @@ func watchLag(ctx context.Context, a *admin) *lagWatch {
 
 // finish stops sampling, then waits, up to lagWait, for each projection
 // to report no lag, and returns what it saw, in the order the server
-// lists the projections.
+// lists the projections; when one did not catch up within the wait, the
+// last error of a sample that failed, if any, says why it may not have been
+// seen to (it keeps CaughtUp -1).
 func (w *lagWatch) finish(ctx context.Context) ([]ProjectionLag, error) {
 	end := time.Now()
 	w.stop()
@@ -83,7 +85,15 @@ func (w *lagWatch) finish(ctx context.Context) ([]ProjectionLag, error) {
 	for {
 		lags, err := w.a.lags(ctx)
 		if err != nil {
-			return out, err
+			// An overloaded server refuses with 503 for a while: ask
+			// again until the wait is over.
+			w.err = err
+			select {
+			case <-ctx.Done():
+				return out, w.err
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
 		}
 		waiting := false
 		for i := range out {
@@ -97,7 +107,7 @@ func (w *lagWatch) finish(ctx context.Context) ([]ProjectionLag, error) {
 			}
 		}
 		if !waiting {
-			return out, w.err
+			return out, nil
 		}
 		select {
 		case <-ctx.Done():

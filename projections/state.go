@@ -81,16 +81,6 @@ func (s stateStore) claim(ctx context.Context, tx pgx.Tx, name string, from, to 
 	return nil
 }
 
-// advance sets the checkpoint of name, claimed by tx, to to.
-func (s stateStore) advance(ctx context.Context, tx pgx.Tx, name string, to eventstore.Position) error {
-	_, err := tx.Exec(ctx, "UPDATE projections.checkpoints SET commit = $2, prepare = $3, updated_at = now() WHERE name = $1",
-		name, int64(to.Commit), int64(to.Prepare))
-	if err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	return nil
-}
-
 // reset deletes the checkpoint row of name.
 func (s stateStore) reset(ctx context.Context, name string) error {
 	if _, err := s.pool.Exec(ctx, "DELETE FROM projections.checkpoints WHERE name = $1", name); err != nil {

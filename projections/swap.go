@@ -71,8 +71,15 @@ func (r *Runner) swap(ctx context.Context, rb *rebuild, from eventstore.Position
 			}
 		}
 	}
+	// A restart replays the log into the live target from the start.
+	to := rb.pos
+	if rb.restart {
+		to = eventstore.Start
+	}
 	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if err := r.state.claim(ctx, tx, r.name, from, from); err != nil {
+		// Claimed, and moved to where the new model stands, first: the
+		// row stays locked until the swap commits.
+		if err := r.state.claim(ctx, tx, r.name, from, to); err != nil {
 			return err
 		}
 		if r.p != nil {
@@ -101,17 +108,10 @@ func (r *Runner) swap(ctx context.Context, rb *rebuild, from eventstore.Position
 				return err
 			}
 		}
-		// The shadow's parked list replaces the live one. A restart
-		// replays the log into the live target: its entries park again as
-		// they fail again, and skipped events are skipped again.
-		to := rb.pos
-		if rb.restart {
-			to = eventstore.Start
-		}
+		// The shadow's parked list replaces the live one. After a
+		// restart the entries park again as they fail again, and skipped
+		// events are skipped again.
 		if err := r.state.swapParked(ctx, tx, r.name, rb.restart); err != nil {
-			return err
-		}
-		if err := r.state.advance(ctx, tx, r.name, to); err != nil {
 			return err
 		}
 		return r.state.rebuildSwapped(ctx, tx, r.name, rb.requestedAt, rb.status.Applied, rb.status.Parked)

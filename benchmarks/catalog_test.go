@@ -463,10 +463,11 @@ func (l listQuery) sql(withPage bool) (string, []any) {
 	}
 	sql := "SELECT " + total
 	if withPage {
-		window := " LIMIT " + arg(int64(10)) + " OFFSET " + arg(l.offset)
 		if l.key == "" || l.offset < 50 {
-			sql += ", " + catalogColumns + " FROM " + from + " WHERE " + where + " ORDER BY " + l.direct + window
+			sql += ", " + catalogColumns + " FROM " + from + " WHERE " + where + " ORDER BY " + l.direct +
+				" LIMIT 10 OFFSET " + strconv.FormatInt(l.offset, 10)
 		} else {
+			window := " LIMIT " + arg(int64(10)) + " OFFSET " + arg(l.offset)
 			terms := strings.Split(l.order, ", ")
 			for i := range terms {
 				terms[i] = "page." + terms[i]

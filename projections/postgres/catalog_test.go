@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain"
@@ -283,27 +285,24 @@ func TestCatalogSearch(t *testing.T) {
 	}
 }
 
-// TestCatalogLargeListing: pages deep in a listing (read by their ids
-// first) hold what a sort of every product puts there; a price range or
-// a search counts its matches up to CountCap past the page's offset and
-// says when it stopped there; the totals product_counts holds are exact
-// however many match.
-func TestCatalogLargeListing(t *testing.T) {
-	e := newCatalogEnv(t)
+// widget is a product seedWidgets made, as the sorts see it.
+type widget struct {
+	id, nameKey string
+	price       int
+	created     time.Time
+}
+
+// seedWidgets applies n products of vendor, category widgets, straight
+// through products.v1; prices and creation times repeat.
+func seedWidgets(t *testing.T, e *catalogEnv, n int, vendor string) []widget {
+	t.Helper()
 	ctx := context.Background()
-	n := postgres.CountCap + 50
-	vendor := uuid.NewString()
 	batch := make([]eventstore.Event, n)
 	at := time.Now().UTC().Truncate(time.Microsecond)
-	type row struct {
-		id, nameKey string
-		price       int
-		created     time.Time
-	}
-	rows := make([]row, n)
+	rows := make([]widget, n)
 	for i := range batch {
 		id := uuid.NewString()
-		rows[i] = row{id: id, nameKey: fmt.Sprintf("widget %d", i), price: 100 + i%700, created: at.Add(time.Duration(i%900) * time.Microsecond)}
+		rows[i] = widget{id: id, nameKey: fmt.Sprintf("widget %d", i), price: 100 + i%700, created: at.Add(time.Duration(i%900) * time.Microsecond)}
 		data, err := json.Marshal(product.Created{ProductID: id, SKU: fmt.Sprintf("W-%d", i), Name: fmt.Sprintf("Widget %d", i),
 			Price: domain.Cents(rows[i].price), Category: "widgets", VendorID: vendor, Metadata: json.RawMessage(`{}`)})
 		if err != nil {
@@ -320,6 +319,19 @@ func TestCatalogLargeListing(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return rows
+}
+
+// TestCatalogLargeListing: pages deep in a listing (read by their ids
+// first) hold what a sort of every product puts there; a price range or
+// a search counts its matches up to CountCap past the page's offset and
+// says when it stopped there; the totals product_counts holds are exact
+// however many match.
+func TestCatalogLargeListing(t *testing.T) {
+	e := newCatalogEnv(t)
+	n := postgres.CountCap + 50
+	vendor := uuid.NewString()
+	rows := seedWidgets(t, e, n, vendor)
 	for _, c := range []struct {
 		q      catalogquery.ProductQuery
 		total  int
@@ -342,13 +354,15 @@ func TestCatalogLargeListing(t *testing.T) {
 	// Every sort, its pages near the top and deep down, alone and after
 	// a filter, against the order of a sort here; prices and creation
 	// times repeat, so the ties fall to the ids.
-	orders := map[string]func(a, b row) int{
-		catalogquery.SortNewest: func(a, b row) int {
+	orders := map[string]func(a, b widget) int{
+		catalogquery.SortNewest: func(a, b widget) int {
 			return cmp.Or(b.created.Compare(a.created), strings.Compare(b.id, a.id))
 		},
-		catalogquery.SortPrice:     func(a, b row) int { return cmp.Or(cmp.Compare(a.price, b.price), strings.Compare(a.id, b.id)) },
-		catalogquery.SortPriceDesc: func(a, b row) int { return cmp.Or(cmp.Compare(b.price, a.price), strings.Compare(a.id, b.id)) },
-		catalogquery.SortName:      func(a, b row) int { return cmp.Or(strings.Compare(a.nameKey, b.nameKey), strings.Compare(a.id, b.id)) },
+		catalogquery.SortPrice:     func(a, b widget) int { return cmp.Or(cmp.Compare(a.price, b.price), strings.Compare(a.id, b.id)) },
+		catalogquery.SortPriceDesc: func(a, b widget) int { return cmp.Or(cmp.Compare(b.price, a.price), strings.Compare(a.id, b.id)) },
+		catalogquery.SortName: func(a, b widget) int {
+			return cmp.Or(strings.Compare(a.nameKey, b.nameKey), strings.Compare(a.id, b.id))
+		},
 	}
 	vid := uuid.MustParse(vendor)
 	for sort, by := range orders {
@@ -492,5 +506,64 @@ func TestCatalogCounts(t *testing.T) {
 	}
 	if drift != 0 {
 		t.Errorf("product_counts differs from the rows in %d entries", drift)
+	}
+}
+
+// TestCatalogReusesListingPlans: a listing's page near the top is
+// planned once per connection, not per request, however large the
+// catalogue. A plan for a LIMIT or OFFSET parameter is costed as reading
+// a tenth of the matches, so past a few hundred products PostgreSQL
+// planned each request again, which cost more than running it.
+func TestCatalogReusesListingPlans(t *testing.T) {
+	e := newCatalogEnv(t)
+	ctx := context.Background()
+	seedWidgets(t, e, 5_000, uuid.NewString())
+	if _, err := e.pool.Exec(ctx, "ANALYZE readmodel.products"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.pool.Config()
+	cfg.MinConns, cfg.MaxConns = 1, 1
+	one, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	cat := postgres.NewCatalog(one)
+	const requests = 12
+	for _, q := range []catalogquery.ProductQuery{
+		{Sort: catalogquery.SortNewest}, {Sort: catalogquery.SortPrice, Page: 3}, {Sort: catalogquery.SortPriceDesc},
+		{Sort: catalogquery.SortName, Limit: 20}, {Category: "widgets", Page: 2},
+	} {
+		for range requests {
+			if _, err := cat.Products(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rows, err := one.Query(ctx, `SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements
+		WHERE statement LIKE '%FROM readmodel.products p WHERE%ORDER BY%' AND statement NOT LIKE '%pg_prepared_statements%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type plans struct{ generic, custom int64 }
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (p plans, err error) {
+		var stmt string
+		err = r.Scan(&stmt, &p.generic, &p.custom)
+		return p, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("%d prepared listings, want one per query (5): %+v", len(got), got)
+	}
+	for _, p := range got {
+		// PostgreSQL plans a statement's first five executions for their
+		// values, then keeps a plan made for any values if it is no
+		// dearer.
+		if p.custom > 5 || p.generic != requests-p.custom {
+			t.Errorf("a listing of %d requests was planned for its values %d times (generic plan used %d times), want at most 5",
+				requests, p.custom, p.generic)
+		}
 	}
 }

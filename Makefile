@@ -18,11 +18,13 @@ test:
 ## place-order commands/s and latency next to the store's raw append rate,
 ## then the read side (rebuilds, projection lag, read routes, authenticated
 ## reads) next to raw ReadAll, subscription and driver baselines and to the
-## routes without authentication; each read-side case runs once
+## routes without authentication; each read-side case runs once; then mails
+## sent over kept SMTP connections next to a connection each
 bench: services
 	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m ./eventstore/postgres/
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./commands/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./benchmarks/
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./internal/services/mail/
 
 ## bench-catalog: the catalogue's reads at 100, 10,000 and 100,000 products
 ## (CATALOG_SIZES=100,5000 picks others; CATALOG_MONGO_MAX=10000 also reads

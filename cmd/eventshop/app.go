@@ -286,6 +286,7 @@ func (a *app) Close() error {
 	}
 	closing(a.pub != nil, func() error { return a.pub.Close() })
 	closing(a.mongo != nil, func() error { return a.mongo.Disconnect(context.Background()) })
+	closing(a.sender != nil, func() error { return a.sender.Close() })
 	closing(a.local != nil, a.local.Close)
 	closing(a.pool != nil, func() error { a.pool.Close(); return nil })
 	closing(a.redis != nil, func() error { return a.redis.Close() })

@@ -1,7 +1,10 @@
 // Package mail sends email over SMTP for the notifier. A Sender delivers
-// one message per connection with github.com/wneessen/go-mail, as
-// multipart/alternative (text and HTML) in UTF-8, and sorts every failure
-// into ErrTemporary (retry) or ErrPermanent (dead-letter).
+// messages with github.com/wneessen/go-mail, as multipart/alternative (text
+// and HTML) in UTF-8, and sorts every failure into ErrTemporary (retry) or
+// ErrPermanent (dead-letter). It keeps a few connections open between
+// messages (see maxIdle), so a message costs a NOOP and the transaction
+// rather than a connection, a greeting, EHLO, and STARTTLS and AUTH where
+// they are used.
 //
 // A message carries a Message-ID the caller derives from the
 // notification's unique key (see Sender.MessageID). A failure that leaves
@@ -22,8 +25,26 @@ import (
 	netmail "net/mail"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+)
+
+// The connections a Sender keeps between messages.
+const (
+	// maxIdle is how many open connections wait for the next message.
+	maxIdle = 4
+	// idleTimeout is how long one may wait before it is closed; a server
+	// may close it sooner, which the NOOP before reuse finds.
+	idleTimeout = 30 * time.Second
+	// maxPerConn is how many messages a connection carries before it is
+	// closed, since some servers refuse more per connection.
+	maxPerConn = 50
+	// quitTimeout bounds the wait for the answer to QUIT, which comes
+	// after a Send's message was delivered or on the way to the next.
+	quitTimeout = time.Second
 )
 
 // Message is one email to send.
@@ -43,7 +64,8 @@ type Message struct {
 }
 
 // Sender sends messages through one SMTP server. It is safe for concurrent
-// use; each Send uses its own connection.
+// use; a Send has a connection to itself, one left open by an earlier Send
+// or a new one. Close closes the open ones.
 type Sender struct {
 	addr        string
 	client      *gomail.Client
@@ -52,6 +74,11 @@ type Sender struct {
 	implicitTLS bool
 	tlsConfig   *tls.Config
 	dialer      net.Dialer
+	timeout     time.Duration
+
+	mu     sync.Mutex
+	idle   []*conn // the oldest first
+	closed bool
 }
 
 // New checks cfg and returns a Sender. It does not connect: an unreachable
@@ -103,6 +130,7 @@ func New(cfg Config) (*Sender, error) {
 		implicitTLS: mode == TLSImplicit,
 		tlsConfig:   tlsConfig(cfg.TLSConfig, host),
 		dialer:      net.Dialer{Timeout: timeout},
+		timeout:     timeout,
 	}
 	policy := gomail.NoTLS // TLSImplicit: s.dial does the handshake
 	if mode == TLSStartTLS {
@@ -114,10 +142,10 @@ func New(cfg Config) (*Sender, error) {
 		gomail.WithTLSPolicy(policy),
 		gomail.WithTLSConfig(s.tlsConfig),
 		gomail.WithDialContextFunc(s.dial),
-		// Each connection carries one message and is then closed, so
-		// neither the liveness probe nor the reset after delivery has a
-		// purpose; a failed RSET would even report a delivered message
-		// as failed.
+		// A new connection needs no liveness probe (take probes a kept
+		// one), and a transaction ends with its data, so the reset after
+		// delivery has no purpose; a failed RSET would even report a
+		// delivered message as failed.
 		gomail.WithoutNoop(),
 		gomail.WithoutRset(),
 	}
@@ -146,29 +174,121 @@ func (s *Sender) MessageID(key string) string {
 	return hex.EncodeToString(sum[:16]) + "@" + s.idDomain
 }
 
-// Send delivers m over a new connection and closes it. It returns nil once
-// the server accepted the message; otherwise an error wrapping ErrTemporary
-// or ErrPermanent (see there), and ctx's error when ctx ended first. ctx
-// ending aborts the exchange at once; without a deadline in ctx, Send
-// still gives up on a server that stops answering after Config.Timeout per
-// step.
+// Send delivers m. It returns nil once the server accepted the message;
+// otherwise an error wrapping ErrTemporary or ErrPermanent (see there), and
+// ctx's error when ctx ended first. ctx ending aborts the exchange at once;
+// without a deadline in ctx, Send still gives up on a server that stops
+// answering after Config.Timeout per step.
 func (s *Sender) Send(ctx context.Context, m Message) error {
 	msg, err := s.compose(m)
 	if err != nil {
 		return err
 	}
-	guard := &connGuard{ctx: ctx}
-	defer guard.close()
-	client, err := s.client.DialToSMTPClientWithContext(context.WithValue(ctx, guardKey{}, guard))
+	c, err := s.take(ctx)
 	if err != nil {
 		return classify(ctx, "connect", err)
 	}
-	if err := s.client.SendWithSMTPClient(client, msg); err != nil {
+	err = s.client.SendWithSMTPClient(c.client, msg)
+	if !c.unbind() || err != nil {
+		// ctx closed it, or it failed in a state not worth finding out.
+		c.close()
+	} else {
+		s.put(c)
+	}
+	if err != nil {
 		return classify(ctx, "send", err)
 	}
-	// The server has taken the message; a failed QUIT cannot undo that,
-	// so its error is of no use to the caller.
-	_ = s.client.CloseWithSMTPClient(client)
+	return nil
+}
+
+// take returns a connection bound to ctx: the newest kept one that answers
+// a NOOP, or else a new one.
+func (s *Sender) take(ctx context.Context) (*conn, error) {
+	for c := s.pop(); c != nil; c = s.pop() {
+		c.bind(ctx)
+		err := c.client.UpdateDeadline(s.timeout)
+		if err == nil {
+			err = c.client.Noop()
+		}
+		if err == nil {
+			return c, nil
+		}
+		// The server hung up while it waited: nothing was sent on it,
+		// so another connection may carry the message.
+		c.unbind()
+		c.close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	c := &conn{ctx: ctx}
+	client, err := s.client.DialToSMTPClientWithContext(context.WithValue(ctx, connKey{}, c))
+	if err != nil {
+		// go-mail leaves the connection open after a failed EHLO,
+		// STARTTLS or AUTH.
+		c.unbind()
+		c.close()
+		return nil, err
+	}
+	c.client, c.ctx = client, nil
+	return c, nil
+}
+
+// pop takes the newest kept connection, closing those kept too long; nil
+// when none is left.
+func (s *Sender) pop() *conn {
+	s.mu.Lock()
+	var expired []*conn
+	for len(s.idle) > 0 && time.Since(s.idle[0].since) > idleTimeout {
+		expired, s.idle = append(expired, s.idle[0]), s.idle[1:]
+	}
+	var c *conn
+	if n := len(s.idle); n > 0 {
+		c, s.idle = s.idle[n-1], s.idle[:n-1]
+	}
+	s.mu.Unlock()
+	for _, e := range expired {
+		s.quit(e)
+	}
+	return c
+}
+
+// put keeps c, which just delivered a message, for the next Send, or
+// closes it when it has carried maxPerConn, maxIdle are kept already or
+// the Sender is closed.
+func (s *Sender) put(c *conn) {
+	c.sent++
+	c.since = time.Now()
+	s.mu.Lock()
+	keep := !s.closed && c.sent < maxPerConn && len(s.idle) < maxIdle
+	if keep {
+		s.idle = append(s.idle, c)
+	}
+	s.mu.Unlock()
+	if !keep {
+		s.quit(c)
+	}
+}
+
+// quit says QUIT on c and closes it, waiting at most quitTimeout (or
+// Config.Timeout when shorter) for the answer.
+func (s *Sender) quit(c *conn) {
+	if c.client.UpdateDeadline(min(s.timeout, quitTimeout)) == nil {
+		_ = s.client.CloseWithSMTPClient(c.client)
+	}
+	c.close()
+}
+
+// Close closes the connections kept open; a Send after it still works,
+// on a connection of its own.
+func (s *Sender) Close() error {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle, s.closed = nil, true
+	s.mu.Unlock()
+	for _, c := range idle {
+		s.quit(c)
+	}
 	return nil
 }
 
@@ -183,53 +303,64 @@ func (s *Sender) Ping(ctx context.Context) error {
 }
 
 // dial connects for go-mail, does the handshake itself in TLSImplicit mode
-// (go-mail only does it when it dials), and hands the connection to the
-// Send's connGuard.
+// (go-mail only does it when it dials), and binds the connection to the
+// Send's context.
 func (s *Sender) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	conn, err := s.dialer.DialContext(ctx, network, addr)
+	nc, err := s.dialer.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
 	if s.implicitTLS {
-		tc := tls.Client(conn, s.tlsConfig)
+		tc := tls.Client(nc, s.tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			_ = conn.Close()
+			_ = nc.Close()
 			return nil, fmt.Errorf("TLS handshake: %w", err)
 		}
-		conn = tc
+		nc = tc
 	}
-	if g, ok := ctx.Value(guardKey{}).(*connGuard); ok {
-		g.watch(conn)
+	if c, ok := ctx.Value(connKey{}).(*conn); ok {
+		c.nc = nc
+		c.bind(c.ctx)
 	}
-	return conn, nil
+	return nc, nil
 }
 
-type guardKey struct{}
+type connKey struct{}
 
-// connGuard ties a Send's connection to the Send's context. go-mail honours
-// the context only while dialing and then relies on deadlines alone, so
-// the guard closes the connection when the context ends, which unblocks
-// whatever read or write is in progress. It also closes the connection
-// when Send returns, which go-mail does not do after a failed EHLO, STARTTLS
-// or AUTH.
+// conn is a connection to the server and go-mail's client on it.
 //
-// watch runs in go-mail's dial, inside Send's call chain, so the guard's
-// fields are only used by the Send's goroutine.
-type connGuard struct {
-	ctx  context.Context
-	conn net.Conn
-	stop func() bool
+// While a Send uses it, it is bound to the Send's context: go-mail honours
+// a context only while dialing and then relies on deadlines alone, so the
+// binding closes the connection when the context ends, which unblocks
+// whatever read or write is in progress. Only the Send's goroutine uses
+// it then (dial runs inside the Send's call chain).
+type conn struct {
+	ctx    context.Context // of the Send dialing it
+	nc     net.Conn
+	client *smtp.Client
+	stop   func() bool // of the binding
+	sent   int         // messages delivered on it
+	since  time.Time   // when it was last kept
 }
 
-func (g *connGuard) watch(conn net.Conn) {
-	g.conn = conn
-	g.stop = context.AfterFunc(g.ctx, func() { _ = conn.Close() })
+func (c *conn) bind(ctx context.Context) {
+	nc := c.nc
+	c.stop = context.AfterFunc(ctx, func() { _ = nc.Close() })
 }
 
-func (g *connGuard) close() {
-	if g.conn == nil {
-		return
+// unbind ends the binding and reports whether the connection is still
+// open (the context did not close it).
+func (c *conn) unbind() bool {
+	if c.stop == nil {
+		return true
 	}
-	g.stop()
-	_ = g.conn.Close() // usually already closed by QUIT
+	stopped := c.stop()
+	c.stop = nil
+	return stopped
+}
+
+func (c *conn) close() {
+	if c.nc != nil {
+		_ = c.nc.Close()
+	}
 }

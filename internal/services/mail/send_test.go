@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	netmail "net/mail"
 	"strings"
@@ -194,6 +195,10 @@ func TestServerRefusals(t *testing.T) {
 			if msgs := sink.Messages(); len(msgs) != 1 {
 				t.Errorf("sink kept %d messages, want the one accepted", len(msgs))
 			}
+			// The refused message's connection is not kept.
+			if got := sink.Sessions(); got != 2 {
+				t.Errorf("%d connections, want 2", got)
+			}
 		})
 	}
 }
@@ -308,5 +313,113 @@ func TestPing(t *testing.T) {
 	}
 	if err := s.Ping(ctx); err == nil {
 		t.Error("Ping of a sink that is down succeeded")
+	}
+}
+
+// TestConnectionsAreKept: messages sent one after another share one
+// connection, until it has carried MaxPerConn.
+func TestConnectionsAreKept(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	s := newSender(t, mail.Config{Addr: sink.Addr()})
+	n := mail.MaxPerConn + 1
+	for i := range n {
+		msg := mail.Message{To: "ada@example.com", Subject: "hi", Text: "hi", MessageID: s.MessageID(fmt.Sprint(i))}
+		if err := s.Send(context.Background(), msg); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if want := int64(1 + i/mail.MaxPerConn); sink.Sessions() != want {
+			t.Fatalf("after %d messages: %d connections, want %d", i+1, sink.Sessions(), want)
+		}
+	}
+	if msgs := waitFor(t, sink, n); len(msgs) != n {
+		t.Errorf("sink kept %d messages, want %d", len(msgs), n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), mail.Message{To: "ada@example.com", Text: "after Close"}); err != nil {
+		t.Errorf("Send after Close: %v", err)
+	}
+}
+
+// TestKeptConnectionDroppedByServer: a server that closed a kept
+// connection costs nothing but a new one; the message arrives once.
+func TestKeptConnectionDroppedByServer(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	s := newSender(t, mail.Config{Addr: sink.Addr()})
+	msg := mail.Message{To: "ada@example.com", Subject: "hi", Text: "hi"}
+	if err := s.Send(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	// Down and up again: the server drops every connection.
+	if err := sink.SetDown(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.SetDown(false); err != nil {
+		t.Fatal(err)
+	}
+	msg.MessageID = s.MessageID("second")
+	if err := s.Send(context.Background(), msg); err != nil {
+		t.Fatalf("Send after the server dropped the kept connection: %v", err)
+	}
+	msgs := waitFor(t, sink, 2)
+	if len(msgs) != 2 || msgs[1].MessageID != msg.MessageID || sink.Sessions() != 2 {
+		t.Errorf("%d messages over %d connections, want 2 over 2", len(msgs), sink.Sessions())
+	}
+}
+
+// TestKeptConnectionHonoursContext: a Send whose context has ended sends
+// nothing on a kept connection, and the connection is not kept again.
+func TestKeptConnectionHonoursContext(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	s := newSender(t, mail.Config{Addr: sink.Addr()})
+	msg := mail.Message{To: "ada@example.com", Subject: "hi", Text: "hi"}
+	if err := s.Send(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Send(ctx, msg); !errors.Is(err, context.Canceled) || !errors.Is(err, mail.ErrTemporary) {
+		t.Fatalf("Send with an ended context: %v, want context.Canceled and ErrTemporary", err)
+	}
+	if err := s.Send(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := waitFor(t, sink, 2); len(msgs) != 2 || sink.Sessions() != 2 {
+		t.Errorf("%d messages over %d connections, want 2 over 2", len(msgs), sink.Sessions())
+	}
+}
+
+// BenchmarkSend: messages one after another to the sink, over kept
+// connections and, as the baseline, over a connection each (a closed
+// Sender keeps none).
+func BenchmarkSend(b *testing.B) {
+	sink, err := smtpsink.Start(smtpsink.Options{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close()
+	for _, c := range []struct {
+		name string
+		keep bool
+	}{{"kept connections", true}, {"a connection each", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := mail.New(mail.Config{Addr: sink.Addr(), From: from})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !c.keep {
+				_ = s.Close()
+			}
+			msg := mail.Message{To: "ada@example.com", Subject: "Your order", Text: "Thank you.", HTML: "<p>Thank you.</p>"}
+			for b.Loop() {
+				if err := s.Send(context.Background(), msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			_ = s.Close()
+			sink.Reset()
+		})
 	}
 }

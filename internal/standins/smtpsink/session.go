@@ -11,6 +11,7 @@ import (
 type backend struct{ sink *Sink }
 
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	b.sink.sessions.Add(1)
 	sess := &session{sink: b.sink, conn: c}
 	if b.sink.opts.Auth == nil {
 		// A session without the AuthSession methods makes go-smtp

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -83,6 +84,8 @@ type Sink struct {
 	lis     net.Listener
 	served  chan struct{} // closed when srv.Serve returned
 	closed  bool
+
+	sessions atomic.Int64 // connections served since Start
 }
 
 // Start listens on opts.Addr and serves SMTP until Close. The address is
@@ -125,6 +128,9 @@ func Start(opts Options) (*Sink, error) {
 // Addr returns the address the sink listens on, with the port resolved
 // when Options.Addr asked for port 0. It stays the same across SetDown.
 func (s *Sink) Addr() string { return s.addr }
+
+// Sessions is how many connections the sink has served since Start.
+func (s *Sink) Sessions() int64 { return s.sessions.Load() }
 
 // Close stops the server, drops its connections and wakes every Wait. The
 // kept messages stay readable. Close is idempotent and returns no error

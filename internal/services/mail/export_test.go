@@ -1,0 +1,4 @@
+package mail
+
+// MaxPerConn is maxPerConn, for the tests.
+const MaxPerConn = maxPerConn

@@ -18,6 +18,7 @@ import (
 	"github.com/eventshop/eventshop/internal/standins/smtpsink"
 	"github.com/eventshop/eventshop/internal/testsupport/kafkatest"
 	"github.com/eventshop/eventshop/internal/testsupport/testwait"
+	"github.com/eventshop/eventshop/notifications/notifier"
 )
 
 // capturedMail is one message of GET /dev/mail, the local run's SMTP sink.
@@ -197,6 +198,29 @@ func TestE2ENotifications(t *testing.T) {
 	if _, total := s.notifications(admin.token, ""); total < 7+1+3 {
 		t.Errorf("admin sees %d notifications, want at least ada's, bob's and the seed's", total)
 	}
+
+	// Every mail sent, the notifier's consumer group has committed every
+	// message: /metrics shows no lag on any partition of its topics.
+	testwait.Until(t, 30*time.Second, func() string {
+		_, samples := s.scrape()
+		if v, _ := find(samples, "eventshop_consumer_lag_success", "group", notifier.DefaultGroupID); v != 1 {
+			return "the notifier's lag is not measured"
+		}
+		parts := 0
+		for _, sm := range samples {
+			if sm.name != "eventshop_consumer_lag" || sm.labels["group"] != notifier.DefaultGroupID {
+				continue
+			}
+			parts++
+			if sm.value != 0 {
+				return fmt.Sprintf("%s/%s is %v behind", sm.labels["topic"], sm.labels["partition"], sm.value)
+			}
+		}
+		if parts == 0 {
+			return "no partition's lag"
+		}
+		return ""
+	})
 }
 
 // notificationOf waits until userID has a notification for which ok holds

@@ -37,8 +37,11 @@ func (a *app) buildNotifier(ctx context.Context, cfg config, log *slog.Logger, l
 	nc.Brokers, nc.Partitions, nc.Ledger, nc.Renderer, nc.Sender = a.kafkaBrokers, cfg.KafkaPartitions, a.ledger, render, a.sender
 	nc.LookIn(pgread.New(a.pool))
 	nc.Observe, nc.Logger = a.metrics.Notified, log
-	a.notifier, err = notifier.New(nc)
-	return err
+	if a.notifier, err = notifier.New(nc); err != nil {
+		return err
+	}
+	a.metrics.WatchConsumerLag(a.notifier.GroupID(), a.notifier.Lag)
+	return nil
 }
 
 // connectSMTP builds the notifier's SMTP sender, to SMTP_ADDR or, in the

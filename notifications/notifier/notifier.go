@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/eventshop/eventshop/internal/platform/kafkalag"
 	"github.com/eventshop/eventshop/internal/platform/kafkalog"
 	"github.com/eventshop/eventshop/internal/services/mail"
 	"github.com/eventshop/eventshop/notifications/ledger"
@@ -226,6 +227,16 @@ func (n *Notifier) Ping(ctx context.Context) error {
 		return fmt.Errorf("kafka: metadata: %w", err)
 	}
 	return nil
+}
+
+// GroupID is the consumer group the notifier reads in.
+func (n *Notifier) GroupID() string { return n.cfg.GroupID }
+
+// Lag measures how far the notifier's consumer group is behind on each
+// partition of the topics it reads. Errors: the brokers'.
+func (n *Notifier) Lag(ctx context.Context) ([]kafkalag.Partition, error) {
+	c := &kafka.Client{Addr: kafka.TCP(n.cfg.Brokers...), Timeout: 5 * time.Second}
+	return kafkalag.Group(ctx, c, n.cfg.GroupID, n.cfg.Topics)
 }
 
 // Run creates the notifier's topics (Setup), then consumes until ctx

@@ -26,8 +26,9 @@ type Config struct {
 	// projections' runners stored there, read with the configured names.
 	// Nil: no projection metrics (a write-API-only process).
 	Projections func(ctx context.Context) ([]ProjectionReport, error)
-	// ReportTimeout bounds one call of Projections, so that a slow
-	// database cannot hold a scrape; default 2 s.
+	// ReportTimeout bounds one call of Projections, or of a consumer
+	// group's lag (WatchConsumerLag), so that a slow database or broker
+	// cannot hold a scrape; default 2 s.
 	ReportTimeout time.Duration
 	// Logger receives the failures of scrapes; default discards.
 	Logger *slog.Logger
@@ -40,13 +41,14 @@ const maxScrapes = 4
 // Metrics is a registry with eventshop's collectors. It is safe for
 // concurrent use.
 type Metrics struct {
-	registry *prometheus.Registry
-	log      *slog.Logger
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	commands *prometheus.CounterVec
-	notified *prometheus.CounterVec
-	overload *prometheus.CounterVec
+	registry      *prometheus.Registry
+	log           *slog.Logger
+	reportTimeout time.Duration // of a collector that asks a database or a broker
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	commands      *prometheus.CounterVec
+	notified      *prometheus.CounterVec
+	overload      *prometheus.CounterVec
 }
 
 // New builds Metrics on a registry of its own, with the Go runtime and
@@ -88,12 +90,12 @@ func New(cfg Config) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.commands, m.notified, m.overload,
 	)
+	m.reportTimeout = cfg.ReportTimeout
+	if m.reportTimeout <= 0 {
+		m.reportTimeout = 2 * time.Second
+	}
 	if cfg.Projections != nil {
-		timeout := cfg.ReportTimeout
-		if timeout <= 0 {
-			timeout = 2 * time.Second
-		}
-		m.registry.MustRegister(newProjectionCollector(cfg.Projections, timeout, m.log))
+		m.registry.MustRegister(newProjectionCollector(cfg.Projections, m.reportTimeout, m.log))
 	}
 	return m
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/eventshop/eventshop/internal/edge/metrics"
+	"github.com/eventshop/eventshop/internal/platform/kafkalag"
 )
 
 // scrape gets m's /metrics as Prometheus does and parses it.
@@ -290,4 +291,41 @@ func TestProjectionMetricsWhenReportsFail(t *testing.T) {
 			t.Errorf("report_success %v, want 0", got)
 		}
 	})
+}
+
+// TestConsumerLagMetrics: each partition's lag becomes a gauge of the
+// group; a measurement that fails, or outlasts the timeout, costs the
+// group's lag of that scrape and nothing else.
+func TestConsumerLagMetrics(t *testing.T) {
+	m := metrics.New(metrics.Config{ReportTimeout: 50 * time.Millisecond})
+	m.WatchConsumerLag("mailer", func(context.Context) ([]kafkalag.Partition, error) {
+		return []kafkalag.Partition{{Topic: "orders", Partition: 0, Lag: 7}, {Topic: "orders", Partition: 1}}, nil
+	})
+	m.WatchConsumerLag("stuck", func(ctx context.Context) ([]kafkalag.Partition, error) {
+		<-ctx.Done() // a broker that does not answer
+		return nil, ctx.Err()
+	})
+	fams := scrape(t, m)
+	if got := value(t, fams, "eventshop_consumer_lag_success", "group", "mailer"); got != 1 {
+		t.Errorf("mailer: success %v, want 1", got)
+	}
+	for p, want := range map[string]float64{"0": 7, "1": 0} {
+		if got := value(t, fams, "eventshop_consumer_lag", "group", "mailer", "topic", "orders", "partition", p); got != want {
+			t.Errorf("mailer on orders/%s: lag %v, want %v", p, got, want)
+		}
+	}
+	if got := value(t, fams, "eventshop_consumer_lag_success", "group", "stuck"); got != 0 {
+		t.Errorf("stuck: success %v, want 0", got)
+	}
+	n := 0
+	for _, m := range fams["eventshop_consumer_lag"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "group" && l.GetValue() == "stuck" {
+				n++
+			}
+		}
+	}
+	if n != 0 {
+		t.Errorf("stuck: %d lag series, want none", n)
+	}
 }

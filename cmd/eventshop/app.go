@@ -209,7 +209,7 @@ func (a *app) ensureKafka(cfg config, local bool) (err error) {
 	case !local:
 		return errors.New("KAFKA_BROKERS is required (host:9092,...)")
 	default:
-		a.kafkaBrokers, err = a.local.Kafka(cfg.KafkaAddr, cfg.DataDir)
+		a.kafkaBrokers, err = a.local.Kafka(cfg.KafkaAddr, cfg.DataDir, cfg.KafkaRetention, int64(cfg.KafkaRetentionMB)<<20)
 	}
 	return err
 }

@@ -58,6 +58,10 @@ type config struct {
 	KafkaBrokers    []string
 	KafkaAddr       string
 	KafkaPartitions int
+	// KafkaRetention and KafkaRetentionMB bound each partition of the
+	// embedded broker (0: no bound).
+	KafkaRetention   time.Duration
+	KafkaRetentionMB int
 
 	// SMTP is the notifier's SMTP server; an empty Addr in the local run
 	// starts the embedded sink on SMTPSinkAddr.
@@ -191,6 +195,8 @@ func (cfg *config) loadKafka(e *environ.Reader) {
 	cfg.KafkaBrokers = e.List("KAFKA_BROKERS")
 	cfg.KafkaAddr = e.Get("KAFKA_ADDR", "127.0.0.1:9092")
 	cfg.KafkaPartitions = e.Int("KAFKA_PARTITIONS", 3)
+	cfg.KafkaRetention = e.DurationOrOff("KAFKA_RETENTION", "168h")
+	cfg.KafkaRetentionMB = e.Limit("KAFKA_RETENTION_MB", 256)
 }
 
 // brokers is KAFKA_BROKERS, or else the local run's embedded broker on

@@ -40,10 +40,12 @@ func (l *Local) MongoDB(ctx context.Context, addr, postgresURL string) (string, 
 }
 
 // Kafka starts the Kafka-protocol broker on addr, which keeps its log in
-// dataDir/kafka, and returns its bootstrap addresses.
-func (l *Local) Kafka(addr, dataDir string) ([]string, error) {
+// dataDir/kafka, each partition within retention and retentionBytes (0:
+// no bound; see kafkabroker.Options), and returns its bootstrap addresses.
+func (l *Local) Kafka(addr, dataDir string, retention time.Duration, retentionBytes int64) ([]string, error) {
 	if l.broker == nil {
-		b, err := kafkabroker.Start(kafkabroker.Options{Addr: addr, DataDir: filepath.Join(dataDir, "kafka"), Logger: l.Log})
+		b, err := kafkabroker.Start(kafkabroker.Options{Addr: addr, DataDir: filepath.Join(dataDir, "kafka"), Logger: l.Log,
+			Retention: retention, RetentionBytes: retentionBytes})
 		if err != nil {
 			return nil, fmt.Errorf("embedded Kafka-protocol broker on KAFKA_ADDR %s: %w", addr, err)
 		}

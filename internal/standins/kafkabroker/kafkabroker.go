@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -35,16 +37,35 @@ type Options struct {
 	// reloads it on the next Start. Empty keeps everything in memory.
 	// Only one broker may use a directory at a time.
 	DataDir string
+	// Retention bounds what each partition keeps: records older than
+	// Retention (0: any age) and, beyond RetentionBytes (0: any size),
+	// the oldest records are deleted. The bound is applied at Start, to
+	// what an earlier run left in DataDir, and then every RetentionCheck
+	// (default DefaultRetentionCheck), so a restart reads no more than
+	// it. Records are deleted a segment at a time; with RetentionBytes a
+	// segment holds at most a quarter of it.
+	Retention      time.Duration
+	RetentionBytes int64
+	RetentionCheck time.Duration
 	// Logger receives the broker's warnings and errors, and its request
 	// log at debug level; default slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultRetentionCheck is how often a bounded broker deletes what is
+// past its bound.
+const DefaultRetentionCheck = time.Minute
+
+// maxSegmentBytes is kfake's own segment size.
+const maxSegmentBytes = 100 << 20
 
 // Broker is a running embedded broker.
 type Broker struct {
 	cluster *kfake.Cluster
 	addrs   []string
 	once    sync.Once
+	stop    chan struct{} // closed by Close: ends the retention loop
+	stopped chan struct{} // closed when it has ended
 }
 
 // Start listens on opts.Addr and serves the Kafka protocol there until
@@ -85,12 +106,59 @@ func Start(opts Options) (*Broker, error) {
 		}
 		kopts = append(kopts, kfake.DataDir(opts.DataDir))
 	}
+	bounded := opts.Retention > 0 || opts.RetentionBytes > 0
+	if bounded {
+		kopts = append(kopts, kfake.BrokerConfigs(retentionConfigs(opts)))
+	}
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {
 		ln.Close() // kfake closes it too when it got that far; twice is harmless
 		return nil, fmt.Errorf("kafka broker: start (data directory %q): %w", opts.DataDir, err)
 	}
-	return &Broker{cluster: c, addrs: c.ListenAddrs()}, nil
+	b := &Broker{cluster: c, addrs: c.ListenAddrs(), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if !bounded {
+		close(b.stopped)
+		return b, nil
+	}
+	c.ApplyRetention()
+	every := opts.RetentionCheck
+	if every <= 0 {
+		every = DefaultRetentionCheck
+	}
+	go b.retain(every)
+	return b, nil
+}
+
+// retentionConfigs are the broker configurations of opts's bound: -1 is
+// kfake's "no bound".
+func retentionConfigs(opts Options) map[string]string {
+	ms, bytes, segment := int64(-1), int64(-1), int64(maxSegmentBytes)
+	if opts.Retention > 0 {
+		ms = max(opts.Retention.Milliseconds(), 1)
+	}
+	if opts.RetentionBytes > 0 {
+		bytes, segment = opts.RetentionBytes, min(segment, max(opts.RetentionBytes/4, 1<<10))
+	}
+	return map[string]string{
+		"log.retention.ms":    strconv.FormatInt(ms, 10),
+		"log.retention.bytes": strconv.FormatInt(bytes, 10),
+		"log.segment.bytes":   strconv.FormatInt(segment, 10),
+	}
+}
+
+// retain applies the retention bound every interval until Close.
+func (b *Broker) retain(every time.Duration) {
+	defer close(b.stopped)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.cluster.ApplyRetention()
+		}
+	}
 }
 
 // Addrs returns the bootstrap addresses clients connect to, as host:port.
@@ -100,7 +168,11 @@ func (b *Broker) Addrs() []string { return append([]string(nil), b.addrs...) }
 // DataDir, writes the broker's state to it. It is safe to call more than
 // once.
 func (b *Broker) Close() {
-	b.once.Do(b.cluster.Close)
+	b.once.Do(func() {
+		close(b.stop)
+		<-b.stopped
+		b.cluster.Close()
+	})
 }
 
 // slogAdapter routes kfake's log lines to slog. kfake logs every request

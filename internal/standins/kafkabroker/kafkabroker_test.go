@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventshop/eventshop/internal/standins/kafkabroker"
 	"github.com/eventshop/eventshop/internal/testsupport/kafkatest"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -168,4 +169,111 @@ func readAll(t *testing.T, b *kafkabroker.Broker, topic string, partitions int) 
 		out = append(out, fmt.Sprintf("%d/%d %s=%s", r.Partition, r.Offset, r.Key, r.Value))
 	}
 	return out
+}
+
+// TestRetentionBoundsWhatARestartReads: a bounded broker deletes the oldest
+// records past RetentionBytes, on disk too, and what it left is what the
+// next start holds; at Start it applies the bound to what an earlier
+// unbounded run left, and Retention drops records older than it.
+func TestRetentionBoundsWhatARestartReads(t *testing.T) {
+	ctx := ctxFor(t)
+	dir := t.TempDir()
+	const topic, old = "history", "old"
+	produce := func(b *kafkabroker.Broker, topic string, n int, at time.Time) {
+		t.Helper()
+		w := &kafka.Writer{Addr: kafka.TCP(b.Addrs()...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchSize: 1,
+			BatchTimeout: time.Millisecond}
+		defer w.Close()
+		for i := range n {
+			if err := w.WriteMessages(ctx, kafka.Message{Value: []byte(strings.Repeat("x", 1<<10)), Time: at.Add(time.Duration(i) * time.Millisecond)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	offsets := func(b *kafkabroker.Broker, topic string) (first, last int64) {
+		t.Helper()
+		res, err := client(b).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+			topic: {kafka.FirstOffsetOf(0), kafka.LastOffsetOf(0)}}})
+		if err != nil || len(res.Topics[topic]) != 1 || res.Topics[topic][0].Error != nil {
+			t.Fatalf("offsets: %v %+v", err, res)
+		}
+		return res.Topics[topic][0].FirstOffset, res.Topics[topic][0].LastOffset
+	}
+	bounded := func(o kafkabroker.Options) *kafkabroker.Broker {
+		t.Helper()
+		o.Addr, o.DataDir, o.Logger = "127.0.0.1:0", dir, quiet()
+		b, err := kafkabroker.Start(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	// An unbounded run leaves 100 records of 1 KiB.
+	a := bounded(kafkabroker.Options{})
+	if res, err := client(a).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: topic, NumPartitions: 1, ReplicationFactor: 1}, {Topic: old, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil || res.Errors[topic] != nil || res.Errors[old] != nil {
+		t.Fatalf("create topic: %v %v", err, res)
+	}
+	produce(a, topic, 100, time.Now())
+	a.Close()
+
+	// Bounded to 16 KiB: the start keeps about the newest 16, and what
+	// it writes next stays within the bound.
+	const bound = 16 << 10
+	b := bounded(kafkabroker.Options{RetentionBytes: bound, RetentionCheck: 10 * time.Millisecond})
+	if first, last := offsets(b, topic); last != 100 || first < 100-20 {
+		t.Errorf("after a bounded start: offsets %d to %d, want the newest (about 16) of 100", first, last)
+	}
+	produce(b, topic, 100, time.Now())
+	testwait.Until(t, 10*time.Second, func() string {
+		if first, last := offsets(b, topic); last != 200 || first < 200-20 {
+			return fmt.Sprintf("offsets %d to %d, want the newest (about 16) of 200", first, last)
+		}
+		return ""
+	})
+	b.Close()
+	if size := dirSize(t, dir); size > 3*bound {
+		t.Errorf("the data directory holds %d bytes, want about %d", size, bound)
+	}
+
+	// What the next start holds is what the bound left.
+	c := bounded(kafkabroker.Options{})
+	if first, last := offsets(c, topic); last != 200 || first < 200-20 {
+		t.Errorf("after a restart: offsets %d to %d, want those the bound left", first, last)
+	}
+	c.Close()
+
+	// Records older than Retention go at Start.
+	e := bounded(kafkabroker.Options{})
+	produce(e, old, 10, time.Now().Add(-2*time.Hour))
+	e.Close()
+	d := bounded(kafkabroker.Options{Retention: time.Hour})
+	defer d.Close()
+	if first, last := offsets(d, old); first != 10 || last != 10 {
+		t.Errorf("with records two hours old and a retention of one: offsets %d to %d, want none left of 10", first, last)
+	}
+	if first, last := offsets(d, topic); last != 200 || first < 200-20 || first == last {
+		t.Errorf("%s, its records new: offsets %d to %d, want them kept", topic, first, last)
+	}
+}
+
+// dirSize is the size of the files under dir.
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		info, err := e.Info()
+		if err == nil {
+			n += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

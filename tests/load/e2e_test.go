@@ -121,6 +121,10 @@ func TestHarnessAgainstEventshop(t *testing.T) {
 	if !strings.Contains(log2.String(), "projection lag in events") {
 		t.Errorf("the summary does not report the projections' lag:\n%s", log2.String())
 	}
+	// A light load: the server refused nothing, and says so.
+	if !res.RefusalsMeasured || len(res.Refusals) != 0 || !strings.Contains(log2.String(), "admission control refused nothing") {
+		t.Errorf("refusals measured %v: %+v, want none reported", res.RefusalsMeasured, res.Refusals)
+	}
 }
 
 // checkResult wants one phase of n arrivals, all started, every route

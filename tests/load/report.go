@@ -61,6 +61,7 @@ func Summary(r *Result) string {
 	}
 	fmt.Fprintf(&b, "\nCPU over the whole run: %s\n", r.CPU)
 	b.WriteString(lagText(r.Lag))
+	b.WriteString(refusalText(r.RefusalsMeasured, r.Refusals))
 	return b.String()
 }
 

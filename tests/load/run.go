@@ -72,6 +72,11 @@ type Result struct {
 	// Lag is each projection's lag over the timed window and how long
 	// it took to catch up after it.
 	Lag []ProjectionLag `json:"lag"`
+	// Refusals is what the server's admission control refused during
+	// the timed window, by class and outcome, from its /metrics; nil
+	// (RefusalsMeasured false) when /metrics could not be read.
+	Refusals         []Refusal `json:"refusals"`
+	RefusalsMeasured bool      `json:"refusals_measured"`
 }
 
 // PhaseResult is one phase's figures.
@@ -143,6 +148,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("sign the admin in to watch the projections: %w", err)
 	}
 	lags := watchLag(ctx, a)
+	refusedBefore, refusedErr := refusalCounts(ctx, c)
 	first := sampleCPU(pid)
 	for _, p := range cfg.phases() {
 		if ctx.Err() != nil {
@@ -169,6 +175,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Timeline = timeline.Seconds()
 	if res.Lag, err = lags.finish(ctx); err != nil {
 		fmt.Fprintf(log, "load: watching the projections' lag: %v\n", err)
+	}
+	if refusedErr == nil {
+		var after map[[2]string]float64
+		if after, refusedErr = refusalCounts(ctx, c); refusedErr == nil {
+			res.Refusals, res.RefusalsMeasured = refusalsBetween(refusedBefore, after), true
+		}
+	}
+	if refusedErr != nil {
+		fmt.Fprintf(log, "load: reading the server's refusals: %v\n", refusedErr)
 	}
 	if err := writeReport(cfg.Out, res); err != nil {
 		return res, err

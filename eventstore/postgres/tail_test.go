@@ -9,6 +9,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/internal/testsupport/pgtest"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 )
 
 // TestSubscriptionsShareOneRead: live subscriptions of one store read the
@@ -169,29 +170,25 @@ func TestReadAllThroughFromTheTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+	// Once it follows from the head, the appends below come after it.
+	testwait.Until(t, 30*time.Second, func() string {
 		s.tail.mu.Lock()
-		ready := s.tail.ready
-		s.tail.mu.Unlock()
-		if ready {
-			break // it follows from the head: the appends below come after it
+		defer s.tail.mu.Unlock()
+		if !s.tail.ready {
+			return "the shared reader did not start"
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the shared reader did not start")
-		}
-	}
+		return ""
+	})
 	for i := range 10 {
 		eventstoretest.MustAppend(t, s, p+"s", eventstore.Any, eventstoretest.Ev("x.n", i))
 	}
 	log := eventstoretest.Collect(t, sub, 10, 30*time.Second)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		if evs, ok := s.tail.page(log[2].Position, 1000); ok && len(evs) == 7 {
-			break // the shared reader holds them all
+	testwait.Until(t, 30*time.Second, func() string {
+		if evs, ok := s.tail.page(log[2].Position, 1000); !ok || len(evs) != 7 {
+			return "the shared reader does not hold the appends"
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the shared reader did not read the appends")
-		}
-	}
+		return ""
+	})
 	ctx := eventstoretest.Ctx(t)
 	want, err := s.ReadAll(ctx, log[2].Position, 1000)
 	if err != nil {

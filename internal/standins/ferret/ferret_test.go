@@ -309,3 +309,72 @@ func TestLookupsByIDStayOnTheIndex(t *testing.T) {
 		t.Fatalf("of %d lookups by _id in a collection grown to 5,000, %d used an index (%d sequential scans in all)", n, idx-idx0, seq-seq0)
 	}
 }
+
+// TestIDIndexHasNoPendingList: the _id index takes each update's entry
+// at once rather than in GIN's pending list, which every lookup by _id
+// reads whole, and an index built with the list on is switched over and
+// its list emptied.
+func TestIDIndexHasNoPendingList(t *testing.T) {
+	ctx := context.Background()
+	c, conn := startBeside(t)
+	coll := c.Database("pending").Collection("docs")
+	docs := make([]any, 200)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "_id", Value: fmt.Sprintf("doc-%d", i)}, {Key: "n", Value: 0}}
+	}
+	if _, err := coll.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	var index string
+	withoutList := func() string {
+		err := conn.QueryRow(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname)
+			FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+			JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = 'pending' AND c.relname LIKE 'docs%' AND ic.relname LIKE 'ferret_id_gin_%'
+			AND coalesce(ic.reloptions, '{}') @> '{fastupdate=off}'`).Scan(&index)
+		if err != nil {
+			return fmt.Sprintf("no _id index without a pending list yet: %v", err)
+		}
+		return ""
+	}
+	testwait.Until(t, 3*ferret.IDIndexInterval+10*time.Second, withoutList)
+	// Each update is a new row, so a new entry in the index: 400 of them
+	// fill a few pages of a pending list.
+	update := func(round int) {
+		t.Helper()
+		for i := range len(docs) * 2 {
+			if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("doc-%d", i%len(docs))}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: round*1000 + i}}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pending := func() int64 {
+		t.Helper()
+		var pages int64
+		if err := conn.QueryRow(ctx, `SELECT gin_clean_pending_list($1::regclass)`, index).Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		return pages
+	}
+	update(1)
+	if pages := pending(); pages != 0 {
+		t.Fatalf("after %d updates the _id index holds %d pages of pending entries", 2*len(docs), pages)
+	}
+
+	// An index an earlier version built with the list on.
+	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER INDEX %s SET (fastupdate = on)", index)); err != nil {
+		t.Fatal(err)
+	}
+	update(2)
+	testwait.Until(t, 3*ferret.IDIndexInterval+10*time.Second, withoutList)
+	if pages := pending(); pages != 0 {
+		t.Fatalf("the _id index was switched over but still holds %d pages of pending entries", pages)
+	}
+	var got struct {
+		N int `bson:"n"`
+	}
+	if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: "doc-7"}}).Decode(&got); err != nil || got.N != 2000+len(docs)+7 {
+		t.Errorf("find doc-7 after the updates: %+v, %v", got, err)
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/eventshop/eventshop/eventstore"
 )
 
 // World is what setup made ready for the timed window: who shops, what
@@ -180,6 +182,10 @@ func (c *client) seed(ctx context.Context, a *admin, n, workers int, log io.Writ
 		}
 		fmt.Fprintf(log, "seed: %d/%d products (%d new, %d there already), %.0f/s, ETA %s\n", done, n, created.Load(), existed.Load(), rate, eta)
 	})
+	var (
+		mu   sync.Mutex
+		last eventstore.Position // of the last product listed
+	)
 	g, gctx := errgroup.WithContext(ctx)
 	for range max(workers, 1) {
 		g.Go(func() error {
@@ -188,15 +194,20 @@ func (c *client) seed(ctx context.Context, a *admin, n, workers int, log io.Writ
 				if i > n {
 					return nil
 				}
-				kind, err := a.createProduct(gctx, i)
+				kind, pos, err := a.createProduct(gctx, i)
 				if err != nil {
 					return err
 				}
 				if kind == "409" {
 					existed.Add(1)
-				} else {
-					created.Add(1)
+					continue
 				}
+				created.Add(1)
+				mu.Lock()
+				if last.Less(pos) {
+					last = pos
+				}
+				mu.Unlock()
 			}
 		})
 	}
@@ -205,31 +216,42 @@ func (c *client) seed(ctx context.Context, a *admin, n, workers int, log io.Writ
 	if err != nil {
 		return err
 	}
-	return c.waitCatalogue(ctx, a, n, log)
+	return c.waitCatalogue(ctx, a, n, last, log)
 }
 
-// createProduct lists product i: 201, or 409 when its SKU is taken.
-func (a *admin) createProduct(ctx context.Context, i int) (string, error) {
+// createProduct lists product i: 201, or 409 when its SKU is taken; a
+// product listed comes with the position of its event.
+func (a *admin) createProduct(ctx context.Context, i int) (string, eventstore.Position, error) {
 	body := seedProduct(i)
 	ans, kind, err := a.do(ctx, request{method: "POST", path: "/api/products", body: body}, http.StatusCreated)
 	switch {
 	case err != nil:
-		return "", err
-	case kind == "" || kind == "409":
-		return kind, nil
+		return "", eventstore.Start, err
+	case kind == "409":
+		return kind, eventstore.Start, nil
+	case kind == "":
+		pos, err := eventstore.ParsePosition(ans.header.Get("X-Event-Position"))
+		if err != nil {
+			return "", eventstore.Start, fmt.Errorf("list product %s: X-Event-Position: %w", body["sku"], err)
+		}
+		return kind, pos, nil
 	}
-	return "", fmt.Errorf("list product %s: %s %.300s", body["sku"], kind, ans.body)
+	return "", eventstore.Start, fmt.Errorf("list product %s: %s %.300s", body["sku"], kind, ans.body)
 }
 
 // waitCatalogue waits, up to ctx, until the listing counts n products:
 // the catalogue is a projection of the log, behind the writes. It asks
 // the projections' status (cheap) every second and counts the listing
-// only once the catalogue reports no lag; a line shows the lag when it
-// changed (at most every 5 s) or every 30 s.
-func (c *client) waitCatalogue(ctx context.Context, a *admin, n int, log io.Writer) error {
+// only once each of the catalogue's projections has got past after (the
+// last product seeded) and reports no lag: a lag is what a runner last
+// reported, and a runner deep in a batch reports none, so "no lag" alone
+// let a window start while the product documents were still being
+// written. A line shows the lag when it changed (at most every 5 s) or
+// every 30 s.
+func (c *client) waitCatalogue(ctx context.Context, a *admin, n int, after eventstore.Position, log io.Writer) error {
 	start, shown, said := time.Now(), time.Now(), ""
 	for {
-		lag, status, err := a.catalogueLag(ctx)
+		lag, status, err := a.catalogueLag(ctx, after)
 		if err != nil {
 			return err
 		}
@@ -258,9 +280,10 @@ func (c *client) waitCatalogue(ctx context.Context, a *admin, n int, log io.Writ
 // catalogueLag is the largest lag in events of the catalogue's
 // projections (products.* serves the product routes, catalog.* keeps the
 // product documents) from GET /api/admin/projections, -1 when one is not
-// measured yet, and their status in words: the timed window starts once
-// both have caught up, so neither catches up during it.
-func (a *admin) catalogueLag(ctx context.Context) (int64, string, error) {
+// measured yet or has not got past after, and their status in words: the
+// timed window starts once both have caught up, so neither catches up
+// during it.
+func (a *admin) catalogueLag(ctx context.Context, after eventstore.Position) (int64, string, error) {
 	reports, err := a.projections(ctx)
 	if err != nil {
 		return 0, "", err
@@ -272,10 +295,14 @@ func (a *admin) catalogueLag(ctx context.Context) (int64, string, error) {
 			continue
 		}
 		lag := r.lag()
+		status := fmt.Sprintf("%s %s, lag %d events", r.Name, r.Status, lag)
+		if pos, err := eventstore.ParsePosition(r.Position); err != nil || pos.Less(after) {
+			lag = -1
+			status += fmt.Sprintf(", at %s, before %s", r.Position, after)
+		}
 		if lag < 0 || (worst >= 0 && lag > worst) {
 			worst = lag
 		}
-		status := fmt.Sprintf("%s %s, lag %d events", r.Name, r.Status, lag)
 		if r.Error != nil {
 			status += ", last error: " + *r.Error
 		}
@@ -289,10 +316,11 @@ func (a *admin) catalogueLag(ctx context.Context) (int64, string, error) {
 
 // projectionReport is an entry of GET /api/admin/projections.
 type projectionReport struct {
-	Name   string  `json:"name"`
-	Lag    *int64  `json:"lag"`
-	Status string  `json:"status"`
-	Error  *string `json:"last_error"`
+	Name     string  `json:"name"`
+	Position string  `json:"position"`
+	Lag      *int64  `json:"lag"`
+	Status   string  `json:"status"`
+	Error    *string `json:"last_error"`
 }
 
 // lag is r's lag in events, -1 when not measured yet.

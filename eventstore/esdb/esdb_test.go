@@ -2,6 +2,7 @@ package esdb_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/eventshop/eventshop/eventstore/esdb"
 	"github.com/eventshop/eventshop/eventstore/eventstoretest"
 	"github.com/eventshop/eventshop/internal/testsupport/esdbtest"
+	"github.com/eventshop/eventshop/internal/testsupport/testwait"
 )
 
 // url is the node the tests run against: a real one when EVENTSTORE_URL
@@ -140,5 +142,43 @@ func TestRetryAnsweredWithCurrentRevision(t *testing.T) {
 	}
 	if got := eventstoretest.ReadStreamAll(t, s, stream); len(got) != 3 {
 		t.Fatalf("stream has %d events, want 3", len(got))
+	}
+}
+
+// TestStoreOutlivesALongOutage: once the node has been gone long enough
+// for the client to give up looking for it (after about a second it
+// closes itself for good, and every call answers "connection is closed"),
+// the store still comes back when the node does.
+func TestStoreOutlivesALongOutage(t *testing.T) {
+	node := esdbtest.Start(t)
+	s := open(t, node.URL())
+	p := eventstoretest.Prefix(t)
+	eventstoretest.MustAppend(t, s, p+"a", eventstore.NoStream, eventstoretest.Ev("x.a", 1))
+	try := func(call func(context.Context) error) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return call(ctx)
+	}
+	appendOne := func(ctx context.Context) error {
+		_, err := s.Append(ctx, p+"b", eventstore.Any, eventstoretest.Ev("x.b", 1))
+		return err
+	}
+	node.Stop()
+	// An append's failure makes the client look for the node again.
+	testwait.Until(t, 60*time.Second, func() string {
+		if err := try(appendOne); err == nil || !strings.Contains(err.Error(), "connection is closed") {
+			return fmt.Sprintf("the client has not given up on the node yet: %v", err)
+		}
+		return ""
+	})
+	node.Resume(t)
+	testwait.Until(t, 60*time.Second, func() string {
+		if err := try(appendOne); err != nil {
+			return fmt.Sprintf("the node is back, the store is not: %v", err)
+		}
+		return ""
+	})
+	if err := try(s.Ping); err != nil {
+		t.Fatalf("ping after the outage: %v", err)
 	}
 }

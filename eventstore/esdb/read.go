@@ -25,26 +25,30 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir eventstore.Di
 			opts.From = client.End{}
 		}
 	}
-	rs, err := s.c.ReadStream(ctx, stream, opts, uint64(count))
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", stream, err)
-	}
-	defer rs.Close()
-	out := []eventstore.Event{}
-	for {
-		re, err := rs.Recv()
-		switch {
-		case isEOF(err):
-			return out, nil
-		case code(err) == client.ErrorCodeResourceNotFound:
-			return nil, eventstore.ErrStreamNotFound
-		case err != nil:
+	// The whole read runs in call: a failed Recv reports to the client's
+	// loop, which may have ended (see node).
+	return call(ctx, s.node, func(c *client.Client) ([]eventstore.Event, error) {
+		rs, err := c.ReadStream(ctx, stream, opts, uint64(count))
+		if err != nil {
 			return nil, fmt.Errorf("read stream %s: %w", stream, err)
 		}
-		if e, ok := fromRecorded(re.Event); ok {
-			out = append(out, e)
+		defer rs.Close()
+		out := []eventstore.Event{}
+		for {
+			re, err := rs.Recv()
+			switch {
+			case isEOF(err):
+				return out, nil
+			case code(err) == client.ErrorCodeResourceNotFound:
+				return nil, eventstore.ErrStreamNotFound
+			case err != nil:
+				return nil, fmt.Errorf("read stream %s: %w", stream, err)
+			}
+			if e, ok := fromRecorded(re.Event); ok {
+				out = append(out, e)
+			}
 		}
-	}
+	})
 }
 
 // ReadAll implements eventstore.Store. It skips system events and keeps
@@ -60,45 +64,55 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, count int
 		opts := client.ReadAllOptions{Direction: client.Forwards, From: allPosition(pos)}
 		// A read from a position includes the event there: ask for one more.
 		want := count - len(out) + 1
-		rs, err := s.c.ReadAll(ctx, opts, uint64(want))
+		pg, err := call(ctx, s.node, func(c *client.Client) (page, error) {
+			rs, err := c.ReadAll(ctx, opts, uint64(want))
+			if err != nil {
+				return page{}, err
+			}
+			defer rs.Close()
+			return drain(rs, pos, count-len(out))
+		})
 		if err != nil {
 			return nil, fmt.Errorf("read all from %s: %w", from, err)
 		}
-		got, last, err := drain(rs, pos, count-len(out), &out)
-		rs.Close()
-		if err != nil {
-			return nil, fmt.Errorf("read all from %s: %w", from, err)
-		}
-		if got < want || last == pos {
+		out = append(out, pg.events...)
+		if got, last := pg.records, pg.last; got < want || last == pos {
 			return out, nil // the end of the log
 		}
-		pos = last
+		pos = pg.last
 	}
 	return out, nil
 }
 
-// drain reads rs to the end, appending to out (up to room events) the user
-// events after pos. It returns how many records rs held and the position
-// of the last one.
-func drain(rs *client.ReadStream, pos eventstore.Position, room int, out *[]eventstore.Event) (int, eventstore.Position, error) {
-	n, last := 0, pos
+// page is what drain read: the user events, how many records the read
+// held, and the position of the last one.
+type page struct {
+	events  []eventstore.Event
+	records int
+	last    eventstore.Position
+}
+
+// drain reads rs to the end, keeping (up to room) the user events after
+// pos.
+func drain(rs *client.ReadStream, pos eventstore.Position, room int) (page, error) {
+	pg := page{last: pos}
 	for {
 		re, err := rs.Recv()
 		if isEOF(err) {
-			return n, last, nil
+			return pg, nil
 		}
 		if err != nil {
-			return n, last, err
+			return pg, err
 		}
-		n++
+		pg.records++
 		if re.Event == nil {
 			continue
 		}
 		p := position(re.Event.Position)
 		if after(pos, p) {
-			last = p
+			pg.last = p
 			if e, ok := fromRecorded(re.Event); ok && room > 0 {
-				*out = append(*out, e)
+				pg.events = append(pg.events, e)
 				room--
 			}
 		}
@@ -135,7 +149,9 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, filt
 	case len(filter.EventTypePrefixes) > 0:
 		opts.Filter = &client.SubscriptionFilter{Type: client.EventFilterType, Prefixes: filter.EventTypePrefixes}
 	}
-	sub, err := s.c.SubscribeToAll(ctx, opts)
+	sub, err := call(ctx, s.node, func(c *client.Client) (*client.Subscription, error) {
+		return c.SubscribeToAll(ctx, opts)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to all from %s: %w", from, err)
 	}

@@ -31,7 +31,7 @@ type Options struct {
 
 // Store is the EventStoreDB event store.
 type Store struct {
-	c      *client.Client
+	node   *node
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 }
@@ -56,12 +56,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("event store: EventStoreDB connection string: %w", err)
 	}
 	cfg.Logger = clientLogger(opts.Logger)
-	c, err := client.NewClient(cfg)
+	n, err := newNode(cfg, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("event store: %w", err)
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	s := &Store{c: c, ctx: bg, cancel: cancel}
+	s := &Store{node: n, ctx: bg, cancel: cancel}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("event store: %w", err)
@@ -84,21 +84,25 @@ func clientLogger(log *slog.Logger) client.LoggingFunc {
 
 // Ping reads the last event of $all. Errors: the node's.
 func (s *Store) Ping(ctx context.Context) error {
-	rs, err := s.c.ReadAll(ctx, client.ReadAllOptions{Direction: client.Backwards, From: client.End{}}, 1)
-	if err != nil {
-		return err
-	}
-	defer rs.Close()
-	if _, err := rs.Recv(); err != nil && !isEOF(err) {
-		return err
-	}
-	return nil
+	_, err := call(ctx, s.node, func(c *client.Client) (struct{}, error) {
+		rs, err := c.ReadAll(ctx, client.ReadAllOptions{Direction: client.Backwards, From: client.End{}}, 1)
+		if err != nil {
+			return struct{}{}, err
+		}
+		defer rs.Close()
+		if _, err := rs.Recv(); err != nil && !isEOF(err) {
+			return struct{}{}, err
+		}
+		return struct{}{}, nil
+	})
+	return err
 }
 
 // Close closes the connection. Subscriptions end with eventstore.ErrClosed.
 func (s *Store) Close() error {
 	s.cancel()
-	return s.c.Close()
+	s.node.close()
+	return nil
 }
 
 // metadata is the custom metadata of an event as stored.
@@ -132,7 +136,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			EventID: e.ID, EventType: e.Type, ContentType: client.ContentTypeJson, Data: e.Data, Metadata: md,
 		}
 	}
-	res, err := s.c.AppendToStream(ctx, stream, client.AppendToStreamOptions{ExpectedRevision: expectedRevision(expected)}, proposed...)
+	res, err := call(ctx, s.node, func(c *client.Client) (*client.WriteResult, error) {
+		return c.AppendToStream(ctx, stream, client.AppendToStreamOptions{ExpectedRevision: expectedRevision(expected)}, proposed...)
+	})
 	if err != nil {
 		if code(err) != client.ErrorCodeWrongExpectedVersion {
 			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)

@@ -63,20 +63,21 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, count int
 	for len(out) < count {
 		opts := client.ReadAllOptions{Direction: client.Forwards, From: allPosition(pos)}
 		// A read from a position includes the event there: ask for one more.
-		want := count - len(out) + 1
+		room := count - len(out)
+		want := room + 1
 		pg, err := call(ctx, s.node, func(c *client.Client) (page, error) {
 			rs, err := c.ReadAll(ctx, opts, uint64(want))
 			if err != nil {
 				return page{}, err
 			}
 			defer rs.Close()
-			return drain(rs, pos, count-len(out))
+			return drain(rs, pos, room)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read all from %s: %w", from, err)
 		}
 		out = append(out, pg.events...)
-		if got, last := pg.records, pg.last; got < want || last == pos {
+		if pg.records < want || pg.last == pos {
 			return out, nil // the end of the log
 		}
 		pos = pg.last

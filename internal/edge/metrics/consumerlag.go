@@ -44,15 +44,11 @@ func (c *consumerLagCollector) Describe(ch chan<- *prometheus.Desc) {
 // says so in eventshop_consumer_lag_success rather than failing the
 // scrape.
 func (c *consumerLagCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	parts, err := c.lag(ctx)
+	parts, err := measure(ch, c.success, c.timeout, c.lag)
 	if err != nil {
 		c.log.Warn("metrics: measure the consumer group's lag", "group", c.group, "err", err)
-		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, 0)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, 1)
 	for _, p := range parts {
 		ch <- prometheus.MustNewConstMetric(c.partition, prometheus.GaugeValue, float64(p.Lag), p.Topic, strconv.Itoa(p.Partition))
 	}

@@ -74,15 +74,11 @@ func (c *projectionCollector) Describe(ch chan<- *prometheus.Desc) {
 // eventshop_projection_report_success rather than failing the scrape, so
 // the other metrics still arrive.
 func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	reps, err := c.reports(ctx)
+	reps, err := measure(ch, c.success, c.timeout, c.reports)
 	if err != nil {
 		c.log.Warn("metrics: read the projections' reports", "err", err)
-		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, 0)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, 1)
 	for _, r := range reps {
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, r.Name)
@@ -96,6 +92,18 @@ func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.failing, flag(r.Failing))
 		gauge(c.parked, float64(r.Parked))
 	}
+}
+
+// measure calls fetch, bounded by timeout, for a collector that asks a
+// database or a broker at each scrape, and exports in success (1 or 0)
+// whether it could: a failure is said there rather than failing the
+// scrape.
+func measure[T any](ch chan<- prometheus.Metric, success *prometheus.Desc, timeout time.Duration, fetch func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	v, err := fetch(ctx)
+	ch <- prometheus.MustNewConstMetric(success, prometheus.GaugeValue, flag(err == nil))
+	return v, err
 }
 
 func flag(b bool) float64 {

@@ -48,14 +48,16 @@ type benchCase struct {
 	name      string
 	hot       bool // every order on one product, else 2 distinct of benchPoolSize
 	serialize bool // commands.Config.Serialize; off means retry with jitter
+	saga      bool // placed by the saga (three appends), not one atomic append
 	conc      int
 }
 
 // BenchmarkPlaceOrder reports orders/s and p50/p99 latency of PlaceOrder
-// on the PostgreSQL store, for 2-item orders on distinct products and for
-// 1-item orders all on one hot product (with per-aggregate serialisation
-// on, and off so conflicts are retried with jitter), next to the raw
-// append rate of the same store at the same concurrency. It fails only
+// on the PostgreSQL store, for 2-item orders on distinct products (placed
+// by one atomic append, and by the saga that stores without it run) and
+// for 1-item orders all on one hot product (with per-aggregate
+// serialisation on, and off so conflicts are retried with jitter), next to
+// the raw append rate of the same store at the same concurrency. It fails only
 // when stock is oversold or the books do not balance.
 func BenchmarkPlaceOrder(b *testing.B) {
 	ctx := context.Background()
@@ -67,6 +69,7 @@ func BenchmarkPlaceOrder(b *testing.B) {
 	b.Cleanup(func() { benchPrintSummary(os.Stdout) })
 	counted := &benchCountingStore{Store: store}
 	handlers := map[bool]commands.Handlers{true: benchHandler(counted, true), false: benchHandler(counted, false)}
+	saga := benchHandler(benchSagaStore{counted}, true)
 	var (
 		poolOnce sync.Once
 		pool     *benchProductPool
@@ -75,6 +78,9 @@ func BenchmarkPlaceOrder(b *testing.B) {
 	var cases []benchCase
 	for _, c := range []int{1, 8, 32} {
 		cases = append(cases, benchCase{name: fmt.Sprintf("distinct/c%d", c), serialize: true, conc: c})
+	}
+	for _, c := range []int{1, 32} {
+		cases = append(cases, benchCase{name: fmt.Sprintf("distinct-saga/c%d", c), serialize: true, saga: true, conc: c})
 	}
 	for _, c := range []int{1, 8, 32} {
 		cases = append(cases, benchCase{name: fmt.Sprintf("hot/c%d", c), hot: true, serialize: true, conc: c})
@@ -85,6 +91,9 @@ func BenchmarkPlaceOrder(b *testing.B) {
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			h := handlers[tc.serialize]
+			if tc.saga {
+				h = saga
+			}
 			var lines func(*rand.Rand) []order.Line
 			var verify func(b *testing.B, placed [][]order.Line)
 			if tc.hot {

@@ -54,6 +54,53 @@ func (s *faultStore) Append(ctx context.Context, stream string, exp eventstore.E
 	return eventstore.AppendResult{}, errLost
 }
 
+// faultMultiStore is faultStore over a store that appends to several
+// streams atomically: the fault falls on an atomic append any of whose
+// parts starts with the event type.
+type faultMultiStore struct {
+	*faultStore
+	multi eventstore.MultiAppender
+}
+
+func newFaultMultiStore() *faultMultiStore {
+	m := memory.New()
+	return &faultMultiStore{faultStore: &faultStore{Store: m}, multi: m}
+}
+
+func (s *faultMultiStore) AppendMulti(ctx context.Context, parts ...eventstore.StreamAppend) ([]eventstore.AppendResult, error) {
+	s.mu.Lock()
+	fail := false
+	for _, p := range parts {
+		fail = fail || (s.typ != "" && len(p.Events) > 0 && p.Events[0].Type == s.typ)
+	}
+	commit := s.commit
+	if fail {
+		s.typ = ""
+	}
+	s.mu.Unlock()
+	if !fail {
+		return s.multi.AppendMulti(ctx, parts...)
+	}
+	if commit {
+		if _, err := s.multi.AppendMulti(ctx, parts...); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errLost
+}
+
+// placements are the two ways an order is placed, each over a store that
+// fails on demand: the saga's appends one by one, and one atomic append.
+func placements() map[string]func() (eventstore.Store, *faultStore) {
+	return map[string]func() (eventstore.Store, *faultStore){
+		"saga": func() (eventstore.Store, *faultStore) { fs := &faultStore{Store: memory.New()}; return fs, fs },
+		"atomic": func() (eventstore.Store, *faultStore) {
+			fs := newFaultMultiStore()
+			return fs, fs.faultStore
+		},
+	}
+}
+
 // A payment that could not be recorded is voided on the order before its
 // charge is refunded, so the client's retry with the same card makes a new
 // charge instead of getting the refunded one back.
@@ -105,43 +152,53 @@ func TestPayAppendLandsButFails(t *testing.T) {
 // An order recorded by an append that failed only on its way back keeps
 // its stock: no oversell, and the request answers with the order.
 func TestPlaceOrderAppendLandsButFails(t *testing.T) {
-	fs := &faultStore{Store: memory.New()}
-	e := newEnv(t, fs)
-	ctx := context.Background()
-	p := e.newProduct(t, vendor("vendor-1"), 1)
-	fs.failNext("order.created", true)
-	o, _, err := e.h.Orders.PlaceOrder(ctx, customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 1}})
-	if err != nil || o.Status != order.StatusPending {
-		t.Fatalf("place: %v %s, want the recorded order", err, o.Status)
-	}
-	if got := e.product(t, p.ID); got.Reserved != 1 || got.Reservations[o.ID] != 1 {
-		t.Fatalf("product %s: the recorded order lost its stock", describe(got))
-	}
-	if _, _, err := e.h.Orders.PlaceOrder(ctx, customer("cust-2"), []order.Line{{ProductID: p.ID, Quantity: 1}}); !isReason(err, "conflict", "insufficient_stock") {
-		t.Fatalf("second order of the single unit: %v, want insufficient_stock", err)
+	for name, open := range placements() {
+		t.Run(name, func(t *testing.T) {
+			s, fs := open()
+			e := newEnv(t, s)
+			ctx := context.Background()
+			p := e.newProduct(t, vendor("vendor-1"), 1)
+			fs.failNext(map[string]string{"saga": "order.created", "atomic": "inventory.reserved"}[name], true)
+			o, _, err := e.h.Orders.PlaceOrder(ctx, customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 1}})
+			if err != nil || o.Status != order.StatusPending {
+				t.Fatalf("place: %v %s, want the recorded order", err, o.Status)
+			}
+			if got := e.product(t, p.ID); got.Reserved != 1 || got.Reservations[o.ID] != 1 {
+				t.Fatalf("product %s: the recorded order lost its stock", describe(got))
+			}
+			if _, _, err := e.h.Orders.PlaceOrder(ctx, customer("cust-2"), []order.Line{{ProductID: p.ID, Quantity: 1}}); !isReason(err, "conflict", "insufficient_stock") {
+				t.Fatalf("second order of the single unit: %v, want insufficient_stock", err)
+			}
+		})
 	}
 }
 
-// An order that was not recorded gives its stock back and its id is fenced.
+// An order that was not recorded gives its stock back and its id is
+// fenced; placed atomically, its stock was never reserved at all.
 func TestPlaceOrderAppendFails(t *testing.T) {
-	fs := &faultStore{Store: memory.New()}
-	e := newEnv(t, fs)
-	p := e.newProduct(t, vendor("vendor-1"), 1)
-	fs.failNext("order.created", false)
-	if _, _, err := e.h.Orders.PlaceOrder(context.Background(), customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 1}}); !errors.Is(err, errLost) {
-		t.Fatalf("place: %v, want the store's failure", err)
-	}
-	if got := e.product(t, p.ID); got.Reserved != 0 {
-		t.Fatalf("product %s: stock held by an order that does not exist", describe(got))
-	}
-	var fenced int
-	for _, ev := range readAll(t, fs) {
-		if ev.Type == "order.placement_abandoned" {
-			fenced++
-		}
-	}
-	if fenced != 1 {
-		t.Fatalf("%d fenced order ids, want 1", fenced)
+	for name, open := range placements() {
+		t.Run(name, func(t *testing.T) {
+			s, fs := open()
+			e := newEnv(t, s)
+			p := e.newProduct(t, vendor("vendor-1"), 1)
+			fs.failNext(map[string]string{"saga": "order.created", "atomic": "inventory.reserved"}[name], false)
+			if _, _, err := e.h.Orders.PlaceOrder(context.Background(), customer("cust-1"), []order.Line{{ProductID: p.ID, Quantity: 1}}); !errors.Is(err, errLost) {
+				t.Fatalf("place: %v, want the store's failure", err)
+			}
+			if got := e.product(t, p.ID); got.Reserved != 0 {
+				t.Fatalf("product %s: stock held by an order that does not exist", describe(got))
+			}
+			count := map[string]int{}
+			for _, ev := range readAll(t, s) {
+				count[ev.Type]++
+			}
+			if count["order.placement_abandoned"] != 1 {
+				t.Fatalf("%d fenced order ids, want 1", count["order.placement_abandoned"])
+			}
+			if want := map[string]int{"saga": 1, "atomic": 0}[name]; count["inventory.reserved"] != want {
+				t.Fatalf("%d reservations written, want %d", count["inventory.reserved"], want)
+			}
+		})
 	}
 }
 

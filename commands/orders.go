@@ -13,6 +13,7 @@ import (
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
+	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
@@ -79,12 +80,14 @@ func ownOrder(actor Actor, id string, decide decision[order.State]) decision[ord
 }
 
 // PlaceOrder places an order for actor: it reserves stock on every
-// product's stream (each reservation names the order), then records the
-// order with the prices captured from the products. If any reservation
-// fails, those already made are released and no order is recorded. A
-// crash part-way leaves reservations whose order never appeared; the
-// process manager fences the order id and releases them after the grace
-// period. Errors: domain.ErrForbidden (no customer or admin role), CodeInvalid
+// product's stream (each reservation names the order) and records the
+// order with the prices captured from the products. On a store that
+// appends to several streams atomically (eventstore.MultiAppender) both
+// are one append: all of it is written or none. Elsewhere it runs the
+// saga: the reservations, then the order; if any reservation fails, those
+// already made are released and no order is recorded, and a crash
+// part-way leaves reservations whose order never appeared, which the
+// process manager fences and releases after the grace period. Errors: domain.ErrForbidden (no customer or admin role), CodeInvalid
 // (bad lines, unknown or discontinued product, a line or the order total
 // over domain.MaxCents: nothing is reserved), CodeConflict
 // "insufficient_stock" naming the product and what is available,
@@ -102,6 +105,9 @@ func (h *Orders) PlaceOrder(ctx context.Context, actor Actor, lines []order.Line
 	lines = slices.Clone(lines)
 	slices.SortFunc(lines, func(a, b order.Line) int { return strings.Compare(a.ProductID, b.ProductID) })
 	id := h.newID()
+	if m, ok := h.store.(eventstore.MultiAppender); ok {
+		return h.placeAtomically(ctx, m, actor, id, lines)
+	}
 	items, err := h.reserveAll(ctx, id, lines)
 	if err != nil {
 		return order.State{}, Result{}, err
@@ -112,23 +118,165 @@ func (h *Orders) PlaceOrder(ctx context.Context, actor Actor, lines []order.Line
 	})
 	if err != nil {
 		// The order id was fenced (this placement stalled past the grace
-		// period), or the store failed — perhaps after the order was
-		// written. Fence it and give the stock back only if it does not
-		// exist; if that fails too, the process manager does it after the
-		// grace period.
-		actx, cancel := detached(ctx)
-		defer cancel()
-		if exists, aerr := h.AbandonPlacement(actx, id, productIDs(items)); aerr != nil {
-			h.log.WarnContext(ctx, "abandon placement; the process manager will retry", "order_id", id, "err", aerr)
-		} else if exists {
-			st, res, lerr := h.Order(actx, actor, id)
-			if lerr == nil {
-				return st, res, nil
-			}
-		}
-		return order.State{}, Result{}, wrap("place order", err)
+		// period), or the store failed.
+		return h.settle(ctx, actor, id, productIDs(items), err)
 	}
 	return st, res, nil
+}
+
+// settle answers a placement whose order was not recorded as far as it
+// knows: the store failed, perhaps after the order was written. It fences
+// the order id and gives the stock back only if the order does not exist,
+// and answers with the order if it does; if that fails too, the process
+// manager does it after the grace period.
+func (h *Orders) settle(ctx context.Context, actor Actor, id string, products []string, err error) (order.State, Result, error) {
+	actx, cancel := detached(ctx)
+	defer cancel()
+	if exists, aerr := h.AbandonPlacement(actx, id, products); aerr != nil {
+		h.log.WarnContext(ctx, "abandon placement; the process manager will retry", "order_id", id, "err", aerr)
+	} else if exists {
+		st, res, lerr := h.Order(actx, actor, id)
+		if lerr == nil {
+			return st, res, nil
+		}
+	}
+	return order.State{}, Result{}, wrap("place order", err)
+}
+
+// placeAtomically reserves every line and records the order in one
+// append across the products' streams and the order's. A refusal writes
+// nothing, so nothing is given back, and a crash cannot leave holds
+// without their order. Each reservation is decided on its product's
+// current state (the cached one first, as execute does) and the order on
+// the prices it captured; a version conflict on a product decides all
+// again, a bounded number of times. lines are sorted by product, the
+// order in which their streams are locked.
+func (h *Orders) placeAtomically(ctx context.Context, m eventstore.MultiAppender, actor Actor, id string, lines []order.Line) (order.State, Result, error) {
+	st, res, err := h.appendPlacement(ctx, m, actor, id, lines)
+	var unknown errUnknown
+	if errors.As(err, &unknown) {
+		// Settled once the products' locks are free: giving stock back
+		// takes them.
+		products := make([]string, len(lines))
+		for i, l := range lines {
+			products[i] = l.ProductID
+		}
+		return h.settle(ctx, actor, id, products, unknown.err)
+	}
+	return st, res, err
+}
+
+// errUnknown is appendPlacement's report of a store failure after which
+// the placement may have been written or not.
+type errUnknown struct{ err error }
+
+func (e errUnknown) Error() string { return e.err.Error() }
+
+// appendPlacement is placeAtomically's append, with the products' streams
+// locked.
+func (h *Orders) appendPlacement(ctx context.Context, m eventstore.MultiAppender, actor Actor, id string, lines []order.Line) (order.State, Result, error) {
+	r := h.repository
+	fresh(r, orderKind, order.Stream(id))
+	streams := make([]string, len(lines))
+	for i, l := range lines {
+		streams[i] = product.Stream(l.ProductID)
+		if r.serialized {
+			unlock := r.locks.lock(streams[i])
+			defer unlock()
+		}
+	}
+	n := len(lines)
+	fromCache := true
+	for attempt := 1; ; {
+		states := make([]product.State, n)
+		holds := make([][]domain.Event, n)
+		items := make([]order.Item, n)
+		var refused error
+		stale := false
+		for i, l := range lines {
+			cur, cached, err := current(ctx, r, productKind, streams[i], fromCache)
+			if err != nil {
+				return order.State{}, Result{}, wrap("reserve stock", err)
+			}
+			evs, err := product.DecideReserve(cur.state, id, l.Quantity)
+			if cached && (err != nil || len(evs) == 0) {
+				stale = true
+				break
+			}
+			if err != nil && (refused == nil || rank(err) < rank(refused)) {
+				refused = err
+			}
+			p := cur.state
+			states[i], holds[i] = p, evs
+			items[i] = order.Item{ProductID: l.ProductID, SKU: p.SKU, Name: p.Name, Quantity: l.Quantity, Price: p.Price}
+		}
+		var placed []domain.Event
+		var o loaded[order.State]
+		var err error
+		if !stale && refused == nil {
+			var cached bool
+			if o, cached, err = current(ctx, r, orderKind, order.Stream(id), fromCache); err != nil {
+				return order.State{}, Result{}, wrap("place order", err)
+			}
+			placed, err = order.DecidePlace(o.state, order.Place{OrderID: id, UserID: actor.ID, Items: items})
+			stale = cached && err != nil
+		}
+		if stale {
+			// A refusal decided on the cache is decided again on a load.
+			fromCache = false
+			continue
+		}
+		if refused != nil {
+			return order.State{}, Result{}, wrap("reserve stock", refused)
+		}
+		if err != nil {
+			return order.State{}, Result{}, wrap("place order", err)
+		}
+		data, at, err := r.encode(ctx, append(slices.Concat(holds...), placed...))
+		if err != nil {
+			return order.State{}, Result{}, wrap("place order", err)
+		}
+		parts := make([]eventstore.StreamAppend, 0, n+1)
+		for i := range lines {
+			if len(holds[i]) > 0 {
+				parts = append(parts, eventstore.StreamAppend{Stream: streams[i], Expected: expectedAt(states[i].Version), Events: data[:len(holds[i])]})
+				data = data[len(holds[i]):]
+			}
+		}
+		parts = append(parts, eventstore.StreamAppend{Stream: order.Stream(id), Expected: expectedAt(o.state.Version), Events: data})
+		res, err := m.AppendMulti(ctx, parts...)
+		var wrong *eventstore.WrongExpectedVersionError
+		if errors.As(err, &wrong) {
+			r.cache.drop(wrong.Stream)
+			if fromCache {
+				fromCache = false
+				continue
+			}
+			if attempt >= r.attempts {
+				return order.State{}, Result{}, wrap("place order", fmt.Errorf("%s after %d attempts: %w", wrong.Stream, attempt, domain.ErrContention))
+			}
+			if err := backoff(ctx, attempt); err != nil {
+				return order.State{}, Result{}, err
+			}
+			attempt++
+			continue
+		}
+		if errors.Is(err, eventstore.ErrInvalidArgument) {
+			return order.State{}, Result{}, wrap("place order", err)
+		}
+		if err != nil {
+			return order.State{}, Result{}, errUnknown{err}
+		}
+		k := 0
+		for i := range lines {
+			if len(holds[i]) > 0 {
+				remember(ctx, r, productKind, streams[i], states[i], holds[i], at, res[k])
+				k++
+			}
+		}
+		st := remember(ctx, r, orderKind, order.Stream(id), o.state, placed, at, res[k])
+		return st, Result{Version: res[k].Version, Position: res[k].Position}, nil
+	}
 }
 
 // checkProducts refuses, before any stock is touched, lines naming

@@ -161,20 +161,11 @@ func execute[S any](ctx context.Context, r *repository, k kind[S], stream string
 	var zero S
 	fromCache := true
 	for attempt := 1; ; {
-		var cur loaded[S]
-		c, cachedOK := r.cache.get(stream)
-		if fromCache && cachedOK {
-			cur = loaded[S]{state: k.clone(c.state.(S)), pos: c.pos}
-		} else {
-			fromCache = false
-			var err error
-			if cur, err = load(ctx, r, k, stream); err != nil {
-				return zero, Result{}, err
-			}
-			// load's result is shared with the cache; this command
-			// evolves its own copy.
-			cur.state = k.clone(cur.state)
+		cur, cached, err := current(ctx, r, k, stream, fromCache)
+		if err != nil {
+			return zero, Result{}, err
 		}
+		fromCache = cached
 		v := k.version(cur.state)
 		if ifMatch != NoVersion && ifMatch != v {
 			if fromCache {
@@ -198,11 +189,7 @@ func execute[S any](ctx context.Context, r *repository, k kind[S], stream string
 		if err != nil {
 			return zero, Result{}, err
 		}
-		expected := eventstore.NoStream
-		if v >= 0 {
-			expected = eventstore.Exact(v)
-		}
-		res, err := r.store.Append(ctx, stream, expected, data...)
+		res, err := r.store.Append(ctx, stream, expectedAt(v), data...)
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 			r.cache.drop(stream)
 			if fromCache {
@@ -222,15 +209,44 @@ func execute[S any](ctx context.Context, r *repository, k kind[S], stream string
 		if err != nil {
 			return zero, Result{}, fmt.Errorf("append to %s: %w", stream, err)
 		}
-		// cur.state is this command's own copy: evolve it in place and
-		// hand it to the cache, which treats what it holds as read-only.
-		st := cur.state
-		for i, e := range events {
-			st = k.evolve(st, domain.Recorded{Event: e, Version: v + 1 + int64(i), At: at, ActorID: correlation.From(ctx).Actor})
-		}
-		r.cache.put(stream, cached{state: st, pos: res.Position, version: res.Version})
+		st := remember(ctx, r, k, stream, cur.state, events, at, res)
 		return st, Result{Version: res.Version, Position: res.Position}, nil
 	}
+}
+
+// expectedAt is the condition of an append decided on a stream at
+// version v (-1: none).
+func expectedAt(v int64) eventstore.ExpectedVersion {
+	if v < 0 {
+		return eventstore.NoStream
+	}
+	return eventstore.Exact(v)
+}
+
+// current is the state of stream a command decides on, a copy of its
+// own: the cached state when fromCache and the cache holds the stream,
+// else a fresh load. It reports whether the state came from the cache.
+func current[S any](ctx context.Context, r *repository, k kind[S], stream string, fromCache bool) (loaded[S], bool, error) {
+	if c, ok := r.cache.get(stream); fromCache && ok {
+		return loaded[S]{state: k.clone(c.state.(S)), pos: c.pos}, true, nil
+	}
+	cur, err := load(ctx, r, k, stream)
+	// load's result is shared with the cache; the command evolves its
+	// own copy.
+	cur.state = k.clone(cur.state)
+	return cur, false, err
+}
+
+// remember evolves st, the command's own copy of the state its events were
+// decided on, by those events as appended (res), and hands the result to
+// the cache, which treats what it holds as read-only.
+func remember[S any](ctx context.Context, r *repository, k kind[S], stream string, st S, events []domain.Event, at time.Time, res eventstore.AppendResult) S {
+	first := res.Version - int64(len(events)) + 1
+	for i, e := range events {
+		st = k.evolve(st, domain.Recorded{Event: e, Version: first + int64(i), At: at, ActorID: correlation.From(ctx).Actor})
+	}
+	r.cache.put(stream, cached{state: st, pos: res.Position, version: res.Version})
+	return st
 }
 
 // fresh tells the cache that stream is new (its id was just made), so the

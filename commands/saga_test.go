@@ -64,6 +64,9 @@ func TestPlaceOrderCompensates(t *testing.T) {
 		if _, ok := reserved[b.ID]; ok {
 			t.Errorf("the short product was reserved")
 		}
+		if _, atomic := s.(eventstore.MultiAppender); atomic && len(reserved) > 0 {
+			t.Errorf("placed atomically, the refused order wrote reservations: %v", reserved)
+		}
 		for pid, oid := range reserved {
 			if released[pid] != oid {
 				t.Errorf("reservation of %s for %s was not released (released: %v)", pid, oid, released)

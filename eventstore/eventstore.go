@@ -244,6 +244,30 @@ func matchAny(prefixes []string, s string) bool {
 // StreamName joins an aggregate kind and id into a stream id, such as "order-<id>".
 func StreamName(kind, id string) string { return fmt.Sprintf("%s-%s", kind, id) }
 
+// StreamAppend is one stream's part of an atomic multi-stream append.
+type StreamAppend struct {
+	Stream   string
+	Expected ExpectedVersion
+	Events   []EventData
+}
+
+// MultiAppender is implemented by stores that append to several streams in
+// one atomic step: the PostgreSQL and in-memory stores. EventStoreDB, as
+// this adapter drives it, cannot; a caller that needs all or nothing across
+// streams there runs a saga instead.
+type MultiAppender interface {
+	// AppendMulti appends every part to its stream, all or nothing: either
+	// each part's expected version holds and all the events are written,
+	// in the order given, or nothing is written. Its results are in the
+	// order of parts. A retry of the same parts with the same event ids
+	// after they were written succeeds with the first results and writes
+	// nothing. Streams must be distinct, and the limits of one append
+	// apply to the parts together. Errors: *WrongExpectedVersionError
+	// naming a stream whose condition failed, *ValidationError,
+	// ErrDuplicateEventID where the store can tell.
+	AppendMulti(ctx context.Context, parts ...StreamAppend) ([]AppendResult, error)
+}
+
 // Counter is implemented by stores that can count the events of the log
 // after a position without reading them: the PostgreSQL and in-memory
 // stores. Readers that measure how far behind they are use it where the

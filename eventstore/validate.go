@@ -16,53 +16,108 @@ import (
 // timestamp. Adapters call it before touching storage so that bad input
 // writes nothing. The returned slice is a copy. Errors: ErrInvalidArgument.
 func PrepareAppend(stream string, expected ExpectedVersion, events []EventData, now time.Time) ([]EventData, error) {
-	if err := ValidateStreamID(stream); err != nil {
+	out, size, err := prepare(stream, expected, events, now, "events")
+	if err != nil {
 		return nil, err
 	}
+	if size > MaxAppendBytes {
+		return nil, invalid("events", fmt.Sprintf("%d bytes in one append, at most %d", size, MaxAppendBytes))
+	}
+	return out, nil
+}
+
+// PrepareAppendMulti is PrepareAppend for an atomic multi-stream append:
+// each part is checked as an append of its own, the streams must be
+// distinct and the event ids unique across parts, and the limits on events
+// and bytes hold for the parts together. The returned parts are copies.
+// Errors: ErrInvalidArgument.
+func PrepareAppendMulti(parts []StreamAppend, now time.Time) ([]StreamAppend, error) {
+	if len(parts) == 0 {
+		return nil, invalid("parts", "at least one part is required")
+	}
+	out := make([]StreamAppend, len(parts))
+	streams := make(map[string]struct{}, len(parts))
+	ids := map[uuid.UUID]struct{}{}
+	events, size := 0, 0
+	for k, p := range parts {
+		field := fmt.Sprintf("parts[%d]", k)
+		evs, n, err := prepare(p.Stream, p.Expected, p.Events, now, field+".events")
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := streams[p.Stream]; dup {
+			return nil, invalid(field+".stream", "the same stream appears twice in one append")
+		}
+		streams[p.Stream] = struct{}{}
+		for i, e := range evs {
+			if _, dup := ids[e.ID]; dup {
+				return nil, invalid(fmt.Sprintf("%s.events[%d].id", field, i), "the same event id appears twice in one append")
+			}
+			ids[e.ID] = struct{}{}
+		}
+		events += len(evs)
+		size += n
+		out[k] = StreamAppend{Stream: p.Stream, Expected: p.Expected, Events: evs}
+	}
+	if events > MaxAppendEvents {
+		return nil, invalid("parts", fmt.Sprintf("%d events in one append, at most %d", events, MaxAppendEvents))
+	}
+	if size > MaxAppendBytes {
+		return nil, invalid("parts", fmt.Sprintf("%d bytes in one append, at most %d", size, MaxAppendBytes))
+	}
+	return out, nil
+}
+
+// prepare checks one stream's append, naming its events field, and
+// returns the copy and the bytes it counts against MaxAppendBytes.
+func prepare(stream string, expected ExpectedVersion, events []EventData, now time.Time, field string) ([]EventData, int, error) {
+	if err := ValidateStreamID(stream); err != nil {
+		return nil, 0, err
+	}
 	if !expected.Valid() {
-		return nil, invalid("expected_version", fmt.Sprintf("%d is neither a version nor a sentinel", int64(expected)))
+		return nil, 0, invalid("expected_version", fmt.Sprintf("%d is neither a version nor a sentinel", int64(expected)))
 	}
 	if len(events) == 0 {
-		return nil, invalid("events", "at least one event is required")
+		return nil, 0, invalid(field, "at least one event is required")
 	}
 	if len(events) > MaxAppendEvents {
-		return nil, invalid("events", fmt.Sprintf("%d events in one append, at most %d", len(events), MaxAppendEvents))
+		return nil, 0, invalid(field, fmt.Sprintf("%d events in one append, at most %d", len(events), MaxAppendEvents))
 	}
 	out := make([]EventData, len(events))
 	seen := make(map[uuid.UUID]struct{}, len(events))
 	size := 0
 	for i, e := range events {
-		field := fmt.Sprintf("events[%d]", i)
+		at := fmt.Sprintf("%s[%d]", field, i)
 		if e.ID == uuid.Nil {
 			id, err := uuid.NewV7()
 			if err != nil {
-				return nil, fmt.Errorf("new event id: %w", err)
+				return nil, 0, fmt.Errorf("new event id: %w", err)
 			}
 			e.ID = id
 		}
 		if _, dup := seen[e.ID]; dup {
-			return nil, invalid(field+".id", "the same event id appears twice in one append")
+			return nil, 0, invalid(at+".id", "the same event id appears twice in one append")
 		}
 		seen[e.ID] = struct{}{}
-		if err := validateName(field+".type", e.Type, MaxTypeLength); err != nil {
-			return nil, err
+		if err := validateName(at+".type", e.Type, MaxTypeLength); err != nil {
+			return nil, 0, err
 		}
 		if e.SchemaVersion < 0 {
-			return nil, invalid(field+".schema_version", "must not be negative")
+			return nil, 0, invalid(at+".schema_version", "must not be negative")
 		}
 		if e.SchemaVersion == 0 {
 			e.SchemaVersion = 1
 		}
 		if len(e.Data) == 0 || !json.Valid(e.Data) || !utf8.Valid(e.Data) {
-			return nil, invalid(field+".data", "not valid JSON in UTF-8")
+			return nil, 0, invalid(at+".data", "not valid JSON in UTF-8")
 		}
 		m := &e.Metadata
 		for _, id := range []struct{ name, value string }{
 			{"correlation_id", m.CorrelationID}, {"causation_id", m.CausationID}, {"actor_id", m.ActorID},
 		} {
 			if id.value != "" {
-				if err := validateName(field+".metadata."+id.name, id.value, MaxMetadataIDLength); err != nil {
-					return nil, err
+				if err := validateName(at+".metadata."+id.name, id.value, MaxMetadataIDLength); err != nil {
+					return nil, 0, err
 				}
 			}
 		}
@@ -71,15 +126,12 @@ func PrepareAppend(stream string, expected ExpectedVersion, events []EventData, 
 		}
 		m.Timestamp = m.Timestamp.UTC().Truncate(time.Microsecond)
 		if y := m.Timestamp.Year(); y < 1 || y > 9999 {
-			return nil, invalid(field+".metadata.timestamp", fmt.Sprintf("year %d: want 1 to 9999", y))
+			return nil, 0, invalid(at+".metadata.timestamp", fmt.Sprintf("year %d: want 1 to 9999", y))
 		}
 		size += len(e.Data) + len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) + len(e.Metadata.ActorID) + len(e.Type)
 		out[i] = e
 	}
-	if size > MaxAppendBytes {
-		return nil, invalid("events", fmt.Sprintf("%d bytes in one append, at most %d", size, MaxAppendBytes))
-	}
-	return out, nil
+	return out, size, nil
 }
 
 // ValidateStreamID checks a stream id. Errors: ErrInvalidArgument.

@@ -26,6 +26,8 @@ const (
 	UniqueEventIDs Option = iota + 1
 	// Counts: the store is an eventstore.Counter.
 	Counts
+	// MultiStream: the store is an eventstore.MultiAppender.
+	MultiStream
 )
 
 // Run runs the whole suite. newStore may return a fresh store or a shared
@@ -64,6 +66,16 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store, opts ...Opt
 			name string
 			fn   func(t *testing.T, s eventstore.Store)
 		}{"CountAfter", testCountAfter})
+	}
+	if slices.Contains(opts, MultiStream) {
+		cases = append(cases, []struct {
+			name string
+			fn   func(t *testing.T, s eventstore.Store)
+		}{
+			{"AppendMulti", testAppendMulti},
+			{"AppendMultiAllOrNothing", testAppendMultiAllOrNothing},
+			{"AppendMultiConcurrent", testAppendMultiConcurrent},
+		}...)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

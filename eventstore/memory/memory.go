@@ -25,7 +25,10 @@ type Store struct {
 	now     func() time.Time
 }
 
-var _ eventstore.Store = (*Store)(nil)
+var (
+	_ eventstore.Store         = (*Store)(nil)
+	_ eventstore.MultiAppender = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New() *Store {
@@ -60,6 +63,54 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			return eventstore.AppendResult{}, fmt.Errorf("append to %s: event %s: %w", stream, e.ID, eventstore.ErrDuplicateEventID)
 		}
 	}
+	res := s.write(stream, events)
+	s.wake.Wake()
+	return res, nil
+}
+
+// AppendMulti implements eventstore.MultiAppender: the parts are checked
+// and written under one lock.
+func (s *Store) AppendMulti(ctx context.Context, parts ...eventstore.StreamAppend) ([]eventstore.AppendResult, error) {
+	parts, err := eventstore.PrepareAppendMulti(parts, s.now())
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	results := make([]eventstore.AppendResult, len(parts))
+	retry := true
+	for k, p := range parts {
+		res, ok := s.retried(p.Stream, p.Expected, p.Events)
+		results[k], retry = res, retry && ok
+	}
+	if retry {
+		return results, nil
+	}
+	for _, p := range parts {
+		current := int64(len(s.streams[p.Stream])) - 1
+		if !p.Expected.Satisfied(current) {
+			return nil, &eventstore.WrongExpectedVersionError{Stream: p.Stream, Expected: p.Expected, Actual: current}
+		}
+		for _, e := range p.Events {
+			if _, dup := s.byID[e.ID]; dup {
+				return nil, fmt.Errorf("append to %s: event %s: %w", p.Stream, e.ID, eventstore.ErrDuplicateEventID)
+			}
+		}
+	}
+	for k, p := range parts {
+		results[k] = s.write(p.Stream, p.Events)
+	}
+	s.wake.Wake()
+	return results, nil
+}
+
+// write appends events to stream, whose conditions were checked, and
+// returns the result.
+func (s *Store) write(stream string, events []eventstore.EventData) eventstore.AppendResult {
+	current := int64(len(s.streams[stream])) - 1
 	for _, e := range events {
 		current++
 		n := len(s.log)
@@ -72,8 +123,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		s.streams[stream] = append(s.streams[stream], n)
 		s.byID[e.ID] = n
 	}
-	s.wake.Wake()
-	return eventstore.AppendResult{Version: current, Position: s.log[len(s.log)-1].Position}, nil
+	return eventstore.AppendResult{Version: current, Position: s.log[len(s.log)-1].Position}
 }
 
 // retried reports whether events were written before, in order, as a run

@@ -11,7 +11,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return memory.New() }, eventstoretest.UniqueEventIDs, eventstoretest.Counts)
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return memory.New() }, eventstoretest.UniqueEventIDs, eventstoretest.Counts, eventstoretest.MultiStream)
 }
 
 // TestReadAllBeyondTheEnd: a position past every event (or past what a

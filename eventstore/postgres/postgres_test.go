@@ -40,14 +40,14 @@ func simpleProtocol(t *testing.T, dbURL string) string {
 
 func TestConformance(t *testing.T) {
 	s := open(t, pgtest.NewDatabase(t))
-	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return s }, eventstoretest.UniqueEventIDs, eventstoretest.Counts)
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return s }, eventstoretest.UniqueEventIDs, eventstoretest.Counts, eventstoretest.MultiStream)
 }
 
 // TestConformanceSimpleProtocol runs the suite where rows come back as
 // text and are read column by column instead of decoded from binary.
 func TestConformanceSimpleProtocol(t *testing.T) {
 	s := open(t, simpleProtocol(t, pgtest.NewDatabase(t)))
-	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return s }, eventstoretest.UniqueEventIDs, eventstoretest.Counts)
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return s }, eventstoretest.UniqueEventIDs, eventstoretest.Counts, eventstoretest.MultiStream)
 }
 
 // TestReadFormsAgree: events decoded from binary rows equal the same

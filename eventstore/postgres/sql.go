@@ -60,3 +60,35 @@ WITH batch AS (
 SELECT v.found, v.reused, l.version, l.tx_id, l.id
   FROM verdict v
   LEFT JOIN batch l ON v.found AND l.n = cardinality($3::uuid[])`
+
+// appendMultiSQL is appendSQL across streams, in one statement and so one
+// transaction: $1 and $2 are the parts' streams and expected versions;
+// each event names its part ($3, 1-based) and its place in that part
+// ($4, 1-based). Each part's current version and condition are read first;
+// if any condition fails nothing is inserted. It returns, per part in
+// order, the stream's version before the append and its last inserted
+// row's (version, tx_id, id), NULL when nothing was inserted.
+const appendMultiSQL = `
+WITH cur AS (
+    SELECT p.k, p.stream_id, p.expected,
+           (SELECT coalesce(max(e.version), -1) FROM events e WHERE e.stream_id = p.stream_id) AS v
+      FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS p(stream_id, expected, k)
+), ok AS (
+    SELECT bool_and(expected = -2 OR (expected = -1 AND v = -1) OR (expected = -4 AND v >= 0) OR expected = v) AS all_hold
+      FROM cur
+), ins AS (
+    INSERT INTO events (event_id, stream_id, version, type, schema_version, data,
+                        correlation_id, causation_id, actor_id, created_at)
+    SELECT b.event_id, c.stream_id, c.v + b.n, b.type, b.schema_version, b.data::json,
+           b.correlation, b.causation, b.actor, b.created
+      FROM ok, unnest($3::int[], $4::int[], $5::uuid[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
+               WITH ORDINALITY AS b(part, n, event_id, type, schema_version, data, correlation, causation, actor, created, i)
+      JOIN cur c ON c.k = b.part
+     WHERE ok.all_hold
+     ORDER BY b.i
+    RETURNING stream_id, version, tx_id, id
+)
+SELECT c.v, max(i.version), max(i.tx_id), max(i.id)
+  FROM cur c LEFT JOIN ins i ON i.stream_id = c.stream_id
+ GROUP BY c.k, c.v
+ ORDER BY c.k`

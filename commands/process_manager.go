@@ -17,7 +17,8 @@ import (
 // done. It follows the log (reservations, releases, deductions and order
 // events) and, on a timer:
 //   - fences and releases reservations whose order never appeared within
-//     the grace period (the placing process stopped part-way);
+//     the grace period (a saga's placing process stopped part-way; an
+//     atomic placement never leaves any);
 //   - expires pending orders left unpaid past the payment timeout;
 //   - deducts or releases stock still held by completed or cancelled
 //     orders, and refunds cancelled paid orders whose refund is not

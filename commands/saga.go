@@ -21,7 +21,9 @@ import (
 //  1. Reserve: PlaceOrder reserves stock on every product's stream
 //     (reserveAll: product.DecideReserve, naming the order); a failed
 //     line releases the others.
-//  2. Place: PlaceOrder records the order (order.DecidePlace). A placement
+//  2. Place: PlaceOrder records the order (order.DecidePlace). On a store
+//     that appends to several streams atomically, steps 1 and 2 are one
+//     append (placeAtomically) and nothing is released on a refusal. A placement
 //     not recorded within the grace period is fenced and its holds
 //     released: AbandonPlacement (order.DecideAbandon, then ReleaseStock),
 //     by the request that failed or by the process manager.

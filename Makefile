@@ -34,7 +34,8 @@ bench-catalog: services
 	$(GO) test -run '^$$' -bench BenchmarkCatalog -benchtime 1x -timeout 60m ./benchmarks/
 
 ## load: the load test (README, "Load testing"): RATE arrivals/s of the
-## shopper mix for DURATION against a PRODUCTS-product catalogue, at TARGET,
+## MIX (shoppers, the default, or orders: every arrival places, pays and
+## reads back an order) for DURATION against a PRODUCTS-product catalogue, at TARGET,
 ## or, when TARGET is unset, at an eventshop of its own (database
 ## eventshop_load, per-IP limits off) started for the run; STEP=1 raises the
 ## rate by steps (STEP_START, STEP_BY, STEP_MAX, STEP_DURATION) until a goal
@@ -44,6 +45,7 @@ bench-catalog: services
 TARGET ?=
 FRESH ?=
 RATE ?= 1000
+MIX ?= shoppers
 DURATION ?= 60s
 PRODUCTS ?= 5000
 STEP ?=
@@ -54,7 +56,7 @@ load: build
 		rm -rf .data/load-server; fi
 	@[ -n "$(TARGET)" ] || scripts/services.sh eventshop_load
 	CGO_ENABLED=0 $(GO) build -o bin/loadgen ./tests/load/loadgen
-	bin/loadgen -rate $(RATE) -duration $(DURATION) -products $(PRODUCTS) -out $(OUT) \
+	bin/loadgen -rate $(RATE) -mix $(MIX) -duration $(DURATION) -products $(PRODUCTS) -out $(OUT) \
 		$(if $(TARGET),-target $(TARGET)) $(if $(STEP),-step) \
 		$(if $(STEP_START),-step-start $(STEP_START)) $(if $(STEP_BY),-step-by $(STEP_BY)) \
 		$(if $(STEP_MAX),-step-max $(STEP_MAX)) $(if $(STEP_DURATION),-step-duration $(STEP_DURATION)) $(LOAD_FLAGS)

@@ -81,6 +81,7 @@ func TestHarnessAgainstEventshop(t *testing.T) {
 	if !strings.Contains(string(sum), "PASS  0 errors") {
 		t.Errorf("summary.txt does not pass the error goal:\n%s", sum)
 	}
+	checkMail(t, res, string(sum))
 
 	// The same system again, started by hand and given as the target.
 	srvCfg.LogPath = filepath.Join(dir, "eventshop-2.log")
@@ -124,6 +125,37 @@ func TestHarnessAgainstEventshop(t *testing.T) {
 	// A light load: the server refused nothing, and says so.
 	if !res.RefusalsMeasured || len(res.Refusals) != 0 || !strings.Contains(log2.String(), "admission control refused nothing") {
 		t.Errorf("refusals measured %v: %+v, want none reported", res.RefusalsMeasured, res.Refusals)
+	}
+	checkMail(t, res, log2.String())
+
+	// The write-heavy mix: every arrival an order, paid and read back,
+	// and its mails, counted apart from those of the runs before.
+	log3 := &syncbuf.Buffer{}
+	cfg.Log, cfg.Mix = log3, MixOrders
+	if res, err = Run(ctx, cfg); err != nil {
+		t.Fatalf("orders run: %v", err)
+	}
+	t.Logf("orders run's output:\n%s", log3.String())
+	p := res.Phases[0]
+	if res.Mix != MixOrders || p.Tally.Started != 20 || len(p.Routes) != 4 || !p.Pass {
+		t.Errorf("orders run: mix %q, %d arrivals, routes %+v, pass %v; want 20 flows of place, pay and read back passing every goal",
+			res.Mix, p.Tally.Started, p.Routes, p.Pass)
+	}
+	if res.Mail.Expected != 40 {
+		t.Errorf("orders run: %d mails expected, want 40 (20 confirmations, 20 receipts)", res.Mail.Expected)
+	}
+	checkMail(t, res, log3.String())
+}
+
+// checkMail wants the run's mails counted, all listed as sent within the
+// goal, and the summary saying so.
+func checkMail(t *testing.T, res *Result, summary string) {
+	t.Helper()
+	if m := res.Mail; m.Expected == 0 || !m.Done || m.Sent != m.Expected || m.AllSent > DefaultGoals.MailWithin {
+		t.Errorf("mail check %+v, want every mail the window caused sent within %s", m, DefaultGoals.MailWithin)
+	}
+	if !strings.Contains(summary, "PASS  every mail sent") || !strings.Contains(summary, "confirmations and receipts the window caused") {
+		t.Errorf("the summary does not report the mails:\n%s", summary)
 	}
 }
 

@@ -14,11 +14,15 @@ type Goals struct {
 	GetP99       time.Duration // every GET route but the read-back, which waits for its position by design
 	PostP99      time.Duration // every POST route
 	FlowP99      time.Duration // place → pay → visible, from the due time
+	// MailWithin is how soon after the timed window every mail it caused
+	// must be listed as sent (checked once per run, not per step).
+	MailWithin time.Duration
 }
 
 // DefaultGoals are the issue's: 0 errors, GET p99 ≤ 100 ms, POST p99 ≤
 // 250 ms, place → pay → visible p99 ≤ 500 ms.
-var DefaultGoals = Goals{GetP99: 100 * time.Millisecond, PostP99: 250 * time.Millisecond, FlowP99: 500 * time.Millisecond}
+var DefaultGoals = Goals{GetP99: 100 * time.Millisecond, PostP99: 250 * time.Millisecond, FlowP99: 500 * time.Millisecond,
+	MailWithin: 5 * time.Second}
 
 // Verdict is one goal checked against one phase.
 type Verdict struct {
@@ -28,8 +32,9 @@ type Verdict struct {
 }
 
 // Check holds routes and tally to the goals, in a fixed order: errors,
-// GET p99, POST p99, flow p99. A goal with no request to judge passes
-// only if it had nothing to judge because nothing was asked.
+// GET p99, POST p99, flow p99. A latency goal with no route of its kind
+// (the orders mix asks no GET but the read-back) passes; the error goal
+// fails a phase that asked nothing.
 func (g Goals) Check(routes []RouteSummary, t Tally) []Verdict {
 	var requests, errs int64
 	worst := map[string]RouteSummary{}
@@ -59,11 +64,11 @@ func (g Goals) Check(routes []RouteSummary, t Tally) []Verdict {
 		limit       time.Duration
 	}{{"GET", "GET p99", g.GetP99}, {"POST", "POST p99", g.PostP99}, {"flow", "place→pay→visible p99", g.FlowP99}} {
 		w, ok := worst[c.class]
-		got := "no requests"
+		got := "none in this mix"
 		if ok {
 			got = fmt.Sprintf("worst %s: %s", w.Route, fmtDur(w.P99))
 		}
-		v = append(v, Verdict{Goal: fmt.Sprintf("%s ≤ %s", c.name, fmtDur(c.limit)), Pass: ok && w.P99 <= c.limit, Got: got})
+		v = append(v, Verdict{Goal: fmt.Sprintf("%s ≤ %s", c.name, fmtDur(c.limit)), Pass: !ok || w.P99 <= c.limit, Got: got})
 	}
 	return v
 }

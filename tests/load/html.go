@@ -44,7 +44,7 @@ func htmlReport(r *Result, plots []Plot) ([]byte, error) {
 		Summary string
 		Plots   []plot
 		Shown   []PhaseResult
-	}{R: r, Mix: mixText(), Summary: Summary(r)}
+	}{R: r, Mix: mixText(r.Mix), Summary: Summary(r)}
 	for _, p := range plots {
 		data.Plots = append(data.Plots, plot{Title: p.Title, SVG: template.HTML(p.SVG), File: p.File})
 	}

@@ -46,7 +46,7 @@ func Summary(r *Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\neventshop load test of %s, %s\n", r.Target, r.Started.Format("2006-01-02 15:04:05 UTC"))
 	fmt.Fprintf(&b, "catalogue: %d products (seeded up to %d); %d shoppers signed in; mix: %s\n",
-		r.Catalogue, r.Products, r.Shoppers, mixText())
+		r.Catalogue, r.Products, r.Shoppers, mixText(r.Mix))
 	if r.Step && len(r.Phases) > 0 {
 		stepTable(&b, r)
 		for _, p := range r.Phases {
@@ -60,18 +60,20 @@ func Summary(r *Result) string {
 		}
 	}
 	fmt.Fprintf(&b, "\nCPU over the whole run: %s\n", r.CPU)
+	b.WriteString(mailText(r.Mail))
 	b.WriteString(lagText(r.Lag))
 	b.WriteString(refusalText(r.RefusalsMeasured, r.Refusals))
 	return b.String()
 }
 
-func mixText() string {
+func mixText(name string) string {
+	mix := Mixes[name]
 	total := 0
-	for _, m := range Mix {
+	for _, m := range mix {
 		total += m.Weight
 	}
-	parts := make([]string, len(Mix))
-	for i, m := range Mix {
+	parts := make([]string, len(mix))
+	for i, m := range mix {
 		parts[i] = fmt.Sprintf("%d%% %s", 100*m.Weight/total, m.Action)
 	}
 	return strings.Join(parts, ", ")
@@ -180,4 +182,15 @@ func writeReport(dir string, r *Result) error {
 		}
 	}
 	return nil
+}
+
+// mailText is the summary's line on the mails the window caused.
+func mailText(mc MailCheck) string {
+	switch {
+	case mc.Expected == 0:
+		return "mail: the window caused none\n"
+	case mc.Done:
+		return fmt.Sprintf("mail: all %d confirmations and receipts the window caused were listed as sent %s after its end\n", mc.Expected, fmtDur(mc.AllSent))
+	}
+	return fmt.Sprintf("mail: %d of %d confirmations and receipts listed as sent; %s\n", mc.Sent, mc.Expected, mc.Error)
 }

@@ -82,18 +82,24 @@ func TestGoals(t *testing.T) {
 	}
 }
 
-// TestPickerDealsTheMix: every 20 arrivals hold each action exactly its
-// weight.
+// TestPickerDealsTheMix: every round of a mix's weights holds each
+// action exactly its weight.
 func TestPickerDealsTheMix(t *testing.T) {
-	var p picker
-	for round := 0; round < 3; round++ {
-		got := make([]int, len(Mix))
-		for range 20 {
-			got[p.next()]++
+	for name, mix := range Mixes {
+		p := picker{mix: mix}
+		total := 0
+		for _, m := range mix {
+			total += m.Weight
 		}
-		for i, m := range Mix {
-			if got[i] != m.Weight {
-				t.Fatalf("round %d: %s dealt %d of 20, want %d", round, m.Action, got[i], m.Weight)
+		for round := 0; round < 3; round++ {
+			got := map[action]int{}
+			for range total {
+				got[p.next()]++
+			}
+			for _, m := range mix {
+				if got[m.do] != m.Weight {
+					t.Fatalf("%s, round %d: %s dealt %d of %d, want %d", name, round, m.Action, got[m.do], total, m.Weight)
+				}
 			}
 		}
 	}

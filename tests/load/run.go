@@ -28,6 +28,9 @@ type Config struct {
 
 	Rate     float64       // arrivals per second
 	Duration time.Duration // of the timed window
+	// Mix names the scenario the arrivals play, one of Mixes; ""
+	// is MixShoppers.
+	Mix string
 	// Step mode: phases of StepDuration from StepStart, StepBy higher
 	// each, up to StepMax, until one fails a goal.
 	Step                       bool
@@ -60,6 +63,7 @@ type Result struct {
 	Products  int           `json:"products"`
 	Catalogue int           `json:"catalogue"`
 	Shoppers  int           `json:"shoppers"`
+	Mix       string        `json:"mix"`
 	Goals     Goals         `json:"goals"`
 	Phases    []PhaseResult `json:"phases"`
 	// Knee is the highest rate of a passing step (step mode; 0 when the
@@ -77,6 +81,8 @@ type Result struct {
 	// (RefusalsMeasured false) when /metrics could not be read.
 	Refusals         []Refusal `json:"refusals"`
 	RefusalsMeasured bool      `json:"refusals_measured"`
+	// Mail is how the mails the timed window caused were delivered.
+	Mail MailCheck `json:"mail"`
 }
 
 // PhaseResult is one phase's figures.
@@ -133,9 +139,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer c.close()
 
 	res := &Result{Target: base, Started: time.Now().UTC(), Step: cfg.Step, Products: cfg.Products,
-		Catalogue: world.Total, Shoppers: len(world.Shoppers), Goals: cfg.Goals}
+		Catalogue: world.Total, Shoppers: len(world.Shoppers), Mix: cfg.mix(), Goals: cfg.Goals}
 	timeline := NewTimeline(time.Now())
-	play := newScenario(c, world, timeline)
+	play := newScenario(c, world, Mixes[cfg.mix()], timeline)
 	sched := Scheduler{MaxInFlight: cfg.MaxInFlight, Drain: cfg.Timeout + time.Second,
 		OnDrop: func(due time.Time) { timeline.Due(due, true) }}
 	arrive := func(ctx context.Context, due time.Time) {
@@ -150,6 +156,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	lags := watchLag(ctx, a)
 	refusedBefore, refusedErr := refusalCounts(ctx, c)
 	first := sampleCPU(pid)
+	windowStart := time.Now()
 	for _, p := range cfg.phases() {
 		if ctx.Err() != nil {
 			break
@@ -173,8 +180,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.CPU = cpuBetween(first, sampleCPU(pid))
 	res.Timeline = timeline.Seconds()
+	// The mails are watched while the projections catch up. The server's
+	// clock stamps them; the 2 s spare it the skew of another machine's.
+	mails := make(chan MailCheck, 1)
+	go func() {
+		mails <- checkMails(ctx, c, world.Shoppers, play.mails.snapshot(), windowStart.Add(-2*time.Second), time.Now(),
+			max(mailWait, 2*cfg.Goals.MailWithin))
+	}()
 	if res.Lag, err = lags.finish(ctx); err != nil {
 		fmt.Fprintf(log, "load: watching the projections' lag: %v\n", err)
+	}
+	res.Mail = <-mails
+	if n := len(res.Phases); n > 0 && !cfg.Step {
+		// A step's verdicts decide the knee as it ends; the mails of all
+		// steps are checked once, after the last.
+		last := &res.Phases[n-1]
+		last.Verdicts = append(last.Verdicts, mailVerdict(res.Mail, cfg.Goals.MailWithin))
+		last.Pass = passed(last.Verdicts)
 	}
 	if refusedErr == nil {
 		var after map[[2]string]float64
@@ -231,6 +253,17 @@ func (cfg Config) phases() []Phase {
 	return ps
 }
 
+// mailWait is the least time the mail check waits after the window.
+const mailWait = time.Minute
+
+// mix is the name of the run's mix.
+func (cfg Config) mix() string {
+	if cfg.Mix == "" {
+		return MixShoppers
+	}
+	return cfg.Mix
+}
+
 // check refuses a configuration that cannot run, and any target that is
 // not this machine unless AllowRemote.
 func (cfg Config) check() error {
@@ -259,6 +292,9 @@ func (cfg Config) check() error {
 	}
 	if cfg.Out == "" {
 		bad("no report directory")
+	}
+	if _, ok := Mixes[cfg.mix()]; !ok {
+		bad("mix %q: want %s or %s", cfg.Mix, MixShoppers, MixOrders)
 	}
 	if len(errs) > 0 {
 		return errors.New("load: " + strings.Join(errs, "; "))

@@ -24,21 +24,38 @@ const (
 	actFlow                     // place an order, pay it, read it back with X-Min-Position
 )
 
-// Mix is the shopper mix, in twentieths: 40% listing, 30% product, 5%
-// categories, 10% my orders, 5% me, 10% place + pay + read back.
-var Mix = []struct {
+// MixEntry is one action of a mix and its weight.
+type MixEntry struct {
 	Action string
 	Weight int
-}{
-	{"browse the listing", 8}, {"view a product", 6}, {"list categories", 1},
-	{"list my orders", 2}, {"who am I", 1}, {"order, pay, read back", 2},
+	do     action
 }
 
-// picker deals actions in Mix's proportions by smooth weighted round
-// robin: every 20 arrivals hold each action exactly its weight, spread
-// out, so even a short run plays the whole mix.
+// Mixes are the mixes a run can play, by name.
+var Mixes = map[string][]MixEntry{
+	// MixShoppers, in twentieths: 40% listing, 30% product, 5%
+	// categories, 10% my orders, 5% me, 10% place + pay + read back.
+	MixShoppers: {
+		{"browse the listing", 8, actList}, {"view a product", 6, actProduct}, {"list categories", 1, actCategories},
+		{"list my orders", 2, actOrders}, {"who am I", 1, actMe}, {"order, pay, read back", 2, actFlow},
+	},
+	// MixOrders is the write-heavy scenario: every arrival places an
+	// order, pays it and reads it back.
+	MixOrders: {{"order, pay, read back", 1, actFlow}},
+}
+
+// The mixes' names.
+const (
+	MixShoppers = "shoppers"
+	MixOrders   = "orders"
+)
+
+// picker deals actions in a mix's proportions by smooth weighted round
+// robin: every round of the weights' sum holds each action exactly its
+// weight, spread out, so even a short run plays the whole mix.
 type picker struct {
 	mu      sync.Mutex
+	mix     []MixEntry
 	current []int
 }
 
@@ -46,10 +63,10 @@ func (p *picker) next() action {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.current == nil {
-		p.current = make([]int, len(Mix))
+		p.current = make([]int, len(p.mix))
 	}
 	best, total := 0, 0
-	for i, m := range Mix {
+	for i, m := range p.mix {
 		p.current[i] += m.Weight
 		total += m.Weight
 		if p.current[i] > p.current[best] {
@@ -57,7 +74,7 @@ func (p *picker) next() action {
 		}
 	}
 	p.current[best] -= total
-	return action(best)
+	return p.mix[best].do
 }
 
 // sorts are the listing's sort orders of API.md.
@@ -73,10 +90,11 @@ type scenario struct {
 	timeline *Timeline
 	maxPage  int
 	card     map[string]any
+	mails    *mailTally
 }
 
-func newScenario(c *client, w *World, timeline *Timeline) *scenario {
-	return &scenario{c: c, w: w, timeline: timeline, stats: NewStats(),
+func newScenario(c *client, w *World, mix []MixEntry, timeline *Timeline) *scenario {
+	return &scenario{c: c, w: w, pick: picker{mix: mix}, timeline: timeline, stats: NewStats(), mails: newMailTally(),
 		maxPage: max(min(50, (w.Total+9)/10), 1),
 		card: map[string]any{"payment_method": map[string]any{"card_number": "4242424242424242",
 			"exp_month": 12, "exp_year": time.Now().Year() + 3, "cvc": "123"}}}
@@ -166,6 +184,7 @@ func (s *scenario) flow(ctx context.Context, due time.Time, sh Shopper) {
 		fail("place", "bad-body")
 		return
 	}
+	s.mails.add(sh.Email, 1) // the order's confirmation
 
 	begin := time.Now()
 	paid, kind := s.c.do(ctx, request{method: "POST", path: "/api/orders/" + order.ID + "/pay", token: sh.Token,
@@ -175,6 +194,7 @@ func (s *scenario) flow(ctx context.Context, due time.Time, sh Shopper) {
 		fail("pay", kind)
 		return
 	}
+	s.mails.add(sh.Email, 1) // the receipt
 	pos := paid.header.Get("X-Event-Position")
 
 	begin = time.Now()

@@ -57,7 +57,7 @@ func TestScenarioCountsFromDue(t *testing.T) {
 	var stale atomic.Bool
 	c := newClient(fakeOrders(t, &stale), 4, 10*time.Second)
 	defer c.close()
-	play := newScenario(c, &World{Orderable: []string{"p-1", "p-2"}, Products: []string{"p-1"}}, NewTimeline(time.Now()))
+	play := newScenario(c, &World{Orderable: []string{"p-1", "p-2"}, Products: []string{"p-1"}}, Mixes[MixShoppers], NewTimeline(time.Now()))
 	shopper := Shopper{Token: "t"}
 	late := 300 * time.Millisecond
 

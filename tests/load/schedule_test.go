@@ -43,7 +43,7 @@ func TestScheduleCountsFromDueTime(t *testing.T) {
 	c := newClient(url, 1, 10*time.Second)
 	c.http.Transport.(*http.Transport).MaxConnsPerHost = 1
 	defer c.close()
-	play := newScenario(c, &World{}, NewTimeline(time.Now()))
+	play := newScenario(c, &World{}, Mixes[MixShoppers], NewTimeline(time.Now()))
 	s := Scheduler{MaxInFlight: 100, Drain: 10 * time.Second}
 	tally := s.Run(context.Background(), Phase{Rate: 40, Duration: 500 * time.Millisecond}, func(ctx context.Context, due time.Time) {
 		play.get(ctx, due, RouteList, "/", "")

@@ -217,7 +217,8 @@ func TestExhaustedAttemptsAreDeadLettered(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.sink.FailNext(4, 451, "mailbox busy, try later") // Ada's 3 attempts, then Bob's first
-	stop := e.startWith(func(c *notifier.Config) { c.MaxAttempts = 3 })
+	// One lane, so the refusals fall in that order.
+	stop := e.startWith(func(c *notifier.Config) { c.MaxAttempts = 3; oneLane(c) })
 	headers := []kafka.Header{
 		{Key: "correlation_id", Value: []byte("corr-ada")},
 		{Key: "causation_id", Value: []byte("cause-ada")},

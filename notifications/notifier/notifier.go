@@ -3,9 +3,12 @@
 // delivers a message.
 //
 // It reads with a kafka-go consumer group, FetchMessage then CommitMessages,
-// and commits a message only once it is fully handled: sent, skipped as a
-// duplicate (the ledger says sent or failed), ignored (an event type that
-// gets no mail), or dead-lettered. Each mail goes through the ledger's
+// and commits a message only once it and every message before it in its
+// partition are fully handled: sent, skipped as a duplicate (the ledger
+// says sent or failed), ignored (an event type that gets no mail), or
+// dead-lettered. Messages are handled in several lanes at once, each
+// message in the lane of its key, so an aggregate's mails keep their
+// order; commits are batched, at most every 100 ms. Each mail goes through the ledger's
 // protocol (see package ledger): Claim, send only on Won, record the result
 // fenced by the attempt, then commit. A temporary SMTP failure is retried in
 // process with exponential backoff, at most MaxAttempts times; a permanent
@@ -17,8 +20,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -102,7 +107,10 @@ type Config struct {
 	Lease time.Duration
 	// DLQTopic receives dead letters; default DefaultDLQTopic.
 	DLQTopic string
-	Logger   *slog.Logger
+	// Lanes is how many messages are handled at once; default
+	// DefaultLanes. The messages of one key (one aggregate) share a lane.
+	Lanes  int
+	Logger *slog.Logger
 	// Observe, when set, is told each outcome of a mail: OutcomeSent,
 	// OutcomeRetrying, OutcomeDeadLettered or OutcomeDuplicate, with the
 	// template ("" for a message dead-lettered before it had one).
@@ -140,7 +148,7 @@ func New(cfg Config) (*Notifier, error) {
 		return nil, fmt.Errorf("%w: no sender", ErrConfig)
 	case cfg.Recipients == nil:
 		return nil, fmt.Errorf("%w: no recipients lookup", ErrConfig)
-	case cfg.MaxAttempts < 0 || cfg.RetryMin < 0 || cfg.RetryMax < 0 || cfg.Lease < 0 || cfg.LookupTimeout < 0:
+	case cfg.MaxAttempts < 0 || cfg.RetryMin < 0 || cfg.RetryMax < 0 || cfg.Lease < 0 || cfg.LookupTimeout < 0 || cfg.Lanes < 0:
 		return nil, fmt.Errorf("%w: negative attempts or duration", ErrConfig)
 	}
 	if cfg.GroupID == "" {
@@ -178,6 +186,9 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	if cfg.DLQTopic == "" {
 		cfg.DLQTopic = DefaultDLQTopic
+	}
+	if cfg.Lanes == 0 {
+		cfg.Lanes = DefaultLanes
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -244,7 +255,8 @@ func (n *Notifier) Lag(ctx context.Context) ([]kafkalag.Partition, error) {
 // on: Setup failing, a fetch or a commit failing for another reason
 // than ctx ending. A message being handled when ctx ends is not committed,
 // so the next member of the group handles it again (the ledger keeps that
-// from sending twice).
+// from sending twice); what was handled before is committed on the way
+// out.
 func (n *Notifier) Run(ctx context.Context) error {
 	if err := n.Setup(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -269,25 +281,92 @@ func (n *Notifier) Run(ctx context.Context) error {
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond,
 	}
 	defer w.Close()
-	for {
+	return n.consume(ctx, r, w)
+}
+
+// consume fetches messages into the lanes and commits what they handled,
+// until ctx ends (nil) or a fetch or a commit fails (its error).
+func (n *Notifier) consume(parent context.Context, r *kafka.Reader, w *kafka.Writer) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	p := newProgress()
+	lanes := make([]chan *inFlight, n.cfg.Lanes)
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan *inFlight, 64)
+		wg.Go(func() {
+			for f := range lanes[i] {
+				// handle fails only when ctx has ended; what is left in
+				// the lane stays unhandled and uncommitted.
+				if n.handle(ctx, w, f.m) == nil {
+					p.handled(f)
+				}
+			}
+		})
+	}
+	drained := make(chan struct{})
+	committed := make(chan error, 1)
+	go func() {
+		err := n.commitLoop(ctx, r, p, drained)
+		cancel()
+		committed <- err
+	}()
+
+	seed := maphash.MakeSeed()
+	var failed error
+	for ctx.Err() == nil {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if ctx.Err() == nil {
+				failed = fmt.Errorf("notifier: fetch: %w", err)
+				cancel()
 			}
-			return fmt.Errorf("notifier: fetch: %w", err)
+			break
 		}
-		if err := n.handle(ctx, w, m); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+		select {
+		case lanes[lane(seed, m, len(lanes))] <- p.fetched(m):
+		case <-ctx.Done():
 		}
-		if err := r.CommitMessages(ctx, m); err != nil {
-			if ctx.Err() != nil {
-				return nil
+	}
+	for _, l := range lanes {
+		close(l)
+	}
+	wg.Wait()
+	close(drained)
+	if err := <-committed; err != nil {
+		return err
+	}
+	return failed
+}
+
+// commitLoop commits the handled messages every commitEvery until ctx
+// ends, and then, once the lanes are drained, what they handled last. It
+// returns a commit's failure, after which nothing more is handled.
+func (n *Notifier) commitLoop(ctx context.Context, r *kafka.Reader, p *progress, drained <-chan struct{}) error {
+	commit := func(ctx context.Context) error {
+		if ms := p.take(); len(ms) > 0 {
+			if err := r.CommitMessages(ctx, ms...); err != nil {
+				return fmt.Errorf("notifier: commit %d partitions: %w", len(ms), err)
 			}
-			return fmt.Errorf("notifier: commit %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
+		}
+		return nil
+	}
+	t := time.NewTicker(commitEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			<-drained
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+			defer cancel()
+			if err := commit(fctx); err != nil {
+				n.log.Warn("notifier: committing what was handled on the way out failed; the next member handles it again", "err", err)
+			}
+			return nil
+		case <-t.C:
+			if err := commit(ctx); err != nil && ctx.Err() == nil {
+				return err
+			}
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	netmail "net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -299,7 +301,7 @@ func (e *env) row(t *testing.T, userID uuid.UUID) ledger.Notification {
 func TestTemporaryFailureIsRetried(t *testing.T) {
 	e := newEnv(t)
 	e.sink.FailNext(2, 451, "try again later")
-	e.start()
+	e.startWith(oneLane) // Ada's sends first
 	ada, _ := e.newUser("Ada")
 	e.newUser("Bob") // after it, Ada's retries are over
 	msgs := e.waitMails(2)
@@ -314,7 +316,7 @@ func TestTemporaryFailureIsRetried(t *testing.T) {
 func TestPermanentFailureIsDeadLettered(t *testing.T) {
 	e := newEnv(t)
 	e.sink.FailNext(1, 550, "no such user")
-	e.start()
+	e.startWith(oneLane) // Ada's send first
 	ada, reg := e.newUser("Ada")
 	e.newUser("Bob")
 	msgs := e.waitMails(1)
@@ -461,4 +463,78 @@ func (e *env) waitRow(userID uuid.UUID, status ledger.Status) ledger.Notificatio
 		return ""
 	})
 	return row
+}
+
+// oneLane has the notifier handle one message at a time, for tests whose
+// SMTP failures must fall on the sends in the order the messages were
+// written.
+func oneLane(c *notifier.Config) { c.Lanes = 1 }
+
+// countingSender counts the sends in progress at once, holding each a
+// little, and keeps the order of the subjects sent to each address.
+type countingSender struct {
+	notifier.Sender
+	mu        sync.Mutex
+	now, most int
+	byAddress map[string][]string
+}
+
+func (s *countingSender) Send(ctx context.Context, m mail.Message) error {
+	s.mu.Lock()
+	s.now++
+	s.most = max(s.most, s.now)
+	s.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	err := s.Sender.Send(ctx, m)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now--
+	if a, perr := netmail.ParseAddress(m.To); err == nil && perr == nil {
+		s.byAddress[a.Address] = append(s.byAddress[a.Address], m.Subject)
+	}
+	return err
+}
+
+// TestLanesSendAtOnceInEachAggregatesOrder: mails of different orders go
+// out at once, and each order's mails in the order of its events.
+func TestLanesSendAtOnceInEachAggregatesOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const orders = 24
+	want := map[string][]string{}
+	for i := range orders {
+		u, _ := e.newUser(fmt.Sprintf("Lane%02d", i))
+		oid := e.newOrderID(u)
+		stream := order.StreamPrefix + oid
+		addr := fmt.Sprintf("lane%02d@example.com", i)
+		for _, v := range []interface{ EventType() string }{
+			created(oid, u), order.Paid{OrderID: oid, PaymentID: "p", Amount: 1250, Last4: "4242"},
+			order.Cancelled{OrderID: oid, Reason: "changed my mind", Refunded: true},
+		} {
+			want[addr] = append(want[addr], subjectOf(t, e.render, e.publish(stream, v)))
+		}
+	}
+	var cs *countingSender
+	stop := e.startWith(func(c *notifier.Config) {
+		cs = &countingSender{Sender: c.Sender, byAddress: map[string][]string{}}
+		c.Sender = cs
+	})
+	e.waitMails(orders * 4) // each user's welcome, then the order's three
+	stop()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.most < 2 {
+		t.Errorf("at most %d send at once, want several lanes sending together", cs.most)
+	}
+	for addr, subjects := range want {
+		var got []string
+		for _, s := range cs.byAddress[addr] {
+			if slices.Contains(subjects, s) {
+				got = append(got, s)
+			}
+		}
+		if !slices.Equal(got, subjects) {
+			t.Errorf("%s got %q, want %q in that order", addr, got, subjects)
+		}
+	}
 }

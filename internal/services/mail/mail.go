@@ -34,8 +34,9 @@ import (
 
 // The connections a Sender keeps between messages.
 const (
-	// maxIdle is how many open connections wait for the next message.
-	maxIdle = 4
+	// maxIdle is how many open connections wait for the next message:
+	// as many as the notifier's lanes send at once by default.
+	maxIdle = 8
 	// idleTimeout is how long one may wait before it is closed; a server
 	// may close it sooner, which the NOOP before reuse finds.
 	idleTimeout = 30 * time.Second

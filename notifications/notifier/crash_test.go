@@ -329,7 +329,7 @@ func TestCrashAfterSendBeforeMarkSent(t *testing.T) {
 
 // TestKilledMidBatch kills the notifier at an arbitrary moment of a batch
 // and restarts it: no mail is lost, and only mails in flight at the kill,
-// at most one per lane, can go out twice.
+// at most one per lane (DefaultLanes), can go out twice.
 func TestKilledMidBatch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

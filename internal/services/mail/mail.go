@@ -35,7 +35,8 @@ import (
 // The connections a Sender keeps between messages.
 const (
 	// maxIdle is how many open connections wait for the next message:
-	// as many as the notifier's lanes send at once by default.
+	// enough for a notifier's lanes sending at once (NOTIFIER_LANES, 8 in
+	// the Kubernetes manifests).
 	maxIdle = 8
 	// idleTimeout is how long one may wait before it is closed; a server
 	// may close it sooner, which the NOOP before reuse finds.

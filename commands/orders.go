@@ -87,7 +87,8 @@ func ownOrder(actor Actor, id string, decide decision[order.State]) decision[ord
 // saga: the reservations, then the order; if any reservation fails, those
 // already made are released and no order is recorded, and a crash
 // part-way leaves reservations whose order never appeared, which the
-// process manager fences and releases after the grace period. Errors: domain.ErrForbidden (no customer or admin role), CodeInvalid
+// process manager fences and releases after the grace period. Errors:
+// domain.ErrForbidden (no customer or admin role), CodeInvalid
 // (bad lines, unknown or discontinued product, a line or the order total
 // over domain.MaxCents: nothing is reserved), CodeConflict
 // "insufficient_stock" naming the product and what is available,

@@ -8,9 +8,9 @@
 // says sent or failed), ignored (an event type that gets no mail), or
 // dead-lettered. Messages are handled in several lanes at once, each
 // message in the lane of its key, so an aggregate's mails keep their
-// order; commits are batched, at most every 100 ms. Each mail goes through the ledger's
-// protocol (see package ledger): Claim, send only on Won, record the result
-// fenced by the attempt, then commit. A temporary SMTP failure is retried in
+// order; commits are batched, at most every 100 ms. Each mail goes
+// through the ledger's protocol (see package ledger): Claim, send only on
+// Won, record the result fenced by the attempt, then commit. A temporary SMTP failure is retried in
 // process with exponential backoff, at most MaxAttempts times; a permanent
 // one, data that will never render, or exhausted attempts send the message to
 // the dead-letter topic, so a poison message never blocks its partition.
@@ -292,15 +292,26 @@ func (n *Notifier) consume(parent context.Context, r *kafka.Reader, w *kafka.Wri
 	p := newProgress()
 	lanes := make([]chan *inFlight, n.cfg.Lanes)
 	var wg sync.WaitGroup
+	var failOnce sync.Once
+	var failed error
+	fail := func(err error) {
+		failOnce.Do(func() { failed = err })
+		cancel()
+	}
 	for i := range lanes {
 		lanes[i] = make(chan *inFlight, 64)
 		wg.Go(func() {
 			for f := range lanes[i] {
-				// handle fails only when ctx has ended; what is left in
-				// the lane stays unhandled and uncommitted.
-				if n.handle(ctx, w, f.m) == nil {
-					p.handled(f)
+				// handle fails when ctx has ended, or on what it cannot
+				// retry; either way what is left in the lane stays
+				// unhandled and uncommitted.
+				if err := n.handle(ctx, w, f.m); err != nil {
+					if ctx.Err() == nil {
+						fail(err)
+					}
+					continue
 				}
+				p.handled(f)
 			}
 		})
 	}
@@ -313,13 +324,11 @@ func (n *Notifier) consume(parent context.Context, r *kafka.Reader, w *kafka.Wri
 	}()
 
 	seed := maphash.MakeSeed()
-	var failed error
 	for ctx.Err() == nil {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				failed = fmt.Errorf("notifier: fetch: %w", err)
-				cancel()
+				fail(fmt.Errorf("notifier: fetch: %w", err))
 			}
 			break
 		}

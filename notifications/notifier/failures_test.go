@@ -192,14 +192,23 @@ func TestSMTPDownIsRetriedUntilItIsBack(t *testing.T) {
 	if err := e.sink.SetDown(false); err != nil {
 		t.Fatal(err)
 	}
-	_, regBob := e.newUser("Bob") // after it, nothing of Ada's is still coming
+	_, regBob := e.newUser("Bob")
 	e.waitAllSent([]string{e.keyOf(reg), e.keyOf(regBob)}, 30*time.Second)
-	stop()
+	stop() // nothing of Ada's can still be coming: her row is sent
 
 	msgs := e.sink.Messages()
 	id := e.messageID(e.keyOf(reg))
-	if len(msgs) != 2 || msgs[0].MessageID != id || msgs[0].To[0] != "ada@example.com" || msgs[1].To[0] != "bob@example.com" {
-		t.Fatalf("mails %v, want Ada's (%s) once, then Bob's", summary(msgs), id)
+	to := map[string]int{}
+	adas := 0
+	for _, m := range msgs {
+		to[m.To[0]]++
+		if m.MessageID == id {
+			adas++
+		}
+	}
+	// Bob's lane may send before Ada's next retry: the order is free.
+	if len(msgs) != 2 || adas != 1 || to["ada@example.com"] != 1 || to["bob@example.com"] != 1 {
+		t.Fatalf("mails %v, want Ada's (%s) once and Bob's once", summary(msgs), id)
 	}
 	r := e.row(t, ada)
 	if r.Status != ledger.StatusSent || r.Attempts < 3 || r.LastError != "" || r.SentAt == nil {

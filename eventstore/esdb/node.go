@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	client "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 )
@@ -30,7 +31,12 @@ type node struct {
 	mu     sync.Mutex
 	c      *client.Client
 	closed bool
+	calls  sync.WaitGroup // calls in flight, which close waits for
 }
+
+// closeWait bounds how long close waits for the calls in flight: one stuck
+// in the client for good (see node) must not hold the store's Close.
+const closeWait = 5 * time.Second
 
 func newNode(cfg *client.Configuration, log *slog.Logger) (*node, error) {
 	c, err := client.NewClient(cfg)
@@ -40,13 +46,15 @@ func newNode(cfg *client.Configuration, log *slog.Logger) (*node, error) {
 	return &node{cfg: cfg, log: log, c: c}, nil
 }
 
-// current is the client calls use now.
-func (n *node) current() (*client.Client, error) {
+// begin is the client a call uses now; the call counts as in flight
+// until it calls n.calls.Done.
+func (n *node) begin() (*client.Client, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return nil, fmt.Errorf("eventstoredb: the store is closed")
 	}
+	n.calls.Add(1)
 	return n.c, nil
 }
 
@@ -68,15 +76,29 @@ func (n *node) renew(c *client.Client) {
 	n.log.Warn("eventstoredb: the client gave up looking for the node; a new one looks again")
 }
 
-// close closes the current client; calls after it fail.
+// close closes the current client, once the calls in flight are done (at
+// most closeWait): the client's Close is not safe against a call still
+// using it, which a call whose caller has gone may be. Calls after it fail.
 func (n *node) close() {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
+		n.mu.Unlock()
 		return
 	}
 	n.closed = true
-	n.c.Close()
+	c := n.c
+	n.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		n.calls.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		n.log.Warn("eventstoredb: closing the client with a call still in it", "waited", closeWait)
+	}
+	c.Close()
 }
 
 // call runs fn with the current client and returns what fn returns, or
@@ -89,7 +111,7 @@ func (n *node) close() {
 // gets a new one.
 func call[T any](ctx context.Context, n *node, fn func(*client.Client) (T, error)) (T, error) {
 	var zero T
-	c, err := n.current()
+	c, err := n.begin()
 	if err != nil {
 		return zero, err
 	}
@@ -99,6 +121,7 @@ func call[T any](ctx context.Context, n *node, fn func(*client.Client) (T, error
 	}
 	done, gone := make(chan result), make(chan struct{})
 	go func() {
+		defer n.calls.Done()
 		var r result
 		func() {
 			defer func() {

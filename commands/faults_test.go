@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -35,14 +36,29 @@ func (s *faultStore) failNext(typ string, commit bool) {
 
 var errLost = errors.New("connection reset by peer")
 
-func (s *faultStore) Append(ctx context.Context, stream string, exp eventstore.ExpectedVersion, evs ...eventstore.EventData) (eventstore.AppendResult, error) {
+// take reports whether the pending fault falls on an append whose
+// batches start with the event types firsts, and clears it when it does;
+// commit says whether the append lands before the failure.
+func (s *faultStore) take(firsts ...string) (fail, commit bool) {
 	s.mu.Lock()
-	fail := s.typ != "" && len(evs) > 0 && evs[0].Type == s.typ
-	commit := s.commit
+	defer s.mu.Unlock()
+	fail = s.typ != "" && slices.Contains(firsts, s.typ)
 	if fail {
 		s.typ = ""
 	}
-	s.mu.Unlock()
+	return fail, s.commit
+}
+
+// firstType is the type of a batch's first event, "" for none.
+func firstType(evs []eventstore.EventData) string {
+	if len(evs) == 0 {
+		return ""
+	}
+	return evs[0].Type
+}
+
+func (s *faultStore) Append(ctx context.Context, stream string, exp eventstore.ExpectedVersion, evs ...eventstore.EventData) (eventstore.AppendResult, error) {
+	fail, commit := s.take(firstType(evs))
 	if !fail {
 		return s.Store.Append(ctx, stream, exp, evs...)
 	}
@@ -68,16 +84,11 @@ func newFaultMultiStore() *faultMultiStore {
 }
 
 func (s *faultMultiStore) AppendMulti(ctx context.Context, parts ...eventstore.StreamAppend) ([]eventstore.AppendResult, error) {
-	s.mu.Lock()
-	fail := false
-	for _, p := range parts {
-		fail = fail || (s.typ != "" && len(p.Events) > 0 && p.Events[0].Type == s.typ)
+	firsts := make([]string, len(parts))
+	for i, p := range parts {
+		firsts[i] = firstType(p.Events)
 	}
-	commit := s.commit
-	if fail {
-		s.typ = ""
-	}
-	s.mu.Unlock()
+	fail, commit := s.take(firsts...)
 	if !fail {
 		return s.multi.AppendMulti(ctx, parts...)
 	}

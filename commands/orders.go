@@ -204,9 +204,7 @@ func (h *Orders) appendPlacement(ctx context.Context, m eventstore.MultiAppender
 				stale = true
 				break
 			}
-			if err != nil && (refused == nil || rank(err) < rank(refused)) {
-				refused = err
-			}
+			refused = telling(refused, err)
 			p := cur.state
 			states[i], holds[i] = p, evs
 			items[i] = order.Item{ProductID: l.ProductID, SKU: p.SKU, Name: p.Name, Quantity: l.Quantity, Price: p.Price}
@@ -248,18 +246,10 @@ func (h *Orders) appendPlacement(ctx context.Context, m eventstore.MultiAppender
 		res, err := m.AppendMulti(ctx, parts...)
 		var wrong *eventstore.WrongExpectedVersionError
 		if errors.As(err, &wrong) {
-			r.cache.drop(wrong.Stream)
-			if fromCache {
-				fromCache = false
-				continue
-			}
-			if attempt >= r.attempts {
-				return order.State{}, Result{}, wrap("place order", fmt.Errorf("%s after %d attempts: %w", wrong.Stream, attempt, domain.ErrContention))
-			}
-			if err := backoff(ctx, attempt); err != nil {
+			if attempt, err = r.lost(ctx, wrong.Stream, fromCache, attempt); err != nil {
 				return order.State{}, Result{}, err
 			}
-			attempt++
+			fromCache = false
 			continue
 		}
 		if errors.Is(err, eventstore.ErrInvalidArgument) {

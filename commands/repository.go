@@ -191,19 +191,10 @@ func execute[S any](ctx context.Context, r *repository, k kind[S], stream string
 		}
 		res, err := r.store.Append(ctx, stream, expectedAt(v), data...)
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
-			r.cache.drop(stream)
-			if fromCache {
-				// The cache was behind another writer: reload at once.
-				fromCache = false
-				continue
-			}
-			if attempt >= r.attempts {
-				return zero, Result{}, fmt.Errorf("%s after %d attempts: %w", stream, attempt, domain.ErrContention)
-			}
-			if err := backoff(ctx, attempt); err != nil {
+			if attempt, err = r.lost(ctx, stream, fromCache, attempt); err != nil {
 				return zero, Result{}, err
 			}
-			attempt++
+			fromCache = false
 			continue
 		}
 		if err != nil {
@@ -212,6 +203,25 @@ func execute[S any](ctx context.Context, r *repository, k kind[S], stream string
 		st := remember(ctx, r, k, stream, cur.state, events, at, res)
 		return st, Result{Version: res.Version, Position: res.Position}, nil
 	}
+}
+
+// lost handles an append that lost the race for stream's version on
+// attempt, decided on the cached state when fromCache: it drops the
+// cached state and lets the command go again on a load, at once when the
+// cache was behind another writer, else after a backoff, as the next
+// attempt. Errors: domain.ErrContention after r.attempts, ctx's.
+func (r *repository) lost(ctx context.Context, stream string, fromCache bool, attempt int) (int, error) {
+	r.cache.drop(stream)
+	if fromCache {
+		return attempt, nil
+	}
+	if attempt >= r.attempts {
+		return attempt, fmt.Errorf("%s after %d attempts: %w", stream, attempt, domain.ErrContention)
+	}
+	if err := backoff(ctx, attempt); err != nil {
+		return attempt, err
+	}
+	return attempt + 1, nil
 }
 
 // expectedAt is the condition of an append decided on a stream at

@@ -127,15 +127,22 @@ func (h *Orders) reserveAll(ctx context.Context, orderID string, lines []order.L
 			reserved = append(reserved, lines[i].ProductID)
 			continue
 		}
-		if failed == nil || rank(err) < rank(failed) {
-			failed = err
-		}
+		failed = telling(failed, err)
 	}
 	if failed == nil {
 		return items, nil
 	}
 	h.releaseAll(ctx, orderID, reserved, "placement_failed")
 	return nil, wrap("reserve stock", failed)
+}
+
+// telling is the more telling of errors a and b, either of which may be
+// nil: bad input before a stock conflict before an infrastructure failure.
+func telling(a, b error) error {
+	if a == nil || (b != nil && rank(b) < rank(a)) {
+		return b
+	}
+	return a
 }
 
 func rank(err error) int {

@@ -54,14 +54,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if res, ok := s.retried(stream, expected, events); ok {
 		return res, nil
 	}
-	current := int64(len(s.streams[stream])) - 1
-	if !expected.Satisfied(current) {
-		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: current}
-	}
-	for _, e := range events {
-		if _, dup := s.byID[e.ID]; dup {
-			return eventstore.AppendResult{}, fmt.Errorf("append to %s: event %s: %w", stream, e.ID, eventstore.ErrDuplicateEventID)
-		}
+	if err := s.admit(stream, expected, events); err != nil {
+		return eventstore.AppendResult{}, err
 	}
 	res := s.write(stream, events)
 	s.wake.Wake()
@@ -90,14 +84,8 @@ func (s *Store) AppendMulti(ctx context.Context, parts ...eventstore.StreamAppen
 		return results, nil
 	}
 	for _, p := range parts {
-		current := int64(len(s.streams[p.Stream])) - 1
-		if !p.Expected.Satisfied(current) {
-			return nil, &eventstore.WrongExpectedVersionError{Stream: p.Stream, Expected: p.Expected, Actual: current}
-		}
-		for _, e := range p.Events {
-			if _, dup := s.byID[e.ID]; dup {
-				return nil, fmt.Errorf("append to %s: event %s: %w", p.Stream, e.ID, eventstore.ErrDuplicateEventID)
-			}
+		if err := s.admit(p.Stream, p.Expected, p.Events); err != nil {
+			return nil, err
 		}
 	}
 	for k, p := range parts {
@@ -107,7 +95,23 @@ func (s *Store) AppendMulti(ctx context.Context, parts ...eventstore.StreamAppen
 	return results, nil
 }
 
-// write appends events to stream, whose conditions were checked, and
+// admit checks that an append of events to stream with expected, not a
+// retry, may be written: the stream's version meets expected and no
+// event id is taken.
+func (s *Store) admit(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) error {
+	current := int64(len(s.streams[stream])) - 1
+	if !expected.Satisfied(current) {
+		return &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: current}
+	}
+	for _, e := range events {
+		if _, dup := s.byID[e.ID]; dup {
+			return fmt.Errorf("append to %s: event %s: %w", stream, e.ID, eventstore.ErrDuplicateEventID)
+		}
+	}
+	return nil
+}
+
+// write appends events to stream, whose conditions admit checked, and
 // returns the result.
 func (s *Store) write(stream string, events []eventstore.EventData) eventstore.AppendResult {
 	current := int64(len(s.streams[stream])) - 1

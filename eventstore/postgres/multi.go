@@ -102,11 +102,7 @@ func (s *Store) writtenMulti(ctx context.Context, parts []eventstore.StreamAppen
 	results = make([]eventstore.AppendResult, len(parts))
 	found = true
 	for k, p := range parts {
-		ids := make([]string, len(p.Events))
-		for i, e := range p.Events {
-			ids[i] = e.ID.String()
-		}
-		res, ok, r, err := s.written(ctx, p.Stream, p.Expected, ids)
+		res, ok, r, err := s.written(ctx, p.Stream, p.Expected, eventIDs(p.Events))
 		if err != nil {
 			return nil, false, false, err
 		}

@@ -244,12 +244,7 @@ func appendStatement(a []any) string {
 // is what writtenSQL takes as well, always an array.
 func appendArgs(stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) []any {
 	n := len(events)
-	// Ids travel as text, which every query mode can encode; the
-	// statement casts them to uuid[].
-	ids := make([]string, n)
-	for i, e := range events {
-		ids[i] = e.ID.String()
-	}
+	ids := eventIDs(events)
 	if n == 1 {
 		e := events[0]
 		m := e.Metadata
@@ -266,6 +261,16 @@ func appendArgs(stream string, expected eventstore.ExpectedVersion, events []eve
 		corr[i], cause[i], actor[i], created[i] = e.Metadata.CorrelationID, e.Metadata.CausationID, e.Metadata.ActorID, e.Metadata.Timestamp
 	}
 	return []any{stream, int64(expected), ids, types, versions, data, corr, cause, actor, created}
+}
+
+// eventIDs are the ids of events as text, which every query mode can
+// encode; the statements cast them to uuid[].
+func eventIDs(events []eventstore.EventData) []string {
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID.String()
+	}
+	return ids
 }
 
 // conflict builds the wrong-expected-version error with the stream's

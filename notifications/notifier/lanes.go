@@ -43,11 +43,10 @@ type progress struct {
 	mu    sync.Mutex
 	queue map[partition][]*inFlight
 	ready map[partition]kafka.Message // the last message of each partition with every message before it handled
-	wake  chan struct{}
 }
 
 func newProgress() *progress {
-	return &progress{queue: map[partition][]*inFlight{}, ready: map[partition]kafka.Message{}, wake: make(chan struct{}, 1)}
+	return &progress{queue: map[partition][]*inFlight{}, ready: map[partition]kafka.Message{}}
 }
 
 // fetched records m, before it is handed to a lane.
@@ -73,14 +72,7 @@ func (p *progress) handled(f *inFlight) {
 		p.ready[k] = q[i].m
 		i++
 	}
-	if i == 0 {
-		return
-	}
 	p.queue[k] = q[i:]
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
 }
 
 // take returns the committable messages and forgets them.

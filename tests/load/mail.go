@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
@@ -21,20 +22,17 @@ type mailTally struct {
 
 func newMailTally() *mailTally { return &mailTally{want: map[string]int{}} }
 
-func (m *mailTally) add(email string, n int) {
+// add counts one mail to email.
+func (m *mailTally) add(email string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.want[email] += n
+	m.want[email]++
 }
 
 func (m *mailTally) snapshot() map[string]int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string]int, len(m.want))
-	for k, v := range m.want {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(m.want)
 }
 
 // MailCheck is how the mails the timed window caused were delivered, as

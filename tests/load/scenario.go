@@ -184,7 +184,7 @@ func (s *scenario) flow(ctx context.Context, due time.Time, sh Shopper) {
 		fail("place", "bad-body")
 		return
 	}
-	s.mails.add(sh.Email, 1) // the order's confirmation
+	s.mails.add(sh.Email) // the order's confirmation
 
 	begin := time.Now()
 	paid, kind := s.c.do(ctx, request{method: "POST", path: "/api/orders/" + order.ID + "/pay", token: sh.Token,
@@ -194,7 +194,7 @@ func (s *scenario) flow(ctx context.Context, due time.Time, sh Shopper) {
 		fail("pay", kind)
 		return
 	}
-	s.mails.add(sh.Email, 1) // the receipt
+	s.mails.add(sh.Email) // the receipt
 	pos := paid.header.Get("X-Event-Position")
 
 	begin = time.Now()

@@ -231,7 +231,7 @@ func TestProcessManagerRunAgain(t *testing.T) {
 	mustAppend(t, fs, product.Stream(orphan.ID), eventstore.Exact(orphan.Version), e.clock.Now().Add(-time.Hour),
 		product.Reserved{ProductID: orphan.ID, OrderID: "01900000-0000-7000-8000-000000000001", Quantity: 1})
 
-	pm := commands.NewProcessManager(e.h.Orders, 10*time.Millisecond, nil)
+	pm := commands.NewProcessManager(e.h.Orders, 10*time.Millisecond, nil, nil)
 	run := func() (stop func()) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)

@@ -218,11 +218,18 @@ func runPM(t *testing.T, h commands.Handlers, tick time.Duration) {
 // failures, until the test ends.
 func runPMWith(t *testing.T, h commands.Handlers, tick time.Duration, failures commands.FailureLog) {
 	t.Helper()
+	startPM(t, h, tick, failures, nil)
+}
+
+// startPM runs a process manager over h with failures and view until the
+// returned function, or the test's end, stops it.
+func startPM(t *testing.T, h commands.Handlers, tick time.Duration, failures commands.FailureLog, view commands.ViewStore) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	pm := commands.NewProcessManager(h.Orders, tick, failures)
+	pm := commands.NewProcessManager(h.Orders, tick, failures, view)
 	go func() { done <- pm.Run(ctx) }()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -233,6 +240,8 @@ func runPMWith(t *testing.T, h commands.Handlers, tick time.Duration, failures c
 			t.Errorf("process manager did not stop")
 		}
 	})
+	t.Cleanup(stop)
+	return stop
 }
 
 // waitFor polls cond until it holds or the deadline passes; cond returns

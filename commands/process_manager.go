@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -28,7 +29,9 @@ import (
 //
 // Every action loads the aggregates it touches and decides again, so acting
 // twice, from two processes, or on a view that lags the log, does nothing
-// wrong. Its view is rebuilt from the log at start.
+// wrong. Its view is kept in a ViewStore with the position it reflects,
+// saved every tick, so a start or a takeover reads only the events after
+// that position; without one, it is rebuilt from the log at start.
 //
 // A failure stays with the order it concerns: an action that fails (or
 // panics) is tried again later while the other orders go on, and an event
@@ -39,10 +42,29 @@ type ProcessManager struct {
 	tick     time.Duration
 	retry    time.Duration
 	failures FailureLog
+	view     ViewStore
 
 	placements map[string]*tracked // reservations whose order has not appeared
 	orders     map[string]*tracked // orders that are live or still hold stock
 	failing    map[string]bool     // keys with an entry in failures
+	dirty      map[string]bool     // order ids whose entry changed since the last save
+	saved, at  eventstore.Position // the view's position in the store, and in memory
+}
+
+// ViewStore keeps the process manager's view durably: entries by order id
+// and the position of the log they reflect. projections.WorkerView is
+// one.
+type ViewStore interface {
+	// Load returns the position saved last (Start when none) and the
+	// entries.
+	Load(ctx context.Context) (eventstore.Position, map[string]json.RawMessage, error)
+	// Save moves the view from from to to, with the entries of put
+	// written and those of drop deleted, all or nothing; it fails when
+	// the view is no longer at from (another instance saved since) with
+	// projections.ErrViewMoved.
+	Save(ctx context.Context, from, to eventstore.Position, put map[string]json.RawMessage, drop []string) error
+	// Reset deletes the view.
+	Reset(ctx context.Context) error
 }
 
 // FailureLog keeps what the process manager fails on, by order (or by
@@ -72,24 +94,31 @@ type tracked struct {
 const ProcessManagerLock = "saga.orders"
 
 // NewProcessManager builds a process manager that runs the saga's steps
-// through orders, checks its deadlines every tick (default 1s) and keeps
-// its failures in failures (nil: in the log only).
-func NewProcessManager(orders *Orders, tick time.Duration, failures FailureLog) *ProcessManager {
+// through orders, checks its deadlines every tick (default 1s), keeps its
+// failures in failures (nil: in the log only) and its view in view (nil:
+// rebuilt from the log at every start).
+func NewProcessManager(orders *Orders, tick time.Duration, failures FailureLog, view ViewStore) *ProcessManager {
 	if tick <= 0 {
 		tick = time.Second
 	}
-	return &ProcessManager{h: orders, tick: tick, retry: 5 * tick, failures: failures}
+	return &ProcessManager{h: orders, tick: tick, retry: 5 * tick, failures: failures, view: view}
 }
 
 // pmFilter selects the events the process manager follows.
 var pmFilter = eventstore.Filter{EventTypePrefixes: []string{"inventory.reserved", "inventory.released", "inventory.deducted", "order."}}
 
-// Run follows the log from its start until ctx ends. Errors: the
-// subscription's failure.
+// Run follows the log from its view's saved position (or its start) until
+// ctx ends, saving the view every tick and once more on the way out.
+// Errors: the subscription's failure; the view store's when it cannot be
+// read, or was saved by another instance since this one loaded it.
 func (pm *ProcessManager) Run(ctx context.Context) error {
-	// The view is rebuilt from the log on every run: a run after a failed
-	// one must not fold the log again over what the last one left.
-	pm.placements, pm.orders, pm.failing = map[string]*tracked{}, map[string]*tracked{}, map[string]bool{}
+	// The view is loaded again on every run: a run after a failed one
+	// must not fold the log again over what the last one left.
+	if err := pm.load(ctx); err != nil {
+		return err
+	}
+	defer pm.saveOnExit(ctx)
+	pm.failing = map[string]bool{}
 	if pm.failures != nil {
 		keys, err := pm.failures.Keys(ctx)
 		if err != nil {
@@ -99,7 +128,7 @@ func (pm *ProcessManager) Run(ctx context.Context) error {
 			pm.failing[k] = true
 		}
 	}
-	sub, err := pm.h.store.SubscribeAll(ctx, eventstore.Start, pmFilter)
+	sub, err := pm.h.store.SubscribeAll(ctx, pm.at, pmFilter)
 	if err != nil {
 		return fmt.Errorf("process manager: subscribe: %w", err)
 	}
@@ -117,7 +146,11 @@ func (pm *ProcessManager) Run(ctx context.Context) error {
 				return nil
 			}
 			pm.apply(ctx, &e)
+			pm.at = e.Position
 		case <-t.C:
+			if err := pm.save(ctx); err != nil {
+				return err
+			}
 			pm.act(ctx)
 		}
 	}
@@ -145,6 +178,7 @@ func (pm *ProcessManager) apply(ctx context.Context, e *eventstore.Event) {
 	at := e.Metadata.Timestamp
 	switch ev := r.Event.(type) {
 	case product.Reserved:
+		pm.dirty[ev.OrderID] = true
 		t := pm.orders[ev.OrderID]
 		if t == nil {
 			if t = pm.placements[ev.OrderID]; t == nil {
@@ -157,10 +191,13 @@ func (pm *ProcessManager) apply(ctx context.Context, e *eventstore.Event) {
 		}
 		t.held[ev.ProductID] = true
 	case product.Released:
+		pm.dirty[ev.OrderID] = true
 		pm.unhold(ev.OrderID, ev.ProductID)
 	case product.Deducted:
+		pm.dirty[ev.OrderID] = true
 		pm.unhold(ev.OrderID, ev.ProductID)
 	case order.Created:
+		pm.dirty[ev.OrderID] = true
 		t := pm.placements[ev.OrderID]
 		delete(pm.placements, ev.OrderID)
 		if t == nil {
@@ -170,15 +207,19 @@ func (pm *ProcessManager) apply(ctx context.Context, e *eventstore.Event) {
 		t.correlation, t.causation = e.Metadata.CorrelationID, e.ID.String()
 		pm.orders[ev.OrderID] = t
 	case order.Paid:
+		pm.dirty[ev.OrderID] = true
 		pm.setStatus(ev.OrderID, order.StatusPaid, at)
 	case order.Completed:
+		pm.dirty[ev.OrderID] = true
 		pm.setStatus(ev.OrderID, order.StatusCompleted, at)
 	case order.Cancelled:
+		pm.dirty[ev.OrderID] = true
 		if t := pm.orders[ev.OrderID]; t != nil {
 			t.refundDue = ev.Refunded
 		}
 		pm.setStatus(ev.OrderID, order.StatusCancelled, at)
 	case order.Refunded:
+		pm.dirty[ev.OrderID] = true
 		if t := pm.orders[ev.OrderID]; t != nil {
 			if _, void := t.voidsDue[ev.ChargeID]; void {
 				delete(t.voidsDue, ev.ChargeID)
@@ -188,6 +229,7 @@ func (pm *ProcessManager) apply(ctx context.Context, e *eventstore.Event) {
 			pm.forgetIfDone(pm.orders, ev.OrderID)
 		}
 	case order.PaymentVoided:
+		pm.dirty[ev.OrderID] = true
 		if t := pm.orders[ev.OrderID]; t != nil {
 			if t.voidsDue == nil {
 				t.voidsDue = map[string]time.Time{}
@@ -195,6 +237,7 @@ func (pm *ProcessManager) apply(ctx context.Context, e *eventstore.Event) {
 			t.voidsDue[ev.ChargeID] = at
 		}
 	case order.PlacementAbandoned:
+		pm.dirty[ev.OrderID] = true
 		if t := pm.placements[ev.OrderID]; t != nil {
 			t.status, t.nextTry = order.StatusAbandoned, time.Time{}
 		}

@@ -246,6 +246,12 @@ func (a *app) pmFailures() projections.Failures {
 	return projections.Failures{Pool: a.pool, Worker: commands.ProcessManagerLock}
 }
 
+// pmView is where the order process manager keeps its view, in the read
+// models' database.
+func (a *app) pmView() projections.WorkerView {
+	return projections.WorkerView{Pool: a.pool, Worker: commands.ProcessManagerLock}
+}
+
 // projectionNames names every projection of the system, whichever
 // process runs it: the read models and the Kafka publisher.
 func (a *app) projectionNames() []string {

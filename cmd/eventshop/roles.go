@@ -24,7 +24,7 @@ func (a *app) buildWriteSide(cfg config, log *slog.Logger) {
 		Logins:      auth.NewLoginLimiter(a.redis, cfg.Tokens.KeyPrefix, cfg.Logins),
 		Idempotency: idempotency.New(a.redis, idempotency.Config{KeyPrefix: cfg.Tokens.KeyPrefix}),
 	})
-	a.pm = commands.NewProcessManager(a.cmd.Orders, cfg.SagaTick, a.pmFailures())
+	a.pm = commands.NewProcessManager(a.cmd.Orders, cfg.SagaTick, a.pmFailures(), a.pmView())
 }
 
 // buildProjector builds a runner for each read model and, when publish,

@@ -26,7 +26,11 @@
 //     and only a claim that inserts the row, or finds it neither sent nor
 //     failed and its lease expired, wins. Another instance that got the
 //     partition in a rebalance sees Busy while the first holder's lease is
-//     live.
+//     live, unless the first holder's process is gone: under Hold a claim
+//     names its process by an advisory lock that process holds on a
+//     connection of its own, and a row 'sending' for a holder whose lock
+//     is no longer held (killed, its connection closed) is claimable at
+//     once.
 //   - Fencing. A claim that takes over increments attempts, and MarkSent,
 //     MarkRetrying and MarkFailed apply only to a row still 'sending' at
 //     the caller's attempt. A holder that stalled past its lease and was
@@ -35,8 +39,9 @@
 //   - Crash after the SMTP send, before MarkSent. Nothing can make this
 //     window atomic: SMTP has no idempotent submission, so the server may
 //     have accepted the message and the ledger cannot know. The row stays
-//     'sending', its lease expires, and the next delivery of the message
-//     sends again. That resend carries the same Message-ID (the caller
+//     'sending', its lease expires (or, under Hold, its holder's lock
+//     goes with the process), and the next delivery of the message sends
+//     again. That resend carries the same Message-ID (the caller
 //     derives it from the key, and the ledger keeps the first claim's
 //     value), which is the deduplication key receiving mail systems use.
 //     So the guarantee in this window is at least once with a stable

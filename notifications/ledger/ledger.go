@@ -61,8 +61,9 @@ type Outcome int
 
 // The outcomes of Claim. Only Won allows sending.
 const (
-	// Won: the caller holds the notification until its lease runs out and
-	// must send it, then record the result at Claimed.Row.Attempts.
+	// Won: the caller holds the notification until its lease runs out (or,
+	// under a Hold, its process is gone) and must send it, then record the
+	// result at Claimed.Row.Attempts.
 	Won Outcome = iota + 1
 	// AlreadySent: the email was sent; skip it.
 	AlreadySent
@@ -106,7 +107,8 @@ var (
 // Ledger is the notification ledger in PostgreSQL. It is safe for
 // concurrent use.
 type Ledger struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	holder int64 // Hold's key; 0 for claims that only a lease ends
 }
 
 // New returns the ledger kept in the database of pool. Call Migrate before
@@ -152,17 +154,22 @@ func scanRow(row pgx.Row) (Notification, error) {
 }
 
 // claimSQL inserts the row, or takes it over when it is neither sent nor
-// failed and its lease has run out; it returns no row otherwise. The
+// failed and its lease has run out, or it is 'sending' for a holder that
+// no longer holds its lock (Hold); it returns no row otherwise. The
 // unique index on key makes racing claims wait for each other, and the
 // WHERE is evaluated on the latest committed row, so one claim wins a
 // live lease. A takeover keeps the first claim's fields, the Message-ID
 // above all, so every attempt sends the same email.
 const claimSQL = `INSERT INTO notifications.ledger AS l (id, key, user_id, event_id, event_type, template, channel,
-		recipient, subject, message_id, status, attempts, lease_until)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sending', 1, now() + $11::bigint * interval '1 microsecond')
+		recipient, subject, message_id, status, attempts, lease_until, holder)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sending', 1, now() + $11::bigint * interval '1 microsecond', NULLIF($12::bigint, 0))
 	ON CONFLICT (key) DO UPDATE SET status = 'sending', attempts = l.attempts + 1,
-		lease_until = now() + $11::bigint * interval '1 microsecond', updated_at = now()
-	WHERE l.status NOT IN ('sent', 'failed') AND l.lease_until <= now()
+		lease_until = now() + $11::bigint * interval '1 microsecond', holder = NULLIF($12::bigint, 0), updated_at = now()
+	WHERE l.status NOT IN ('sent', 'failed') AND (l.lease_until <= now()
+		OR (l.status = 'sending' AND l.holder IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_locks k
+			WHERE k.locktype = 'advisory' AND k.objsubid = 1 AND k.granted
+				AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+				AND ((k.classid::bigint << 32) | k.objid::bigint) = l.holder)))
 	RETURNING ` + columns
 
 // Claim takes the notification n, identified by Key(n.EventID,
@@ -187,7 +194,7 @@ func (l *Ledger) Claim(ctx context.Context, n Notification, lease time.Duration)
 	}
 	key := Key(n.EventID, n.Template)
 	row, err := scanRow(l.pool.QueryRow(ctx, claimSQL, id, key, n.UserID, n.EventID, n.EventType, n.Template,
-		n.Channel, n.Recipient, n.Subject, n.MessageID, lease.Microseconds()))
+		n.Channel, n.Recipient, n.Subject, n.MessageID, lease.Microseconds(), l.holder))
 	if err == nil {
 		return Claimed{Row: row, Outcome: Won}, nil
 	}

@@ -132,9 +132,10 @@ func TestNotifierChildProcess(t *testing.T) {
 			}
 			return id, nil
 		},
-		// A short lease: the restarted notifier takes the row of the
-		// killed one over without a long wait.
-		RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, Lease: 2 * time.Second,
+		// A lease far longer than the tests wait for their mails: the
+		// restarted notifier must take the killed one's rows over because
+		// their holder is gone, not because the lease ran out.
+		RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, Lease: 10 * time.Minute,
 		// One that dies after its k-th mail handles one message at a
 		// time, so exactly k are out when it dies.
 		Lanes:    map[bool]int{true: 1, false: 0}[cfg.CrashAfter > 0],

@@ -66,7 +66,7 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 	}
 	busy := 0
 	for {
-		c, err := n.cfg.Ledger.Claim(ctx, note, n.cfg.Lease)
+		c, err := n.claims.Claim(ctx, note, n.cfg.Lease)
 		if errors.Is(err, ledger.ErrInvalid) {
 			return n.deadLetter(ctx, w, m, nil, 0, err.Error())
 		}

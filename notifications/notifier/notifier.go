@@ -102,8 +102,10 @@ type Config struct {
 	// the backoff of the sends, before the message is dead-lettered;
 	// default DefaultLookup. The read models they consult may lag.
 	LookupTimeout time.Duration
-	// Lease is how long a claim holds a notification; default
-	// DefaultLease. Choose it longer than a send takes.
+	// Lease is how long a claim holds a notification while this process
+	// lives (a killed process's claims are taken over at once: see
+	// ledger.Hold); default DefaultLease. Choose it longer than a send
+	// takes.
 	Lease time.Duration
 	// DLQTopic receives dead letters; default DefaultDLQTopic.
 	DLQTopic string
@@ -129,6 +131,9 @@ const (
 type Notifier struct {
 	cfg Config
 	log *slog.Logger
+	// claims is cfg.Ledger under the hold of the current Run: its claims
+	// name this process as their holder.
+	claims *ledger.Ledger
 }
 
 // ErrConfig is wrapped by New's errors.
@@ -264,6 +269,18 @@ func (n *Notifier) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	// Rows this process claims are its own: once it is gone (killed),
+	// the next claim takes them over at once instead of waiting out the
+	// lease.
+	claims, release, err := n.cfg.Ledger.Hold(ctx, n.log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("notifier: %w", err)
+	}
+	defer release()
+	n.claims = claims
 	klog := kafkalog.New(n.log, "notifier: kafka: ")
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: n.cfg.Brokers, GroupID: n.cfg.GroupID, GroupTopics: n.cfg.Topics,

@@ -11,6 +11,7 @@ type cached struct {
 	state   any
 	pos     eventstore.Position
 	version int64
+	snapped int64 // the version of the stream's newest snapshot known, -1 for none
 }
 
 // stateCache keeps folded states so a command reads only the events after
@@ -31,20 +32,30 @@ func (c *stateCache) get(stream string) (cached, bool) {
 	return e, ok
 }
 
-// put keeps e unless the cache holds a newer state of the stream.
-func (c *stateCache) put(stream string, e cached) {
+// put keeps e unless the cache holds a newer state of the stream. With
+// every > 0 it reports whether e is due for a snapshot: every events or
+// more past the newest snapshot known of the stream, which it then counts
+// as taken.
+func (c *stateCache) put(stream string, e cached, every int64) (snapshotDue bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.m[stream]; ok && old.version > e.version {
-		return
+	old, ok := c.m[stream]
+	if ok && old.version > e.version {
+		return false
 	}
-	if _, ok := c.m[stream]; !ok && len(c.m) >= c.max {
+	if ok {
+		e.snapped = max(e.snapped, old.snapped)
+	} else if len(c.m) >= c.max {
 		for k := range c.m {
 			delete(c.m, k)
 			break
 		}
 	}
+	if every > 0 && e.version-e.snapped >= every {
+		e.snapped, snapshotDue = e.version, true
+	}
 	c.m[stream] = e
+	return snapshotDue
 }
 
 func (c *stateCache) drop(stream string) {

@@ -49,6 +49,12 @@ type Config struct {
 	// CacheSize bounds the folded states kept between commands; default
 	// 50,000.
 	CacheSize int
+	// Snapshots keeps snapshots of the products' streams, so that loading
+	// a long one after a restart reads its snapshot and what came after;
+	// nil keeps none. One is saved each time a stream has grown by
+	// SnapshotEvery events (default DefaultSnapshotEvery).
+	Snapshots     SnapshotStore
+	SnapshotEvery int
 }
 
 // Handlers are the command handlers of the three aggregates. They share

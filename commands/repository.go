@@ -35,13 +35,21 @@ type repository struct {
 	cache      *stateCache
 	locks      *keyedMutex
 	serialized bool
+
+	snapshots     SnapshotStore // nil: none
+	snapshotEvery int64
+	snapshotSlots chan struct{}
 }
 
 func newRepository(cfg Config) *repository {
 	r := &repository{
 		store: cfg.Store, registry: Registry(), log: cfg.Log, now: cfg.Now, newID: cfg.NewID,
 		attempts: cfg.MaxAttempts, serialized: cfg.Serialize == nil || *cfg.Serialize,
-		locks: newKeyedMutex(),
+		locks: newKeyedMutex(), snapshots: cfg.Snapshots, snapshotEvery: int64(cfg.SnapshotEvery),
+		snapshotSlots: make(chan struct{}, snapshotSaves),
+	}
+	if r.snapshotEvery <= 0 {
+		r.snapshotEvery = DefaultSnapshotEvery
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -64,21 +72,28 @@ func newRepository(cfg Config) *repository {
 }
 
 // kind describes one aggregate type to the generic load/execute code.
+// A kind with a snapshot format keeps snapshots of its long streams.
 type kind[S any] struct {
 	new     func() S
 	evolve  func(S, domain.Recorded) S
 	version func(S) int64
 	clone   func(S) S
+	// format, snapshot and restore: see snapshots.Snapshot; format 0
+	// means no snapshots.
+	format   int
+	snapshot func(S) ([]byte, error)
+	restore  func([]byte) (S, error)
 }
 
 func same[S any](s S) S { return s }
 
 var (
-	userKind    = kind[user.State]{user.New, user.Evolve, func(s user.State) int64 { return s.Version }, same[user.State]}
-	adminsKind  = kind[user.Admins]{user.NewAdmins, user.EvolveAdmins, func(s user.Admins) int64 { return s.Version }, same[user.Admins]}
-	productKind = kind[product.State]{product.New, product.Evolve, func(s product.State) int64 { return s.Version }, product.State.Clone}
-	orderKind   = kind[order.State]{order.New, order.Evolve, func(s order.State) int64 { return s.Version }, same[order.State]}
-	claimKind   = kind[unique.Claim]{unique.New, unique.Evolve, func(s unique.Claim) int64 { return s.Version }, same[unique.Claim]}
+	userKind    = kind[user.State]{new: user.New, evolve: user.Evolve, version: func(s user.State) int64 { return s.Version }, clone: same[user.State]}
+	adminsKind  = kind[user.Admins]{new: user.NewAdmins, evolve: user.EvolveAdmins, version: func(s user.Admins) int64 { return s.Version }, clone: same[user.Admins]}
+	productKind = kind[product.State]{new: product.New, evolve: product.Evolve, version: func(s product.State) int64 { return s.Version },
+		clone: product.State.Clone, format: product.SnapshotFormat, snapshot: product.State.Snapshot, restore: product.FromSnapshot}
+	orderKind = kind[order.State]{new: order.New, evolve: order.Evolve, version: func(s order.State) int64 { return s.Version }, clone: same[order.State]}
+	claimKind = kind[unique.Claim]{new: unique.New, evolve: unique.Evolve, version: func(s unique.Claim) int64 { return s.Version }, clone: same[unique.Claim]}
 )
 
 // loaded is a folded state and the position of its last event.
@@ -87,24 +102,42 @@ type loaded[S any] struct {
 	pos   eventstore.Position
 }
 
-// load folds stream: it starts from the cached state, if any, and reads
-// only the events after it. The result is a copy of its own, also kept in
-// the cache, which only ever reads it. Errors: the store's, wrapped;
-// CodeConflict stream_unreadable (domain.StreamUnreadable) when the stream
-// holds an event this build cannot decode.
+// load folds stream: it starts from the cached state, if any, else from
+// the stream's snapshot, if any, and reads only the events after it. The
+// result is a copy of its own, also kept in the cache, which only ever
+// reads it. Errors: the store's, wrapped; CodeConflict stream_unreadable
+// (domain.StreamUnreadable) when the stream holds an event this build
+// cannot decode.
 func load[S any](ctx context.Context, r *repository, k kind[S], stream string) (loaded[S], error) {
-	cur := loaded[S]{state: k.new()}
+	cur, snapped := loaded[S]{state: k.new()}, int64(-1)
 	if c, ok := r.cache.get(stream); ok {
 		cur = loaded[S]{state: k.clone(c.state.(S)), pos: c.pos}
+	} else if snap, ok := restore(ctx, r, k, stream); ok {
+		cur, snapped = snap, k.version(snap.state)
 	}
 	from := k.version(cur.state) + 1
+	if snapped >= 0 {
+		// Read the snapshot's own last event too: a snapshot that does
+		// not match the log (a store restored from an older backup) is
+		// passed over.
+		from = snapped
+	}
 	for {
 		evs, err := r.store.ReadStream(ctx, stream, eventstore.Forwards, from, eventstore.MaxReadCount)
-		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return cur, nil
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
 			return cur, fmt.Errorf("read %s: %w", stream, err)
+		}
+		n := len(evs)
+		if snapped >= 0 && from == snapped {
+			if n == 0 || evs[0].Version != snapped || evs[0].Position != cur.pos {
+				r.log.WarnContext(ctx, "a snapshot does not match its stream; folding the stream from its start", "stream", stream, "version", snapped)
+				cur, snapped, from = loaded[S]{state: k.new()}, -1, 0
+				continue
+			}
+			evs = evs[1:]
+		}
+		if n == 0 {
+			break
 		}
 		for i := range evs {
 			rec, err := r.decode(&evs[i])
@@ -120,13 +153,13 @@ func load[S any](ctx context.Context, r *repository, k kind[S], stream string) (
 			cur.state = k.evolve(cur.state, rec)
 			cur.pos = evs[i].Position
 		}
-		if len(evs) < eventstore.MaxReadCount {
+		if n < eventstore.MaxReadCount {
 			break
 		}
-		from += int64(len(evs))
+		from = k.version(cur.state) + 1
 	}
 	if k.version(cur.state) >= 0 {
-		r.cache.put(stream, cached{state: cur.state, pos: cur.pos, version: k.version(cur.state)})
+		keep(r, k, stream, cached{state: cur.state, pos: cur.pos, version: k.version(cur.state), snapped: snapped})
 	}
 	return cur, nil
 }
@@ -255,14 +288,14 @@ func remember[S any](ctx context.Context, r *repository, k kind[S], stream strin
 	for i, e := range events {
 		st = k.evolve(st, domain.Recorded{Event: e, Version: first + int64(i), At: at, ActorID: correlation.From(ctx).Actor})
 	}
-	r.cache.put(stream, cached{state: st, pos: res.Position, version: res.Version})
+	keep(r, k, stream, cached{state: st, pos: res.Position, version: res.Version, snapped: -1})
 	return st
 }
 
 // fresh tells the cache that stream is new (its id was just made), so the
 // command that creates it appends with NoStream without reading first.
 func fresh[S any](r *repository, k kind[S], stream string) {
-	r.cache.put(stream, cached{state: k.new(), version: -1})
+	r.cache.put(stream, cached{state: k.new(), version: -1, snapped: -1}, 0)
 }
 
 // encode turns domain events into event data with the request's

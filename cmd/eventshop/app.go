@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/eventstore/adapter"
+	"github.com/eventshop/eventshop/eventstore/snapshots"
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/edge/metrics"
 	"github.com/eventshop/eventshop/internal/services/auth"
@@ -65,10 +66,10 @@ type app struct {
 }
 
 // buildApp connects to what m needs and wires it, one step per role m
-// runs, after what every role shares: the event store and command
-// handlers always; Redis and the tokens when an API is served; the read
-// models' pool for every role; the catalogue's MongoDB when projections
-// run. The local run starts the embedded
+// runs, after what every role shares: the event store always; the read
+// models' pool for every role; the command handlers (with their
+// snapshots in that pool); Redis and the tokens when an API is served;
+// the catalogue's MongoDB when projections run. The local run starts the embedded
 // stand-ins for MONGO_URL, KAFKA_BROKERS and SMTP_ADDR when not set.
 // Whatever fails, what was opened is closed again.
 func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app, err error) {
@@ -83,21 +84,25 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 	if a.store, err = openStore(ctx, cfg, log); err != nil {
 		return a, err
 	}
-	a.cmd = commands.New(commands.Config{
-		Store: a.store, Payments: payment.NewTestProcessor(), Log: log,
-		PaymentTimeout: cfg.PaymentTimeout, ClaimGrace: cfg.PlacementGrace,
-	})
-	if m.write || m.read {
-		if err := a.connectAuth(ctx, cfg, m.local); err != nil {
-			return a, err
-		}
-	}
 	if m.write || m.read || m.project || m.notify {
 		// The read models, the checkpoints and the locks that keep one
 		// process manager and one runner per projection active. The pool
 		// connects lazily.
 		if a.pool, err = pgxpool.New(ctx, cfg.DatabaseURL); err != nil {
 			return a, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
+		}
+	}
+	commandsCfg := commands.Config{
+		Store: a.store, Payments: payment.NewTestProcessor(), Log: log,
+		PaymentTimeout: cfg.PaymentTimeout, ClaimGrace: cfg.PlacementGrace,
+	}
+	if a.pool != nil && cfg.SnapshotEvery > 0 {
+		commandsCfg.Snapshots, commandsCfg.SnapshotEvery = snapshots.New(a.pool), cfg.SnapshotEvery
+	}
+	a.cmd = commands.New(commandsCfg)
+	if m.write || m.read {
+		if err := a.connectAuth(ctx, cfg, m.local); err != nil {
+			return a, err
 		}
 	}
 	if m.project {

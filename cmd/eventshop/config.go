@@ -41,6 +41,7 @@ type config struct {
 	PaymentTimeout time.Duration
 	PlacementGrace time.Duration
 	SagaTick       time.Duration
+	SnapshotEvery  int
 	// ProjectionPolicies is each projection's policy for an event that keeps
 	// failing, by name (PROJECTION_POLICIES); one not named parks.
 	ProjectionPolicies map[string]string
@@ -149,6 +150,7 @@ func (cfg *config) loadOrders(e *environ.Reader) {
 	cfg.PaymentTimeout = e.Duration("ORDER_PAYMENT_TIMEOUT", "15m")
 	cfg.PlacementGrace = e.Duration("ORDER_PLACEMENT_GRACE", "60s")
 	cfg.SagaTick = e.Duration("SAGA_TICK", "1s")
+	cfg.SnapshotEvery = e.Int("SNAPSHOT_EVERY", 1000)
 	cfg.ProjectionPolicies = map[string]string{}
 	for _, kv := range e.List("PROJECTION_POLICIES") {
 		name, policy, ok := strings.Cut(kv, "=")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -46,6 +47,7 @@ var readers = []reader{
 	{"notifier templates", templatesReader},
 	{"order process manager (decode)", processManagerReader},
 	{"write side loading its own aggregates", writeSideReader},
+	{"product snapshots (write side)", snapshotReader},
 }
 
 // pass is one reading of a run's events by every reader.
@@ -254,5 +256,39 @@ func writeSideReader(ctx context.Context, p *pass, refuse func(*eventstore.Event
 			}
 		}
 		refuse(culprit, fmt.Errorf("load %s: %w", stream, err))
+	}
+}
+
+// snapshotReader takes each product's snapshot as the write side folds it
+// and restores it: the restored state must be the folded one, or a
+// process starting from the snapshot would decide otherwise.
+func snapshotReader(ctx context.Context, p *pass, refuse func(*eventstore.Event, error)) {
+	h := p.e.handler()
+	last := map[string]*eventstore.Event{}
+	for i := range p.log {
+		if strings.HasPrefix(p.log[i].StreamID, product.StreamPrefix) {
+			last[p.log[i].StreamID] = &p.log[i]
+		}
+	}
+	for stream, e := range last {
+		s, _, err := h.Catalog.Product(ctx, strings.TrimPrefix(stream, product.StreamPrefix))
+		if err != nil {
+			continue // the write side's reader reports it
+		}
+		data, err := s.Snapshot()
+		if err != nil {
+			refuse(e, fmt.Errorf("snapshot %s: %w", stream, err))
+			continue
+		}
+		back, err := product.FromSnapshot(data)
+		if err != nil {
+			refuse(e, fmt.Errorf("restore the snapshot of %s: %w", stream, err))
+			continue
+		}
+		s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+		back.CreatedAt, back.UpdatedAt = back.CreatedAt.UTC(), back.UpdatedAt.UTC()
+		if !reflect.DeepEqual(back, s) {
+			refuse(e, fmt.Errorf("the snapshot of %s restores\n%+v\nnot\n%+v", stream, back, s))
+		}
 	}
 }

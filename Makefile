@@ -3,7 +3,7 @@ GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m -p 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test bench bench-catalog load build lint services clean-testdbs
+.PHONY: run test bench bench-catalog load genlog build lint services clean-testdbs
 
 ## run: start eventshop locally on http://127.0.0.1:8080
 run: services-run build
@@ -25,6 +25,18 @@ bench: services
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./commands/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./benchmarks/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./internal/services/mail/
+
+## genlog: write a realistic log of EVENTS events (users, a catalogue, orders
+## in every status, one hot product) straight into the event store of
+## GENLOG_DATABASE (the local run's by default; created if missing), for
+## measuring start-up and rebuilds against a long history (README,
+## "Long histories")
+EVENTS ?= 1000000
+GENLOG_DATABASE ?= eventshop
+genlog:
+	@scripts/services.sh $(GENLOG_DATABASE)
+	CGO_ENABLED=0 $(GO) build -o bin/genlog ./tests/genlog/genlog
+	bin/genlog -events $(EVENTS) -store "postgres://postgres@127.0.0.1:5432/$(GENLOG_DATABASE)?sslmode=disable"
 
 ## bench-catalog: the catalogue's reads at 100, 10,000 and 100,000 products
 ## (CATALOG_SIZES=100,5000 picks others; CATALOG_MONGO_MAX=10000 also reads

@@ -96,8 +96,12 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 		Store: a.store, Payments: payment.NewTestProcessor(), Log: log,
 		PaymentTimeout: cfg.PaymentTimeout, ClaimGrace: cfg.PlacementGrace,
 	}
-	if a.pool != nil && cfg.SnapshotEvery > 0 {
-		commandsCfg.Snapshots, commandsCfg.SnapshotEvery = snapshots.New(a.pool), cfg.SnapshotEvery
+	if a.pool != nil && cfg.SnapshotEvery > 0 && m.write {
+		snaps := snapshots.New(a.pool)
+		if err := snaps.Migrate(ctx); err != nil {
+			return a, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
+		}
+		commandsCfg.Snapshots, commandsCfg.SnapshotEvery = snaps, cfg.SnapshotEvery
 	}
 	a.cmd = commands.New(commandsCfg)
 	if m.write || m.read {

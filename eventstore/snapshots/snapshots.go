@@ -47,6 +47,11 @@ type Postgres struct {
 // first use.
 func New(pool *pgxpool.Pool) *Postgres { return &Postgres{pool: pool} }
 
+// Migrate creates the schema and table if they are missing, as the first
+// Load or Save would; a process calls it at start so that its first
+// command does not pay for it. Errors: the database's.
+func (p *Postgres) Migrate(ctx context.Context) error { return p.migrate(ctx) }
+
 func (p *Postgres) migrate(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/platform/outage"
 	"github.com/eventshop/eventshop/internal/platform/retry"
 )
 
@@ -324,20 +323,15 @@ func (r *Runner) transient(ctx context.Context, err error) bool {
 // transaction, a lock not available, a system error).
 func isTransient(err error) bool {
 	var te *transientError
-	var ne net.Error
 	var pe *pgconn.PgError
-	var ce *pgconn.ConnectError
 	var temp interface{ Temporary() bool }
 	switch {
-	case errors.As(err, &te), errors.As(err, &ne), errors.As(err, &ce),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		pgconn.Timeout(err), pgconn.SafeToRetry(err):
+	case errors.As(err, &te), outage.Is(err),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, io.EOF):
 		return true
 	case errors.As(err, &pe):
 		switch pe.Code[:2] {
-		case "08", "40", "53", "57", "58", "XX":
+		case "40", "XX":
 			return true
 		}
 		return pe.Code == "55P03"

@@ -59,3 +59,24 @@ func TestProjectionMetricsFromDatabase(t *testing.T) {
 		t.Error("lag_events of a projection that never ran")
 	}
 }
+
+// TestCapturedMailStaysOnThisMachine: /dev/mail answers clients connected
+// from a loopback address, and 404 to any other, whatever forwarding
+// headers claim.
+func TestCapturedMailStaysOnThisMachine(t *testing.T) {
+	h := loopbackOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	for addr, want := range map[string]int{
+		"127.0.0.1:5000": http.StatusOK, "[::1]:5000": http.StatusOK, "[::ffff:127.0.0.1]:5000": http.StatusOK,
+		"10.0.0.7:5000": http.StatusNotFound, "172.17.0.1:40000": http.StatusNotFound, "[2001:db8::1]:5000": http.StatusNotFound,
+		"garbage": http.StatusNotFound,
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/dev/mail", nil)
+		req.RemoteAddr = addr
+		req.Header.Set("X-Forwarded-For", "127.0.0.1")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != want {
+			t.Errorf("from %s: %d, want %d", addr, w.Code, want)
+		}
+	}
+}

@@ -140,6 +140,7 @@ func (cfg *config) loadAuth(e *environ.Reader) {
 	cfg.Tokens.RefreshTTL = e.Duration("REFRESH_TOKEN_TTL", "168h")
 	cfg.Logins.PerAccount = e.Int("LOGIN_FAILURES_PER_ACCOUNT", 5)
 	cfg.Logins.PerIP = e.Int("LOGIN_FAILURES_PER_IP", 20)
+	cfg.Logins.PerAccountTotal = e.Int("LOGIN_FAILURES_PER_ACCOUNT_TOTAL", 50)
 	cfg.Logins.Window = e.Duration("LOGIN_FAILURE_WINDOW", "15m")
 	cfg.Gateway.TrustProxy = e.Bool("TRUST_PROXY_HEADERS")
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/eventshop/eventshop/commands/demo"
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/edge/gateway"
+	"github.com/eventshop/eventshop/internal/edge/problem"
 	"github.com/eventshop/eventshop/internal/platform/retry"
 	"github.com/eventshop/eventshop/projections"
 )
@@ -177,8 +179,9 @@ func routes(a *app, gw *gateway.Gateway, log *slog.Logger, m mode) http.Handler 
 		Checks: a.readiness(), Docs: m.write || m.read, Log: log,
 	})
 	if mail := a.local.Mail(); mail != nil {
-		// The local run's captured mail (only it starts the sink).
-		r.Method(http.MethodGet, "/dev/mail", mail)
+		// The local run's captured mail (only it starts the sink), to
+		// this machine only: it holds every user's mail.
+		r.Method(http.MethodGet, "/dev/mail", loopbackOnly(mail))
 	}
 	if m.write {
 		a.api.Routes(r)
@@ -214,4 +217,20 @@ func (a *app) readiness() []edge.Check {
 		checks = append(checks, edge.Check{Name: "smtp", Ping: a.sender.Ping})
 	}
 	return checks
+}
+
+// loopbackOnly serves h to clients connected from this machine (a
+// loopback address, whatever forwarding headers say) and answers 404 to
+// every other, as if the route were not there: a `serve` whose port is
+// published (a container's default command) does not show its captured
+// mail to the network.
+func loopbackOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip, perr := netip.ParseAddr(host); err != nil || perr != nil || !ip.Unmap().IsLoopback() {
+			problem.Write(w, problem.New(http.StatusNotFound, "no such route"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -1,13 +1,19 @@
 package edge_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/internal/edge"
@@ -18,6 +24,14 @@ import (
 // TestWriteError pins the one mapping of errors to problems: status,
 // code and the headers a client acts on.
 func TestWriteError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Real clients of servers that are not there (nothing listens on
+	// port 1), and PostgreSQL's error at a shutdown.
+	_, pgDown := pgconn.Connect(ctx, "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2")
+	redisClient := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	redisDown := redisClient.Get(ctx, "k").Err()
+	redisClient.Close()
 	cases := []struct {
 		err        error
 		status     int
@@ -36,6 +50,11 @@ func TestWriteError(t *testing.T) {
 		{edge.BadRequest("no"), 400, "", false},
 		{edge.Invalid("payment_method", "required"), 422, "", false},
 		{edge.Unavailable(errors.New("redis down")), 503, "", true},
+		{fmt.Errorf("refresh: %w", redisDown), 503, "", true},
+		{fmt.Errorf("append: %w", pgDown), 503, "", true},
+		{fmt.Errorf("append: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}), 503, "", true},
+		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), 503, "", true},
+		{&pgconn.PgError{Code: "23505", Message: "duplicate key"}, 500, "", false},
 		{errors.New("boom"), 500, "", false},
 	}
 	for _, c := range cases {
@@ -87,15 +106,56 @@ func TestDecode(t *testing.T) {
 		var v struct {
 			N int `json:"n"`
 		}
-		err := edge.Decode(r, &v)
-		status := 0
-		if err != nil {
-			w := httptest.NewRecorder()
-			edge.WriteError(w, r, err)
-			status = w.Code
-		}
+		status, err := decodeStatus(r, &v)
 		if status != c.status {
 			t.Errorf("%s (%s): status %d, want %d (err %v)", c.body, c.ctype, status, c.status, err)
+		}
+	}
+}
+
+// decodeStatus decodes r's body into v and returns the status its error
+// answers with, 0 when it decoded.
+func decodeStatus(r *http.Request, v any) (int, error) {
+	err := edge.Decode(r, v)
+	if err == nil {
+		return 0, nil
+	}
+	w := httptest.NewRecorder()
+	edge.WriteError(w, r, err)
+	return w.Code, err
+}
+
+// TestDecodeMatchesNamesExactly: member names match the fields' names
+// exactly, at every depth (encoding/json alone would take "N" for "n"),
+// while what a field decodes itself (raw metadata, a map's keys) keeps
+// its own names.
+func TestDecodeMatchesNamesExactly(t *testing.T) {
+	type line struct {
+		ProductID string `json:"product_id"`
+		Quantity  int    `json:"quantity"`
+	}
+	type body struct {
+		N        int               `json:"n"`
+		Items    []line            `json:"items"`
+		Metadata json.RawMessage   `json:"metadata"`
+		Labels   map[string]string `json:"labels"`
+		Card     *struct {
+			Number string `json:"card_number"`
+		} `json:"payment_method"`
+	}
+	for doc, want := range map[string]int{
+		`{"n": 1, "items": [{"product_id": "p", "quantity": 2}], "metadata": {"Any": {"CASE": 1}}, "labels": {"K": "v"}}`: 0,
+		`{"payment_method": {"card_number": "4242"}}`: 0,
+		`{"N": 1}`:         400,
+		`{"n": 1, "N": 2}`: 400,
+		`{"items": [{"product_id": "p", "Quantity": 2}]}`: 400,
+		`{"payment_method": {"CARD_NUMBER": "4242"}}`:     400,
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(doc))
+		var v body
+		status, err := decodeStatus(r, &v)
+		if status != want {
+			t.Errorf("%s: status %d, want %d (err %v)", doc, status, want, err)
 		}
 	}
 }

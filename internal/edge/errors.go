@@ -8,6 +8,7 @@ import (
 
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/internal/edge/problem"
+	"github.com/eventshop/eventshop/internal/platform/outage"
 	"github.com/eventshop/eventshop/internal/services/auth"
 	"github.com/eventshop/eventshop/internal/services/payment"
 )
@@ -49,7 +50,8 @@ func Unavailable(err error) error { return &unavailableError{err} }
 // statuses of every route: domain errors by code, with their reason,
 // fields and extra members; the domain's ErrForbidden 403,
 // ErrPreconditionFailed 412, ErrBadCredentials 401 and ErrContention 503;
-// BadRequest 400, Invalid 422, body errors 413 and 415; Unavailable 503;
+// BadRequest 400, Invalid 422, body errors 413 and 415; Unavailable, and
+// any dependency's outage a handler did not mark (outage.Is), 503;
 // auth.ErrInvalidToken 401; declined payments 402; anything unknown 500.
 // A request that ran out of time is 503 with Retry-After, never 500: an
 // error from a context that ended or an I/O deadline, and an unavailable
@@ -65,9 +67,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case outOfTime(err):
 		writeOutOfTime(w, r, err)
-	case errors.As(err, &ue) && r.Context().Err() != nil:
+	case (errors.As(err, &ue) || outage.Is(err)) && r.Context().Err() != nil:
 		writeOutOfTime(w, r, err)
-	case errors.As(err, &ue):
+	case errors.As(err, &ue) || outage.Is(err):
 		logger(r.Context()).ErrorContext(r.Context(), "dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
 		problem.Write(w, problem.New(http.StatusServiceUnavailable, "a service this request needs is unavailable; retry"))

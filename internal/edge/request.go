@@ -46,6 +46,14 @@ func Decode(r *http.Request, v any) error {
 		if _, terr := dec.Token(); terr != io.EOF {
 			return BadRequest("the body must hold one JSON object and nothing after it")
 		}
+		var doc any
+		if err := json.Unmarshal(body, &doc); err != nil {
+			return BadRequest("malformed JSON")
+		}
+		if bad := exactNames(doc, reflect.TypeOf(v)); bad != "" {
+			// What encoding/json matched case-insensitively.
+			return BadRequest(fmt.Sprintf("unknown field %q (member names are case-sensitive)", bad))
+		}
 		return nil
 	}
 	var ute *json.UnmarshalTypeError

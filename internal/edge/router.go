@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -53,8 +54,9 @@ func NewRouter(cfg RootConfig) chi.Router {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.New(http.StatusNotFound, "no such route"))
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, problem.New(http.StatusMethodNotAllowed, "this route does not take "+r.Method))
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(allowed(r, req), ", "))
+		problem.Write(w, problem.New(http.StatusMethodNotAllowed, "this route does not take "+req.Method))
 	})
 	if cfg.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", cfg.Metrics)
@@ -93,8 +95,9 @@ func ready(checks []Check, log *slog.Logger) http.HandlerFunc {
 }
 
 // Serve serves h on ln until ctx ends, then shuts down gracefully: it
-// stops accepting, lets the requests in flight finish within drain, and
-// returns nil once they have. Its server's timeouts bound what one slow
+// stops accepting, lets the requests in flight finish within drain,
+// closes the connections still open after it (a client sending its body
+// slowly), and returns nil. Its server's timeouts bound what one slow
 // client can hold.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Duration, log *slog.Logger) error {
 	srv := &http.Server{
@@ -117,7 +120,15 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Dura
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		// A client still sending its body slowly, or a request that
+		// outlived the drain: the budget is spent, so its connection is
+		// cut and the shutdown goes on. That is the drain's purpose, not
+		// a failure of the process.
+		log.Warn("shutdown: connections still open after the drain; closing them", "drain", drain)
+		srv.Close()
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -151,4 +162,20 @@ func Probe(ctx context.Context, addr, path string) error {
 		return fmt.Errorf("%s answered %s", path, resp.Status)
 	}
 	return nil
+}
+
+// allowed lists the methods mux serves on req's path, for the Allow header
+// of a 405 (RFC 9110, section 15.5.6).
+func allowed(mux *chi.Mux, req *http.Request) []string {
+	path := req.URL.RawPath
+	if path == "" {
+		path = req.URL.Path
+	}
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if mux.Match(chi.NewRouteContext(), m, path) {
+			out = append(out, m)
+		}
+	}
+	return out
 }

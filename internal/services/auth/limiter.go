@@ -13,9 +13,10 @@ import (
 
 // Defaults applied by NewLoginLimiter to a zero (or negative) LoginLimits field.
 const (
-	DefaultLoginPerAccount = 5
-	DefaultLoginPerIP      = 20
-	DefaultLoginWindow     = 15 * time.Minute
+	DefaultLoginPerAccount      = 5
+	DefaultLoginPerIP           = 20
+	DefaultLoginPerAccountTotal = 50
+	DefaultLoginWindow          = 15 * time.Minute
 )
 
 // LoginLimits says how many sign-in attempts a window admits before further
@@ -25,28 +26,37 @@ const (
 // LoginLimiter.Succeeded), so in effect only failed attempts use up a
 // limit.
 type LoginLimits struct {
-	// PerAccount is how many attempts on one account a window admits,
-	// counting the admitted attempts since the window started or since the
-	// account's last successful sign-in, whichever is later; default
-	// DefaultLoginPerAccount.
+	// PerAccount is how many attempts on one account from one client IP a
+	// window admits, counting the admitted attempts since the window
+	// started or since the account's last successful sign-in from that
+	// IP, whichever is later; default DefaultLoginPerAccount. It is per
+	// IP so that someone else's wrong passwords do not lock the owner
+	// out.
 	PerAccount int
 	// PerIP is how many attempts from one client IP, on any accounts, a
 	// window admits, counting the admitted attempts since the window
 	// started except the successful ones; default DefaultLoginPerIP.
-	PerIP  int
-	Window time.Duration // from the first attempt counted; default DefaultLoginWindow
+	PerIP int
+	// PerAccountTotal is how many attempts on one account from all IPs
+	// together a window admits, except the successful ones; default
+	// DefaultLoginPerAccountTotal. It bounds guessing spread over many
+	// addresses, and is the one way left to lock an account: it takes
+	// PerAccountTotal/PerAccount addresses.
+	PerAccountTotal int
+	Window          time.Duration // from the first attempt counted; default DefaultLoginWindow
 }
 
-// LoginLimiter counts sign-in attempts per account and per client IP in
-// fixed windows that start at the first attempt counted, and refuses the
-// attempts that go over a limit. Counting and deciding is one atomic step,
+// LoginLimiter counts sign-in attempts per account and client IP, per
+// client IP and per account in fixed windows that start at the first
+// attempt counted, and refuses the attempts that go over a limit. Counting and deciding is one atomic step,
 // so concurrent attempts cannot all slip under a limit.
 //
 // Redis keys (P is the key prefix; accounts and IPs are stored only as
 // sha256 hex, never raw, since both are personal data):
 //
-//	P login:acct:<sha256(account)>  attempts on the account; TTL = rest of window
-//	P login:ip:<sha256(ip)>         attempts from the IP; TTL = rest of window
+//	P login:acctip:<sha256(account NUL ip)>  attempts on the account from the IP; TTL = rest of window
+//	P login:ip:<sha256(ip)>                  attempts from the IP
+//	P login:acct:<sha256(account)>           attempts on the account from any IP
 //
 // A LoginLimiter is safe for concurrent use.
 type LoginLimiter struct {
@@ -64,22 +74,24 @@ func NewLoginLimiter(rdb redis.UniversalClient, keyPrefix string, limits LoginLi
 	if limits.PerIP <= 0 {
 		limits.PerIP = DefaultLoginPerIP
 	}
+	if limits.PerAccountTotal <= 0 {
+		limits.PerAccountTotal = DefaultLoginPerAccountTotal
+	}
 	if limits.Window <= 0 {
 		limits.Window = DefaultLoginWindow
 	}
 	return &LoginLimiter{rdb: rdb, prefix: keyPrefix, limits: limits}
 }
 
-// attemptScript counts one attempt against the account (KEYS[1]) and the
-// IP (KEYS[2]) in a window of ARGV[1] ms and returns both counts and TTLs;
-// when either count goes over its limit (ARGV[2], ARGV[3]) the attempt is
-// refused and taken back from both, so refusals never use up a budget.
-// NX: only the first attempt of a window sets its end; later ones must not
-// push it further out. Redis runs a script alone and with its clock frozen,
-// so no other attempt and no expiry falls between the increments and the
-// reads.
+// attemptScript counts one attempt against each of KEYS (the account from
+// the IP, the IP, the account) in a window of ARGV[1] ms and returns each
+// count and TTL; when a count goes over its limit (ARGV[2], ARGV[3],
+// ARGV[4]) the attempt is refused and taken back from every key, so
+// refusals never use up a budget. NX: only the first attempt of a window
+// sets its end; later ones must not push it further out. Redis runs a
+// script alone and with its clock frozen, so no other attempt and no
+// expiry falls between the increments and the reads.
 var attemptScript = redis.NewScript(`
-local limits = {tonumber(ARGV[2]), tonumber(ARGV[3])}
 local out = {}
 local over = false
 for i, key in ipairs(KEYS) do
@@ -87,7 +99,7 @@ for i, key in ipairs(KEYS) do
 	redis.call('PEXPIRE', key, ARGV[1], 'NX')
 	out[2*i-1] = n
 	out[2*i] = redis.call('PTTL', key)
-	if n > limits[i] then over = true end
+	if n > tonumber(ARGV[i+1]) then over = true end
 end
 if over then
 	for _, key in ipairs(KEYS) do redis.call('DECR', key) end
@@ -96,32 +108,39 @@ return out
 `)
 
 // Attempt counts a sign-in attempt for account (a normalised email) from ip
-// before the password is checked, atomically for both counters, so
+// before the password is checked, atomically for every counter, so
 // concurrent attempts cannot all slip under the limits. The first attempt
 // of a window starts it; later attempts never push the window's end. If,
-// counting this attempt, the account's count is above PerAccount or the
-// IP's count above PerIP, the attempt is refused: retryAfter > 0 is the
-// time until the blocking window ends (the later one, if both block),
-// rounded up to whole seconds for Retry-After. A refused attempt is not
-// counted: the counts are of attempts whose password was checked.
-// It returns only wrapped Redis errors.
+// counting this attempt, the account's count from ip is above PerAccount,
+// the IP's above PerIP or the account's from all IPs above
+// PerAccountTotal, the attempt is refused: retryAfter > 0 is the time
+// until the blocking window ends (the latest, if several block), rounded
+// up to whole seconds for Retry-After. A refused attempt is not counted:
+// the counts are of attempts whose password was checked. It returns only
+// wrapped Redis errors.
 func (l *LoginLimiter) Attempt(ctx context.Context, account, ip string) (retryAfter time.Duration, err error) {
-	keys := []string{l.accountKey(account), l.ipKey(ip)}
-	res, err := attemptScript.Run(ctx, l.rdb, keys, l.limits.Window.Milliseconds(), l.limits.PerAccount, l.limits.PerIP).Int64Slice()
+	limits := []int{l.limits.PerAccount, l.limits.PerIP, l.limits.PerAccountTotal}
+	res, err := attemptScript.Run(ctx, l.rdb, l.keys(account, ip), l.limits.Window.Milliseconds(),
+		limits[0], limits[1], limits[2]).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("auth: count login attempt: %w", err)
 	}
-	if len(res) != 4 {
-		return 0, fmt.Errorf("auth: count login attempt: script answered %v, want 4 integers", res)
+	if len(res) != 2*len(limits) {
+		return 0, fmt.Errorf("auth: count login attempt: script answered %v, want %d integers", res, 2*len(limits))
 	}
-	acctWait, acctOver := blocking(res[0], res[1], l.limits.PerAccount)
-	ipWait, ipOver := blocking(res[2], res[3], l.limits.PerIP)
-	if !acctOver && !ipOver {
+	var wait time.Duration
+	blocked := false
+	for i, limit := range limits {
+		if w, over := blocking(res[2*i], res[2*i+1], limit); over {
+			wait, blocked = max(wait, w), true
+		}
+	}
+	if !blocked {
 		return 0, nil
 	}
 	// At least a second, so that a refusal is never mistaken for admission
 	// even if the counter expired on the very millisecond.
-	return max((max(acctWait, ipWait) + time.Second - 1).Truncate(time.Second), time.Second), nil
+	return max((wait+time.Second-1).Truncate(time.Second), time.Second), nil
 }
 
 // blocking reports whether count is over limit and, if so, for how long
@@ -153,13 +172,14 @@ return 0
 `)
 
 // Succeeded says that an attempt admitted by Attempt had the right
-// password: it clears the account's count and takes this one attempt back
-// from the IP's count (never below 0), so signing in successfully never
-// uses up the IP's budget, while failures still do. Call it at most once
-// per admitted attempt. It returns only wrapped Redis errors.
+// password: it clears the account's count from ip and takes this one
+// attempt back from the IP's and the account's total counts (never below
+// 0), so signing in successfully never uses up a budget, while failures
+// still do; others' failures on the account stay counted in its total.
+// Call it at most once per admitted attempt. It returns only wrapped Redis
+// errors.
 func (l *LoginLimiter) Succeeded(ctx context.Context, account, ip string) error {
-	keys := []string{l.accountKey(account), l.ipKey(ip)}
-	if err := takeBackScript.Run(ctx, l.rdb, keys, "clear").Err(); err != nil {
+	if err := takeBackScript.Run(ctx, l.rdb, l.keys(account, ip), "clear").Err(); err != nil {
 		return fmt.Errorf("auth: record successful login: %w", err)
 	}
 	return nil
@@ -167,21 +187,32 @@ func (l *LoginLimiter) Succeeded(ctx context.Context, account, ip string) error 
 
 // Unchecked says that an attempt admitted by Attempt ended before its
 // password was checked (a store or Redis failure, or the caller gave up):
-// it takes the attempt back from both counts, so failures of the service
+// it takes the attempt back from every count, so failures of the service
 // never lock a user out. It returns only wrapped Redis errors.
 func (l *LoginLimiter) Unchecked(ctx context.Context, account, ip string) error {
-	keys := []string{l.accountKey(account), l.ipKey(ip)}
-	if err := takeBackScript.Run(ctx, l.rdb, keys, "").Err(); err != nil {
+	if err := takeBackScript.Run(ctx, l.rdb, l.keys(account, ip), "").Err(); err != nil {
 		return fmt.Errorf("auth: take back login attempt: %w", err)
 	}
 	return nil
 }
 
+// keys are the counters of an attempt on account from ip, in the order of
+// the limits: the account from the IP, the IP, the account.
+func (l *LoginLimiter) keys(account, ip string) []string {
+	return []string{l.pairKey(account, ip), l.ipKey(ip), l.accountKey(account)}
+}
+
 // accountKey normalises account once more (trim, lower case) so that case
 // variants of one email cannot dodge its limit.
 func (l *LoginLimiter) accountKey(account string) string {
-	return l.prefix + "login:acct:" + sha256Hex(strings.ToLower(strings.TrimSpace(account)))
+	return l.prefix + "login:acct:" + sha256Hex(normalAccount(account))
 }
+
+func (l *LoginLimiter) pairKey(account, ip string) string {
+	return l.prefix + "login:acctip:" + sha256Hex(normalAccount(account)+"\x00"+ip)
+}
+
+func normalAccount(account string) string { return strings.ToLower(strings.TrimSpace(account)) }
 
 func (l *LoginLimiter) ipKey(ip string) string {
 	return l.prefix + "login:ip:" + sha256Hex(ip)

@@ -60,11 +60,25 @@ func TestLoginLimiterRefusesAccountOverLimit(t *testing.T) {
 		admit(t, l, "alice@example.com", "10.0.0.1")
 	}
 	refuse(t, l, "alice@example.com", "10.0.0.1", DefaultLoginWindow)
-	// The account is refused from any address, and case variants of it too.
-	refuse(t, l, "alice@example.com", "10.0.0.9", DefaultLoginWindow)
-	refuse(t, l, " Alice@Example.COM", "10.0.0.9", DefaultLoginWindow)
-	// Another account from another address is not.
-	admit(t, l, "bob@example.com", "10.0.0.2")
+	// Case variants of the account from that address too.
+	refuse(t, l, " Alice@Example.COM", "10.0.0.1", DefaultLoginWindow)
+	// The owner, from another address, is not locked out by them; nor is
+	// another account from the first address.
+	admit(t, l, "alice@example.com", "10.0.0.9")
+	admit(t, l, "bob@example.com", "10.0.0.1")
+}
+
+// Failures spread over many addresses are bounded by the account's
+// total; then the account is refused from every address, a fresh one
+// included.
+func TestLoginLimiterRefusesAccountAcrossAddresses(t *testing.T) {
+	l, _ := newLimiter(t, LoginLimits{PerAccount: 2, PerAccountTotal: 7, Window: time.Minute})
+	for i := range 7 {
+		admit(t, l, "alice@example.com", fmt.Sprintf("10.0.0.%d", i/2))
+	}
+	refuse(t, l, "alice@example.com", "10.0.0.3", time.Minute)
+	refuse(t, l, "alice@example.com", "10.9.9.9", time.Minute)
+	admit(t, l, "bob@example.com", "10.9.9.9")
 }
 
 func TestLoginLimiterRefusesIPAcrossAccounts(t *testing.T) {
@@ -88,7 +102,7 @@ func TestLoginLimiterRetryAfterIsBlockingWindowsEnd(t *testing.T) {
 	if err := rdb.PExpire(ctx, l.ipKey("10.0.0.1"), 50*time.Second).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.PExpire(ctx, l.accountKey("alice@example.com"), 4100*time.Millisecond).Err(); err != nil {
+	if err := rdb.PExpire(ctx, l.pairKey("alice@example.com", "10.0.0.1"), 4100*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if wait := refuse(t, l, "alice@example.com", "10.0.0.1", time.Minute); wait != 5*time.Second {
@@ -157,7 +171,7 @@ func TestLoginLimiterWindowStartsAtFirstAttempt(t *testing.T) {
 	rdb, prefix := redistest.New(t)
 	l := NewLoginLimiter(rdb, prefix, LoginLimits{PerAccount: 2, PerIP: 2, Window: time.Minute})
 	admit(t, l, "alice@example.com", "10.0.0.1")
-	keys := []string{l.accountKey("alice@example.com"), l.ipKey("10.0.0.1")}
+	keys := l.keys("alice@example.com", "10.0.0.1")
 	for _, key := range keys {
 		if ttl := rdb.PTTL(ctx, key).Val(); ttl <= 0 || ttl > time.Minute {
 			t.Fatalf("TTL of %s after the first attempt = %v, want in (0, 1m]", key, ttl)
@@ -181,8 +195,8 @@ func TestLoginLimiterKeysHideAccountAndIP(t *testing.T) {
 	l := NewLoginLimiter(rdb, prefix, LoginLimits{})
 	admit(t, l, "alice@example.com", "192.0.2.7")
 	keys := keysMatching(t, rdb, prefix+"*")
-	if len(keys) != 2 {
-		t.Fatalf("keys = %v, want one per account and per IP", keys)
+	if len(keys) != 3 {
+		t.Fatalf("keys = %v, want one per account and IP, per IP and per account", keys)
 	}
 	for _, k := range keys {
 		if strings.Contains(k, "alice") || strings.Contains(k, "example.com") || strings.Contains(k, "192.0.2.7") {
@@ -192,6 +206,7 @@ func TestLoginLimiterKeysHideAccountAndIP(t *testing.T) {
 	for _, want := range []string{
 		prefix + "login:acct:" + sha256Hex("alice@example.com"),
 		prefix + "login:ip:" + sha256Hex("192.0.2.7"),
+		prefix + "login:acctip:" + sha256Hex("alice@example.com\x00192.0.2.7"),
 	} {
 		if n := rdb.Exists(context.Background(), want).Val(); n != 1 {
 			t.Errorf("key %s missing; have %v", want, keys)
@@ -247,14 +262,21 @@ func attemptConcurrently(t *testing.T, l *LoginLimiter, n int, account, ip func(
 }
 
 // Wrong passwords sent all at once must not all get past the check before
-// any is counted.
+// any is counted, from one address or from many.
 func TestLoginLimiterConcurrentAttemptsOnOneAccount(t *testing.T) {
 	l, _ := newLimiter(t, LoginLimits{PerAccount: 5, PerIP: 1000, Window: time.Minute})
 	admitted, refused := attemptConcurrently(t, l, 40,
 		func(int) string { return "alice@example.com" },
+		func(int) string { return "10.0.1.1" })
+	if admitted != 5 || refused != 35 {
+		t.Errorf("40 concurrent attempts on one account from one address: %d admitted, %d refused; want 5 and 35", admitted, refused)
+	}
+	l, _ = newLimiter(t, LoginLimits{PerAccount: 5, PerIP: 1000, PerAccountTotal: 5, Window: time.Minute})
+	admitted, refused = attemptConcurrently(t, l, 40,
+		func(int) string { return "alice@example.com" },
 		func(i int) string { return fmt.Sprintf("10.0.1.%d", i) })
 	if admitted != 5 || refused != 35 {
-		t.Errorf("40 concurrent attempts on one account: %d admitted, %d refused; want 5 and 35", admitted, refused)
+		t.Errorf("40 concurrent attempts on one account from 40 addresses: %d admitted, %d refused; want 5 and 35", admitted, refused)
 	}
 }
 

@@ -161,8 +161,9 @@ func (s *Service) VerifyAccess(ctx context.Context, token string, source RoleSou
 // Logout revokes refreshToken and its whole family, and blacklists the
 // access token described by access (as returned by VerifyAccess) until it
 // expires. It returns ErrInvalidToken when refreshToken does not verify or
-// belongs to another user than access.UserID (nothing is then revoked), or
-// a wrapped Redis error. Logging out twice is not an error.
+// belongs to another user than access.UserID or to another session (token
+// family) than the access token (nothing is then revoked), or a wrapped
+// Redis error. Logging out twice is not an error.
 func (s *Service) Logout(ctx context.Context, refreshToken string, access Claims) error {
 	rc, err := s.parse(refreshToken, TypeRefresh)
 	if err != nil {
@@ -170,6 +171,11 @@ func (s *Service) Logout(ctx context.Context, refreshToken string, access Claims
 	}
 	if access.UserID == "" || rc.UserID != access.UserID {
 		return invalid("refresh token belongs to another user")
+	}
+	if rc.FamilyID != access.FamilyID {
+		// Ending one session with another's tokens would leave the
+		// caller's own refresh token working.
+		return invalid("refresh token belongs to another session")
 	}
 	if access.Type != TypeAccess || !isUUID(access.TokenID) || access.ExpiresAt.IsZero() {
 		return invalid("logout needs verified access claims")

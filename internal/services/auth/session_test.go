@@ -155,6 +155,33 @@ func TestLogoutBlacklistsOnlyUntilExpiry(t *testing.T) {
 	}
 }
 
+// TestLogoutRefusesAnotherSessionsRefreshToken: the access token of one
+// session with the refresh token of another session of the same user is
+// refused, nothing revoked; each session still logs out with its own pair.
+func TestLogoutRefusesAnotherSessionsRefreshToken(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.issue(t, "alice", "customer")
+	b := f.issue(t, "alice", "customer")
+	aAccess := f.verify(t, a.AccessToken)
+	if err := f.svc.Logout(ctx, b.RefreshToken, aAccess); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("Logout with another session's refresh token: err = %v, want ErrInvalidToken", err)
+	}
+	if keys := append(keysMatching(t, f.rdb, f.prefix+"atbl:*"), keysMatching(t, f.rdb, f.prefix+"rtfam:*")...); len(keys) != 0 {
+		t.Fatalf("revoked: %v", keys)
+	}
+	f.verify(t, a.AccessToken)
+	if err := f.svc.Logout(ctx, a.RefreshToken, aAccess); err != nil {
+		t.Fatalf("Logout with the session's own pair: %v", err)
+	}
+	if _, err := f.svc.Refresh(ctx, a.RefreshToken, rolesOf("customer")); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("the logged-out session's refresh token: %v, want ErrInvalidToken", err)
+	}
+	if _, err := f.svc.Refresh(ctx, b.RefreshToken, rolesOf("customer")); err != nil {
+		t.Fatalf("the other session's refresh token after the first logged out: %v", err)
+	}
+}
+
 func TestLogoutRefusesAnotherUsersRefreshToken(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

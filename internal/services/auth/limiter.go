@@ -140,7 +140,7 @@ func (l *LoginLimiter) Attempt(ctx context.Context, account, ip string) (retryAf
 	}
 	// At least a second, so that a refusal is never mistaken for admission
 	// even if the counter expired on the very millisecond.
-	return max((wait+time.Second-1).Truncate(time.Second), time.Second), nil
+	return max((wait + time.Second - 1).Truncate(time.Second), time.Second), nil
 }
 
 // blocking reports whether count is over limit and, if so, for how long

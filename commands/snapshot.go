@@ -42,7 +42,9 @@ func restore[S any](ctx context.Context, r *repository, k kind[S], stream string
 	defer cancel()
 	s, ok, err := r.snapshots.Load(sctx, stream, k.format)
 	if err != nil {
-		r.log.WarnContext(ctx, "load a snapshot; folding the stream from its start", "stream", stream, "err", err)
+		if ctx.Err() == nil { // else the command is over anyway
+			r.log.WarnContext(ctx, "load a snapshot; folding the stream from its start", "stream", stream, "err", err)
+		}
 		return loaded[S]{}, false
 	}
 	if !ok {

@@ -87,14 +87,19 @@ func (s *Store) Held(ctx context.Context, after eventstore.Position) (bool, erro
 // Held) without a second round trip; the two parts read one snapshot.
 // The page's rows come in order (one part's); where the held event comes
 // among them is not promised, and readAll takes it out wherever it is,
-// rather than have the server sort every page again.
+// rather than have the server sort every page again. The held part's scan
+// starts at the later of ($1, $2) and the oldest transaction in progress,
+// in one row comparison: given both bounds, the index scan started at the
+// reader's position and walked every committed event behind it, which
+// for a reader catching up on a long log was the whole backlog, each page.
 const readAllSQL = `(SELECT ` + columns + ` FROM events
 		WHERE (tx_id, id) > ($1, $2) AND tx_id < ` + visibleBelow + `
 		ORDER BY tx_id, id LIMIT $3)
 	UNION ALL
 	(SELECT -id, tx_id, event_id, stream_id, version, type, schema_version, data,
 		correlation_id, causation_id, actor_id, created_at FROM events
-		WHERE (tx_id, id) > ($1, $2) AND tx_id >= ` + visibleBelow + `
+		WHERE (tx_id, id) > (GREATEST($1, ` + visibleBelow + ` - 1),
+			CASE WHEN $1 >= ` + visibleBelow + ` THEN $2 ELSE 9223372036854775807 END)
 		ORDER BY tx_id, id LIMIT 1)`
 
 // readAll reads the global log after from. held reports that the page came

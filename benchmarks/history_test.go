@@ -318,7 +318,7 @@ func (o *shopOrder) fold(r domain.Recorded) { o.state = order.Evolve(o.state, r)
 func (s *shop) pay(id string) {
 	o := s.orders[id]
 	st := o.state
-	s.write(order.Stream(id), s.request(st.UserID), must(order.DecidePay(st, "ch_"+uuid.NewString(), st.Total, "4242")), o.fold)
+	s.write(order.Stream(id), s.request(st.UserID), must(order.DecidePay(st, "ch_"+uuid.NewString(), st.Total, "4242", "")), o.fold)
 	switch x := s.rng.Float64(); {
 	case x < 0.85:
 		s.after(s.between(time.Hour, 48*time.Hour), func() { s.complete(id) })

@@ -15,6 +15,7 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/services/payment"
+	"github.com/google/uuid"
 )
 
 // Orders runs the commands on orders that clients send — place, pay,
@@ -97,6 +98,81 @@ func (h *Orders) PlaceOrder(ctx context.Context, actor Actor, lines []order.Line
 	if !actor.Has(user.RoleCustomer) && !actor.Has(user.RoleAdmin) {
 		return order.State{}, Result{}, domain.ErrForbidden
 	}
+	return h.place(ctx, actor, h.newID(), lines)
+}
+
+// placementIDs bounds the ids one idempotent request may try: each
+// placement of it that failed and was fenced moves it to the next.
+const placementIDs = 8
+
+// placementNamespace names the ids of orders placed by idempotent
+// requests (UUID version 5, RFC 9562).
+var placementNamespace = uuid.MustParse("c83263e3-6284-4a1d-ab0e-43045b94cbf9")
+
+// PlaceOrderOnce is PlaceOrder for the idempotent request named key
+// (idempotency.RequestKey; "" is PlaceOrder). The order's id is derived
+// from actor and key, so a retry whose first attempt was written (and its
+// answer lost, say to a crash) finds that order and answers with it
+// instead of placing a second one. A first attempt that failed and was
+// fenced moves the request to the next derived id. Besides PlaceOrder's
+// errors: CodeInvalid "idempotency_key_reused" when the key placed an
+// order with other lines, CodeConflict "idempotency_key_exhausted" when
+// every id of the key was fenced.
+func (h *Orders) PlaceOrderOnce(ctx context.Context, actor Actor, key string, lines []order.Line) (order.State, Result, error) {
+	if key == "" {
+		return h.PlaceOrder(ctx, actor, lines)
+	}
+	if !actor.Has(user.RoleCustomer) && !actor.Has(user.RoleAdmin) {
+		return order.State{}, Result{}, domain.ErrForbidden
+	}
+	for n := range placementIDs {
+		id := uuid.NewSHA1(placementNamespace, []byte(actor.ID+"\x00"+key+"\x00"+strconv.Itoa(n))).String()
+		o, err := load(ctx, h.repository, orderKind, order.Stream(id))
+		if err != nil {
+			return order.State{}, Result{}, wrap("place order", err)
+		}
+		switch {
+		case o.state.Status == order.StatusAbandoned:
+			continue
+		case o.state.Exists():
+			return placedBefore(actor, o, lines)
+		}
+		st, res, err := h.place(ctx, actor, id, lines)
+		if err != nil {
+			// A retry running beside this one may have placed it.
+			if o, lerr := load(ctx, h.repository, orderKind, order.Stream(id)); lerr == nil && o.state.Exists() {
+				return placedBefore(actor, o, lines)
+			}
+		}
+		return st, res, err
+	}
+	return order.State{}, Result{}, domain.Conflict("idempotency_key_exhausted",
+		"every placement with this Idempotency-Key failed; retry with a new key")
+}
+
+// placedBefore answers a retry with the order its first attempt placed,
+// if that order is the one asked for.
+func placedBefore(actor Actor, o loaded[order.State], lines []order.Line) (order.State, Result, error) {
+	want := slices.Clone(lines)
+	slices.SortFunc(want, func(a, b order.Line) int { return strings.Compare(a.ProductID, b.ProductID) })
+	same := o.state.UserID == actor.ID && slices.EqualFunc(o.state.Items, want, func(it order.Item, l order.Line) bool {
+		return it.ProductID == l.ProductID && it.Quantity == l.Quantity
+	})
+	if !same {
+		return order.State{}, Result{}, keyReused()
+	}
+	return o.state, Result{Version: o.state.Version, Position: o.pos}, nil
+}
+
+// keyReused is the answer to an Idempotency-Key whose first request was
+// another one.
+func keyReused() error {
+	return &domain.Error{Code: domain.CodeInvalid, Reason: "idempotency_key_reused",
+		Detail: "Idempotency-Key reused with a different request"}
+}
+
+// place is PlaceOrder with the order's id chosen.
+func (h *Orders) place(ctx context.Context, actor Actor, id string, lines []order.Line) (order.State, Result, error) {
 	if err := order.CheckLines(lines); err != nil {
 		return order.State{}, Result{}, err
 	}
@@ -105,7 +181,6 @@ func (h *Orders) PlaceOrder(ctx context.Context, actor Actor, lines []order.Line
 	}
 	lines = slices.Clone(lines)
 	slices.SortFunc(lines, func(a, b order.Line) int { return strings.Compare(a.ProductID, b.ProductID) })
-	id := h.newID()
 	if m, ok := h.store.(eventstore.MultiAppender); ok {
 		return h.placeAtomically(ctx, m, actor, id, lines)
 	}
@@ -315,6 +390,16 @@ func (h *Orders) checkProducts(ctx context.Context, lines []order.Line) error {
 // CodeNotFound, domain.ErrPreconditionFailed, CodeConflict "order_not_pending",
 // CodeInvalid for a bad card, payment.ErrDeclined.
 func (h *Orders) PayOrder(ctx context.Context, actor Actor, id string, ifMatch int64, card payment.Card) (order.State, Result, error) {
+	return h.PayOrderOnce(ctx, actor, "", id, ifMatch, card)
+}
+
+// PayOrderOnce is PayOrder for the idempotent request named key
+// (idempotency.RequestKey; "" is PayOrder). The payment records key, so a
+// retry whose first attempt paid (and whose answer was lost, say to a
+// crash) is answered with the paid order, whatever its If-Match, instead
+// of a refusal; a retry with another card gets CodeInvalid
+// "idempotency_key_reused".
+func (h *Orders) PayOrderOnce(ctx context.Context, actor Actor, key, id string, ifMatch int64, card payment.Card) (order.State, Result, error) {
 	o, err := load(ctx, h.repository, orderKind, order.Stream(id))
 	if err != nil {
 		return order.State{}, Result{}, wrap("pay order", err)
@@ -322,6 +407,12 @@ func (h *Orders) PayOrder(ctx context.Context, actor Actor, id string, ifMatch i
 	s := o.state
 	if _, err := ownOrder(actor, id, func(order.State) ([]domain.Event, error) { return nil, nil })(s); err != nil {
 		return s, Result{}, err
+	}
+	if p := s.Payment; key != "" && p != nil && p.Request == key {
+		if p.Last4 != payment.Last4(card.Number) {
+			return order.State{}, Result{}, keyReused()
+		}
+		return s, Result{Version: s.Version, Position: o.pos}, nil
 	}
 	if ifMatch != NoVersion && ifMatch != s.Version {
 		return s, Result{}, domain.ErrPreconditionFailed
@@ -346,7 +437,7 @@ func (h *Orders) PayOrder(ctx context.Context, actor Actor, id string, ifMatch i
 	// one records the payment; the others find the order paid: 409, as
 	// for a request that comes after, and the charge is not refunded.
 	st, res, err := execute(ctx, h.repository, orderKind, order.Stream(id), NoVersion, ownOrder(actor, id, func(s order.State) ([]domain.Event, error) {
-		return order.DecidePay(s, charge.ID, domain.Cents(charge.AmountCents), charge.Last4)
+		return order.DecidePay(s, charge.ID, domain.Cents(charge.AmountCents), charge.Last4, key)
 	}))
 	if err != nil {
 		held, hres, ok := h.compensateCharge(ctx, id, charge)

@@ -360,7 +360,7 @@ func TestStoredEventBeyondTheBoundsStillDecodes(t *testing.T) {
 	if _, err := order.DecideCancel(s, ""); err != nil {
 		t.Errorf("such an order cannot be cancelled: %v", err)
 	}
-	if _, err := order.DecidePay(s, "pay_1", s.Total, "4242"); !errors.Is(err, &domain.Error{Reason: "order_total_out_of_range"}) {
+	if _, err := order.DecidePay(s, "pay_1", s.Total, "4242", ""); !errors.Is(err, &domain.Error{Reason: "order_total_out_of_range"}) {
 		t.Errorf("DecidePay on a total over the bound = %v, want order_total_out_of_range", err)
 	}
 }

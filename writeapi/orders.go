@@ -8,6 +8,7 @@ import (
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
 	"github.com/eventshop/eventshop/internal/edge"
+	"github.com/eventshop/eventshop/internal/edge/idempotency"
 	"github.com/eventshop/eventshop/internal/platform/resource"
 	"github.com/eventshop/eventshop/internal/services/payment"
 )
@@ -39,7 +40,7 @@ func (s *Server) handlePlaceOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := command(r)
 	defer cancel()
-	o, res, err := s.orders.PlaceOrder(ctx, actor(r), lines)
+	o, res, err := s.orders.PlaceOrderOnce(ctx, actor(r), idempotency.RequestKey(r.Context()), lines)
 	if err != nil {
 		edge.WriteError(w, r, err)
 		return
@@ -63,7 +64,7 @@ func (s *Server) handlePayOrder(w http.ResponseWriter, r *http.Request) {
 	s.orderCommand(w, r, func(id string, v int64) (order.State, commands.Result, error) {
 		ctx, cancel := command(r)
 		defer cancel()
-		return s.orders.PayOrder(ctx, actor(r), id, v, *body.PaymentMethod)
+		return s.orders.PayOrderOnce(ctx, actor(r), idempotency.RequestKey(r.Context()), id, v, *body.PaymentMethod)
 	})
 }
 

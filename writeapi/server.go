@@ -45,8 +45,8 @@ type Catalog interface {
 
 // Orders runs the commands of the order routes; *commands.Orders is one.
 type Orders interface {
-	PlaceOrder(ctx context.Context, actor commands.Actor, lines []order.Line) (order.State, commands.Result, error)
-	PayOrder(ctx context.Context, actor commands.Actor, id string, ifMatch int64, card payment.Card) (order.State, commands.Result, error)
+	PlaceOrderOnce(ctx context.Context, actor commands.Actor, key string, lines []order.Line) (order.State, commands.Result, error)
+	PayOrderOnce(ctx context.Context, actor commands.Actor, key, id string, ifMatch int64, card payment.Card) (order.State, commands.Result, error)
 	CompleteOrder(ctx context.Context, actor commands.Actor, id string, ifMatch int64) (order.State, commands.Result, error)
 	CancelOrder(ctx context.Context, actor commands.Actor, id string, ifMatch int64, reason string) (order.State, commands.Result, error)
 }

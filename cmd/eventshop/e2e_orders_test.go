@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/commands/demo"
+	"github.com/eventshop/eventshop/internal/testsupport/redistest"
 )
 
 // TestE2EHappyFlow walks the whole write side once: register, sign in, an
@@ -403,6 +405,23 @@ func TestE2EIdempotency(t *testing.T) {
 		t.Errorf("%d orders recorded, want 1", n)
 	}
 
+	// The stored answer is lost (the process died after the order was
+	// written and before the answer was kept, or Redis lost the key): the
+	// retry is answered with the same order, and nothing is done twice.
+	s.forgetIdempotencyKeys()
+	lost := want(t, s.post("/api/orders", alice.token, orderBody(line{p, 2}), "Idempotency-Key", "order-key-1"), http.StatusCreated)
+	if str(lost.body, "id") != orderID || lost.header.Get("Location") != first.header.Get("Location") {
+		t.Errorf("retry after the stored answer was lost: order %s, want %s", str(lost.body, "id"), orderID)
+	}
+	s.forgetIdempotencyKeys()
+	wantProblem(t, s.post("/api/orders", alice.token, orderBody(line{p, 3}), "Idempotency-Key", "order-key-1"), http.StatusUnprocessableEntity)
+	if got := s.stockOf(vendor, p); got != (stock{10, 2, 8}) {
+		t.Errorf("stock after retries whose stored answer was lost: %+v", got)
+	}
+	if n := countType(s.events(), "order.created"); n != 1 {
+		t.Errorf("%d orders recorded after retries whose stored answer was lost, want 1", n)
+	}
+
 	// A key belongs to its caller: bob's same key is a new order.
 	r := want(t, s.post("/api/orders", bob.token, orderBody(line{p, 2}), "Idempotency-Key", "order-key-1"), http.StatusCreated)
 	if str(r.body, "id") == orderID {
@@ -422,8 +441,28 @@ func TestE2EIdempotency(t *testing.T) {
 	other := card(goodCard)
 	other["payment_method"].(map[string]any)["cvc"] = "999"
 	wantProblem(t, s.post(path, alice.token, other, "Idempotency-Key", "pay-key-1"), http.StatusUnprocessableEntity)
+	s.forgetIdempotencyKeys()
+	lostPay := want(t, s.post(path, alice.token, card(goodCard), "Idempotency-Key", "pay-key-1"), http.StatusOK)
+	if str(lostPay.body, "status") != "paid" || str(obj(t, lostPay.body["payment"], "payment"), "id") != str(obj(t, paid.body["payment"], "payment"), "id") {
+		t.Errorf("payment retried after the stored answer was lost: %s", lostPay.raw)
+	}
 	if n := countType(s.streamEvents("order-"+orderID), "order.paid"); n != 1 {
 		t.Errorf("%d order.paid events, want 1", n)
+	}
+}
+
+// forgetIdempotencyKeys deletes the run's stored idempotent answers, as a
+// crash between a command's write and the storing of its answer would.
+func (s *server) forgetIdempotencyKeys() {
+	s.t.Helper()
+	rdb, _ := redistest.New(s.t)
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, s.env["REDIS_KEY_PREFIX"]+"idem:*").Result()
+	if err == nil && len(keys) > 0 {
+		err = rdb.Del(ctx, keys...).Err()
+	}
+	if err != nil || len(keys) == 0 {
+		s.t.Fatalf("forget idempotency keys: %d keys, %v", len(keys), err)
 	}
 }
 

@@ -43,6 +43,10 @@ type Paid struct {
 	PaymentID string       `json:"payment_id"`
 	Amount    domain.Cents `json:"amount"`
 	Last4     string       `json:"last4"`
+	// Request identifies the idempotent request that paid (a digest of
+	// its caller, route and Idempotency-Key), so that a retry of it can
+	// be answered with the payment; empty for a request without a key.
+	Request string `json:"request,omitempty"`
 }
 
 // Completed: an admin fulfilled the order; its held stock is deducted.
@@ -188,6 +192,7 @@ func (e Paid) Validate() error {
 	f.CheckID("payment_id", e.PaymentID)
 	f.CheckCents("amount", e.Amount, false)
 	f.CheckText("last4", e.Last4, 4, false)
+	f.CheckText("request", e.Request, 64, false)
 	return f.Err()
 }
 

@@ -31,6 +31,7 @@ type Payment struct {
 	ID       string
 	Amount   domain.Cents
 	Last4    string
+	Request  string // the idempotent request that paid, if it had a key
 	Refunded bool
 	RefundID string
 }
@@ -70,7 +71,7 @@ func Evolve(s State, r domain.Recorded) State {
 		s.Status, s.CreatedAt = StatusPending, r.At
 	case Paid:
 		s.Status = StatusPaid
-		s.Payment = &Payment{ID: e.PaymentID, Amount: e.Amount, Last4: e.Last4}
+		s.Payment = &Payment{ID: e.PaymentID, Amount: e.Amount, Last4: e.Last4, Request: e.Request}
 	case Completed:
 		s.Status = StatusCompleted
 	case Cancelled:
@@ -160,10 +161,11 @@ func DecidePlace(s State, c Place) ([]domain.Event, error) {
 	return []domain.Event{e}, nil
 }
 
-// DecidePay records a captured payment of the full total. Errors:
+// DecidePay records a captured payment of the full total, made by the
+// idempotent request named request ("" for none). Errors:
 // CodeNotFound, CodeConflict "order_not_pending", CodeInvalid
 // "amount_mismatch".
-func DecidePay(s State, paymentID string, amount domain.Cents, last4 string) ([]domain.Event, error) {
+func DecidePay(s State, paymentID string, amount domain.Cents, last4, request string) ([]domain.Event, error) {
 	if err := CheckPayable(s); err != nil {
 		return nil, err
 	}
@@ -174,7 +176,7 @@ func DecidePay(s State, paymentID string, amount domain.Cents, last4 string) ([]
 		return nil, &domain.Error{Code: domain.CodeInvalid, Reason: "amount_mismatch",
 			Detail: "payment of " + amount.String() + " does not match the order total " + s.Total.String()}
 	}
-	return []domain.Event{Paid{OrderID: s.ID, PaymentID: paymentID, Amount: amount, Last4: last4}}, nil
+	return []domain.Event{Paid{OrderID: s.ID, PaymentID: paymentID, Amount: amount, Last4: last4, Request: request}}, nil
 }
 
 // CheckPayable says whether the order can be paid now, before the card is

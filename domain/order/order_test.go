@@ -94,7 +94,7 @@ func TestTransitions(t *testing.T) {
 		{
 			name: "pay",
 			run: func(s order.State) ([]domain.Event, error) {
-				return order.DecidePay(s, "pay_2", 4148, "4242")
+				return order.DecidePay(s, "pay_2", 4148, "4242", "")
 			},
 			want: map[string]outcome{
 				"none":                    notFound,
@@ -260,7 +260,7 @@ func TestDecidePay(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			events, err := order.DecidePay(order.Fold(given(tt.given...)), "pay_1", tt.amount, "4242")
+			events, err := order.DecidePay(order.Fold(given(tt.given...)), "pay_1", tt.amount, "4242", "")
 			then(t, events, err, tt.then, tt.code, tt.reason)
 		})
 	}
@@ -336,9 +336,9 @@ func TestVoidedCharges(t *testing.T) {
 		t.Fatalf("a charge voided twice: %v", got)
 	}
 	// A voided charge never becomes the order's payment.
-	_, err := order.DecidePay(s, "ch_x", 4148, "4242")
+	_, err := order.DecidePay(s, "ch_x", 4148, "4242", "")
 	then(t, nil, err, nil, domain.CodeConflict, "payment_voided")
-	if _, err := order.DecidePay(s, "ch_y", 4148, "4242"); err != nil {
+	if _, err := order.DecidePay(s, "ch_y", 4148, "4242", ""); err != nil {
 		t.Fatalf("another charge after a void: %v", err)
 	}
 	// Its refund is recorded once, and is not the payment's refund.

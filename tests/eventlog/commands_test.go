@@ -330,7 +330,11 @@ func placeOrder(ctx context.Context, g *gen, w *world) (string, error) {
 		parts = append(parts[:3], fmt.Sprintf("… %d lines in all", len(lines)))
 	}
 	what := fmt.Sprintf("PlaceOrder(as %s, lines=[%s])", w.who(actor), strings.Join(parts, " "))
-	st, _, err := w.h.Orders.PlaceOrder(acting(ctx, actor), actor, lines)
+	key := g.requestKey()
+	if key != "" {
+		what += " with a key"
+	}
+	st, _, err := w.h.Orders.PlaceOrderOnce(acting(ctx, actor), actor, key, lines)
 	if err == nil {
 		w.orders = append(w.orders, &ownedOrder{id: st.ID, owner: actor, status: st.Status})
 		what += fmt.Sprintf(" → order %s, total %s", st.ID, st.Total)
@@ -341,6 +345,16 @@ func placeOrder(ctx context.Context, g *gen, w *world) (string, error) {
 // lines are the lines of an order: plain ones mostly, and ones whose line
 // total, or whose sum, crosses the money bound, with as many lines as an
 // order may have or one more, or odd ones.
+// requestKey is the idempotent request a command runs for, as the write
+// API names it (idempotency.RequestKey: 64 hex digits), or "" for half of
+// the commands, sent without an Idempotency-Key.
+func (g *gen) requestKey() string {
+	if g.chance(50) {
+		return ""
+	}
+	return fmt.Sprintf("%064x", g.intn(1<<30))
+}
+
 func (g *gen) lines(w *world) []order.Line {
 	var live []*ownedProduct
 	for _, p := range w.products {
@@ -431,8 +445,9 @@ func payOrder(ctx context.Context, g *gen, w *world) (string, error) {
 		case 2:
 			card.ExpYear = year - 1
 		}
-		st, _, err := w.h.Orders.PayOrder(acting(ctx, actor), actor, o.id, commands.NoVersion, card)
-		return fmt.Sprintf("PayOrder(as %s, order=%s, %s)", w.who(actor), o.id, card), st, err
+		key := g.requestKey()
+		st, _, err := w.h.Orders.PayOrderOnce(acting(ctx, actor), actor, key, o.id, commands.NoVersion, card)
+		return fmt.Sprintf("PayOrder(as %s, order=%s, %s, key %q)", w.who(actor), o.id, card, key), st, err
 	})
 }
 

@@ -268,7 +268,7 @@ func (g *gen) chunk(ctx context.Context, n int) error {
 		if o.outcome != order.StatusPaid && o.outcome != order.StatusCompleted {
 			continue
 		}
-		events, err := order.DecidePay(o.state, "ch_genlog_"+o.state.ID, o.state.Total, "4242")
+		events, err := order.DecidePay(o.state, "ch_genlog_"+o.state.ID, o.state.Total, "4242", "")
 		if err != nil {
 			return err
 		}

@@ -160,3 +160,46 @@ func TestClaimHasLockTTL(t *testing.T) {
 		t.Errorf("claim TTL = %v, want in (0, 30s]", ttl)
 	}
 }
+
+// TestClaimIsRenewedWhileTheHandlerRuns: a handler slower than LockTTL
+// keeps its claim (a retry meanwhile is told to wait, not run), and the
+// handler sees the request's key in its context.
+func TestClaimIsRenewedWhileTheHandlerRuns(t *testing.T) {
+	f := newFixture(t, idempotency.Config{LockTTL: 300 * time.Millisecond})
+	started, release := make(chan struct{}), make(chan struct{})
+	keys := make(chan string, 2)
+	f.reply = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		keys <- idempotency.RequestKey(r.Context())
+		if r.Header.Get("X-User") == "u1" {
+			close(started)
+			<-release
+		}
+		w.WriteHeader(http.StatusCreated)
+	}
+	done := make(chan struct{})
+	go func() { f.do("u1", "/api/orders", "k1", `{}`); close(done) }()
+	<-started
+	// Three lifetimes of the claim later it must still be held.
+	deadline := time.Now().Add(900 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		wantProblem(t, f.do("u1", "/api/orders", "k1", `{}`), http.StatusConflict, "")
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(release)
+	<-done
+	if n := f.runs.Load(); n != 1 {
+		t.Errorf("handler ran %d times while its claim was held, want 1", n)
+	}
+	first := <-keys
+	f.do("u2", "/api/orders", "k1", `{}`)
+	other := <-keys
+	if first == "" || other == "" || first == other {
+		t.Errorf("RequestKey = %q for u1 and %q for u2: want two distinct, non-empty keys", first, other)
+	}
+	if want := strings.TrimPrefix(f.redisKey("u1", "/api/orders", "k1"), f.prefix+"idem:"); first != want {
+		t.Errorf("RequestKey = %q, want the key's digest %q", first, want)
+	}
+	if got := idempotency.RequestKey(context.Background()); got != "" {
+		t.Errorf("RequestKey without a key = %q", got)
+	}
+}

@@ -9,14 +9,22 @@
 //	<KeyPrefix>idem:<hex sha256(scope + "\x00" + method + " " + path + "\x00" + key)>
 //
 // holding a JSON record. While the handler runs the record is a claim
-// ({"state":"pending","token":…,"fp":…}) that expires after Config.LockTTL,
-// so a crashed process does not block the key for long. When the handler
+// ({"state":"pending","token":…,"fp":…}) that expires after Config.LockTTL
+// unless the request renews it (every third of LockTTL while the handler
+// runs), so a crashed process blocks the key for LockTTL at most. When the handler
 // answers, the claim is replaced by the response
 // ({"state":"done","fp":…,"status":…,"header":…,"body":…}) that expires
 // after Config.TTL, or deleted when the answer was one the client should
 // retry (5xx, 429, a 409 with Retry-After, or a panic). "fp" is the hex
 // sha256 fingerprint of method, path and body. The raw key is hashed before
 // it reaches Redis and is never logged.
+//
+// A record can be lost while its effects stay: the process dies after the
+// handler's write and before the response is stored, or Redis loses the
+// key. Handlers whose effects must still happen once take the request's
+// key from its context (RequestKey) and make their writes from it (the
+// order placed for a key has an id derived from it), so a retry finds
+// what the first attempt did instead of doing it again.
 //
 // The claim uses SET … NX GET, so Redis 7.0 or later is required.
 package idempotency
@@ -46,7 +54,7 @@ const (
 // Defaults applied by New to zero (or negative) Config fields.
 const (
 	DefaultTTL          = 24 * time.Hour
-	DefaultLockTTL      = time.Minute
+	DefaultLockTTL      = 10 * time.Second
 	DefaultMaxKeyLength = 255
 )
 
@@ -60,7 +68,7 @@ const finishTimeout = 5 * time.Second
 type Config struct {
 	KeyPrefix    string        // prefix of every Redis key
 	TTL          time.Duration // how long a completed response is kept; default 24h
-	LockTTL      time.Duration // how long an in-flight claim lives if the process dies; default 1m
+	LockTTL      time.Duration // how long an in-flight claim lives if the process dies; default 10s
 	MaxKeyLength int           // default 255; longer keys → 400 problem
 	// Logger receives Redis failures (never keys or bodies); nil means
 	// slog.Default().
@@ -74,6 +82,7 @@ type Store struct {
 	log      *slog.Logger
 	release  *redis.Script
 	complete *redis.Script
+	renew    *redis.Script
 }
 
 // New returns a Store writing keys under cfg.KeyPrefix with the defaults
@@ -99,6 +108,7 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 		log:      log.With("component", "idempotency"),
 		release:  redis.NewScript(releaseScript),
 		complete: redis.NewScript(completeScript),
+		renew:    redis.NewScript(renewScript),
 	}
 }
 
@@ -142,8 +152,10 @@ func (s *Store) Middleware(scope func(*http.Request) string) func(http.Handler) 
 				writeProblem(w, status, detail)
 				return
 			}
+			digest := digest(scope(r), r.Method, r.URL.Path, key)
 			s.serve(w, r, next, entry{
-				redisKey:    s.redisKey(scope(r), r.Method, r.URL.Path, key),
+				redisKey:    s.cfg.KeyPrefix + "idem:" + digest,
+				digest:      digest,
 				fingerprint: fingerprint(r.Method, r.URL.Path, body),
 			})
 		})
@@ -153,7 +165,19 @@ func (s *Store) Middleware(scope func(*http.Request) string) func(http.Handler) 
 // entry identifies one idempotent request in the store.
 type entry struct {
 	redisKey    string
+	digest      string
 	fingerprint string
+}
+
+type requestKey struct{}
+
+// RequestKey returns the identity of the idempotent request ctx belongs
+// to: a hex digest of its caller, method, path and Idempotency-Key, the
+// same for every retry of it and for no other request. It is "" for a
+// request without a key. The digest does not reveal the key.
+func RequestKey(ctx context.Context) string {
+	k, _ := ctx.Value(requestKey{}).(string)
+	return k
 }
 
 // checkKey returns the key, or a problem detail saying why it is unusable.
@@ -198,11 +222,11 @@ func readBody(r *http.Request) (body []byte, status int, detail string) {
 	return body, 0, ""
 }
 
-// redisKey hashes scope, route and client key so that keys of different
+// digest hashes scope, route and client key so that keys of different
 // callers or routes never collide and the raw key never reaches Redis.
-func (s *Store) redisKey(scope, method, path, key string) string {
+func digest(scope, method, path, key string) string {
 	sum := sha256.Sum256([]byte(scope + "\x00" + method + " " + path + "\x00" + key))
-	return s.cfg.KeyPrefix + "idem:" + hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:])
 }
 
 // fingerprint identifies the request a key was first used with.
@@ -239,16 +263,19 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request, next http.Handler,
 	}
 
 	rec := newRecorder(w.Header())
+	stop := s.keep(ctx, e, claim)
 	finished := false
 	defer func() {
+		stop()
 		// Only reached without finished on a panic: free the key so the
 		// client can retry, and let the panic carry on up.
 		if !finished {
 			s.finish(ctx, e, claim, nil)
 		}
 	}()
-	next.ServeHTTP(rec, r)
+	next.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, requestKey{}, e.digest)))
 	finished = true
+	stop()
 
 	if retryable(rec.statusOrOK(), rec.header) {
 		s.finish(ctx, e, claim, nil)
@@ -256,6 +283,35 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request, next http.Handler,
 		s.finish(ctx, e, claim, rec.record(e.fingerprint))
 	}
 	rec.writeTo(w)
+}
+
+// keep renews the claim every third of LockTTL until the returned stop is
+// called (stop may be called more than once). A renewal that fails is
+// logged and tried again at the next tick; if the claim expires meanwhile
+// a retry may run the handler beside this one, which the handler's
+// RequestKey-derived writes make harmless.
+func (s *Store) keep(ctx context.Context, e entry, claim string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.cfg.LockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				rctx, rcancel := context.WithTimeout(ctx, s.cfg.LockTTL/3)
+				err := s.renew.Run(rctx, s.rdb, []string{e.redisKey}, claim, s.cfg.LockTTL.Milliseconds()).Err()
+				rcancel()
+				if err != nil && ctx.Err() == nil {
+					s.log.WarnContext(ctx, "renew idempotency claim", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // retryable reports whether a response is one the client is expected to

@@ -30,6 +30,13 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then
 end
 return 0`
 
+// renewScript extends our claim's lifetime while it is still ours.
+const renewScript = `
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return 0`
+
 // completeScript stores the response if the key still holds our claim, or
 // is empty because the claim expired and nobody else took it. It refuses to
 // overwrite another request's claim or response.

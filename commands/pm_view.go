@@ -25,6 +25,7 @@ type viewEntry struct {
 	Since       time.Time            `json:"since"`
 	Held        []string             `json:"held,omitempty"`
 	RefundDue   bool                 `json:"refund_due,omitempty"`
+	ChargesDue  bool                 `json:"charges_due,omitempty"`
 	VoidsDue    map[string]time.Time `json:"voids_due,omitempty"`
 	Correlation string               `json:"correlation,omitempty"`
 	Causation   string               `json:"causation,omitempty"`
@@ -35,7 +36,7 @@ const viewFormat = 1
 
 func encodeEntry(t *tracked, placement bool) (json.RawMessage, error) {
 	return json.Marshal(viewEntry{Format: viewFormat, Placement: placement, Status: t.status, Since: t.since,
-		Held: slices.Sorted(maps.Keys(t.held)), RefundDue: t.refundDue, VoidsDue: t.voidsDue,
+		Held: slices.Sorted(maps.Keys(t.held)), RefundDue: t.refundDue, ChargesDue: t.chargesDue, VoidsDue: t.voidsDue,
 		Correlation: t.correlation, Causation: t.causation})
 }
 
@@ -47,7 +48,7 @@ func decodeEntry(data json.RawMessage) (t *tracked, placement bool, err error) {
 	if v.Format != viewFormat {
 		return nil, false, fmt.Errorf("format %d, this build reads %d", v.Format, viewFormat)
 	}
-	t = &tracked{status: v.Status, since: v.Since, held: map[string]bool{}, refundDue: v.RefundDue,
+	t = &tracked{status: v.Status, since: v.Since, held: map[string]bool{}, refundDue: v.RefundDue, chargesDue: v.ChargesDue,
 		voidsDue: v.VoidsDue, correlation: v.Correlation, causation: v.Causation}
 	for _, p := range v.Held {
 		t.held[p] = true
@@ -97,7 +98,10 @@ func (pm *ProcessManager) load(ctx context.Context) error {
 // next tick, the changes kept; a view saved by another instance since
 // this one loaded it is an error: this one's is stale.
 func (pm *ProcessManager) save(ctx context.Context) error {
-	if pm.view == nil || pm.at == pm.saved {
+	// An action can change the view without an event (a check that found
+	// nothing to do), so what is dirty is saved even where the log did
+	// not move.
+	if pm.view == nil || (pm.at == pm.saved && len(pm.dirty) == 0) {
 		return nil
 	}
 	put := map[string]json.RawMessage{}

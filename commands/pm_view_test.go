@@ -143,8 +143,9 @@ func TestProcessManagerResumesFromItsView(t *testing.T) {
 	if from := store.last(); from != saved {
 		t.Fatalf("the second process manager read from %+v, want its saved position %+v", from, saved)
 	}
-	// Let it run past the early order's replayed expiry a few ticks.
-	e.clock.Advance(10 * time.Second)
+	// Let it run past the early order's replayed expiry a few ticks, and
+	// past the cancelled orders' check for unrecorded charges.
+	e.clock.Advance(time.Minute + 10*time.Second)
 	waitFor(t, 10*time.Second, "the view saved past the restart", func() (bool, string) {
 		at, entries, err := view.Load(ctx)
 		_, a := entries[pendingA.ID]

@@ -82,6 +82,7 @@ type tracked struct {
 	since       time.Time    // first reservation, order creation, or final status
 	held        map[string]bool
 	refundDue   bool
+	chargesDue  bool                 // cancelled; the provider's charges are not checked yet
 	voidsDue    map[string]time.Time // voided charges whose refund is not recorded
 	correlation string
 	causation   string
@@ -215,7 +216,7 @@ func (pm *ProcessManager) apply(ctx context.Context, e *eventstore.Event) {
 	case order.Cancelled:
 		pm.dirty[ev.OrderID] = true
 		if t := pm.orders[ev.OrderID]; t != nil {
-			t.refundDue = ev.Refunded
+			t.refundDue, t.chargesDue = ev.Refunded, true
 		}
 		pm.setStatus(ev.OrderID, order.StatusCancelled, at)
 	case order.Refunded:
@@ -257,7 +258,7 @@ func (pm *ProcessManager) unhold(orderID, productID string) {
 // stock, is not live, and owes no refund.
 func (pm *ProcessManager) forgetIfDone(m map[string]*tracked, orderID string) {
 	t := m[orderID]
-	if len(t.held) == 0 && !t.refundDue && len(t.voidsDue) == 0 && t.status != order.StatusPending && t.status != order.StatusPaid {
+	if len(t.held) == 0 && !t.refundDue && !t.chargesDue && len(t.voidsDue) == 0 && t.status != order.StatusPending && t.status != order.StatusPaid {
 		delete(m, orderID)
 	}
 }

@@ -39,9 +39,20 @@ import (
 //  6. Cancel: CancelOrder releases the holds (ReleaseStock:
 //     product.DecideRelease) and refunds a paid order (RefundOrder), both
 //     repeated by the process manager until done.
+//  7. Reconcile: once a cancelled order can no longer be paid by a request
+//     that saw it pending (chargeSettle after the cancellation), the
+//     process manager asks the provider for the order's charges and voids
+//     and refunds those the order never recorded (VoidUnrecorded): what a
+//     crash or a store outage between charging and recording left behind.
 //
 // Every step loads what it touches and decides again, so running one twice,
 // or from two processes, changes nothing the second time.
+
+// chargeSettle is how long after an order's cancellation the process
+// manager waits before it looks for unrecorded charges: longer than a
+// request runs (30 s), so a pay request that loaded the order while it
+// was pending has charged, or never will, by then.
+const chargeSettle = time.Minute
 
 // act is the process manager's part of the saga: it runs the steps whose
 // time has come, by what its view holds of each order id. Results show up
@@ -80,6 +91,15 @@ func (pm *ProcessManager) act(ctx context.Context) {
 					err = errors.Join(err, rerr)
 				}
 				return err
+			}
+		case t.status == order.StatusCancelled && t.chargesDue && now.Sub(t.since) >= chargeSettle: // 7. unrecorded charges
+			action = func(ctx context.Context) error {
+				if _, _, err := pm.h.VoidUnrecorded(ctx, id); err != nil {
+					return err
+				}
+				t.chargesDue, pm.dirty[id] = false, true
+				pm.forgetIfDone(pm.orders, id)
+				return nil
 			}
 		case pm.voidRefundDue(t, now): // 3. refund voided charges
 			action = func(ctx context.Context) error { _, _, err := pm.h.RefundVoided(ctx, id); return err }
@@ -190,7 +210,7 @@ func (h *Orders) compensateCharge(ctx context.Context, id string, charge payment
 		return order.DecideVoidPayment(s, charge.ID, domain.Cents(charge.AmountCents)), nil
 	})
 	if err != nil {
-		h.log.ErrorContext(ctx, "charge may be unrecorded; check it by hand", "order_id", id, "charge_id", charge.ID, "err", err)
+		h.log.ErrorContext(ctx, "charge not recorded; the process manager voids it when the order ends unpaid by it", "order_id", id, "charge_id", charge.ID, "err", err)
 		return st, res, false
 	}
 	if p := st.Payment; p != nil && p.ID == charge.ID {
@@ -200,6 +220,42 @@ func (h *Orders) compensateCharge(ctx context.Context, id string, charge payment
 		h.log.WarnContext(ctx, "refund of a voided charge; the process manager will retry", "order_id", id, "charge_id", charge.ID, "err", err)
 	}
 	return st, res, false
+}
+
+// VoidUnrecorded voids and refunds every charge the payment provider made
+// for order id that the order does not hold as its payment: a charge made
+// by a request that died, or whose store failed, between charging and
+// recording it, which only the provider knows of. It does nothing while
+// the order is pending, since a request may still record the charge; past
+// that no request can. Safe to repeat.
+func (h *Orders) VoidUnrecorded(ctx context.Context, id string) (order.State, Result, error) {
+	o, err := load(ctx, h.repository, orderKind, order.Stream(id))
+	if err != nil {
+		return order.State{}, Result{}, wrap("void unrecorded charges", err)
+	}
+	st, res := o.state, Result{Version: o.state.Version, Position: o.pos}
+	if !st.Exists() || st.Status == order.StatusPending {
+		return st, res, nil
+	}
+	charges, err := h.payments.ChargesOf(ctx, id)
+	if err != nil {
+		return st, res, wrap("void unrecorded charges", err)
+	}
+	for _, c := range charges {
+		if evs := order.DecideVoidPayment(st, c.ID, domain.Cents(c.AmountCents)); len(evs) == 0 {
+			continue
+		}
+		h.log.WarnContext(ctx, "voiding a charge the order never recorded", "order_id", id, "charge_id", c.ID)
+		if st, res, err = execute(ctx, h.repository, orderKind, order.Stream(id), NoVersion, func(s order.State) ([]domain.Event, error) {
+			return order.DecideVoidPayment(s, c.ID, domain.Cents(c.AmountCents)), nil
+		}); err != nil {
+			return st, res, wrap("void unrecorded charges", err)
+		}
+	}
+	if len(st.VoidsDue) == 0 {
+		return st, res, nil
+	}
+	return h.RefundVoided(ctx, id)
 }
 
 // RefundVoided refunds every voided charge of order id whose refund is not

@@ -122,4 +122,9 @@ type Processor interface {
 	// returns ErrUnknownCharge, ErrRefundTooLarge, ErrInvalidRequest or
 	// ErrKeyReused, or any other error when the outcome is unknown.
 	Refund(ctx context.Context, chargeID string, amountCents int64, idempotencyKey string) (Refund, error)
+	// ChargesOf lists the successful charges made for orderID, so that a
+	// charge the shop failed to record (it crashed, or its store was down,
+	// right after charging) is found and given back. A Stripe-like adapter
+	// keeps the order id in each charge's metadata and searches by it.
+	ChargesOf(ctx context.Context, orderID string) ([]Charge, error)
 }

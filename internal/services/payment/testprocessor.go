@@ -31,6 +31,7 @@ type TestProcessor struct {
 	mu       sync.Mutex
 	byKey    map[string]chargeOutcome // charge idempotency key → first outcome
 	byID     map[string]*chargeState
+	byOrder  map[string][]string // order id → its charges' ids, oldest first
 	refunds  map[string]Refund // refund idempotency key → first refund
 	nCharges int
 }
@@ -61,6 +62,7 @@ func NewTestProcessor() *TestProcessor {
 		now:     time.Now,
 		byKey:   map[string]chargeOutcome{},
 		byID:    map[string]*chargeState{},
+		byOrder: map[string][]string{},
 		refunds: map[string]Refund{},
 	}
 }
@@ -108,6 +110,7 @@ func (p *TestProcessor) Charge(ctx context.Context, req ChargeRequest) (Charge, 
 	default:
 		out.charge = Charge{ID: "ch_" + uuid.NewString(), AmountCents: req.AmountCents, Last4: params.last4}
 		p.byID[out.charge.ID] = &chargeState{charge: out.charge}
+		p.byOrder[req.OrderID] = append(p.byOrder[req.OrderID], out.charge.ID)
 		p.nCharges++
 	}
 	p.byKey[req.IdempotencyKey] = out
@@ -150,6 +153,21 @@ func (p *TestProcessor) Refund(ctx context.Context, chargeID string, amountCents
 	r := Refund{ID: "re_" + uuid.NewString(), ChargeID: chargeID, AmountCents: amountCents}
 	p.refunds[idempotencyKey] = r
 	return r, nil
+}
+
+// ChargesOf returns the successful charges made for orderID, oldest
+// first, refunded or not; ctx's error when ctx is done.
+func (p *TestProcessor) ChargesOf(ctx context.Context, orderID string) ([]Charge, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Charge
+	for _, id := range p.byOrder[orderID] {
+		out = append(out, p.byID[id].charge)
+	}
+	return out, nil
 }
 
 // Charges returns how many distinct successful charges were made.

@@ -1,0 +1,78 @@
+package commands_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/eventshop/eventshop/commands"
+	"github.com/eventshop/eventshop/domain/order"
+	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/services/payment"
+)
+
+// TestUnrecordedChargesAreGivenBack: a charge the shop never recorded
+// (the request died, or its store failed, right after charging) is known
+// only to the provider. Once its order has ended, the process manager
+// finds it there, voids it on the order and refunds it: for an order that
+// expired unpaid, and for a paid order cancelled with a stray charge
+// beside its payment. A pending order's charge is left alone, since a
+// request may still record it.
+func TestUnrecordedChargesAreGivenBack(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s eventstore.Store) {
+		ctx := context.Background()
+		e := newEnv(t, s, func(c *commands.Config) { c.PaymentTimeout = time.Minute })
+		c := customer("cust-stray")
+		p := e.newProduct(t, vendor("vendor-stray"), 10)
+		unpaid := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
+		paid := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 2})
+		stray := func(o order.State, key string) payment.Charge {
+			t.Helper()
+			ch, err := e.payments.Charge(ctx, payment.ChargeRequest{OrderID: o.ID, AmountCents: int64(o.Total),
+				Currency: "USD", Card: goodCard, IdempotencyKey: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ch
+		}
+		lost := stray(unpaid, "lost-1")
+		if _, _, err := e.h.Orders.PayOrder(ctx, c, paid.ID, commands.NoVersion, goodCard); err != nil {
+			t.Fatal(err)
+		}
+		extra := stray(paid, "lost-2")
+
+		if st, _, err := e.h.Orders.VoidUnrecorded(ctx, unpaid.ID); err != nil || len(st.Voided) != 0 {
+			t.Fatalf("pending order: voided %v, %v; want nothing voided", st.Voided, err)
+		}
+
+		runPM(t, e.h, 20*time.Millisecond)
+		if _, _, err := e.h.Orders.CancelOrder(ctx, c, paid.ID, commands.NoVersion, "changed my mind"); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Minute) // the unpaid order expires
+		waitFor(t, 10*time.Second, "the unpaid order to expire", func() (bool, string) {
+			o := e.order(t, unpaid.ID)
+			return o.Status == order.StatusCancelled, string(o.Status)
+		})
+		e.clock.Advance(2 * time.Minute)
+		waitFor(t, 10*time.Second, "the stray charges to be voided and refunded", func() (bool, string) {
+			u, q := e.order(t, unpaid.ID), e.order(t, paid.ID)
+			done := u.Voided[lost.ID] && len(u.VoidsDue) == 0 && q.Voided[extra.ID] && len(q.VoidsDue) == 0
+			return done, fmt.Sprintf("unpaid voided %v, paid voided %v", sortedKeys(u.Voided), sortedKeys(q.Voided))
+		})
+		if q := e.order(t, paid.ID); q.Payment == nil || !q.Payment.Refunded || q.Voided[q.Payment.ID] {
+			t.Errorf("the cancelled order's own payment: %+v, want refunded once and not voided", q.Payment)
+		}
+		// Two stray charges and one payment: three refunds, each once.
+		if n := e.payments.Refunds(); n != 3 {
+			t.Errorf("%d refunds at the provider, want 3", n)
+		}
+		for _, id := range []string{unpaid.ID, paid.ID} {
+			if n := countTypes(t, s, order.Stream(id))[order.PaymentVoided{}.EventType()]; n != 1 {
+				t.Errorf("order %s: %d charges voided, want 1", id, n)
+			}
+		}
+	})
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/services/payment"
+	"github.com/eventshop/eventshop/internal/services/unpaid"
 )
 
 // Config holds the handlers' dependencies and knobs.
@@ -55,6 +56,17 @@ type Config struct {
 	// SnapshotEvery events (default DefaultSnapshotEvery).
 	Snapshots     SnapshotStore
 	SnapshotEvery int
+}
+
+// UnpaidLimit bounds what one customer holds in unpaid orders
+// (unpaid.Redis). Hold counts an order before it is placed and returns
+// which bound it would break instead, if any; Free stops counting it once
+// it is paid or has ended. A hold whose Free was lost ends at the time
+// Hold was given.
+type UnpaidLimit interface {
+	Hold(ctx context.Context, customer, orderID string, units int64, until time.Time) (unpaid.Refusal, error)
+	Free(ctx context.Context, customer, orderID string) error
+	Limits() unpaid.Limits
 }
 
 // Handlers are the command handlers of the three aggregates. They share

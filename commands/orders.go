@@ -15,6 +15,7 @@ import (
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
 	"github.com/eventshop/eventshop/internal/services/payment"
+	"github.com/eventshop/eventshop/internal/services/unpaid"
 	"github.com/google/uuid"
 )
 
@@ -28,7 +29,13 @@ type Orders struct {
 	payments payment.Processor
 	timeout  time.Duration // how long a pending order waits for payment
 	grace    time.Duration // how long a placement may take before its holds are taken back
+	unpaid   UnpaidLimit   // nil: no bound on a customer's unpaid orders
 }
+
+// LimitUnpaid bounds what one customer may hold in unpaid orders (admins
+// are not bounded). Call it before the handlers are used; without it
+// nothing is bounded.
+func (h *Orders) LimitUnpaid(l UnpaidLimit) { h.unpaid = l }
 
 // Order returns order id if actor may see it: its customer, an admin, or
 // a vendor with items in it. Anyone else gets CodeNotFound, as for a
@@ -179,8 +186,66 @@ func (h *Orders) place(ctx context.Context, actor Actor, id string, lines []orde
 	if err := h.checkProducts(ctx, lines); err != nil {
 		return order.State{}, Result{}, err
 	}
+	if err := h.holdUnpaid(ctx, actor, id, lines); err != nil {
+		return order.State{}, Result{}, err
+	}
 	lines = slices.Clone(lines)
 	slices.SortFunc(lines, func(a, b order.Line) int { return strings.Compare(a.ProductID, b.ProductID) })
+	st, res, err := h.record(ctx, actor, id, lines)
+	var refused *domain.Error
+	if errors.As(err, &refused) {
+		// Refused: nothing was written, so nothing is held.
+		h.freeUnpaid(ctx, actor.ID, id)
+	}
+	return st, res, err
+}
+
+// holdUnpaid counts the order against what its customer may hold unpaid,
+// or says which bound it would break: CodeConflict
+// "too_many_unpaid_orders" or "too_many_unpaid_units". Admins are not
+// bounded.
+func (h *Orders) holdUnpaid(ctx context.Context, actor Actor, id string, lines []order.Line) error {
+	if h.unpaid == nil || actor.Has(user.RoleAdmin) {
+		return nil
+	}
+	var units int64
+	for _, l := range lines {
+		units += l.Quantity
+	}
+	refusal, err := h.unpaid.Hold(ctx, actor.ID, id, units, h.now().Add(h.timeout+h.grace))
+	lim := h.unpaid.Limits()
+	switch {
+	case err != nil:
+		return wrap("count unpaid orders", err)
+	case refusal == unpaid.TooManyOrders:
+		e := domain.Conflict("too_many_unpaid_orders", "you have %d unpaid orders, the most one customer may have; pay or cancel one first", lim.Orders)
+		e.Extra = map[string]any{"limit": lim.Orders}
+		return e
+	case refusal == unpaid.TooManyUnits:
+		e := domain.Conflict("too_many_unpaid_units", "your unpaid orders would hold more than %d units, the most one customer may hold; pay or cancel one first", lim.Units)
+		e.Extra = map[string]any{"limit": lim.Units}
+		return e
+	}
+	return nil
+}
+
+// freeUnpaid stops counting order id against customer: it was paid, or
+// ended, or never written. A failure is only logged; the hold then ends
+// at its deadline.
+func (h *Orders) freeUnpaid(ctx context.Context, customer, id string) {
+	if h.unpaid == nil || customer == "" {
+		return
+	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
+	if err := h.unpaid.Free(ctx, customer, id); err != nil {
+		h.log.WarnContext(ctx, "free an unpaid order's hold; it ends at the payment deadline", "order_id", id, "err", err)
+	}
+}
+
+// record reserves the stock of lines (sorted by product) and records the
+// order, in one append where the store can, else by the saga.
+func (h *Orders) record(ctx context.Context, actor Actor, id string, lines []order.Line) (order.State, Result, error) {
 	if m, ok := h.store.(eventstore.MultiAppender); ok {
 		return h.placeAtomically(ctx, m, actor, id, lines)
 	}
@@ -447,10 +512,13 @@ func (h *Orders) PayOrderOnce(ctx context.Context, actor Actor, key, id string, 
 			// failed only on its way back): the order is paid. A request
 			// refused because another one recorded the same charge first
 			// stays refused, as one that came after it would be.
+			h.freeUnpaid(ctx, held.UserID, id)
 			return held, hres, nil
 		}
+		return st, res, wrap("pay order", err)
 	}
-	return st, res, wrap("pay order", err)
+	h.freeUnpaid(ctx, st.UserID, id)
+	return st, res, nil
 }
 
 // cardError turns the payment package's field errors into a domain
@@ -504,6 +572,7 @@ func (h *Orders) CancelOrder(ctx context.Context, actor Actor, id string, ifMatc
 	if err != nil {
 		return st, res, wrap("cancel order", err)
 	}
+	h.freeUnpaid(ctx, st.UserID, id)
 	released := h.releaseAll(ctx, id, productIDs(st.Items), "order_cancelled")
 	if st.RefundPending() {
 		rctx, cancel := detached(ctx)

@@ -292,6 +292,7 @@ func (h *Orders) ExpireOrder(ctx context.Context, id string) (order.State, error
 		return st, wrap("expire order", err)
 	}
 	if st.Status == order.StatusCancelled {
+		h.freeUnpaid(ctx, st.UserID, id)
 		_, err := h.ReleaseStock(ctx, id, productIDs(st.Items), order.ReasonPaymentTimeout)
 		return st, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/eventshop/eventshop/internal/edge"
 	"github.com/eventshop/eventshop/internal/edge/metrics"
 	"github.com/eventshop/eventshop/internal/services/auth"
+	"github.com/eventshop/eventshop/internal/services/unpaid"
 	"github.com/eventshop/eventshop/internal/services/mail"
 	"github.com/eventshop/eventshop/internal/services/payment"
 	"github.com/eventshop/eventshop/internal/standins"
@@ -172,6 +173,7 @@ func (a *app) cacheRoles(ctx context.Context, cfg config) error {
 		return fmt.Errorf("redis at %s: %w", opts.Addr, err)
 	}
 	a.cmd.Users.CacheRoles(auth.NewRoleCache(a.redis, cfg.Tokens.KeyPrefix))
+	a.cmd.Orders.LimitUnpaid(unpaid.New(a.redis, cfg.Tokens.KeyPrefix, cfg.Unpaid))
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/eventshop/eventshop/internal/edge/gateway"
 	"github.com/eventshop/eventshop/internal/platform/environ"
 	"github.com/eventshop/eventshop/internal/services/auth"
+	"github.com/eventshop/eventshop/internal/services/unpaid"
 	"github.com/eventshop/eventshop/internal/services/mail"
 	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/notifications/templates"
@@ -42,6 +43,9 @@ type config struct {
 	PlacementGrace time.Duration
 	SagaTick       time.Duration
 	SnapshotEvery  int
+	// Unpaid bounds what one customer may hold in unpaid orders
+	// (MAX_UNPAID_ORDERS, MAX_UNPAID_UNITS; 0: no bound).
+	Unpaid unpaid.Limits
 	// ProjectionPolicies is each projection's policy for an event that keeps
 	// failing, by name (PROJECTION_POLICIES); one not named parks.
 	ProjectionPolicies map[string]string
@@ -152,6 +156,8 @@ func (cfg *config) loadOrders(e *environ.Reader) {
 	cfg.PlacementGrace = e.Duration("ORDER_PLACEMENT_GRACE", "60s")
 	cfg.SagaTick = e.Duration("SAGA_TICK", "1s")
 	cfg.SnapshotEvery = e.Int("SNAPSHOT_EVERY", 1000)
+	cfg.Unpaid.Orders = e.Limit("MAX_UNPAID_ORDERS", 5)
+	cfg.Unpaid.Units = int64(e.Limit("MAX_UNPAID_UNITS", 100))
 	cfg.ProjectionPolicies = map[string]string{}
 	for _, kv := range e.List("PROJECTION_POLICIES") {
 		name, policy, ok := strings.Cut(kv, "=")

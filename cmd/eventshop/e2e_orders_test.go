@@ -578,3 +578,41 @@ func types(evs []loggedEvent) []string {
 	}
 	return out
 }
+
+// TestE2EUnpaidOrdersAreBounded: one customer cannot hold a product's
+// stock with unpaid orders beyond MAX_UNPAID_ORDERS orders and
+// MAX_UNPAID_UNITS units; a refusal reserves nothing, and paying or
+// cancelling an order makes room at once. Admins are not bounded.
+func TestE2EUnpaidOrdersAreBounded(t *testing.T) {
+	t.Parallel()
+	s := newE2E(t, "MAX_UNPAID_ORDERS", "3", "MAX_UNPAID_UNITS", "10")
+	admin := s.admin()
+	vendor := s.newUser(admin, "hoard-vendor", "vendor")
+	hoarder := s.newUser(admin, "hoard-customer")
+	p := s.product(vendor, 50, "1.00")
+
+	var ids []string
+	for range 3 {
+		ids = append(ids, s.order(hoarder, line{p, 2}))
+	}
+	r := wantProblem(t, s.placeOrder(hoarder, line{p, 1}), http.StatusConflict)
+	if code := str(r.body, "code"); code != "too_many_unpaid_orders" || num(t, r.body["limit"]) != 3 {
+		t.Errorf("a fourth unpaid order: %s, want too_many_unpaid_orders with limit 3", r.raw)
+	}
+	if got := s.stockOf(vendor, p); got != (stock{50, 6, 44}) {
+		t.Errorf("stock after a refused order: %+v, want 6 reserved", got)
+	}
+
+	want(t, s.pay(hoarder, ids[0], goodCard), http.StatusOK)
+	ids = append(ids, s.order(hoarder, line{p, 2}))
+	want(t, s.cancel(hoarder, ids[1], nil), http.StatusOK)
+	r = wantProblem(t, s.placeOrder(hoarder, line{p, 7}), http.StatusConflict)
+	if code := str(r.body, "code"); code != "too_many_unpaid_units" || num(t, r.body["limit"]) != 10 {
+		t.Errorf("4 units unpaid and 7 more: %s, want too_many_unpaid_units with limit 10", r.raw)
+	}
+	s.order(hoarder, line{p, 6})
+
+	for range 4 {
+		s.order(admin, line{p, 5})
+	}
+}

@@ -38,7 +38,9 @@ type ServerConfig struct {
 }
 
 // serverEnv is what isolates a started server and takes the per-IP
-// limits off (all load comes from one address).
+// limits off (all load comes from one address), and the bounds on a
+// customer's unpaid orders (each of the pool's shoppers stands for many
+// customers).
 func (c ServerConfig) env() []string {
 	return append([]string{
 		"DATABASE_URL=" + c.DatabaseURL,
@@ -52,6 +54,8 @@ func (c ServerConfig) env() []string {
 		"MONGO_URL=", "KAFKA_BROKERS=", "SMTP_ADDR=",
 		"RATE_LIMIT_PER_SECOND=0",
 		"AUTH_RATE_LIMIT_PER_MINUTE=0",
+		"MAX_UNPAID_ORDERS=0",
+		"MAX_UNPAID_UNITS=0",
 		"LOG_LEVEL=warn",
 	}, c.Env...)
 }

@@ -32,7 +32,7 @@ type TestProcessor struct {
 	byKey    map[string]chargeOutcome // charge idempotency key → first outcome
 	byID     map[string]*chargeState
 	byOrder  map[string][]string // order id → its charges' ids, oldest first
-	refunds  map[string]Refund // refund idempotency key → first refund
+	refunds  map[string]Refund   // refund idempotency key → first refund
 	nCharges int
 }
 

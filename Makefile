@@ -3,7 +3,7 @@ GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m -p 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test bench bench-catalog load genlog build lint services clean-testdbs
+.PHONY: run test bench bench-catalog load genlog fuzz-api build lint services clean-testdbs
 
 ## run: start eventshop locally on http://127.0.0.1:8080
 run: services-run build
@@ -25,6 +25,13 @@ bench: services
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./commands/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./benchmarks/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./internal/services/mail/
+
+## fuzz-api: the OpenAPI-driven fuzzer (TestAPIFuzz, 3,000 requests in
+## `make test`) for FUZZ_REQUESTS requests: no 5xx, every answer as
+## docs/openapi.yaml says; FUZZ_SEED repeats a run (its seed is printed)
+FUZZ_REQUESTS ?= 100000
+fuzz-api: services
+	FUZZ_API_REQUESTS=$(FUZZ_REQUESTS) FUZZ_API_SEED=$(FUZZ_SEED) $(GO) test -count=1 -v -timeout 3h -run '^TestAPIFuzz$$' ./cmd/eventshop/
 
 ## genlog: write a realistic log of EVENTS events (users, a catalogue, orders
 ## in every status, one hot product) straight into the event store of

@@ -26,15 +26,7 @@ func (s *Server) handleNotifications(w http.ResponseWriter, r *http.Request) {
 	var bad domain.Fields
 	q := r.URL.Query()
 	pg, limit := pagination(q, &bad)
-	var filter *uuid.UUID
-	if v := q.Get("user_id"); v != "" {
-		id, err := uuid.Parse(v)
-		if err != nil {
-			bad.Add("user_id", "must be a user id (a UUID), not %q", v)
-		} else {
-			filter = &id
-		}
-	}
+	filter := queryID(q, "user_id", &bad)
 	if err := bad.Err(); err != nil {
 		edge.WriteError(w, r, err)
 		return

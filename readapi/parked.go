@@ -73,7 +73,7 @@ func (s *Server) handleParked(w http.ResponseWriter, r *http.Request) {
 	var bad domain.Fields
 	q := r.URL.Query()
 	pg, limit := pagination(q, &bad)
-	status := q.Get("status")
+	status := param(q, "status", &bad)
 	if status != "" && !slices.Contains(parkedStatuses, status) {
 		bad.Add("status", "must be one of parked, halted or skipped, not %q", status)
 	}

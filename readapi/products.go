@@ -42,7 +42,7 @@ func productQuery(q url.Values) (catalogquery.ProductQuery, error) {
 	var bad domain.Fields
 	pg, limit := pagination(q, &bad)
 	query := catalogquery.ProductQuery{Page: pg, Limit: limit,
-		Category: strings.TrimSpace(q.Get("category")), Q: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort")}
+		Category: strings.TrimSpace(param(q, "category", &bad)), Q: strings.TrimSpace(param(q, "q", &bad)), Sort: param(q, "sort", &bad)}
 	if utf8.RuneCountInString(query.Category) > product.MaxCategoryLength {
 		bad.Add("category", "must be at most %d characters", product.MaxCategoryLength)
 	}
@@ -53,14 +53,7 @@ func productQuery(q url.Values) (catalogquery.ProductQuery, error) {
 			bad.Add(f.name, "must be text without NUL characters")
 		}
 	}
-	if v := q.Get("vendor_id"); v != "" {
-		id, err := uuid.Parse(v)
-		if err != nil {
-			bad.Add("vendor_id", "must be a UUID, not %q", v)
-		} else {
-			query.VendorID = &id
-		}
-	}
+	query.VendorID = queryID(q, "vendor_id", &bad)
 	if utf8.RuneCountInString(query.Q) > catalogquery.MaxQLength {
 		bad.Add("q", "must be at most %d characters", catalogquery.MaxQLength)
 	}
@@ -78,7 +71,7 @@ func productQuery(q url.Values) (catalogquery.ProductQuery, error) {
 // priceParam reads the price q[name]: nil when absent or empty; an amount
 // of 0 or more with at most two decimals, else it is listed in bad.
 func priceParam(q url.Values, name string, bad *domain.Fields) *domain.Cents {
-	v := strings.TrimSpace(q.Get(name))
+	v := param(q, name, bad)
 	if v == "" {
 		return nil
 	}
@@ -118,11 +111,12 @@ func (s *Server) handleCategories(w http.ResponseWriter, r *http.Request) {
 // list (unknown, abandoned or discontinued).
 func (s *Server) handleProduct(w http.ResponseWriter, r *http.Request) {
 	raw := chi.URLParam(r, "id")
-	id, err := uuid.Parse(raw)
-	if err != nil {
+	canonical, ok := edge.CanonicalID(raw)
+	if !ok {
 		edge.WriteError(w, r, domain.NotFound("product", raw))
 		return
 	}
+	id := uuid.MustParse(canonical)
 	p, err := s.catalog.Product(r.Context(), id)
 	switch {
 	case errors.Is(err, catalogquery.ErrNotFound):

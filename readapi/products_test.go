@@ -192,6 +192,12 @@ func testProductRoutes(t *testing.T, model catalogModel) {
 	}
 	cs.sync()
 
+	// An id is its canonical 36 characters: wrapped in braces it names
+	// nothing, though uuid.Parse would take it.
+	if rec := cs.get("/api/products/%7B" + lamp + "%7D"); rec.Code != http.StatusNotFound {
+		t.Errorf("a braced id: %d %s, want 404", rec.Code, rec.Body)
+	}
+
 	// The list: public, newest first, discontinued products left out.
 	rec := cs.get("/api/products")
 	if rec.Code != http.StatusOK {
@@ -293,6 +299,7 @@ func testProductRoutes(t *testing.T, model catalogModel) {
 
 func TestProductParameters(t *testing.T) {
 	cs := newCatalogStack(t, pgCatalog(t))
+	braced := "{" + uuid.NewString() + "}" // uuid.Parse takes it; an id is 36 characters
 	for query, fields := range map[string][]string{
 		"limit=101":                            {"limit"},
 		"limit=0&page=0":                       {"page", "limit"},
@@ -309,6 +316,12 @@ func TestProductParameters(t *testing.T) {
 		"category=%ff":                         {"category"},
 		"category=" + strings.Repeat("c", 101): {"category"},
 		"limit=500&sort=x&vendor_id=y&min_price=z&max_price=-0.5": {"limit", "vendor_id", "min_price", "max_price", "sort"},
+		// Sent twice: which one the client meant is not guessed.
+		"page=1&page=2":                    {"page"},
+		"sort=price&sort=-price&limit=5":   {"sort"},
+		"max_price=5&max_price=6":          {"max_price"},
+		"vendor_id=" + braced + "&limit=5": {"vendor_id"},
+		"min_price=%201":                   {"min_price"},
 	} {
 		rec := cs.get("/api/products?" + query)
 		if rec.Code != http.StatusUnprocessableEntity {

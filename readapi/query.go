@@ -4,8 +4,11 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/google/uuid"
+
 	"github.com/eventshop/eventshop/domain"
 	"github.com/eventshop/eventshop/domain/order"
+	"github.com/eventshop/eventshop/internal/edge"
 	pgread "github.com/eventshop/eventshop/projections/postgres"
 )
 
@@ -28,11 +31,41 @@ func pagination(q url.Values, bad *domain.Fields) (page, limit int) {
 	return page, limit
 }
 
+// param reads q[name], "" when absent. A parameter sent more than once is
+// listed in bad and read as absent: which of its values the client meant
+// is not for the server to guess.
+func param(q url.Values, name string, bad *domain.Fields) string {
+	switch vs := q[name]; len(vs) {
+	case 0:
+		return ""
+	case 1:
+		return vs[0]
+	}
+	bad.Add(name, "must be sent once")
+	return ""
+}
+
+// queryID reads the id q[name]: nil when absent or empty; a UUID in its
+// canonical 36-character form, else it is listed in bad.
+func queryID(q url.Values, name string, bad *domain.Fields) *uuid.UUID {
+	v := param(q, name, bad)
+	if v == "" {
+		return nil
+	}
+	id, ok := edge.CanonicalID(v)
+	if !ok {
+		bad.Add(name, "must be an id (a UUID), not %q", v)
+		return nil
+	}
+	u := uuid.MustParse(id)
+	return &u
+}
+
 // intParam reads the whole number q[name], def when absent or empty. One
 // that does not parse is listed in bad and read as def, so it is not
 // reported twice.
 func intParam(q url.Values, name string, def int, bad *domain.Fields) int {
-	v := q.Get(name)
+	v := param(q, name, bad)
 	if v == "" {
 		return def
 	}
@@ -50,7 +83,7 @@ var orderStatuses = []order.Status{order.StatusPending, order.StatusPaid, order.
 
 // statusParam reads ?status: empty, or one of orderStatuses.
 func statusParam(q url.Values, bad *domain.Fields) string {
-	v := q.Get("status")
+	v := param(q, "status", bad)
 	if v == "" {
 		return ""
 	}

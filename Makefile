@@ -3,7 +3,7 @@ GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m -p 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test bench bench-catalog load genlog fuzz-api build lint services clean-testdbs
+.PHONY: run test chaos bench bench-catalog load genlog fuzz-api build lint services clean-testdbs
 
 ## run: start eventshop locally on http://127.0.0.1:8080
 run: services-run build
@@ -13,6 +13,13 @@ run: services-run build
 test:
 	@scripts/services.sh --cc
 	$(GO) test $(GOTEST_FLAGS) ./...
+
+## chaos: the fault-injection suite: a private PostgreSQL and Redis,
+## eventshop as a child process under an order load, and one fault per
+## scenario (kill -9, PostgreSQL stopped, Redis killed, SIGTERM with a slow
+## client, rebuilds under load), each followed by the invariants' checks
+chaos: build
+	$(GO) run ./tests/chaos/chaos -eventshop bin/eventshop
 
 ## bench: event store throughput next to raw PostgreSQL baselines, then
 ## place-order commands/s and latency next to the store's raw append rate,

@@ -162,3 +162,12 @@ func (s *LocalServer) Stop() error {
 		return errors.New("eventshop serve did not stop within 30s: killed")
 	}
 }
+
+// Kill kills the server (SIGKILL), as a crash would, and waits until it
+// is gone.
+func (s *LocalServer) Kill() {
+	defer s.log.Close()
+	_ = s.cmd.Process.Kill()
+	err := <-s.done
+	s.done <- err
+}

@@ -1,0 +1,137 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Check is one invariant's verdict after a scenario.
+type Check struct {
+	Name   string
+	OK     bool
+	Detail string
+}
+
+// check verifies what must hold after a scenario whose flows are done:
+// every acknowledged order is there (paid if its payment was
+// acknowledged), every retry with a key got the same answer, nothing is
+// oversold and each product's reserved stock is what its live orders
+// hold, no order outlives its payment deadline, and no request got a 500.
+func (s *shop) check(ctx context.Context, flows []*flow, timeout time.Duration, fives []string, loadEnd time.Time) []Check {
+	var out []Check
+	add := func(name string, err error, ok string) {
+		c := Check{Name: name, OK: err == nil, Detail: ok}
+		if err != nil {
+			c.Detail = err.Error()
+		}
+		out = append(out, c)
+	}
+
+	// Same key, same answer.
+	var split []string
+	for _, f := range flows {
+		placed := 0
+		for k := range f.answers {
+			if strings.HasPrefix(k, "place:") {
+				placed++
+			}
+		}
+		if placed > 1 {
+			split = append(split, fmt.Sprintf("key %s answered with %d orders", f.orderKey, placed))
+		}
+	}
+	add("same key, same answer", errIf(split), fmt.Sprintf("%d keys", len(flows)))
+
+	// Every acknowledged write is there.
+	var views []orderView
+	acked, paid := 0, 0
+	for _, f := range flows {
+		if f.order != "" {
+			acked++
+		}
+		if f.paidAck {
+			paid++
+		}
+	}
+	err := eventually(ctx, func() error {
+		var err error
+		if views, err = s.orders(ctx); err != nil {
+			return err
+		}
+		byID := map[string]orderView{}
+		for _, v := range views {
+			byID[v.ID] = v
+		}
+		var missing []string
+		for _, f := range flows {
+			v, ok := byID[f.order]
+			switch {
+			case f.order == "":
+			case !ok:
+				missing = append(missing, "order "+f.order+" acknowledged, not listed")
+			case f.paidAck && v.Status != "paid":
+				missing = append(missing, "order "+f.order+" payment acknowledged, status "+v.Status)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%w: %s", errNotYet, join(missing, 5))
+		}
+		return nil
+	})
+	add("acknowledged writes present", err, fmt.Sprintf("%d orders, %d payments acknowledged; %d orders listed", acked, paid, len(views)))
+
+	// No order pending past its deadline, and the stock is what the
+	// orders hold: checked once every order of the scenario is past its
+	// deadline, so that the expiries have had to happen.
+	sleep(ctx, time.Until(loadEnd.Add(timeout+5*time.Second)))
+	err = eventually(ctx, func() error {
+		views, err := s.orders(ctx)
+		if err != nil {
+			return err
+		}
+		held := map[string]int64{}
+		var late []string
+		for _, v := range views {
+			if v.Status == "pending" && time.Since(v.CreatedAt) > timeout+5*time.Second {
+				late = append(late, fmt.Sprintf("%s pending since %s", v.ID, v.CreatedAt.Format(time.TimeOnly)))
+			}
+			if v.Status == "pending" || v.Status == "paid" {
+				for _, it := range v.Items {
+					held[it.ProductID] += it.Quantity
+				}
+			}
+		}
+		if len(late) > 0 {
+			return fmt.Errorf("%w: %s", errNotYet, join(late, 3))
+		}
+		var wrong []string
+		for _, p := range s.products {
+			inv, err := s.inventory(ctx, p)
+			if err != nil {
+				return err
+			}
+			if inv.Available < 0 || inv.Reserved > inv.Quantity || inv.Quantity != s.quantity[p] || inv.Reserved != held[p] {
+				wrong = append(wrong, fmt.Sprintf("product %s: %+v, orders hold %d", p, inv, held[p]))
+			}
+		}
+		if len(wrong) > 0 {
+			return fmt.Errorf("%w: %s", errNotYet, join(wrong, 3))
+		}
+		return nil
+	})
+	add("nothing oversold, stock = orders, none pending late", err, fmt.Sprintf("%d products", len(s.products)))
+
+	add("no 500", errIf(fives), "none")
+	return out
+}
+
+func errIf(problems []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	slices.Sort(problems)
+	return fmt.Errorf("%d: %s", len(problems), join(problems, 3))
+}

@@ -17,9 +17,12 @@ test:
 ## chaos: the fault-injection suite: a private PostgreSQL and Redis,
 ## eventshop as a child process under an order load, and one fault per
 ## scenario (kill -9, PostgreSQL stopped, Redis killed, SIGTERM with a slow
-## client, rebuilds under load), each followed by the invariants' checks
-chaos: build
-	$(GO) run ./tests/chaos/chaos -eventshop bin/eventshop
+## client, rebuilds under load, a crash between charging a card and
+## recording it), each followed by the invariants' checks; its binary has
+## failpoints (-tags failpoints), the one `make build` ships has none
+chaos: services
+	CGO_ENABLED=0 $(GO) build -trimpath -tags failpoints -o bin/eventshop-failpoints ./cmd/eventshop
+	$(GO) run ./tests/chaos/chaos -eventshop bin/eventshop-failpoints
 
 ## bench: event store throughput next to raw PostgreSQL baselines, then
 ## place-order commands/s and latency next to the store's raw append rate,

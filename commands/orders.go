@@ -14,6 +14,7 @@ import (
 	"github.com/eventshop/eventshop/domain/product"
 	"github.com/eventshop/eventshop/domain/user"
 	"github.com/eventshop/eventshop/eventstore"
+	"github.com/eventshop/eventshop/internal/platform/failpoint"
 	"github.com/eventshop/eventshop/internal/services/payment"
 	"github.com/eventshop/eventshop/internal/services/unpaid"
 	"github.com/google/uuid"
@@ -498,6 +499,7 @@ func (h *Orders) PayOrderOnce(ctx context.Context, actor Actor, key, id string, 
 	if err != nil {
 		return s, Result{}, wrap("charge card", err)
 	}
+	failpoint.Crash("after-charge") // charged, not recorded: only the provider knows
 	// Of concurrent requests with the same card (one charge, by its key),
 	// one records the payment; the others find the order paid: 409, as
 	// for a request that comes after, and the charge is not refunded.

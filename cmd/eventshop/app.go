@@ -58,8 +58,9 @@ type app struct {
 
 	ledger   *ledger.Ledger // the notifier's, also read by the read API
 	notifier *notifier.Notifier
-	sender   *mail.Sender    // the notifier's SMTP sender
-	local    *standins.Local // the stand-ins the local run started
+	sender   *mail.Sender                  // the notifier's SMTP sender
+	local    *standins.Local               // the stand-ins the local run started
+	payments *payment.DurableTestProcessor // PAYMENT_TEST_DATABASE_URL's, if set
 	// What the process connects to, for the start banner.
 	mongoURI     string
 	kafkaBrokers []string
@@ -93,8 +94,15 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 			return a, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
 		}
 	}
+	var payments payment.Processor = payment.NewTestProcessor()
+	if cfg.PaymentTestDatabaseURL != "" && m.write {
+		if a.payments, err = payment.OpenDurableTestProcessor(ctx, cfg.PaymentTestDatabaseURL); err != nil {
+			return a, fmt.Errorf("PAYMENT_TEST_DATABASE_URL %s: %w", redactURL(cfg.PaymentTestDatabaseURL), err)
+		}
+		payments = a.payments
+	}
 	commandsCfg := commands.Config{
-		Store: a.store, Payments: payment.NewTestProcessor(), Log: log,
+		Store: a.store, Payments: payments, Log: log,
 		PaymentTimeout: cfg.PaymentTimeout, ClaimGrace: cfg.PlacementGrace,
 	}
 	if a.pool != nil && cfg.SnapshotEvery > 0 && m.write {
@@ -306,6 +314,7 @@ func (a *app) Close() error {
 	closing(a.sender != nil, func() error { return a.sender.Close() })
 	closing(a.local != nil, a.local.Close)
 	closing(a.pool != nil, func() error { a.pool.Close(); return nil })
+	closing(a.payments != nil, func() error { a.payments.Close(); return nil })
 	closing(a.redis != nil, func() error { return a.redis.Close() })
 	closing(a.store != nil, func() error { return a.store.Close() })
 	return errors.Join(errs...)

@@ -40,9 +40,13 @@ type config struct {
 	Gateway gateway.Config
 
 	PaymentTimeout time.Duration
-	PlacementGrace time.Duration
-	SagaTick       time.Duration
-	SnapshotEvery  int
+	// PaymentTestDatabaseURL keeps the test payment processor's charges
+	// in a PostgreSQL database instead of the process's memory
+	// (PAYMENT_TEST_DATABASE_URL; fault-injection runs).
+	PaymentTestDatabaseURL string
+	PlacementGrace         time.Duration
+	SagaTick               time.Duration
+	SnapshotEvery          int
 	// Unpaid bounds what one customer may hold in unpaid orders
 	// (MAX_UNPAID_ORDERS, MAX_UNPAID_UNITS; 0: no bound).
 	Unpaid unpaid.Limits
@@ -153,6 +157,7 @@ func (cfg *config) loadAuth(e *environ.Reader) {
 // projections' policies.
 func (cfg *config) loadOrders(e *environ.Reader) {
 	cfg.PaymentTimeout = e.Duration("ORDER_PAYMENT_TIMEOUT", "15m")
+	cfg.PaymentTestDatabaseURL = e.Get("PAYMENT_TEST_DATABASE_URL", "")
 	cfg.PlacementGrace = e.Duration("ORDER_PLACEMENT_GRACE", "60s")
 	cfg.SagaTick = e.Duration("SAGA_TICK", "1s")
 	cfg.SnapshotEvery = e.Int("SNAPSHOT_EVERY", 1000)

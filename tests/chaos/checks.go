@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Check is one invariant's verdict after a scenario.
@@ -126,6 +128,65 @@ func (s *shop) check(ctx context.Context, flows []*flow, timeout time.Duration, 
 
 	add("no 500", errIf(fives), "none")
 	return out
+}
+
+// checkCharges asks the payment provider (its database) for every charge
+// and checks each is the payment its order records, or refunded in full:
+// no card is charged for nothing, whatever happened between charging it
+// and recording the charge.
+func (s *shop) checkCharges(ctx context.Context, paymentsURL string) Check {
+	c := Check{Name: "every charge recorded or voided"}
+	conn, err := pgx.Connect(ctx, paymentsURL)
+	if err != nil {
+		c.Detail = err.Error()
+		return c
+	}
+	defer conn.Close(ctx)
+	n := 0
+	err = eventually(ctx, func() error {
+		views, err := s.orders(ctx)
+		if err != nil {
+			return err
+		}
+		payment := map[string]string{}
+		for _, v := range views {
+			if v.Payment != nil {
+				payment[v.ID] = v.Payment.ID
+			}
+		}
+		rows, err := conn.Query(ctx, `SELECT c.charge_id, c.order_id, c.amount_cents, coalesce(sum(r.amount_cents), 0)
+			FROM test_payments.charges c LEFT JOIN test_payments.refunds r USING (charge_id)
+			WHERE c.charge_id IS NOT NULL GROUP BY c.charge_id, c.order_id, c.amount_cents`)
+		if err != nil {
+			return err
+		}
+		var stray []string
+		n = 0
+		for rows.Next() {
+			var charge, order string
+			var amount, refunded int64
+			if err := rows.Scan(&charge, &order, &amount, &refunded); err != nil {
+				return err
+			}
+			n++
+			if payment[order] != charge && refunded != amount {
+				stray = append(stray, fmt.Sprintf("%s of order %s (%d cents, %d refunded)", charge, order, amount, refunded))
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(stray) > 0 {
+			return fmt.Errorf("%w: %d charges neither recorded nor refunded: %s", errNotYet, len(stray), join(stray, 3))
+		}
+		return nil
+	})
+	c.OK = err == nil
+	c.Detail = fmt.Sprintf("%d charges at the provider", n)
+	if err != nil {
+		c.Detail = err.Error()
+	}
+	return c
 }
 
 func errIf(problems []string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,6 +19,28 @@ func createDatabase(ctx context.Context, adminURL, db string) error {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize())
 	return err
+}
+
+// dropDatabase drops db on the server adminURL names, as the run ends.
+func dropDatabase(adminURL, db string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
+}
+
+// databaseURL is adminURL with its database replaced by db.
+func databaseURL(adminURL, db string) (string, error) {
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + db
+	return u.String(), nil
 }
 
 // killServer kills eventshop with SIGKILL in the middle of the load and
@@ -82,6 +105,37 @@ func termWithSlowClient(ctx context.Context, e *env) (string, error) {
 		return what, fmt.Errorf("SIGTERM with a slow client took %s, over the 15 s budget", took.Round(time.Second))
 	}
 	return what, nil
+}
+
+// crashAfterCharge restarts eventshop with the failpoint between charging
+// a card and recording the payment armed: the first payment charges the
+// card and the process dies at once, as a kill -9 at the worst moment
+// would. It is started again unarmed. Meanwhile every client gives up on
+// a payment that got no answer, so that the charges the crash cut off
+// stay unrecorded: their orders expire, and the process manager must find
+// the charges at the provider and give them back.
+func crashAfterCharge(ctx context.Context, e *env) (string, error) {
+	e.shop.impatient.Store(true)
+	defer e.shop.impatient.Store(false)
+	if err := e.srv.Stop(); err != nil {
+		return "", err
+	}
+	e.failpoint = "after-charge"
+	err := e.start(ctx)
+	e.failpoint = ""
+	if err != nil {
+		return "", err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := e.srv.Wait(wctx); err == nil || wctx.Err() != nil {
+		return "", fmt.Errorf("the armed process did not crash at the failpoint (%v)", err)
+	}
+	t := time.Now()
+	if err := e.start(ctx); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("crashed after a charge; ready again %.1fs later", time.Since(t).Seconds()), nil
 }
 
 // rebuildUnderLoad rebuilds the orders and catalogue read models while

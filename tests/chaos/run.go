@@ -23,16 +23,22 @@ import (
 
 // Config says what to run.
 type Config struct {
-	Binary   string        // the eventshop binary
-	Dir      string        // where the clusters, data and logs go
-	Rate     int           // order flows started a second during a scenario
-	Window   time.Duration // how long each scenario's load runs
-	Timeout  time.Duration // ORDER_PAYMENT_TIMEOUT of the server
-	Out      io.Writer
-	Only     []string // scenario names; empty: all
-	Shoppers int
-	Products int
-	Units    int64
+	Binary string // the eventshop binary, built with -tags failpoints
+	// PaymentsAdminURL is a PostgreSQL server other than the private
+	// cluster, where the test payment provider gets a database of its
+	// own: it stays up when the cluster is stopped, and outlives
+	// eventshop.
+	PaymentsAdminURL string
+	paymentsURL      string
+	Dir              string        // where the clusters, data and logs go
+	Rate             int           // order flows started a second during a scenario
+	Window           time.Duration // how long each scenario's load runs
+	Timeout          time.Duration // ORDER_PAYMENT_TIMEOUT of the server
+	Out              io.Writer
+	Only             []string // scenario names; empty: all
+	Shoppers         int
+	Products         int
+	Units            int64
 }
 
 // Result is one scenario's outcome.
@@ -66,6 +72,8 @@ type env struct {
 	addr   string
 	starts int
 	shop   *shop
+	// failpoint is armed in the next start (EVENTSHOP_FAILPOINT)
+	failpoint string
 }
 
 func (e *env) serverConfig() load.ServerConfig {
@@ -74,7 +82,8 @@ func (e *env) serverConfig() load.ServerConfig {
 		Binary: e.cfg.Binary, DatabaseURL: e.pg.URL("eventshop"), DataDir: filepath.Join(e.cfg.Dir, "data"),
 		RedisPrefix: "chaos:", LogPath: filepath.Join(e.cfg.Dir, fmt.Sprintf("eventshop-%d.log", e.starts)),
 		Env: []string{"HTTP_ADDR=" + e.addr, "REDIS_URL=" + e.redis.URL(), "ORDER_PAYMENT_TIMEOUT=" + e.cfg.Timeout.String(),
-			"SAGA_TICK=500ms", "LOG_LEVEL=info"},
+			"SAGA_TICK=500ms", "LOG_LEVEL=info", "PAYMENT_TEST_DATABASE_URL=" + e.cfg.paymentsURL,
+			"EVENTSHOP_FAILPOINT=" + e.failpoint},
 	}
 }
 
@@ -108,6 +117,15 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if err := createDatabase(ctx, e.pg.URL("postgres"), "eventshop"); err != nil {
 		return nil, err
 	}
+	paymentsDB := "eventshop_chaos_payments_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := createDatabase(ctx, cfg.PaymentsAdminURL, paymentsDB); err != nil {
+		return nil, fmt.Errorf("the payment provider's database: %w", err)
+	}
+	defer dropDatabase(cfg.PaymentsAdminURL, paymentsDB)
+	e.cfg.paymentsURL, err = databaseURL(cfg.PaymentsAdminURL, paymentsDB)
+	if err != nil {
+		return nil, err
+	}
 	if e.redis, err = StartRedis(ctx, cfg.Dir, log); err != nil {
 		return nil, err
 	}
@@ -128,18 +146,29 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return nil, fmt.Errorf("set up: %w", err)
 	}
 	var results []Result
+	var lastEnd time.Time
 	for _, sc := range scenarios {
 		if len(cfg.Only) > 0 && !contains(cfg.Only, sc.name) {
 			continue
 		}
 		r := e.run(ctx, sc)
 		results = append(results, r)
+		lastEnd = time.Now()
 		fmt.Fprintln(cfg.Out, r.line())
 		if ctx.Err() != nil {
 			return results, ctx.Err()
 		}
 	}
-	return results, nil
+	// Charges only the provider knows of are voided a minute after their
+	// order ended (commands.chargeSettle); the last orders end a payment
+	// timeout after the last scenario.
+	fmt.Fprintln(cfg.Out, "waiting for the last orders' unrecorded charges to be voided")
+	sleep(ctx, time.Until(lastEnd.Add(cfg.Timeout+75*time.Second)))
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	final := Result{Scenario: "all of them", Checks: []Check{e.shop.checkCharges(cctx, e.cfg.paymentsURL)}}
+	fmt.Fprintln(cfg.Out, final.line())
+	return append(results, final), nil
 }
 
 func contains(list []string, s string) bool {
@@ -163,6 +192,7 @@ var scenarios = []scenario{
 	{"Redis killed 15 s", killRedis},
 	{"SIGTERM, slow client", termWithSlowClient},
 	{"rebuilds under load", rebuildUnderLoad},
+	{"crash after a charge", crashAfterCharge},
 }
 
 // run runs one scenario: load for the window with the fault 5 s in, the
@@ -219,6 +249,9 @@ func (r Result) line() string {
 	verdict := "PASS"
 	if !r.OK() {
 		verdict = "FAIL"
+	}
+	if r.Flows == 0 && len(r.Checks) > 0 {
+		return fmt.Sprintf("%-26s %s  %s", r.Scenario, verdict, r.Checks[0].Detail)
 	}
 	return fmt.Sprintf("%-26s %s  %d flows, %d orders acknowledged, %s; %s (%s)", r.Scenario, verdict, r.Flows, r.Acked, r.Fault, statusText(r.Statuses, r.NoAnswer), r.Took.Round(time.Second))
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -149,6 +150,9 @@ type shop struct {
 	products []string
 	units    int64            // stock added to each product at each scenario's start
 	quantity map[string]int64 // each product's units on hand, as the last restock answered
+	// impatient makes every client give up on a payment that got no
+	// answer, so that a crash after a charge leaves it unrecorded.
+	impatient atomic.Bool
 }
 
 // restock adds s.units to every product, so that each scenario races for
@@ -209,6 +213,7 @@ type flow struct {
 	answers    map[string]int // key → the ids (order id, or "paid") of its 2xx answers, counted
 	paidAck    bool           // a 200 to the payment
 	placeTries int
+	patient    bool // sends a payment that got no answer again; others give up on it
 }
 
 // run drives flows at rate a second until ctx ends: each places an order
@@ -235,6 +240,7 @@ func (s *shop) run(ctx, settle context.Context, rate int, r *rand.Rand) []*flow 
 			f.lines = append(f.lines, map[string]any{"product_id": s.products[j], "quantity": 1 + r.IntN(3)})
 		}
 		pay := r.IntN(10) < 7
+		f.patient = r.IntN(2) == 0
 		mu.Lock()
 		flows = append(flows, f)
 		mu.Unlock()
@@ -274,7 +280,7 @@ func (s *shop) flow(ctx context.Context, f *flow, pay bool) {
 			f.paidAck = true
 			return
 		}
-		if !retryable(a, err) || !sleep(ctx, 200*time.Millisecond) {
+		if (err != nil && (!f.patient || s.impatient.Load())) || !retryable(a, err) || !sleep(ctx, 200*time.Millisecond) {
 			return
 		}
 	}

@@ -171,3 +171,16 @@ func (s *LocalServer) Kill() {
 	err := <-s.done
 	s.done <- err
 }
+
+// Wait waits until the server's process ends (or ctx does) and returns
+// how it ended.
+func (s *LocalServer) Wait(ctx context.Context) error {
+	select {
+	case err := <-s.done:
+		s.done <- err
+		s.log.Close()
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

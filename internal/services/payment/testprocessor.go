@@ -73,19 +73,10 @@ func NewTestProcessor() *TestProcessor {
 // decline test cards, ErrKeyReused when the key was used for another order,
 // amount, currency or card, and ctx's error when ctx is done.
 func (p *TestProcessor) Charge(ctx context.Context, req ChargeRequest) (Charge, error) {
-	if err := ctx.Err(); err != nil {
+	params, err := checkCharge(ctx, req)
+	if err != nil {
 		return Charge{}, err
 	}
-	switch {
-	case req.IdempotencyKey == "":
-		return Charge{}, fmt.Errorf("charge order %s: %w: idempotency key is required", req.OrderID, ErrInvalidRequest)
-	case req.AmountCents <= 0:
-		return Charge{}, fmt.Errorf("charge order %s: %w: amount must be positive", req.OrderID, ErrInvalidRequest)
-	case req.Currency == "":
-		return Charge{}, fmt.Errorf("charge order %s: %w: currency is required", req.OrderID, ErrInvalidRequest)
-	}
-	params := chargeParams{req.OrderID, req.AmountCents, req.Currency, Last4(req.Card.Number)}
-
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if prev, ok := p.byKey[req.IdempotencyKey]; ok {
@@ -100,15 +91,8 @@ func (p *TestProcessor) Charge(ctx context.Context, req ChargeRequest) (Charge, 
 		return Charge{}, err
 	}
 
-	var out chargeOutcome
-	out.params = params
-	switch normalise(req.Card.Number) {
-	case TestCardDeclined:
-		out.err = &DeclinedError{Reason: "card_declined"}
-	case TestCardInsufficientFunds:
-		out.err = &DeclinedError{Reason: "insufficient_funds"}
-	default:
-		out.charge = Charge{ID: "ch_" + uuid.NewString(), AmountCents: req.AmountCents, Last4: params.last4}
+	out := testOutcome(req, params)
+	if out.err == nil {
 		p.byID[out.charge.ID] = &chargeState{charge: out.charge}
 		p.byOrder[req.OrderID] = append(p.byOrder[req.OrderID], out.charge.ID)
 		p.nCharges++
@@ -124,14 +108,8 @@ func (p *TestProcessor) Charge(ctx context.Context, req ChargeRequest) (Charge, 
 // when the refunds would exceed the charge, and ctx's error when ctx is
 // done.
 func (p *TestProcessor) Refund(ctx context.Context, chargeID string, amountCents int64, idempotencyKey string) (Refund, error) {
-	if err := ctx.Err(); err != nil {
+	if err := checkRefund(ctx, chargeID, amountCents, idempotencyKey); err != nil {
 		return Refund{}, err
-	}
-	switch {
-	case idempotencyKey == "":
-		return Refund{}, fmt.Errorf("refund %s: %w: idempotency key is required", chargeID, ErrInvalidRequest)
-	case amountCents <= 0:
-		return Refund{}, fmt.Errorf("refund %s: %w: amount must be positive", chargeID, ErrInvalidRequest)
 	}
 
 	p.mu.Lock()
@@ -168,6 +146,53 @@ func (p *TestProcessor) ChargesOf(ctx context.Context, orderID string) ([]Charge
 		out = append(out, p.byID[id].charge)
 	}
 	return out, nil
+}
+
+// checkCharge refuses a charge request no processor would take (or ctx's
+// error) and returns the parameters a repeated key must match.
+func checkCharge(ctx context.Context, req ChargeRequest) (chargeParams, error) {
+	if err := ctx.Err(); err != nil {
+		return chargeParams{}, err
+	}
+	switch {
+	case req.IdempotencyKey == "":
+		return chargeParams{}, fmt.Errorf("charge order %s: %w: idempotency key is required", req.OrderID, ErrInvalidRequest)
+	case req.AmountCents <= 0:
+		return chargeParams{}, fmt.Errorf("charge order %s: %w: amount must be positive", req.OrderID, ErrInvalidRequest)
+	case req.Currency == "":
+		return chargeParams{}, fmt.Errorf("charge order %s: %w: currency is required", req.OrderID, ErrInvalidRequest)
+	}
+	return chargeParams{req.OrderID, req.AmountCents, req.Currency, Last4(req.Card.Number)}, nil
+}
+
+// testOutcome is what the test processors make of a valid card: a
+// decline for the decline test cards, a new charge for any other.
+func testOutcome(req ChargeRequest, params chargeParams) chargeOutcome {
+	out := chargeOutcome{params: params}
+	switch normalise(req.Card.Number) {
+	case TestCardDeclined:
+		out.err = &DeclinedError{Reason: "card_declined"}
+	case TestCardInsufficientFunds:
+		out.err = &DeclinedError{Reason: "insufficient_funds"}
+	default:
+		out.charge = Charge{ID: "ch_" + uuid.NewString(), AmountCents: req.AmountCents, Last4: params.last4}
+	}
+	return out
+}
+
+// checkRefund refuses a refund request no processor would take (or ctx's
+// error).
+func checkRefund(ctx context.Context, chargeID string, amountCents int64, idempotencyKey string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch {
+	case idempotencyKey == "":
+		return fmt.Errorf("refund %s: %w: idempotency key is required", chargeID, ErrInvalidRequest)
+	case amountCents <= 0:
+		return fmt.Errorf("refund %s: %w: amount must be positive", chargeID, ErrInvalidRequest)
+	}
+	return nil
 }
 
 // Charges returns how many distinct successful charges were made.

@@ -18,7 +18,9 @@ import (
 
 func main() {
 	cfg := chaos.Config{Out: os.Stdout}
-	flag.StringVar(&cfg.Binary, "eventshop", "bin/eventshop", "the eventshop binary")
+	flag.StringVar(&cfg.Binary, "eventshop", "bin/eventshop-failpoints", "the eventshop binary, built with -tags failpoints")
+	flag.StringVar(&cfg.PaymentsAdminURL, "payments-admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+		"a PostgreSQL server other than the private one, for the test payment provider's database")
 	flag.StringVar(&cfg.Dir, "dir", "", "where clusters, data and logs go (default: a new temporary directory)")
 	flag.IntVar(&cfg.Rate, "rate", 10, "order flows started a second")
 	flag.DurationVar(&cfg.Window, "window", 20*time.Second, "load per scenario")
@@ -32,7 +34,8 @@ func main() {
 	if *only != "" {
 		cfg.Only = strings.Split(*only, ",")
 	}
-	if cfg.Dir == "" {
+	temporary := cfg.Dir == ""
+	if temporary {
 		dir, err := os.MkdirTemp("", "eventshop-chaos-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -64,6 +67,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 	}
 	if failed {
+		fmt.Fprintln(os.Stderr, "chaos: the servers' logs are in", cfg.Dir)
 		os.Exit(1)
+	}
+	if temporary {
+		os.RemoveAll(cfg.Dir)
 	}
 }

@@ -194,8 +194,9 @@ func (h *Orders) place(ctx context.Context, actor Actor, id string, lines []orde
 	slices.SortFunc(lines, func(a, b order.Line) int { return strings.Compare(a.ProductID, b.ProductID) })
 	st, res, err := h.record(ctx, actor, id, lines)
 	var refused *domain.Error
-	if errors.As(err, &refused) {
-		// Refused: nothing was written, so nothing is held.
+	if errors.As(err, &refused) && refused.Reason != "order_exists" {
+		// Refused: nothing was written, so nothing is held. (An id taken
+		// already is a retry's, placed beside this one: its hold stays.)
 		h.freeUnpaid(ctx, actor.ID, id)
 	}
 	return st, res, err

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventshop/eventshop/internal/standins/smtpsink"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -183,6 +184,66 @@ func (s *shop) checkCharges(ctx context.Context, paymentsURL string) Check {
 	})
 	c.OK = err == nil
 	c.Detail = fmt.Sprintf("%d charges at the provider", n)
+	if err != nil {
+		c.Detail = err.Error()
+	}
+	return c
+}
+
+// checkMails checks what the SMTP sink (in this process, so a kill -9 of
+// eventshop loses nothing it received) got: every order's confirmation
+// arrived, and a paid order's receipt too; no mail came twice under two
+// Message-IDs (one mail is one event for one recipient,
+// X-Eventshop-Event-ID). A resend under the same Message-ID is the
+// documented exception (sent, and eventshop died before recording it),
+// counted, not failed.
+func (s *shop) checkMails(ctx context.Context, sink *smtpsink.Sink) Check {
+	c := Check{Name: "every mail sent, none twice"}
+	resent := 0
+	err := eventually(ctx, func() error {
+		views, err := s.orders(ctx)
+		if err != nil {
+			return err
+		}
+		msgs := sink.Messages()
+		ids := map[string]string{} // event and recipient → Message-ID
+		perOrder := map[string]int{}
+		var twice []string
+		resent = 0
+		for _, m := range msgs {
+			key := m.Header.Get("X-Eventshop-Event-ID") + " " + strings.Join(m.To, ",")
+			switch prev, seen := ids[key]; {
+			case !seen:
+				ids[key] = m.MessageID
+				if _, id, ok := strings.Cut(m.TextBody, "Order id: "); ok && len(id) >= 36 {
+					perOrder[id[:36]]++
+				}
+			case prev == m.MessageID:
+				resent++
+			default:
+				twice = append(twice, fmt.Sprintf("event %s sent as %s and %s", key, prev, m.MessageID))
+			}
+		}
+		if len(twice) > 0 {
+			return fmt.Errorf("%d mails sent twice: %s", len(twice), join(twice, 3))
+		}
+		var missing []string
+		for _, v := range views {
+			want := 1
+			if v.Status == "paid" {
+				want = 2
+			}
+			if perOrder[v.ID] < want {
+				missing = append(missing, fmt.Sprintf("order %s (%s): %d mails", v.ID, v.Status, perOrder[v.ID]))
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%w: %d orders without their mails: %s", errNotYet, len(missing), join(missing, 3))
+		}
+		c.Detail = fmt.Sprintf("%d mails for %d orders; %d resent under the same Message-ID", len(msgs), len(views), resent)
+		return nil
+	})
+	c.OK = err == nil
 	if err != nil {
 		c.Detail = err.Error()
 	}

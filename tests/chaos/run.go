@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/eventshop/eventshop/internal/standins/smtpsink"
 	"github.com/eventshop/eventshop/tests/load"
 )
 
@@ -72,6 +74,7 @@ type env struct {
 	addr   string
 	starts int
 	shop   *shop
+	mail   *smtpsink.Sink // outside eventshop, so a kill -9 loses none of what it received
 	// failpoint is armed in the next start (EVENTSHOP_FAILPOINT)
 	failpoint string
 }
@@ -82,7 +85,7 @@ func (e *env) serverConfig() load.ServerConfig {
 		Binary: e.cfg.Binary, DatabaseURL: e.pg.URL("eventshop"), DataDir: filepath.Join(e.cfg.Dir, "data"),
 		RedisPrefix: "chaos:", LogPath: filepath.Join(e.cfg.Dir, fmt.Sprintf("eventshop-%d.log", e.starts)),
 		Env: []string{"HTTP_ADDR=" + e.addr, "REDIS_URL=" + e.redis.URL(), "ORDER_PAYMENT_TIMEOUT=" + e.cfg.Timeout.String(),
-			"SAGA_TICK=500ms", "LOG_LEVEL=info", "PAYMENT_TEST_DATABASE_URL=" + e.cfg.paymentsURL,
+			"SAGA_TICK=500ms", "LOG_LEVEL=info", "PAYMENT_TEST_DATABASE_URL=" + e.cfg.paymentsURL, "SMTP_ADDR=" + e.mail.Addr(),
 			"EVENTSHOP_FAILPOINT=" + e.failpoint},
 	}
 }
@@ -130,6 +133,11 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return nil, err
 	}
 	defer e.redis.Kill()
+	if e.mail, err = smtpsink.Start(smtpsink.Options{MaxMessages: 1 << 20, MaxTotalBytes: 2 << 30,
+		Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		return nil, err
+	}
+	defer e.mail.Close()
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -166,7 +174,10 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	sleep(ctx, time.Until(lastEnd.Add(cfg.Timeout+75*time.Second)))
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	final := Result{Scenario: "all of them", Checks: []Check{e.shop.checkCharges(cctx, e.cfg.paymentsURL)}}
+	final := Result{Scenario: "all of them", Checks: []Check{
+		e.shop.checkCharges(cctx, e.cfg.paymentsURL),
+		e.shop.checkMails(cctx, e.mail),
+	}}
 	fmt.Fprintln(cfg.Out, final.line())
 	return append(results, final), nil
 }

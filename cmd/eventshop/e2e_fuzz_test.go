@@ -30,8 +30,9 @@ import (
 // accepted).
 //
 // FUZZ_API_REQUESTS sets how many requests (default 3,000; `make
-// fuzz-api` runs a long one), FUZZ_API_SEED the seed; the seed is logged
-// so that a failing run can be repeated. FUZZ_DEBUG="POST /api/orders"
+// fuzz-api` runs a long one), FUZZ_API_SEED the seed (default 1; `make
+// fuzz-api` draws one); the seed is logged so that a failing run can be
+// repeated. FUZZ_DEBUG="POST /api/orders"
 // logs each request of that operation with its answer.
 func TestAPIFuzz(t *testing.T) {
 	t.Parallel()
@@ -39,7 +40,9 @@ func TestAPIFuzz(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("FUZZ_API_REQUESTS")); err == nil && v > 0 {
 		n = v
 	}
-	seed := uint64(time.Now().UnixNano())
+	// make test tries the same inputs every run, so that its verdict
+	// does not depend on luck; make fuzz-api picks a new seed each time.
+	seed := uint64(1)
 	if v, err := strconv.ParseUint(os.Getenv("FUZZ_API_SEED"), 10, 64); err == nil {
 		seed = v
 	}

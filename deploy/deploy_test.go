@@ -47,7 +47,7 @@ var runtimeVars = []string{"GOMEMLIMIT", "GOMAXPROCS", "GOGC", "GODEBUG"}
 // projector uses MongoDB; Kafka and SMTP for the
 // publisher and the notifier).
 var needs = map[string][]string{
-	"writeapi":     {"HTTP_ADDR", "DATABASE_URL", "EVENTSTORE_URL", "REDIS_URL", "JWT_SECRET"},
+	"writeapi":     {"HTTP_ADDR", "DATABASE_URL", "EVENTSTORE_URL", "REDIS_URL", "JWT_SECRET", "PAYMENT_PROCESSOR"},
 	"readapi":      {"HTTP_ADDR", "DATABASE_URL", "EVENTSTORE_URL", "REDIS_URL", "JWT_SECRET"},
 	"projector":    {"HTTP_ADDR", "DATABASE_URL", "EVENTSTORE_URL", "MONGO_URL", "KAFKA_BROKERS"},
 	"notifier":     {"HTTP_ADDR", "DATABASE_URL", "EVENTSTORE_URL", "KAFKA_BROKERS", "SMTP_ADDR"},

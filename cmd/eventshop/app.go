@@ -94,6 +94,11 @@ func buildApp(ctx context.Context, cfg config, log *slog.Logger, m mode) (a *app
 			return a, fmt.Errorf("DATABASE_URL %s: %w", redactURL(cfg.DatabaseURL), err)
 		}
 	}
+	if m.write {
+		if err := checkPaymentProcessor(cfg.PaymentProcessor, m.local, log); err != nil {
+			return a, err
+		}
+	}
 	var payments payment.Processor = payment.NewTestProcessor()
 	if cfg.PaymentTestDatabaseURL != "" && m.write {
 		if a.payments, err = payment.OpenDurableTestProcessor(ctx, cfg.PaymentTestDatabaseURL); err != nil {
@@ -318,6 +323,24 @@ func (a *app) Close() error {
 	closing(a.redis != nil, func() error { return a.redis.Close() })
 	closing(a.store != nil, func() error { return a.store.Close() })
 	return errors.Join(errs...)
+}
+
+// checkPaymentProcessor fails closed: the only processor built in is the
+// test one, which takes any valid card number and moves no money, so a
+// deployment (anything but the local run) must choose it by name, and is
+// warned at every start that it did.
+func checkPaymentProcessor(name string, local bool, log *slog.Logger) error {
+	switch {
+	case name == "test" && !local:
+		log.Warn("PAYMENT_PROCESSOR=test: orders are paid by the test processor, which accepts any valid card number and moves no money")
+	case name == "test", name == "" && local:
+	case name == "":
+		return errors.New("PAYMENT_PROCESSOR is required outside the local run; the only processor built in is `test`, " +
+			"which accepts any valid card number and moves no money: set PAYMENT_PROCESSOR=test to run with it anyway")
+	default:
+		return fmt.Errorf("PAYMENT_PROCESSOR %q: the only processor built in is `test`", name)
+	}
+	return nil
 }
 
 // jwtSecret is JWT_SECRET (auth.New checks its length), or for the local

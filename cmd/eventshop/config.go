@@ -40,6 +40,9 @@ type config struct {
 	Gateway gateway.Config
 
 	PaymentTimeout time.Duration
+	// PaymentProcessor names the payment provider (PAYMENT_PROCESSOR);
+	// only "test" is built in. Outside the local run it must be set.
+	PaymentProcessor string
 	// PaymentTestDatabaseURL keeps the test payment processor's charges
 	// in a PostgreSQL database instead of the process's memory
 	// (PAYMENT_TEST_DATABASE_URL; fault-injection runs).
@@ -158,6 +161,7 @@ func (cfg *config) loadAuth(e *environ.Reader) {
 func (cfg *config) loadOrders(e *environ.Reader) {
 	cfg.PaymentTimeout = e.Duration("ORDER_PAYMENT_TIMEOUT", "15m")
 	cfg.PaymentTestDatabaseURL = e.Get("PAYMENT_TEST_DATABASE_URL", "")
+	cfg.PaymentProcessor = e.Get("PAYMENT_PROCESSOR", "")
 	cfg.PlacementGrace = e.Duration("ORDER_PLACEMENT_GRACE", "60s")
 	cfg.SagaTick = e.Duration("SAGA_TICK", "1s")
 	cfg.SnapshotEvery = e.Int("SNAPSHOT_EVERY", 1000)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -360,18 +361,22 @@ func wantRetryAfter(t *testing.T, r *response) {
 	}
 }
 
-// TestE2EWriteAPIMode: `eventshop writeapi` needs JWT_SECRET and seeds
-// nothing.
+// TestE2EWriteAPIMode: `eventshop writeapi` needs JWT_SECRET and a
+// PAYMENT_PROCESSOR named (fail closed: the only one built in moves no
+// money), and seeds nothing.
 func TestE2EWriteAPIMode(t *testing.T) {
 	t.Parallel()
 	env := e2eEnv(t)
-	for _, secret := range []string{"", "too-short"} {
-		env["JWT_SECRET"] = secret
+	for _, bad := range []struct{ key, value string }{
+		{"PAYMENT_PROCESSOR", ""}, {"PAYMENT_PROCESSOR", "stripe"}, {"JWT_SECRET", ""}, {"JWT_SECRET", "too-short"},
+	} {
+		env := maps.Clone(env)
+		env[bad.key] = bad.value
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := run(ctx, []string{"writeapi"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
 		cancel()
-		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET") {
-			t.Errorf("writeapi with JWT_SECRET %q: %v, want an error naming JWT_SECRET", secret, err)
+		if err == nil || !strings.Contains(err.Error(), bad.key) {
+			t.Errorf("writeapi with %s %q: %v, want an error naming %s", bad.key, bad.value, err, bad.key)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(env["DATA_DIR"], "jwt-secret")); !errors.Is(err, fs.ErrNotExist) {

@@ -43,17 +43,18 @@ func e2eEnv(t *testing.T, kv ...string) map[string]string {
 	env := map[string]string{
 		// A small pool per process: tests run two programs at a time (or
 		// four, with the split deployment), and the server takes 100.
-		"DATABASE_URL":     pgtest.NewDatabase(t) + "&pool_max_conns=6",
-		"HTTP_ADDR":        "127.0.0.1:0",
-		"DATA_DIR":         t.TempDir(),
-		"REDIS_KEY_PREFIX": prefix,
-		"JWT_SECRET":       e2eSecret,
-		"LOG_LEVEL":        "warn",
-		"MONGO_ADDR":       "127.0.0.1:0",
-		"KAFKA_ADDR":       "127.0.0.1:0",
-		"SMTP_SINK_ADDR":   "127.0.0.1:0",
-		"NOTIFY_RETRY_MIN": "20ms",
-		"NOTIFY_RETRY_MAX": "200ms",
+		"DATABASE_URL":      pgtest.NewDatabase(t) + "&pool_max_conns=6",
+		"HTTP_ADDR":         "127.0.0.1:0",
+		"DATA_DIR":          t.TempDir(),
+		"REDIS_KEY_PREFIX":  prefix,
+		"JWT_SECRET":        e2eSecret,
+		"PAYMENT_PROCESSOR": "test",
+		"LOG_LEVEL":         "warn",
+		"MONGO_ADDR":        "127.0.0.1:0",
+		"KAFKA_ADDR":        "127.0.0.1:0",
+		"SMTP_SINK_ADDR":    "127.0.0.1:0",
+		"NOTIFY_RETRY_MIN":  "20ms",
+		"NOTIFY_RETRY_MAX":  "200ms",
 		// Tests race up to 20 requests at once, under -race, to check
 		// what the API decides; how much a 2-core machine serves at once
 		// is TestE2EOverload's.

@@ -186,7 +186,9 @@ func (a *app) cacheRoles(ctx context.Context, cfg config) error {
 		return fmt.Errorf("redis at %s: %w", opts.Addr, err)
 	}
 	a.cmd.Users.CacheRoles(auth.NewRoleCache(a.redis, cfg.Tokens.KeyPrefix))
-	a.cmd.Orders.LimitUnpaid(unpaid.New(a.redis, cfg.Tokens.KeyPrefix, cfg.Unpaid))
+	if cfg.Unpaid.Orders > 0 || cfg.Unpaid.Units > 0 { // both 0: no bound, and no Redis round trip per order
+		a.cmd.Orders.LimitUnpaid(unpaid.New(a.redis, cfg.Tokens.KeyPrefix, cfg.Unpaid))
+	}
 	return nil
 }
 

@@ -120,18 +120,83 @@ var indexes = []mongo.IndexModel{
 	{Keys: bson.D{{Key: fieldNameKey, Value: 1}, {Key: fieldID, Value: 1}}},
 	{Keys: bson.D{{Key: fieldCategory, Value: 1}}},
 	{Keys: bson.D{{Key: fieldVendorID, Value: 1}}},
-	{Keys: bson.D{{Key: fieldSKU, Value: 1}}},
+	skuIndex,
 }
 
-// createIndexes creates coll (if missing) and its indexes; it is
-// idempotent. It creates them one at a time: FerretDB v1.24 fails (drops
-// the connection) on a createIndexes naming several indexes some of which
-// exist already.
+var skuIndex = mongo.IndexModel{Keys: bson.D{{Key: fieldSKU, Value: 1}}}
+
+// ferretIndexes are the indexes kept on FerretDB 1.x. It pushes a filter
+// down as `_jsonb->$key @> $value` and sorts in memory, so a btree index
+// on a field serves none of its queries, and each one costs an entry per
+// write (the projection writes a product's document at every stock
+// change). The SKU index stays, as what tells a shadow Shadow made from
+// one a write recreated (checkShadow). Lookups by _id use the index the
+// embedded server adds (internal/standins/ferret).
+var ferretIndexes = []mongo.IndexModel{skuIndex}
+
+// indexesFor returns the indexes coll's server needs: ferretIndexes on
+// FerretDB (its buildInfo names its version), indexes on MongoDB.
+// Errors: the database's.
+func indexesFor(ctx context.Context, coll *mongo.Collection) ([]mongo.IndexModel, error) {
+	var info bson.M
+	if err := coll.Database().RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return nil, fmt.Errorf("catalogue: buildInfo: %w", err)
+	}
+	if _, ok := info["ferretdbVersion"]; ok {
+		return ferretIndexes, nil
+	}
+	return indexes, nil
+}
+
+// createIndexes creates coll (if missing) and the indexes its server
+// needs, and drops those of indexes it does not (an earlier version made
+// them on FerretDB too); it is idempotent. It creates them one at a time:
+// FerretDB v1.24 fails (drops the connection) on a createIndexes naming
+// several indexes some of which exist already.
 func createIndexes(ctx context.Context, coll *mongo.Collection) error {
-	for _, ix := range indexes {
+	want, err := indexesFor(ctx, coll)
+	if err != nil {
+		return err
+	}
+	for _, ix := range want {
 		if _, err := coll.Indexes().CreateOne(ctx, ix); err != nil {
 			return fmt.Errorf("catalogue: create index %v on %s: %w", ix.Keys, coll.Name(), err)
 		}
 	}
+	if len(want) == len(indexes) {
+		return nil
+	}
+	specs, err := coll.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return fmt.Errorf("catalogue: list the indexes of %s: %w", coll.Name(), err)
+	}
+	for _, spec := range specs {
+		needless := func(ix mongo.IndexModel) bool {
+			return sameKeys(spec.KeysDocument, ix.Keys.(bson.D)) && !slices.ContainsFunc(want, func(w mongo.IndexModel) bool {
+				return sameKeys(spec.KeysDocument, w.Keys.(bson.D))
+			})
+		}
+		if !slices.ContainsFunc(indexes, needless) {
+			continue
+		}
+		if err := coll.Indexes().DropOne(ctx, spec.Name); err != nil {
+			return fmt.Errorf("catalogue: drop index %s on %s: %w", spec.Name, coll.Name(), err)
+		}
+	}
 	return nil
+}
+
+// sameKeys reports whether an index's keys document has keys.
+func sameKeys(raw bson.Raw, keys bson.D) bool {
+	elems, err := raw.Elements()
+	if err != nil || len(elems) != len(keys) {
+		return false
+	}
+	for i, e := range elems {
+		n, ok := e.Value().AsInt64OK()
+		if !ok || e.Key() != keys[i].Key || n != int64(keys[i].Value.(int)) {
+			return false
+		}
+	}
+	return true
 }

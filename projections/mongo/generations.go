@@ -173,13 +173,17 @@ func checkShadow(ctx context.Context, coll *mongo.Collection) error {
 	if len(names) == 0 {
 		return fmt.Errorf("%w: the shadow %s does not exist", ErrNoShadow, coll.Name())
 	}
+	want, err := indexesFor(ctx, coll)
+	if err != nil {
+		return err
+	}
 	specs, err := coll.Indexes().ListSpecifications(ctx)
 	if err != nil {
 		return fmt.Errorf("catalogue: list the indexes of the shadow %s: %w", coll.Name(), err)
 	}
-	if len(specs) < len(indexes)+1 { // and _id's
+	if len(specs) < len(want)+1 { // and _id's
 		return fmt.Errorf("%w: the shadow %s has %d indexes, not %d: it was dropped while it was filled",
-			ErrNoShadow, coll.Name(), len(specs), len(indexes)+1)
+			ErrNoShadow, coll.Name(), len(specs), len(want)+1)
 	}
 	return nil
 }

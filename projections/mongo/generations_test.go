@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/eventshop/eventshop/commands"
 	"github.com/eventshop/eventshop/domain/product"
@@ -225,5 +227,76 @@ func TestApplyFollowsASwapElsewhere(t *testing.T) {
 	applyIn(t, c.Projection(), events[len(events)-1:], 1)
 	if p, err := a.Product(ctxT(t), uuid.MustParse(added)); err != nil || p.Inventory.Quantity != 2 {
 		t.Errorf("a batch the third runner applied after the swap: %s, %v; want 2 in stock", dump(p), err)
+	}
+}
+
+// TestFerretDBKeepsOnlyTheIndexesItUses: on FerretDB 1.x, which serves
+// no query from a field's btree index, the catalogue's collections keep
+// only _id's index and the SKU's (what tells a lost shadow); those an
+// earlier version created are dropped at Setup, on the live collection,
+// and a rebuild's shadow gets no others. The catalogue still answers as
+// the log says, and the shadow still swaps in.
+func TestFerretDBKeepsOnlyTheIndexesItUses(t *testing.T) {
+	e := newEnv(t)
+	e.scenario(t)
+	events := e.log(t)
+	proj := e.cat.Projection()
+	if err := proj.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	live, _ := e.cat.LiveCollection(ctxT(t))
+	keys := func(name string) []string {
+		t.Helper()
+		specs, err := live.Database().Collection(name).Indexes().ListSpecifications(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range specs {
+			out = append(out, s.KeysDocument.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := []string{`{"_id": {"$numberInt":"1"}}`, `{"sku": {"$numberInt":"1"}}`}
+	if got := keys(live.Name()); !slices.Equal(got, want) {
+		t.Fatalf("a new catalogue's indexes: %v, want %v", got, want)
+	}
+
+	// What an earlier version made on FerretDB: every index MongoDB needs.
+	for _, k := range []bson.D{
+		{{Key: "created_us", Value: -1}, {Key: "_id", Value: -1}},
+		{{Key: "price_cents", Value: 1}, {Key: "_id", Value: 1}},
+		{{Key: "category", Value: 1}},
+	} {
+		if _, err := live.Indexes().CreateOne(ctxT(t), mongo.IndexModel{Keys: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := keys(live.Name()); len(got) != 5 {
+		t.Fatalf("indexes made as an earlier version did: %v", got)
+	}
+	if err := proj.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(live.Name()); !slices.Equal(got, want) {
+		t.Fatalf("after Setup the live catalogue's indexes are %v, want %v", got, want)
+	}
+
+	applyIn(t, proj, events, 5)
+	built := liveHash(t, e.cat)
+	shadow, err := proj.Shadow(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyIn(t, shadow, events, 5)
+	if got := keys(shadowName(t, e.cat)); !slices.Equal(got, want) {
+		t.Fatalf("a shadow's indexes: %v, want %v", got, want)
+	}
+	if err := proj.Swap(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := liveHash(t, e.cat); got != built {
+		t.Errorf("swapped-in catalogue %s, want %s as built live", got, built)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -65,6 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		"the started eventshop's own database (it must exist)")
 	fs.StringVar(&cfg.Server.DataDir, "data-dir", ".data/load-server", "the started eventshop's own data directory")
 	fs.StringVar(&cfg.Server.RedisPrefix, "redis-prefix", "eventshop-load:", "the started eventshop's own Redis key prefix")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile of the whole run to this file")
 	failOnGoals := fs.Bool("fail-on-goals", false, "exit non-zero when a goal fails (the last step, in step mode, fails by design)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,6 +78,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	cfg.AdminPassword = envOr(getenv, "ADMIN_PASSWORD", "Admin123!")
 	cfg.Server.LogPath = filepath.Join(cfg.Out, "eventshop.log")
 	cfg.Log = stdout
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := load.Run(ctx, cfg)
 	if err != nil {
 		return err

@@ -153,6 +153,7 @@ func (cfg *config) loadAuth(e *environ.Reader) {
 	cfg.Logins.PerIP = e.Int("LOGIN_FAILURES_PER_IP", 20)
 	cfg.Logins.PerAccountTotal = e.Int("LOGIN_FAILURES_PER_ACCOUNT_TOTAL", 50)
 	cfg.Logins.Window = e.Duration("LOGIN_FAILURE_WINDOW", "15m")
+	cfg.Logins.KnownFor = e.Duration("LOGIN_KNOWN_ADDRESS_TTL", "720h")
 	cfg.Gateway.TrustProxy = e.Bool("TRUST_PROXY_HEADERS")
 }
 

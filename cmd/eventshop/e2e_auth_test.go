@@ -475,3 +475,30 @@ func TestE2EConcurrentLoginGuesses(t *testing.T) {
 		t.Fatalf("%d guesses checked and %d refused, want %d and %d", checked, refused, limit, guesses-limit)
 	}
 }
+
+// TestE2EAccountLockNeedsTheOwnersAddress: wrong passwords from many
+// addresses use up the account's total, so the right password answers 429
+// from any address the account has not signed in from; but from the one
+// its owner signed in from, it still signs in (finding: anyone could lock
+// any account, an admin's included).
+func TestE2EAccountLockNeedsTheOwnersAddress(t *testing.T) {
+	t.Parallel()
+	s := newE2E(t, "TRUST_PROXY_HEADERS", "true", "AUTH_RATE_LIMIT_PER_MINUTE", "0",
+		"LOGIN_FAILURES_PER_ACCOUNT", "2", "LOGIN_FAILURES_PER_ACCOUNT_TOTAL", "6")
+	email := uniqueEmail("locked")
+	s.register(email, testPassword, "Locked Out")
+	login := func(password, from string) *response {
+		return s.post("/api/auth/login", "", map[string]any{"email": email, "password": password}, "X-Forwarded-For", from)
+	}
+	const owner = "198.51.100.10"
+	want(t, login(testPassword, owner), http.StatusOK)
+	for i := range 6 { // three attackers' addresses, two guesses each
+		wantProblem(t, login(fmt.Sprintf("guess %d", i), fmt.Sprintf("203.0.113.%d", i/2)), http.StatusUnauthorized)
+	}
+	wantRetryAfter(t, wantProblem(t, login(testPassword, "203.0.113.200"), http.StatusTooManyRequests))
+	wantRetryAfter(t, wantProblem(t, login(testPassword, "192.0.2.1"), http.StatusTooManyRequests))
+	r := want(t, login(testPassword, owner), http.StatusOK)
+	if r.body["access_token"] == nil {
+		t.Errorf("the owner's sign-in answered %s", r.raw)
+	}
+}

@@ -17,6 +17,7 @@ const (
 	DefaultLoginPerIP           = 20
 	DefaultLoginPerAccountTotal = 50
 	DefaultLoginWindow          = 15 * time.Minute
+	DefaultLoginKnownFor        = 30 * 24 * time.Hour
 )
 
 // LoginLimits says how many sign-in attempts a window admits before further
@@ -40,10 +41,16 @@ type LoginLimits struct {
 	// PerAccountTotal is how many attempts on one account from all IPs
 	// together a window admits, except the successful ones; default
 	// DefaultLoginPerAccountTotal. It bounds guessing spread over many
-	// addresses, and is the one way left to lock an account: it takes
-	// PerAccountTotal/PerAccount addresses.
+	// addresses. It does not apply from an address the account signed in
+	// from within KnownFor: someone holding PerAccountTotal/PerAccount
+	// addresses can lock the account on every other address, but not on
+	// its owner's usual ones, where PerAccount and PerIP still hold.
 	PerAccountTotal int
 	Window          time.Duration // from the first attempt counted; default DefaultLoginWindow
+	// KnownFor is how long after a successful sign-in from an address
+	// the address stays known for the account; default
+	// DefaultLoginKnownFor.
+	KnownFor time.Duration
 }
 
 // LoginLimiter counts sign-in attempts per account and client IP, per
@@ -57,6 +64,7 @@ type LoginLimits struct {
 //	P login:acctip:<sha256(account NUL ip)>  attempts on the account from the IP; TTL = rest of window
 //	P login:ip:<sha256(ip)>                  attempts from the IP
 //	P login:acct:<sha256(account)>           attempts on the account from any IP
+//	P login:known:<sha256(account NUL ip)>   the account signed in from the IP; TTL = KnownFor
 //
 // A LoginLimiter is safe for concurrent use.
 type LoginLimiter struct {
@@ -80,30 +88,37 @@ func NewLoginLimiter(rdb redis.UniversalClient, keyPrefix string, limits LoginLi
 	if limits.Window <= 0 {
 		limits.Window = DefaultLoginWindow
 	}
+	if limits.KnownFor <= 0 {
+		limits.KnownFor = DefaultLoginKnownFor
+	}
 	return &LoginLimiter{rdb: rdb, prefix: keyPrefix, limits: limits}
 }
 
-// attemptScript counts one attempt against each of KEYS (the account from
-// the IP, the IP, the account) in a window of ARGV[1] ms and returns each
-// count and TTL; when a count goes over its limit (ARGV[2], ARGV[3],
-// ARGV[4]) the attempt is refused and taken back from every key, so
-// refusals never use up a budget. NX: only the first attempt of a window
-// sets its end; later ones must not push it further out. Redis runs a
-// script alone and with its clock frozen, so no other attempt and no
-// expiry falls between the increments and the reads.
+// attemptScript counts one attempt against each of KEYS[1..3] (the
+// account from the IP, the IP, the account) in a window of ARGV[1] ms and
+// returns each count and TTL, and last whether KEYS[4] (the account's
+// known address) exists; when a count goes over its limit (ARGV[2],
+// ARGV[3], ARGV[4]; the account's not on a known address) the attempt is
+// refused and taken back from every key, so refusals never use up a
+// budget. NX: only the first attempt of a window sets its end; later ones
+// must not push it further out. Redis runs a script alone and with its
+// clock frozen, so no other attempt and no expiry falls between the
+// increments and the reads.
 var attemptScript = redis.NewScript(`
 local out = {}
 local over = false
-for i, key in ipairs(KEYS) do
-	local n = redis.call('INCR', key)
-	redis.call('PEXPIRE', key, ARGV[1], 'NX')
+local known = redis.call('EXISTS', KEYS[4])
+for i = 1, 3 do
+	local n = redis.call('INCR', KEYS[i])
+	redis.call('PEXPIRE', KEYS[i], ARGV[1], 'NX')
 	out[2*i-1] = n
-	out[2*i] = redis.call('PTTL', key)
-	if n > tonumber(ARGV[i+1]) then over = true end
+	out[2*i] = redis.call('PTTL', KEYS[i])
+	if n > tonumber(ARGV[i+1]) and not (i == 3 and known == 1) then over = true end
 end
 if over then
-	for _, key in ipairs(KEYS) do redis.call('DECR', key) end
+	for i = 1, 3 do redis.call('DECR', KEYS[i]) end
 end
+out[7] = known
 return out
 `)
 
@@ -113,20 +128,24 @@ return out
 // of a window starts it; later attempts never push the window's end. If,
 // counting this attempt, the account's count from ip is above PerAccount,
 // the IP's above PerIP or the account's from all IPs above
-// PerAccountTotal, the attempt is refused: retryAfter > 0 is the time
+// PerAccountTotal (unless the account signed in from ip within KnownFor),
+// the attempt is refused: retryAfter > 0 is the time
 // until the blocking window ends (the latest, if several block), rounded
 // up to whole seconds for Retry-After. A refused attempt is not counted:
 // the counts are of attempts whose password was checked. It returns only
 // wrapped Redis errors.
 func (l *LoginLimiter) Attempt(ctx context.Context, account, ip string) (retryAfter time.Duration, err error) {
 	limits := []int{l.limits.PerAccount, l.limits.PerIP, l.limits.PerAccountTotal}
-	res, err := attemptScript.Run(ctx, l.rdb, l.keys(account, ip), l.limits.Window.Milliseconds(),
-		limits[0], limits[1], limits[2]).Int64Slice()
+	res, err := attemptScript.Run(ctx, l.rdb, append(l.keys(account, ip), l.knownKey(account, ip)),
+		l.limits.Window.Milliseconds(), limits[0], limits[1], limits[2]).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("auth: count login attempt: %w", err)
 	}
-	if len(res) != 2*len(limits) {
-		return 0, fmt.Errorf("auth: count login attempt: script answered %v, want %d integers", res, 2*len(limits))
+	if len(res) != 2*len(limits)+1 {
+		return 0, fmt.Errorf("auth: count login attempt: script answered %v, want %d integers", res, 2*len(limits)+1)
+	}
+	if res[len(res)-1] == 1 {
+		limits = limits[:2] // a known address: the account's total does not apply
 	}
 	var wait time.Duration
 	blocked := false
@@ -152,21 +171,26 @@ func blocking(count, ttlMS int64, limit int) (time.Duration, bool) {
 	return time.Duration(ttlMS) * time.Millisecond, true
 }
 
-// takeBackScript takes one attempt back from each of KEYS, and clears
-// the first key instead when ARGV[1] is "clear". It only decrements an
+// takeBackScript takes one attempt back from each of KEYS[1..3]; when
+// ARGV[1] is "clear" it clears the first key instead, and marks KEYS[4]
+// (the account's known address) for ARGV[2] ms. It only decrements an
 // existing, positive count: DECR on a missing key would create one at -1
 // with no expiry, a free attempt for ever; DECR keeps the key's TTL, so
 // the window is unchanged.
 var takeBackScript = redis.NewScript(`
-for i, key in ipairs(KEYS) do
-	if i == 1 and ARGV[1] == 'clear' then
-		redis.call('DEL', key)
+local clear = ARGV[1] == 'clear'
+for i = 1, 3 do
+	if i == 1 and clear then
+		redis.call('DEL', KEYS[i])
 	else
-		local n = tonumber(redis.call('GET', key))
+		local n = tonumber(redis.call('GET', KEYS[i]))
 		if n and n > 0 then
-			redis.call('DECR', key)
+			redis.call('DECR', KEYS[i])
 		end
 	end
+end
+if clear then
+	redis.call('SET', KEYS[4], '1', 'PX', ARGV[2])
 end
 return 0
 `)
@@ -176,10 +200,11 @@ return 0
 // attempt back from the IP's and the account's total counts (never below
 // 0), so signing in successfully never uses up a budget, while failures
 // still do; others' failures on the account stay counted in its total.
-// Call it at most once per admitted attempt. It returns only wrapped Redis
-// errors.
+// It also makes ip known for the account for KnownFor (from now). Call it
+// at most once per admitted attempt. It returns only wrapped Redis errors.
 func (l *LoginLimiter) Succeeded(ctx context.Context, account, ip string) error {
-	if err := takeBackScript.Run(ctx, l.rdb, l.keys(account, ip), "clear").Err(); err != nil {
+	keys := append(l.keys(account, ip), l.knownKey(account, ip))
+	if err := takeBackScript.Run(ctx, l.rdb, keys, "clear", l.limits.KnownFor.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("auth: record successful login: %w", err)
 	}
 	return nil
@@ -190,7 +215,8 @@ func (l *LoginLimiter) Succeeded(ctx context.Context, account, ip string) error 
 // it takes the attempt back from every count, so failures of the service
 // never lock a user out. It returns only wrapped Redis errors.
 func (l *LoginLimiter) Unchecked(ctx context.Context, account, ip string) error {
-	if err := takeBackScript.Run(ctx, l.rdb, l.keys(account, ip), "").Err(); err != nil {
+	keys := append(l.keys(account, ip), l.knownKey(account, ip))
+	if err := takeBackScript.Run(ctx, l.rdb, keys, "", 0).Err(); err != nil {
 		return fmt.Errorf("auth: take back login attempt: %w", err)
 	}
 	return nil
@@ -210,6 +236,10 @@ func (l *LoginLimiter) accountKey(account string) string {
 
 func (l *LoginLimiter) pairKey(account, ip string) string {
 	return l.prefix + "login:acctip:" + sha256Hex(normalAccount(account)+"\x00"+ip)
+}
+
+func (l *LoginLimiter) knownKey(account, ip string) string {
+	return l.prefix + "login:known:" + sha256Hex(normalAccount(account)+"\x00"+ip)
 }
 
 func normalAccount(account string) string { return strings.ToLower(strings.TrimSpace(account)) }

@@ -81,6 +81,44 @@ func TestLoginLimiterRefusesAccountAcrossAddresses(t *testing.T) {
 	admit(t, l, "bob@example.com", "10.9.9.9")
 }
 
+// An address the account signed in from is not held by the account's
+// total: failures from many other addresses lock the account there, not
+// on its owner's usual address, where the per-address limit still holds.
+// The address stays known for KnownFor.
+func TestLoginLimiterKnownAddressOutlivesTheTotal(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := redistest.New(t)
+	l := NewLoginLimiter(rdb, prefix, LoginLimits{PerAccount: 2, PerAccountTotal: 6, Window: time.Minute, KnownFor: time.Hour})
+	admit(t, l, "alice@example.com", "10.0.0.1")
+	succeed(t, l, "alice@example.com", "10.0.0.1") // her usual address
+	for i := range 6 {
+		admit(t, l, "alice@example.com", fmt.Sprintf("10.9.0.%d", i/2))
+	}
+	refuse(t, l, "alice@example.com", "10.9.9.9", time.Minute) // any other address
+	refuse(t, l, " ALICE@example.com", "10.9.9.9", time.Minute)
+	admit(t, l, "Alice@Example.com", "10.0.0.1")
+	succeed(t, l, "alice@example.com", "10.0.0.1")
+	// Her own address still has only PerAccount failures.
+	admit(t, l, "alice@example.com", "10.0.0.1")
+	admit(t, l, "alice@example.com", "10.0.0.1")
+	refuse(t, l, "alice@example.com", "10.0.0.1", time.Minute)
+	// Knowing an address is per account.
+	admit(t, l, "bob@example.com", "10.0.0.1")
+
+	if ttl := rdb.PTTL(ctx, l.knownKey("alice@example.com", "10.0.0.1")).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("the known address is kept %v, want KnownFor (1h) from the last sign-in", ttl)
+	}
+	if err := rdb.Del(ctx, l.knownKey("alice@example.com", "10.0.0.1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Forgotten (KnownFor passed), the address is held by the total again;
+	// Alice's own count there was cleared by her last sign-in.
+	if err := rdb.Del(ctx, l.pairKey("alice@example.com", "10.0.0.1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	refuse(t, l, "alice@example.com", "10.0.0.1", time.Minute)
+}
+
 func TestLoginLimiterRefusesIPAcrossAccounts(t *testing.T) {
 	l, _ := newLimiter(t, LoginLimits{})
 	for i := range DefaultLoginPerIP {

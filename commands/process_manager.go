@@ -82,7 +82,7 @@ type tracked struct {
 	since       time.Time    // first reservation, order creation, or final status
 	held        map[string]bool
 	refundDue   bool
-	chargesDue  bool                 // cancelled; the provider's charges are not checked yet
+	chargesDue  bool                 // paid or cancelled; the provider's charges are not checked yet
 	voidsDue    map[string]time.Time // voided charges whose refund is not recorded
 	correlation string
 	causation   string
@@ -209,6 +209,9 @@ func (pm *ProcessManager) apply(ctx context.Context, e *eventstore.Event) {
 		pm.orders[ev.OrderID] = t
 	case order.Paid:
 		pm.dirty[ev.OrderID] = true
+		if t := pm.orders[ev.OrderID]; t != nil {
+			t.chargesDue = true
+		}
 		pm.setStatus(ev.OrderID, order.StatusPaid, at)
 	case order.Completed:
 		pm.dirty[ev.OrderID] = true
@@ -268,10 +271,7 @@ func (pm *ProcessManager) setStatus(orderID string, s order.Status, at time.Time
 	if t == nil {
 		return
 	}
-	t.status, t.nextTry = s, time.Time{}
-	if s != order.StatusPaid {
-		t.since = at
-	}
+	t.status, t.since, t.nextTry = s, at, time.Time{}
 	pm.forgetIfDone(pm.orders, orderID)
 }
 

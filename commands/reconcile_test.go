@@ -79,3 +79,44 @@ func TestUnrecordedChargesAreGivenBack(t *testing.T) {
 		}
 	})
 }
+
+// TestStrayChargeBesidePaymentIsGivenBack: a shopper whose payment got no
+// answer (the request died after charging) pays again with another key;
+// the order is paid, and the first charge is known only to the provider.
+// A minute after the payment the process manager voids and refunds it,
+// and leaves the payment alone; the order stays paid and can complete.
+func TestStrayChargeBesidePaymentIsGivenBack(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s eventstore.Store) {
+		ctx := context.Background()
+		e := newEnv(t, s, func(c *commands.Config) { c.PaymentTimeout = time.Hour })
+		c := customer("cust-again")
+		p := e.newProduct(t, vendor("vendor-again"), 10)
+		o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
+		lost, err := e.payments.Charge(ctx, payment.ChargeRequest{OrderID: o.ID, AmountCents: int64(o.Total),
+			Currency: "USD", Card: goodCard, IdempotencyKey: "the-first-attempt"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
+			t.Fatal(err)
+		}
+		runPM(t, e.h, 20*time.Millisecond)
+		e.clock.Advance(time.Minute) // the payment has settled
+		waitFor(t, 10*time.Second, "the stray charge to be voided and refunded", func() (bool, string) {
+			e.clock.Advance(time.Second)
+			q := e.order(t, o.ID)
+			return q.Voided[lost.ID] && len(q.VoidsDue) == 0, fmt.Sprintf("voided %v, due %v", sortedKeys(q.Voided), q.VoidsDue)
+		})
+		q := e.order(t, o.ID)
+		if q.Status != order.StatusPaid || q.Payment == nil || q.Payment.Refunded || q.Voided[q.Payment.ID] {
+			t.Errorf("the order after reconciling: %s, payment %+v; want paid, its payment neither refunded nor voided", q.Status, q.Payment)
+		}
+		if n := e.payments.Refunds(); n != 1 {
+			t.Errorf("%d refunds at the provider, want 1 (the stray charge)", n)
+		}
+		if _, _, err := e.h.Orders.CompleteOrder(ctx, admin, o.ID, commands.NoVersion); err != nil {
+			t.Errorf("complete the reconciled order: %v", err)
+		}
+	})
+}

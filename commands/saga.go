@@ -39,19 +39,21 @@ import (
 //  6. Cancel: CancelOrder releases the holds (ReleaseStock:
 //     product.DecideRelease) and refunds a paid order (RefundOrder), both
 //     repeated by the process manager until done.
-//  7. Reconcile: once a cancelled order can no longer be paid by a request
-//     that saw it pending (chargeSettle after the cancellation), the
-//     process manager asks the provider for the order's charges and voids
-//     and refunds those the order never recorded (VoidUnrecorded): what a
-//     crash or a store outage between charging and recording left behind.
+//  7. Reconcile: once an order that was paid or cancelled can no longer
+//     take a payment from a request that saw it pending (chargeSettle
+//     after its payment or its cancellation), the process manager asks the
+//     provider for the order's charges and voids and refunds those the
+//     order never recorded (VoidUnrecorded): what a crash or a store outage
+//     between charging and recording left behind, beside a payment made
+//     again with another key, or on an order that ended unpaid.
 //
 // Every step loads what it touches and decides again, so running one twice,
 // or from two processes, changes nothing the second time.
 
-// chargeSettle is how long after an order's cancellation the process
-// manager waits before it looks for unrecorded charges: longer than a
-// request runs (30 s), so a pay request that loaded the order while it
-// was pending has charged, or never will, by then.
+// chargeSettle is how long after an order's payment or cancellation the
+// process manager waits before it looks for unrecorded charges: longer
+// than a request runs (30 s), so a pay request that loaded the order while
+// it was pending has charged, or never will, by then.
 const chargeSettle = time.Minute
 
 // act is the process manager's part of the saga: it runs the steps whose
@@ -92,7 +94,7 @@ func (pm *ProcessManager) act(ctx context.Context) {
 				}
 				return err
 			}
-		case t.status == order.StatusCancelled && t.chargesDue && now.Sub(t.since) >= chargeSettle: // 7. unrecorded charges
+		case t.chargesDue && t.status != order.StatusPending && now.Sub(t.since) >= chargeSettle: // 7. unrecorded charges
 			action = func(ctx context.Context) error {
 				if _, _, err := pm.h.VoidUnrecorded(ctx, id); err != nil {
 					return err

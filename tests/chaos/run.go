@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/internal/standins/smtpsink"
+	"github.com/eventshop/eventshop/notifications/notifier"
 	"github.com/eventshop/eventshop/tests/load"
 )
 
@@ -77,6 +78,9 @@ type env struct {
 	mail   *smtpsink.Sink // outside eventshop, so a kill -9 loses none of what it received
 	// failpoint is armed in the next start (EVENTSHOP_FAILPOINT)
 	failpoint string
+	// deaths counts the times eventshop died without a chance to record
+	// what it had sent (kill -9, a crash at a failpoint)
+	deaths int
 }
 
 func (e *env) serverConfig() load.ServerConfig {
@@ -176,7 +180,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	defer cancel()
 	final := Result{Scenario: "all of them", Checks: []Check{
 		e.shop.checkCharges(cctx, e.cfg.paymentsURL),
-		e.shop.checkMails(cctx, e.mail),
+		e.shop.checkMails(cctx, e.mail, e.deaths*notifier.DefaultLanes),
 	}}
 	fmt.Fprintln(cfg.Out, final.line())
 	return append(results, final), nil

@@ -31,6 +31,16 @@ func dotEnvExample(t *testing.T) map[string]string {
 // validation and consistency checks on.
 func loadCompose(t *testing.T, env map[string]string, files ...string) *types.Project {
 	t.Helper()
+	p, err := tryLoadCompose(t, env, files...)
+	if err != nil {
+		t.Fatalf("load %v: %v", files, err)
+	}
+	return p
+}
+
+// tryLoadCompose is loadCompose returning what refused the files.
+func tryLoadCompose(t *testing.T, env map[string]string, files ...string) (*types.Project, error) {
+	t.Helper()
 	var paths, kv []string
 	for _, f := range files {
 		paths = append(paths, filepath.Join(root(t), f))
@@ -50,11 +60,28 @@ func loadCompose(t *testing.T, env map[string]string, files ...string) *types.Pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("load %v: %v", files, err)
+	return opts.LoadProject(context.Background())
+}
+
+// TestProductionNamesThePaymentProcessor: the production compose files
+// do not start until .env names the payment processor (the only one
+// built in moves no money); named, the write API gets it.
+func TestProductionNamesThePaymentProcessor(t *testing.T) {
+	env := prodEnv(t)
+	delete(env, "PAYMENT_PROCESSOR")
+	if _, err := tryLoadCompose(t, env, "docker-compose.yml", "docker-compose.prod.yml"); err == nil ||
+		!strings.Contains(err.Error(), "PAYMENT_PROCESSOR") {
+		t.Errorf("production without PAYMENT_PROCESSOR: %v, want refused naming it", err)
 	}
-	return p
+	env["PAYMENT_PROCESSOR"] = "test"
+	p := loadCompose(t, env, "docker-compose.yml", "docker-compose.prod.yml")
+	s, err := p.GetService("writeapi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := s.Environment["PAYMENT_PROCESSOR"]; v == nil || *v != "test" {
+		t.Errorf("writeapi's PAYMENT_PROCESSOR %v, want test as .env names it", v)
+	}
 }
 
 // prodEnv is .env.example as an operator would change it for production

@@ -136,7 +136,7 @@ return out
 // wrapped Redis errors.
 func (l *LoginLimiter) Attempt(ctx context.Context, account, ip string) (retryAfter time.Duration, err error) {
 	limits := []int{l.limits.PerAccount, l.limits.PerIP, l.limits.PerAccountTotal}
-	res, err := attemptScript.Run(ctx, l.rdb, append(l.keys(account, ip), l.knownKey(account, ip)),
+	res, err := attemptScript.Run(ctx, l.rdb, l.scriptKeys(account, ip),
 		l.limits.Window.Milliseconds(), limits[0], limits[1], limits[2]).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("auth: count login attempt: %w", err)
@@ -203,8 +203,7 @@ return 0
 // It also makes ip known for the account for KnownFor (from now). Call it
 // at most once per admitted attempt. It returns only wrapped Redis errors.
 func (l *LoginLimiter) Succeeded(ctx context.Context, account, ip string) error {
-	keys := append(l.keys(account, ip), l.knownKey(account, ip))
-	if err := takeBackScript.Run(ctx, l.rdb, keys, "clear", l.limits.KnownFor.Milliseconds()).Err(); err != nil {
+	if err := takeBackScript.Run(ctx, l.rdb, l.scriptKeys(account, ip), "clear", l.limits.KnownFor.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("auth: record successful login: %w", err)
 	}
 	return nil
@@ -215,8 +214,7 @@ func (l *LoginLimiter) Succeeded(ctx context.Context, account, ip string) error 
 // it takes the attempt back from every count, so failures of the service
 // never lock a user out. It returns only wrapped Redis errors.
 func (l *LoginLimiter) Unchecked(ctx context.Context, account, ip string) error {
-	keys := append(l.keys(account, ip), l.knownKey(account, ip))
-	if err := takeBackScript.Run(ctx, l.rdb, keys, "", 0).Err(); err != nil {
+	if err := takeBackScript.Run(ctx, l.rdb, l.scriptKeys(account, ip), "", 0).Err(); err != nil {
 		return fmt.Errorf("auth: take back login attempt: %w", err)
 	}
 	return nil
@@ -225,21 +223,20 @@ func (l *LoginLimiter) Unchecked(ctx context.Context, account, ip string) error 
 // keys are the counters of an attempt on account from ip, in the order of
 // the limits: the account from the IP, the IP, the account.
 func (l *LoginLimiter) keys(account, ip string) []string {
-	return []string{l.pairKey(account, ip), l.ipKey(ip), l.accountKey(account)}
+	return l.scriptKeys(account, ip)[:3]
+}
+
+// scriptKeys are the scripts' KEYS: the counters (keys), then the mark of
+// ip as known to account. The pair's digest is computed once for both.
+func (l *LoginLimiter) scriptKeys(account, ip string) []string {
+	pair := sha256Hex(normalAccount(account) + "\x00" + ip)
+	return []string{l.prefix + "login:acctip:" + pair, l.ipKey(ip), l.accountKey(account), l.prefix + "login:known:" + pair}
 }
 
 // accountKey normalises account once more (trim, lower case) so that case
 // variants of one email cannot dodge its limit.
 func (l *LoginLimiter) accountKey(account string) string {
 	return l.prefix + "login:acct:" + sha256Hex(normalAccount(account))
-}
-
-func (l *LoginLimiter) pairKey(account, ip string) string {
-	return l.prefix + "login:acctip:" + sha256Hex(normalAccount(account)+"\x00"+ip)
-}
-
-func (l *LoginLimiter) knownKey(account, ip string) string {
-	return l.prefix + "login:known:" + sha256Hex(normalAccount(account)+"\x00"+ip)
 }
 
 func normalAccount(account string) string { return strings.ToLower(strings.TrimSpace(account)) }

@@ -11,6 +11,11 @@ import (
 	"github.com/eventshop/eventshop/internal/testsupport/redistest"
 )
 
+// pairKey and knownKey are the counter of account from ip and the mark of
+// ip as known to account.
+func (l *LoginLimiter) pairKey(account, ip string) string  { return l.scriptKeys(account, ip)[0] }
+func (l *LoginLimiter) knownKey(account, ip string) string { return l.scriptKeys(account, ip)[3] }
+
 func newLimiter(t *testing.T, limits LoginLimits) (*LoginLimiter, string) {
 	t.Helper()
 	rdb, prefix := redistest.New(t)

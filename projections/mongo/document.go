@@ -171,19 +171,20 @@ func createIndexes(ctx context.Context, coll *mongo.Collection) error {
 		return fmt.Errorf("catalogue: list the indexes of %s: %w", coll.Name(), err)
 	}
 	for _, spec := range specs {
-		needless := func(ix mongo.IndexModel) bool {
-			return sameKeys(spec.KeysDocument, ix.Keys.(bson.D)) && !slices.ContainsFunc(want, func(w mongo.IndexModel) bool {
-				return sameKeys(spec.KeysDocument, w.Keys.(bson.D))
-			})
-		}
-		if !slices.ContainsFunc(indexes, needless) {
-			continue
+		if !keyedAsOneOf(spec.KeysDocument, indexes) || keyedAsOneOf(spec.KeysDocument, want) {
+			continue // not ours, or needed
 		}
 		if err := coll.Indexes().DropOne(ctx, spec.Name); err != nil {
 			return fmt.Errorf("catalogue: drop index %s on %s: %w", spec.Name, coll.Name(), err)
 		}
 	}
 	return nil
+}
+
+// keyedAsOneOf reports whether an index's keys document has the keys of
+// one of list.
+func keyedAsOneOf(raw bson.Raw, list []mongo.IndexModel) bool {
+	return slices.ContainsFunc(list, func(ix mongo.IndexModel) bool { return sameKeys(raw, ix.Keys.(bson.D)) })
 }
 
 // sameKeys reports whether an index's keys document has keys.

@@ -12,6 +12,18 @@ import (
 	"github.com/eventshop/eventshop/internal/services/payment"
 )
 
+// strayCharge charges o's total at the provider with key, as a request
+// that died before recording the charge would have.
+func strayCharge(t *testing.T, e *env, o order.State, key string) payment.Charge {
+	t.Helper()
+	ch, err := e.payments.Charge(context.Background(), payment.ChargeRequest{OrderID: o.ID, AmountCents: int64(o.Total),
+		Currency: "USD", Card: goodCard, IdempotencyKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
 // TestUnrecordedChargesAreGivenBack: a charge the shop never recorded
 // (the request died, or its store failed, right after charging) is known
 // only to the provider. Once its order has ended, the process manager
@@ -28,20 +40,11 @@ func TestUnrecordedChargesAreGivenBack(t *testing.T) {
 		p := e.newProduct(t, vendor("vendor-stray"), 10)
 		unpaid := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
 		paid := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 2})
-		stray := func(o order.State, key string) payment.Charge {
-			t.Helper()
-			ch, err := e.payments.Charge(ctx, payment.ChargeRequest{OrderID: o.ID, AmountCents: int64(o.Total),
-				Currency: "USD", Card: goodCard, IdempotencyKey: key})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ch
-		}
-		lost := stray(unpaid, "lost-1")
+		lost := strayCharge(t, e, unpaid, "lost-1")
 		if _, _, err := e.h.Orders.PayOrder(ctx, c, paid.ID, commands.NoVersion, goodCard); err != nil {
 			t.Fatal(err)
 		}
-		extra := stray(paid, "lost-2")
+		extra := strayCharge(t, e, paid, "lost-2")
 
 		if st, _, err := e.h.Orders.VoidUnrecorded(ctx, unpaid.ID); err != nil || len(st.Voided) != 0 {
 			t.Fatalf("pending order: voided %v, %v; want nothing voided", st.Voided, err)
@@ -93,11 +96,7 @@ func TestStrayChargeBesidePaymentIsGivenBack(t *testing.T) {
 		c := customer("cust-again")
 		p := e.newProduct(t, vendor("vendor-again"), 10)
 		o := e.placeOrder(t, c, order.Line{ProductID: p.ID, Quantity: 1})
-		lost, err := e.payments.Charge(ctx, payment.ChargeRequest{OrderID: o.ID, AmountCents: int64(o.Total),
-			Currency: "USD", Card: goodCard, IdempotencyKey: "the-first-attempt"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		lost := strayCharge(t, e, o, "the-first-attempt")
 		if _, _, err := e.h.Orders.PayOrder(ctx, c, o.ID, commands.NoVersion, goodCard); err != nil {
 			t.Fatal(err)
 		}

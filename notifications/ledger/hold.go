@@ -65,6 +65,11 @@ func (l *Ledger) Hold(ctx context.Context, log *slog.Logger) (held *Ledger, rele
 			}
 		}
 		if conn != nil {
+			// Unlocked before release returns: closing alone leaves the
+			// lock to the server process's exit, a moment later.
+			uctx, cancelUnlock := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", key)
+			cancelUnlock()
 			conn.Close(context.Background())
 		}
 	})

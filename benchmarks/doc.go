@@ -1,6 +1,7 @@
 // Package benchmarks holds the benchmarks of the read side as a whole:
 // rebuilding every read model from the event log, the lag from an append
-// to the PostgreSQL read model and to Kafka, and the read routes through
+// to the PostgreSQL read model and to Kafka, the notifier working through
+// a backlog of mails, and the read routes through
 // the real HTTP stack, with and without authentication. Each figure is
 // printed next to a raw baseline measured in the same run (a bare ReadAll
 // of the log, a bare subscription, the bare driver doing the same lookup,

@@ -239,6 +239,7 @@ func (cfg *config) loadMail(e *environ.Reader) {
 		GroupID: e.Get("NOTIFIER_GROUP", "eventshop-notifier"), MaxAttempts: e.Int("NOTIFY_MAX_ATTEMPTS", 5),
 		RetryMin: e.Duration("NOTIFY_RETRY_MIN", "1s"), RetryMax: e.Duration("NOTIFY_RETRY_MAX", "1m"),
 		LookupTimeout: e.Duration("NOTIFY_LOOKUP_TIMEOUT", "2m"), Lanes: e.Int("NOTIFIER_LANES", notifier.DefaultLanes),
+		Batch: e.Int("NOTIFIER_BATCH", notifier.DefaultBatch),
 	}
 	cfg.Shop = templates.Options{
 		ShopName: e.Get("SHOP_NAME", "eventshop"), BaseURL: e.Get("SHOP_URL", ""), Currency: e.Raw("SHOP_CURRENCY"),

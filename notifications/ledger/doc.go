@@ -10,7 +10,9 @@
 // For each (event, template) the notifier calls Claim and sends only when
 // the outcome is Won; then it calls MarkSent, or MarkRetrying or
 // MarkFailed when the send failed, with the attempt number Claim returned;
-// and only then commits the Kafka offset.
+// and only then commits the Kafka offset. ClaimMany and MarkSentMany do
+// the same for a batch in one statement each, and Release gives back
+// claims of a batch that will not be sent soon.
 //
 // # Why this gives one email per event
 //
@@ -46,7 +48,8 @@
 //     value), which is the deduplication key receiving mail systems use.
 //     So the guarantee in this window is at least once with a stable
 //     Message-ID, not exactly once; choosing a lease longer than a send
-//     takes keeps the window to real crashes.
+//     takes keeps the window to real crashes. A caller that records a
+//     batch's mails sent together widens the window to the batch.
 //
 // Times are the database's (now()), so the clocks of the notifier
 // instances do not matter. Status 'pending' is accepted for rows written

@@ -153,16 +153,21 @@ func scanRow(row pgx.Row) (Notification, error) {
 	return n, err
 }
 
-// claimSQL inserts the row, or takes it over when it is neither sent nor
-// failed and its lease has run out, or it is 'sending' for a holder that
-// no longer holds its lock (Hold); it returns no row otherwise. The
-// unique index on key makes racing claims wait for each other, and the
-// WHERE is evaluated on the latest committed row, so one claim wins a
-// live lease. A takeover keeps the first claim's fields, the Message-ID
-// above all, so every attempt sends the same email.
+// claimSQL inserts each row of the arrays, or takes it over when it is
+// neither sent nor failed and its lease has run out, or it is 'sending'
+// for a holder that no longer holds its lock (Hold); it returns only the
+// rows it inserted or took over. The unique index on key makes racing
+// claims wait for each other, and the WHERE is evaluated on the latest
+// committed row, so one claim wins a live lease. A takeover keeps the
+// first claim's fields, the Message-ID above all, so every attempt sends
+// the same email. The keys must be distinct: one statement cannot update
+// a row twice.
 const claimSQL = `INSERT INTO notifications.ledger AS l (id, key, user_id, event_id, event_type, template, channel,
 		recipient, subject, message_id, status, attempts, lease_until, holder)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sending', 1, now() + $11::bigint * interval '1 microsecond', NULLIF($12::bigint, 0))
+	SELECT c.id, c.key, c.user_id, c.event_id, c.event_type, c.template, c.channel, c.recipient, c.subject, c.message_id,
+		'sending', 1, now() + $11::bigint * interval '1 microsecond', NULLIF($12::bigint, 0)
+	FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+		AS c(id, key, user_id, event_id, event_type, template, channel, recipient, subject, message_id)
 	ON CONFLICT (key) DO UPDATE SET status = 'sending', attempts = l.attempts + 1,
 		lease_until = now() + $11::bigint * interval '1 microsecond', holder = NULLIF($12::bigint, 0), updated_at = now()
 	WHERE l.status NOT IN ('sent', 'failed') AND (l.lease_until <= now()
@@ -182,39 +187,113 @@ const claimSQL = `INSERT INTO notifications.ledger AS l (id, key, user_id, event
 // so the next claim may take the row over. Errors: ErrInvalid, the
 // database's.
 func (l *Ledger) Claim(ctx context.Context, n Notification, lease time.Duration) (Claimed, error) {
+	c, err := l.ClaimMany(ctx, []Notification{n}, lease)
+	if err != nil {
+		return Claimed{}, err
+	}
+	return c[0], nil
+}
+
+// ClaimMany is Claim of each of ns, in one statement and one transaction:
+// the i-th result is ns[i]'s. The notifications must have distinct keys.
+// Errors: ErrInvalid (an invalid notification or two with one key:
+// nothing is claimed), the database's.
+func (l *Ledger) ClaimMany(ctx context.Context, ns []Notification, lease time.Duration) ([]Claimed, error) {
+	var (
+		ids, users, events                                      = make([]uuid.UUID, len(ns)), make([]uuid.UUID, len(ns)), make([]uuid.UUID, len(ns))
+		keys, types, templates, channels, tos, subjects, msgIDs = make([]string, len(ns)), make([]string, len(ns)),
+			make([]string, len(ns)), make([]string, len(ns)), make([]string, len(ns)), make([]string, len(ns)), make([]string, len(ns))
+		at = make(map[string]int, len(ns))
+	)
+	for i, n := range ns {
+		if n.Channel == "" {
+			n.Channel = ChannelEmail
+		}
+		if err := validate(n, lease); err != nil {
+			return nil, err
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("ledger: claim: new id: %w", err)
+		}
+		key := Key(n.EventID, n.Template)
+		if _, dup := at[key]; dup {
+			return nil, fmt.Errorf("%w: %s twice in one claim", ErrInvalid, key)
+		}
+		at[key] = i
+		ids[i], keys[i], users[i], events[i], types[i], templates[i] = id, key, n.UserID, n.EventID, n.EventType, n.Template
+		channels[i], tos[i], subjects[i], msgIDs[i] = n.Channel, n.Recipient, n.Subject, n.MessageID
+	}
+	out := make([]Claimed, len(ns))
+	rows, err := l.pool.Query(ctx, claimSQL, ids, keys, users, events, types, templates, channels, tos, subjects, msgIDs,
+		lease.Microseconds(), l.holder)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: claim %d: %w", len(ns), err)
+	}
+	won := 0
+	for rows.Next() {
+		row, err := scanRow(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("ledger: claim %d: %w", len(ns), err)
+		}
+		out[at[row.Key]] = Claimed{Row: row, Outcome: Won}
+		won++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: claim %d: %w", len(ns), err)
+	}
+	if won == len(ns) {
+		return out, nil
+	}
+	// The other rows exist and were not claimable. This second read sees
+	// them as committed now; one may have moved on since (a Busy row sent),
+	// which is harmless since only Won allows sending.
+	var rest []string
+	for i := range out {
+		if out[i].Outcome == 0 {
+			rest = append(rest, keys[i])
+		}
+	}
+	rows, err = l.pool.Query(ctx, "SELECT "+columns+" FROM notifications.ledger WHERE key = ANY($1)", rest)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: claim %d: read rows: %w", len(ns), err)
+	}
+	for rows.Next() {
+		row, err := scanRow(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("ledger: claim %d: read rows: %w", len(ns), err)
+		}
+		c := &out[at[row.Key]]
+		c.Row, c.Outcome = row, Busy
+		switch row.Status {
+		case StatusSent:
+			c.Outcome = AlreadySent
+		case StatusFailed:
+			c.Outcome = AlreadyFailed
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: claim %d: read rows: %w", len(ns), err)
+	}
+	for i := range out {
+		if out[i].Outcome == 0 {
+			// Neither claimed nor there: deleted in between, which
+			// nothing in eventshop does.
+			return nil, fmt.Errorf("ledger: claim %s: the row vanished", keys[i])
+		}
+	}
+	return out, nil
+}
+
+// Validate checks that n has what the ledger stores: Claim and ClaimMany
+// refuse it otherwise. Errors: ErrInvalid.
+func Validate(n Notification) error {
 	if n.Channel == "" {
 		n.Channel = ChannelEmail
 	}
-	if err := validate(n, lease); err != nil {
-		return Claimed{}, err
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return Claimed{}, fmt.Errorf("ledger: claim: new id: %w", err)
-	}
-	key := Key(n.EventID, n.Template)
-	row, err := scanRow(l.pool.QueryRow(ctx, claimSQL, id, key, n.UserID, n.EventID, n.EventType, n.Template,
-		n.Channel, n.Recipient, n.Subject, n.MessageID, lease.Microseconds(), l.holder))
-	if err == nil {
-		return Claimed{Row: row, Outcome: Won}, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return Claimed{}, fmt.Errorf("ledger: claim %s: %w", key, err)
-	}
-	// The row exists and was not claimable. This second read sees it as
-	// committed now; it may have moved on since (a Busy row sent), which
-	// is harmless since only Won allows sending.
-	row, err = scanRow(l.pool.QueryRow(ctx, "SELECT "+columns+" FROM notifications.ledger WHERE key = $1", key))
-	if err != nil {
-		return Claimed{}, fmt.Errorf("ledger: claim %s: read row: %w", key, err)
-	}
-	switch row.Status {
-	case StatusSent:
-		return Claimed{Row: row, Outcome: AlreadySent}, nil
-	case StatusFailed:
-		return Claimed{Row: row, Outcome: AlreadyFailed}, nil
-	}
-	return Claimed{Row: row, Outcome: Busy}, nil
+	return validate(n, 0)
 }
 
 // validate checks that n has what the ledger stores and lease is not
@@ -249,6 +328,62 @@ func validate(n Notification, lease time.Duration) error {
 func (l *Ledger) MarkSent(ctx context.Context, id uuid.UUID, attempt int) (bool, error) {
 	return l.mark(ctx, "sent", id, attempt,
 		"status = 'sent', sent_at = now(), last_error = ''")
+}
+
+// Mark names a claim of a notification: its id and the attempt the claim
+// made (Claimed.Row.ID and Claimed.Row.Attempts).
+type Mark struct {
+	ID      uuid.UUID
+	Attempt int
+}
+
+// MarkSentMany is MarkSent of each of ms, in one statement and one
+// transaction. It returns the ids it applied to; the others were taken
+// over (or marked already) and the caller must leave them alone. Errors:
+// the database's (then none is marked).
+func (l *Ledger) MarkSentMany(ctx context.Context, ms []Mark) ([]uuid.UUID, error) {
+	ids, attempts := marks(ms)
+	rows, err := l.pool.Query(ctx, `UPDATE notifications.ledger AS l SET status = 'sent', sent_at = now(), last_error = '', updated_at = now()
+		FROM unnest($1::uuid[], $2::int[]) AS m(id, attempts)
+		WHERE l.id = m.id AND l.attempts = m.attempts AND l.status = 'sending'
+		RETURNING l.id`, ids, attempts)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: mark %d sent: %w", len(ms), err)
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("ledger: mark %d sent: %w", len(ms), err)
+	}
+	return applied, nil
+}
+
+// Release gives back claims that sent nothing: each row still 'sending'
+// at its claim's attempt becomes claimable at once, its attempt count as
+// it was before the claim, as if the claim had not been made. A caller
+// that claimed several notifications at once and will not send the rest
+// soon (a send failed, or the claims have grown old) releases them, so
+// that their leases do not run out while they wait and the wait costs
+// them no attempt. A released claim must not be marked afterwards: the
+// next claim of its row is at the same attempt. Errors: the database's.
+func (l *Ledger) Release(ctx context.Context, ms []Mark) error {
+	ids, attempts := marks(ms)
+	_, err := l.pool.Exec(ctx, `UPDATE notifications.ledger AS l
+		SET status = 'retrying', attempts = l.attempts - 1, lease_until = now(), updated_at = now()
+		FROM unnest($1::uuid[], $2::int[]) AS m(id, attempts)
+		WHERE l.id = m.id AND l.attempts = m.attempts AND l.status = 'sending'`, ids, attempts)
+	if err != nil {
+		return fmt.Errorf("ledger: release %d: %w", len(ms), err)
+	}
+	return nil
+}
+
+// marks are ms as the arrays the statements take.
+func marks(ms []Mark) ([]uuid.UUID, []int32) {
+	ids, attempts := make([]uuid.UUID, len(ms)), make([]int32, len(ms))
+	for i, m := range ms {
+		ids[i], attempts[i] = m.ID, int32(m.Attempt)
+	}
+	return ids, attempts
 }
 
 // MarkRetrying records that attempt attempt of notification id failed

@@ -279,3 +279,65 @@ func TestClaimInvalid(t *testing.T) {
 		t.Errorf("negative lease: %v, want ErrInvalid", err)
 	}
 }
+
+// TestClaimManyMarkSentManyRelease: one statement claims a batch whose rows
+// stand in every state and answers each as Claim would; a released claim
+// is claimable at once, at the attempt it had; the batch's marks apply
+// only to claims at the row's attempt.
+func TestClaimManyMarkSentManyRelease(t *testing.T) {
+	ctx := context.Background()
+	l := newLedger(t)
+	user := uuid.New()
+	sent, failed, busy, fresh, other := email(user), email(user), email(user), email(user), email(user)
+	row := claim(t, l, sent, time.Minute, ledger.Won)
+	ok, err := l.MarkSent(ctx, row.ID, row.Attempts)
+	mustApply(t, ok, err, true)
+	row = claim(t, l, failed, time.Minute, ledger.Won)
+	ok, err = l.MarkFailed(ctx, row.ID, row.Attempts, "550")
+	mustApply(t, ok, err, true)
+	claim(t, l, busy, time.Minute, ledger.Won)
+
+	batch := []ledger.Notification{fresh, sent, busy, failed, other}
+	got, err := l.ClaimMany(ctx, batch, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ledger.Outcome{ledger.Won, ledger.AlreadySent, ledger.Busy, ledger.AlreadyFailed, ledger.Won}
+	for i, c := range got {
+		if c.Outcome != want[i] || c.Row.Key != ledger.Key(batch[i].EventID, batch[i].Template) {
+			t.Fatalf("claim %d: %v of %s, want %v of %s", i, c.Outcome, c.Row.Key, want[i], ledger.Key(batch[i].EventID, batch[i].Template))
+		}
+	}
+	if _, err := l.ClaimMany(ctx, []ledger.Notification{other, other}, time.Minute); !errors.Is(err, ledger.ErrInvalid) {
+		t.Fatalf("a batch naming one row twice: %v, want ErrInvalid", err)
+	}
+	bad := other
+	bad.Recipient = ""
+	if _, err := l.ClaimMany(ctx, []ledger.Notification{email(user), bad}, time.Minute); !errors.Is(err, ledger.ErrInvalid) {
+		t.Fatalf("a batch with an invalid notification: %v, want ErrInvalid", err)
+	}
+
+	// fresh is sent; other is released and claimed again, and a mark at
+	// another attempt does not apply to it.
+	freshRow, otherRow := got[0].Row, got[4].Row
+	if err := l.Release(ctx, []ledger.Mark{{ID: otherRow.ID, Attempt: otherRow.Attempts}}); err != nil {
+		t.Fatal(err)
+	}
+	again := claim(t, l, other, time.Minute, ledger.Won)
+	if again.Attempts != otherRow.Attempts || again.MessageID != otherRow.MessageID {
+		t.Fatalf("claimed after its release: %+v, want attempt %d again", again, otherRow.Attempts)
+	}
+	applied, err := l.MarkSentMany(ctx, []ledger.Mark{{ID: freshRow.ID, Attempt: freshRow.Attempts}, {ID: otherRow.ID, Attempt: otherRow.Attempts + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 1 || applied[0] != freshRow.ID {
+		t.Fatalf("marked %v, want only %s", applied, freshRow.ID)
+	}
+	if r, err := l.Get(ctx, freshRow.ID); err != nil || r.Status != ledger.StatusSent || r.SentAt == nil {
+		t.Fatalf("fresh row %+v, %v: want sent", r, err)
+	}
+	if r, err := l.Get(ctx, otherRow.ID); err != nil || r.Status != ledger.StatusSending {
+		t.Fatalf("other row %+v, %v: want still sending for its new claim", r, err)
+	}
+}

@@ -136,8 +136,8 @@ func TestNotifierChildProcess(t *testing.T) {
 		// restarted notifier must take the killed one's rows over because
 		// their holder is gone, not because the lease ran out.
 		RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, Lease: 10 * time.Minute,
-		// One that dies after its k-th mail handles one message at a
-		// time, so exactly k are out when it dies.
+		// One that dies after its k-th mail has one lane, so exactly k
+		// are out when it dies.
 		Lanes:    map[bool]int{true: 1, false: 0}[cfg.CrashAfter > 0],
 		DLQTopic: cfg.DLQTopic, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
@@ -265,35 +265,46 @@ func killedBySIGKILL(s *os.ProcessState) bool {
 // TestCrashAfterSendBeforeMarkSent kills the notifier exactly in the one
 // window the ledger cannot close: the SMTP server accepted the mail, the
 // ledger does not know. The documented guarantee there is at least once
-// with a stable Message-ID: the restarted notifier sends that one mail a
-// second time, with the same Message-ID, and every other mail once.
+// with a stable Message-ID: the restarted notifier sends the mails of the
+// window a second time, with the same Message-ID, and every other mail
+// once. The window is the mails the batch at the crash had sent and not
+// recorded yet: the k-th and those before it in its batch.
 func TestCrashAfterSendBeforeMarkSent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	keys := e.publishShop("Crash", 10, 5, false)
-	const k = 7 // the mail sent in the window
+	const k = 7 // the mail sent when the process dies
 	first := e.startChild(k)
 	if s := first.wait(60 * time.Second); !killedBySIGKILL(s) {
 		t.Fatalf("notifier process ended with %v, want killed by SIGKILL in the window\n%s", s, first.out)
 	}
-	window := first.window()
+	last := first.window()
 
-	// At the crash: k mails out, the first k-1 recorded as sent, the k-th
-	// claimed and never recorded.
+	// At the crash: k mails out. The window is every one of them the
+	// ledger does not record as sent: the k-th and the batch's mails
+	// before it, all claimed at attempt 1. The other rows not sent were
+	// claimed by the batch and never sent.
 	atCrash := countByMessageID(e.sink.Messages())
-	if len(atCrash) != k || atCrash[window] != 1 {
-		t.Fatalf("at the crash: mails by Message-ID %v, want %d mails, %s among them", atCrash, k, window)
+	if len(atCrash) != k || atCrash[last] != 1 {
+		t.Fatalf("at the crash: mails by Message-ID %v, want %d mails, %s among them", atCrash, k, last)
 	}
-	var inWindow []ledger.Notification
+	inWindow, claimed := map[string]bool{}, 0
 	for _, r := range e.rows() {
-		if r.Status != ledger.StatusSent {
-			inWindow = append(inWindow, r)
+		switch {
+		case r.Status == ledger.StatusSent:
+		case r.Status != ledger.StatusSending || r.Attempts != 1:
+			t.Fatalf("at the crash: row %+v, want sending at attempt 1", r)
+		case atCrash[r.MessageID] == 1:
+			inWindow[r.MessageID] = true
+		default:
+			claimed++
 		}
 	}
-	if len(inWindow) != 1 || inWindow[0].MessageID != window || inWindow[0].Status != ledger.StatusSending ||
-		inWindow[0].Attempts != 1 {
-		t.Fatalf("at the crash: rows not sent %+v, want only %s, sending at attempt 1", inWindow, window)
+	if !inWindow[last] || len(inWindow) > notifier.DefaultBatch || len(inWindow)+claimed > notifier.DefaultBatch {
+		t.Fatalf("at the crash: %d rows sent and not recorded, %s among them: %v; %d claimed and not sent; want at most a batch (%d)",
+			len(inWindow), last, inWindow, claimed, notifier.DefaultBatch)
 	}
+	t.Logf("at the crash: %d mails sent and not recorded, %d claimed and not sent", len(inWindow), claimed)
 
 	second := e.startChild(0)
 	rows := e.waitAllSent(keys, 60*time.Second)
@@ -301,36 +312,45 @@ func TestCrashAfterSendBeforeMarkSent(t *testing.T) {
 
 	msgs := e.sink.Messages()
 	counts := countByMessageID(msgs)
+	taken := 0 // rows not sent at the crash, claimed again after it
 	for _, key := range keys {
-		id, want, attempts := e.messageID(key), 1, 1
-		if id == window {
-			want, attempts = 2, 2
+		id, r, want := e.messageID(key), rows[key], 1
+		if inWindow[id] {
+			want = 2
 		}
 		if counts[id] != want {
 			t.Errorf("%s (%s): %d mails, want %d", key, id, counts[id], want)
 		}
-		if r := rows[key]; r.Attempts != attempts {
-			t.Errorf("%s: row at attempt %d, want %d", key, r.Attempts, attempts)
+		if r.Attempts == 2 {
+			taken++
+		} else if r.Attempts != 1 || inWindow[id] {
+			t.Errorf("%s: row at attempt %d, want 2 in the window and 1 or 2 (claimed at the crash) elsewhere", key, r.Attempts)
 		}
 	}
-	if len(msgs) != len(keys)+1 {
-		t.Errorf("%d mails, want %d: one each and the one in the window twice", len(msgs), len(keys)+1)
+	if taken != len(inWindow)+claimed {
+		t.Errorf("%d rows claimed again, want the %d not sent at the crash", taken, len(inWindow)+claimed)
 	}
-	// The resend is the same mail, not merely the same Message-ID.
-	var copies []string
+	if len(msgs) != len(keys)+len(inWindow) {
+		t.Errorf("%d mails, want %d: one each and the %d in the window twice", len(msgs), len(keys)+len(inWindow), len(inWindow))
+	}
+	// A resend is the same mail, not merely the same Message-ID.
+	copies := map[string][]string{}
 	for _, m := range msgs {
-		if m.MessageID == window {
-			copies = append(copies, strings.Join(m.To, ",")+"|"+m.Subject+"|"+m.TextBody)
+		if inWindow[m.MessageID] {
+			copies[m.MessageID] = append(copies[m.MessageID], strings.Join(m.To, ",")+"|"+m.Subject+"|"+m.TextBody)
 		}
 	}
-	if len(copies) == 2 && copies[0] != copies[1] {
-		t.Errorf("the two copies of %s differ:\n%s\n%s", window, copies[0], copies[1])
+	for id, c := range copies {
+		if len(c) == 2 && c[0] != c[1] {
+			t.Errorf("the two copies of %s differ:\n%s\n%s", id, c[0], c[1])
+		}
 	}
 }
 
 // TestKilledMidBatch kills the notifier at an arbitrary moment of a batch
 // and restarts it: no mail is lost, and only mails in flight at the kill,
-// at most one per lane (DefaultLanes), can go out twice.
+// at most a batch per lane (DefaultLanes × DefaultBatch), can go out
+// twice or be claimed again.
 func TestKilledMidBatch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -365,8 +385,8 @@ func TestKilledMidBatch(t *testing.T) {
 			retried++
 		}
 	}
-	if twice > notifier.DefaultLanes || retried > notifier.DefaultLanes {
-		t.Errorf("%d mails sent twice, %d rows claimed again; want at most those in flight, one per lane (%d)", twice, retried, notifier.DefaultLanes)
+	if inFlight := notifier.DefaultLanes * notifier.DefaultBatch; twice > inFlight || retried > inFlight {
+		t.Errorf("%d mails sent twice, %d rows claimed again; want at most those in flight, a batch per lane (%d)", twice, retried, inFlight)
 	}
 	if len(counts) != len(keys) {
 		t.Errorf("mails of %d Message-IDs, want %d", len(counts), len(keys))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	netmail "net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,63 +29,265 @@ const markSentTimeout = 10 * time.Second
 // sendTimeout bounds one send, which Run stopping lets finish.
 const sendTimeout = 30 * time.Second
 
-// handle does everything for m except the commit. A nil error means m is
-// handled; an error means ctx ended (infrastructure failures are retried
-// here until it does).
-func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message) error {
+// job is a message whose mail is to be sent: its recipient found, its mail
+// rendered, its ledger row ready to claim.
+type job struct {
+	m    kafka.Message
+	env  published.Envelope
+	to   templates.Recipient
+	ml   templates.Mail
+	note ledger.Notification
+}
+
+// key is the ledger key of j's mail.
+func (j *job) key() string { return ledger.Key(j.note.EventID, j.note.Template) }
+
+// sentMail is a mail sent and not yet recorded sent.
+type sentMail struct {
+	j   *job
+	row ledger.Notification
+}
+
+// handleBatch does everything for ms, messages of one lane in the order
+// they were fetched, except the commit. Their mails are claimed in one
+// statement, sent in order, and recorded sent in one statement; a mail
+// that takes another path (already sent, busy, a failed send) is handled
+// on its own, and what the batch claimed after it is released first and
+// claimed again in turn, so that no claim waits out its lease. A nil
+// error means every message is handled; an error means ctx ended
+// (infrastructure failures are retried here until it does).
+func (n *Notifier) handleBatch(ctx context.Context, w *kafka.Writer, ms []kafka.Message) error {
+	var (
+		jobs []*job
+		keys = map[string]bool{}
+	)
+	for i, m := range ms {
+		// Only the batch's first message waits for a lookup that finds
+		// nothing yet: the mails before one that must wait are sent first.
+		j, later, err := n.prepare(ctx, w, m, i == 0)
+		if err != nil {
+			return err
+		}
+		if j != nil && keys[j.key()] {
+			// One statement claims a row once: the same mail twice (a
+			// message and its replay) goes in the next batch.
+			later = true
+		}
+		if later {
+			if err := n.sendAll(ctx, w, jobs); err != nil {
+				return err
+			}
+			return n.handleBatch(ctx, w, ms[i:])
+		}
+		if j == nil {
+			continue
+		}
+		keys[j.key()] = true
+		jobs = append(jobs, j)
+	}
+	return n.sendAll(ctx, w, jobs)
+}
+
+// prepare decodes m, finds its recipient and renders its mail. It returns
+// nil when m is handled already: a type that gets no mail, or a message
+// dead-lettered since it will never make one. When wait is false and the
+// read models do not have the recipient yet, it reports later instead
+// of waiting for them.
+func (n *Notifier) prepare(ctx context.Context, w *kafka.Writer, m kafka.Message, wait bool) (j *job, later bool, err error) {
 	env, err := published.Decode(m.Value)
 	if err != nil {
-		return n.deadLetter(ctx, w, m, nil, 0, err.Error())
+		return nil, false, n.deadLetter(ctx, w, m, nil, 0, err.Error())
 	}
 	// A first render, to nobody, tells whether the type gets a mail and
 	// whether its data is valid, before any lookup.
 	if _, ok, err := n.cfg.Renderer.Render(env, templates.Recipient{}); err != nil {
-		return n.deadLetter(ctx, w, m, nil, 0, err.Error())
+		return nil, false, n.deadLetter(ctx, w, m, nil, 0, err.Error())
 	} else if !ok {
-		return nil
+		return nil, false, nil
 	}
 	eventID, err := uuid.Parse(env.ID)
 	if err != nil {
-		return n.deadLetter(ctx, w, m, nil, 0, "event id: "+err.Error())
+		return nil, false, n.deadLetter(ctx, w, m, nil, 0, "event id: "+err.Error())
 	}
-	userID, to, reason := n.recipient(ctx, env)
+	patience := n.cfg.LookupTimeout
+	if !wait {
+		patience = 0
+	}
+	userID, to, reason, later := n.recipient(ctx, env, patience)
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return nil, false, ctx.Err()
+	}
+	if later {
+		return nil, true, nil
 	}
 	if reason != "" {
-		return n.deadLetter(ctx, w, m, nil, 0, reason)
+		return nil, false, n.deadLetter(ctx, w, m, nil, 0, reason)
 	}
 	ml, _, err := n.cfg.Renderer.Render(env, to)
 	if err != nil {
-		return n.deadLetter(ctx, w, m, nil, 0, err.Error())
+		return nil, false, n.deadLetter(ctx, w, m, nil, 0, err.Error())
 	}
-	key := ledger.Key(eventID, ml.Template)
-	note := ledger.Notification{
+	j = &job{m: m, env: env, to: to, ml: ml, note: ledger.Notification{
 		UserID: userID, EventID: eventID, EventType: env.Type, Template: ml.Template,
 		Channel: ledger.ChannelEmail, Recipient: to.Email, Subject: ml.Subject,
-		MessageID: n.cfg.Sender.MessageID(key),
+	}}
+	j.note.MessageID = n.cfg.Sender.MessageID(j.key())
+	if err := ledger.Validate(j.note); err != nil {
+		return nil, false, n.deadLetter(ctx, w, m, nil, 0, err.Error())
 	}
-	busy := 0
+	return j, false, nil
+}
+
+// sendAll claims the mails of jobs at once and sends them in order.
+func (n *Notifier) sendAll(ctx context.Context, w *kafka.Writer, jobs []*job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	notes := make([]ledger.Notification, len(jobs))
+	for i, j := range jobs {
+		notes[i] = j.note
+	}
+	var claims []ledger.Claimed
+	tries := 0
 	for {
-		c, err := n.claims.Claim(ctx, note, n.cfg.Lease)
+		var err error
+		claims, err = n.claims.ClaimMany(ctx, notes, n.cfg.Lease)
+		if err == nil {
+			break
+		}
 		if errors.Is(err, ledger.ErrInvalid) {
-			return n.deadLetter(ctx, w, m, nil, 0, err.Error())
+			// Each mail on its own then: the invalid one is dead-lettered.
+			claims = make([]ledger.Claimed, len(jobs))
+			break
+		}
+		if err := n.pause(ctx, "claim", err, &tries); err != nil {
+			return err
+		}
+	}
+	claimed := time.Now()
+	var sent []sentMail
+	for i, j := range jobs {
+		// Past half the lease, the claims left are given back and made
+		// again one by one, so that none runs out while it waits.
+		if claims[i].Outcome == ledger.Won && time.Since(claimed) > n.cfg.Lease/2 {
+			if err := n.release(ctx, jobs[i:], claims[i:]); err != nil {
+				return n.recordSent(ctx, sent, err)
+			}
+		}
+		var c *ledger.Claimed
+		if claims[i].Outcome != 0 {
+			c = &claims[i]
+		}
+		smooth, err := n.deliver(ctx, w, j, c, &sent)
+		if err == nil && !smooth {
+			err = n.release(ctx, jobs[i+1:], claims[i+1:])
 		}
 		if err != nil {
+			return n.recordSent(ctx, sent, err)
+		}
+	}
+	return n.recordSent(ctx, sent, nil)
+}
+
+// release gives back the claims of jobs that were won and not sent.
+func (n *Notifier) release(ctx context.Context, jobs []*job, claims []ledger.Claimed) error {
+	var ms []ledger.Mark
+	for i := range jobs {
+		if claims[i].Outcome == ledger.Won {
+			ms = append(ms, ledger.Mark{ID: claims[i].Row.ID, Attempt: claims[i].Row.Attempts})
+			claims[i].Outcome = 0
+		}
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	_, err := retryLedger(ctx, n, "release claims", func() (bool, error) {
+		return true, n.cfg.Ledger.Release(ctx, ms)
+	})
+	return err
+}
+
+// recordSent records the mails of sent sent, even when Run is stopping,
+// so that the next member of the group finds them sent (a redelivery
+// then commits without sending again). It returns failed when that is not
+// nil, and otherwise what recording returned.
+func (n *Notifier) recordSent(ctx context.Context, sent []sentMail, failed error) error {
+	if len(sent) == 0 {
+		return failed
+	}
+	ms := make([]ledger.Mark, len(sent))
+	for i, s := range sent {
+		ms[i] = ledger.Mark{ID: s.row.ID, Attempt: s.row.Attempts}
+	}
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markSentTimeout)
+	defer cancel()
+	var applied []uuid.UUID
+	if _, err := retryLedger(mctx, n, "mark sent", func() (bool, error) {
+		var err error
+		applied, err = n.cfg.Ledger.MarkSentMany(mctx, ms)
+		return true, err
+	}); err != nil {
+		return err
+	}
+	for _, s := range sent {
+		if !slices.Contains(applied, s.row.ID) {
+			n.log.WarnContext(ctx, "notifier: ledger row taken over", "op", "mark sent", "key", s.j.key())
+		}
+		n.log.InfoContext(ctx, "notifier: mail sent", "key", s.j.key(), "attempt", s.row.Attempts)
+		n.cfg.Observe(s.j.ml.Template, OutcomeSent)
+	}
+	return failed
+}
+
+// deliver sends j's mail through the ledger's protocol, from the claim
+// first when it is not nil, and otherwise from a claim of its own. A mail
+// sent is added to sent, to be recorded with the batch's; sent is recorded
+// first whenever deliver is about to wait. smooth reports that the mail
+// was sent at the first claim, or found sent or failed already, without a
+// wait: the batch's other claims are still fresh. A nil error means j's
+// message is handled; an error means ctx ended.
+func (n *Notifier) deliver(ctx context.Context, w *kafka.Writer, j *job, first *ledger.Claimed, sent *[]sentMail) (smooth bool, err error) {
+	key := j.key()
+	// flush records what was sent before a wait.
+	flush := func() error {
+		err := n.recordSent(ctx, *sent, nil)
+		*sent = nil
+		return err
+	}
+	busy := 0
+	smooth = true
+	for {
+		var c ledger.Claimed
+		if first != nil {
+			c, first = *first, nil
+		} else if c, err = n.claims.Claim(ctx, j.note, n.cfg.Lease); errors.Is(err, ledger.ErrInvalid) {
+			if err := flush(); err != nil {
+				return false, err
+			}
+			return false, n.deadLetter(ctx, w, j.m, nil, 0, err.Error())
+		} else if err != nil {
+			smooth = false
+			if err := flush(); err != nil {
+				return false, err
+			}
 			if err := n.pause(ctx, "claim", err, &busy); err != nil {
-				return err
+				return false, err
 			}
 			continue
 		}
 		switch c.Outcome {
 		case ledger.AlreadySent, ledger.AlreadyFailed:
 			n.log.InfoContext(ctx, "notifier: duplicate delivery skipped", "key", key, "status", c.Row.Status)
-			n.cfg.Observe(ml.Template, OutcomeDuplicate)
-			return nil
+			n.cfg.Observe(j.ml.Template, OutcomeDuplicate)
+			return smooth, nil
 		case ledger.Busy:
 			// Another holder, or the wait before a retry: its lease ends it.
+			smooth = false
+			if err := flush(); err != nil {
+				return false, err
+			}
 			if err := retry.Sleep(ctx, n.backoff(busy)); err != nil {
-				return err
+				return false, err
 			}
 			busy++
 			continue
@@ -93,7 +296,10 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 		row := c.Row
 		if row.Attempts > n.cfg.MaxAttempts {
 			// Attempts ran out before a crash let the row be dead-lettered.
-			return n.deadLetter(ctx, w, m, &row, row.Attempts, "attempts exhausted")
+			if err := flush(); err != nil {
+				return false, err
+			}
+			return false, n.deadLetter(ctx, w, j.m, &row, row.Attempts, "attempts exhausted")
 		}
 		// A send that has started runs to its end even when Run is
 		// stopping: aborting it after the server took the message would
@@ -101,78 +307,75 @@ func (n *Notifier) handle(ctx context.Context, w *kafka.Writer, m kafka.Message)
 		// send the mail again. A stop waits for it, at most sendTimeout.
 		sctx, cancelSend := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
 		err = n.cfg.Sender.Send(sctx, mail.Message{
-			To: address(to), Subject: ml.Subject, Text: ml.Text, HTML: ml.HTML, MessageID: row.MessageID,
-			Headers: map[string]string{"X-Eventshop-Event-ID": env.ID},
+			To: address(j.to), Subject: j.ml.Subject, Text: j.ml.Text, HTML: j.ml.HTML, MessageID: row.MessageID,
+			Headers: map[string]string{"X-Eventshop-Event-ID": j.env.ID},
 		})
 		cancelSend()
-		if err != nil && ctx.Err() != nil {
-			return ctx.Err()
+		if err == nil {
+			*sent = append(*sent, sentMail{j: j, row: row})
+			if !smooth {
+				// After a wait the batch's pace is lost: record at once.
+				return false, flush()
+			}
+			return true, nil
 		}
-		switch {
-		case err == nil:
-			// The mail is out: record it even when Run is stopping, so that
-			// the next member of the group finds it sent (a redelivery
-			// then commits without sending again).
-			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markSentTimeout)
-			_, err := retryLedger(mctx, n, "mark sent", func() (bool, error) {
-				return n.cfg.Ledger.MarkSent(mctx, row.ID, row.Attempts)
-			})
-			cancel()
-			if err != nil {
-				return err
-			}
-			n.log.InfoContext(ctx, "notifier: mail sent", "key", key, "attempt", row.Attempts)
-			n.cfg.Observe(ml.Template, OutcomeSent)
-			return nil
-		case errors.Is(err, mail.ErrTemporary) && row.Attempts < n.cfg.MaxAttempts:
-			wait := n.backoff(row.Attempts - 1)
-			n.log.WarnContext(ctx, "notifier: send failed, retrying", "key", key, "attempt", row.Attempts, "wait", wait, "err", err)
-			if _, err2 := retryLedger(ctx, n, "mark retrying", func() (bool, error) {
-				return n.cfg.Ledger.MarkRetrying(ctx, row.ID, row.Attempts, err.Error(), wait)
-			}); err2 != nil {
-				return err2
-			}
-			n.cfg.Observe(ml.Template, OutcomeRetrying)
-			if err := retry.Sleep(ctx, wait); err != nil {
-				return err
-			}
-		default:
-			return n.deadLetter(ctx, w, m, &row, row.Attempts, err.Error())
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		smooth = false
+		if err := flush(); err != nil {
+			return false, err
+		}
+		if !errors.Is(err, mail.ErrTemporary) || row.Attempts >= n.cfg.MaxAttempts {
+			return false, n.deadLetter(ctx, w, j.m, &row, row.Attempts, err.Error())
+		}
+		wait := n.backoff(row.Attempts - 1)
+		n.log.WarnContext(ctx, "notifier: send failed, retrying", "key", key, "attempt", row.Attempts, "wait", wait, "err", err)
+		if _, err2 := retryLedger(ctx, n, "mark retrying", func() (bool, error) {
+			return n.cfg.Ledger.MarkRetrying(ctx, row.ID, row.Attempts, err.Error(), wait)
+		}); err2 != nil {
+			return false, err2
+		}
+		n.cfg.Observe(j.ml.Template, OutcomeRetrying)
+		if err := retry.Sleep(ctx, wait); err != nil {
+			return false, err
 		}
 	}
 }
 
-// recipient finds who env's mail goes to. A non-empty reason means it never
-// will be found and the message is dead-lettered.
-func (n *Notifier) recipient(ctx context.Context, env published.Envelope) (uuid.UUID, templates.Recipient, string) {
+// recipient finds who env's mail goes to, waiting up to patience for the
+// read models to have it. A non-empty reason means it never will be found
+// and the message is dead-lettered; later, that it was not found and
+// patience is 0.
+func (n *Notifier) recipient(ctx context.Context, env published.Envelope, patience time.Duration) (uuid.UUID, templates.Recipient, string, bool) {
 	named, email, name, err := userOf(env)
 	if err != nil {
-		return uuid.Nil, templates.Recipient{}, "data: " + err.Error()
+		return uuid.Nil, templates.Recipient{}, "data: " + err.Error(), false
 	}
 	var userID uuid.UUID
 	if named != "" {
 		id, err := uuid.Parse(named)
 		if err != nil {
-			return uuid.Nil, templates.Recipient{}, "user_id: " + err.Error()
+			return uuid.Nil, templates.Recipient{}, "user_id: " + err.Error(), false
 		}
 		userID = id
 	}
 	if email != "" && userID != uuid.Nil {
-		return userID, templates.Recipient{Email: email, Name: name}, ""
+		return userID, templates.Recipient{Email: email, Name: name}, "", false
 	}
-	// A lookup that fails is retried until LookupTimeout: the read models
+	// A lookup that fails is retried for patience: the read models
 	// are kept by another process and may not have the user or the order
 	// yet, which is no reason to give the mail up.
 	var lastErr error
-	deadline := time.Now().Add(n.cfg.LookupTimeout)
+	deadline := time.Now().Add(patience)
 	for attempt := 0; attempt == 0 || time.Now().Before(deadline); attempt++ {
 		if attempt > 0 && retry.Sleep(ctx, n.backoff(attempt-1)) != nil {
-			return uuid.Nil, templates.Recipient{}, "canceled"
+			return uuid.Nil, templates.Recipient{}, "canceled", false
 		}
 		id := userID
 		if id == uuid.Nil {
 			if n.cfg.Owner == nil {
-				return uuid.Nil, templates.Recipient{}, "event has no user_id and no Owner lookup is configured"
+				return uuid.Nil, templates.Recipient{}, "event has no user_id and no Owner lookup is configured", false
 			}
 			var err error
 			if id, err = n.cfg.Owner(ctx, env); err != nil {
@@ -188,11 +391,14 @@ func (n *Notifier) recipient(ctx context.Context, env published.Envelope) (uuid.
 			continue
 		}
 		if to.Email == "" {
-			return uuid.Nil, templates.Recipient{}, fmt.Sprintf("user %s has no email address", id)
+			return uuid.Nil, templates.Recipient{}, fmt.Sprintf("user %s has no email address", id), false
 		}
-		return id, to, ""
+		return id, to, "", false
 	}
-	return uuid.Nil, templates.Recipient{}, lastErr.Error()
+	if patience == 0 {
+		return uuid.Nil, templates.Recipient{}, "", true
+	}
+	return uuid.Nil, templates.Recipient{}, lastErr.Error(), false
 }
 
 // userOf reads whom env's event names, decoding its data into the

@@ -111,7 +111,14 @@ type Config struct {
 	DLQTopic string
 	// Lanes is how many messages are handled at once; default
 	// DefaultLanes. The messages of one key (one aggregate) share a lane.
-	Lanes  int
+	Lanes int
+	// Batch is how many messages a lane handles at once, at most: their
+	// mails are claimed in one statement and recorded sent in one. A lane
+	// takes what it holds, so it batches only when the notifier is behind.
+	// A notifier killed mid-batch can send again each mail of the batch it
+	// sent and had not recorded yet (with its Message-ID); default
+	// DefaultBatch.
+	Batch  int
 	Logger *slog.Logger
 	// Observe, when set, is told each outcome of a mail: OutcomeSent,
 	// OutcomeRetrying, OutcomeDeadLettered or OutcomeDuplicate, with the
@@ -153,7 +160,7 @@ func New(cfg Config) (*Notifier, error) {
 		return nil, fmt.Errorf("%w: no sender", ErrConfig)
 	case cfg.Recipients == nil:
 		return nil, fmt.Errorf("%w: no recipients lookup", ErrConfig)
-	case cfg.MaxAttempts < 0 || cfg.RetryMin < 0 || cfg.RetryMax < 0 || cfg.Lease < 0 || cfg.LookupTimeout < 0 || cfg.Lanes < 0:
+	case cfg.MaxAttempts < 0 || cfg.RetryMin < 0 || cfg.RetryMax < 0 || cfg.Lease < 0 || cfg.LookupTimeout < 0 || cfg.Lanes < 0 || cfg.Batch < 0:
 		return nil, fmt.Errorf("%w: negative attempts or duration", ErrConfig)
 	}
 	if cfg.GroupID == "" {
@@ -194,6 +201,9 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	if cfg.Lanes == 0 {
 		cfg.Lanes = DefaultLanes
+	}
+	if cfg.Batch == 0 {
+		cfg.Batch = DefaultBatch
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -319,16 +329,37 @@ func (n *Notifier) consume(parent context.Context, r *kafka.Reader, w *kafka.Wri
 		lanes[i] = make(chan *inFlight, 64)
 		wg.Go(func() {
 			for f := range lanes[i] {
-				// handle fails when ctx has ended, or on what it cannot
-				// retry; either way what is left in the lane stays
-				// unhandled and uncommitted.
-				if err := n.handle(ctx, w, f.m); err != nil {
+				// A batch is what the lane holds, up to Batch: one
+				// message when the notifier keeps up, more when it is
+				// behind.
+				batch := []*inFlight{f}
+			more:
+				for len(batch) < n.cfg.Batch {
+					select {
+					case g, ok := <-lanes[i]:
+						if !ok {
+							break more
+						}
+						batch = append(batch, g)
+					default:
+						break more
+					}
+				}
+				ms := make([]kafka.Message, len(batch))
+				for k, f := range batch {
+					ms[k] = f.m
+				}
+				// handleBatch fails when ctx has ended; what is left in
+				// the lane then stays unhandled and uncommitted.
+				if err := n.handleBatch(ctx, w, ms); err != nil {
 					if ctx.Err() == nil {
 						fail(err)
 					}
 					continue
 				}
-				p.handled(f)
+				for _, f := range batch {
+					p.handled(f)
+				}
 			}
 		})
 	}

@@ -196,8 +196,9 @@ func (s *shop) checkCharges(ctx context.Context, paymentsURL string) Check {
 // Message-IDs (one mail is one event for one recipient,
 // X-Eventshop-Event-ID). A resend under the same Message-ID is the
 // documented exception (sent, and eventshop died before recording it):
-// each lane of the notifier has at most one mail in that state, so a run
-// may resend at most maxResent (the lanes times the deaths); more means
+// each lane of the notifier has at most a batch of mails in that state,
+// so a run may resend at most maxResent (the lanes times the batch times
+// the deaths); more means
 // the ledger let through a mail it knew was sent (every resend carries
 // the same Message-ID, the ledger's).
 func (s *shop) checkMails(ctx context.Context, sink *smtpsink.Sink, maxResent int) Check {

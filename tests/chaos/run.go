@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	defer cancel()
 	final := Result{Scenario: "all of them", Checks: []Check{
 		e.shop.checkCharges(cctx, e.cfg.paymentsURL),
-		e.shop.checkMails(cctx, e.mail, e.deaths*notifier.DefaultLanes),
+		e.shop.checkMails(cctx, e.mail, e.deaths*notifier.DefaultLanes*notifier.DefaultBatch),
 	}}
 	fmt.Fprintln(cfg.Out, final.line())
 	return append(results, final), nil

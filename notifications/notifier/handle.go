@@ -98,9 +98,9 @@ func (n *Notifier) prepare(ctx context.Context, w *kafka.Writer, m kafka.Message
 	if err != nil {
 		return nil, false, n.deadLetter(ctx, w, m, nil, 0, err.Error())
 	}
-	// A first render, to nobody, tells whether the type gets a mail and
-	// whether its data is valid, before any lookup.
-	if _, ok, err := n.cfg.Renderer.Render(env, templates.Recipient{}); err != nil {
+	// Whether the type gets a mail and its data is valid, before any
+	// lookup.
+	if ok, err := n.cfg.Renderer.Check(env); err != nil {
 		return nil, false, n.deadLetter(ctx, w, m, nil, 0, err.Error())
 	} else if !ok {
 		return nil, false, nil
@@ -151,7 +151,7 @@ func (n *Notifier) sendAll(ctx context.Context, w *kafka.Writer, jobs []*job) er
 	tries := 0
 	for {
 		var err error
-		claims, err = n.claims.ClaimMany(ctx, notes, n.cfg.Lease)
+		claims, err = n.claimMany(ctx, notes)
 		if err == nil {
 			break
 		}
@@ -167,6 +167,12 @@ func (n *Notifier) sendAll(ctx context.Context, w *kafka.Writer, jobs []*job) er
 	claimed := time.Now()
 	var sent []sentMail
 	for i, j := range jobs {
+		if ctx.Err() != nil {
+			// Run is stopping: the claims not tried yet are given back,
+			// so that the next member takes them at once and at the
+			// same attempt.
+			return n.recordSent(ctx, sent, errors.Join(ctx.Err(), n.release(ctx, jobs[i:], claims[i:])))
+		}
 		// Past half the lease, the claims left are given back and made
 		// again one by one, so that none runs out while it waits.
 		if claims[i].Outcome == ledger.Won && time.Since(claimed) > n.cfg.Lease/2 {
@@ -179,17 +185,32 @@ func (n *Notifier) sendAll(ctx context.Context, w *kafka.Writer, jobs []*job) er
 			c = &claims[i]
 		}
 		smooth, err := n.deliver(ctx, w, j, c, &sent)
-		if err == nil && !smooth {
-			err = n.release(ctx, jobs[i+1:], claims[i+1:])
-		}
-		if err != nil {
-			return n.recordSent(ctx, sent, err)
+		if err != nil || !smooth {
+			// After a wait, or on the way out, the claims not tried yet
+			// are given back (j's own may have been sent and stays).
+			if err := errors.Join(err, n.release(ctx, jobs[i+1:], claims[i+1:])); err != nil {
+				return n.recordSent(ctx, sent, err)
+			}
 		}
 	}
 	return n.recordSent(ctx, sent, nil)
 }
 
-// release gives back the claims of jobs that were won and not sent.
+// claimMany claims ns, letting a claim that has started finish when Run
+// stops: a claim cut off by the stop may be made all the same, and then
+// nobody would know to give it back. The caller checks ctx after it.
+func (n *Notifier) claimMany(ctx context.Context, ns []ledger.Notification) ([]ledger.Claimed, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markSentTimeout)
+	defer cancel()
+	return n.claims.ClaimMany(cctx, ns, n.cfg.Lease)
+}
+
+// release gives back the claims of jobs that were won and not sent, even
+// when Run is stopping. An error means they could not be given back: their
+// holder's end or their lease frees them then.
 func (n *Notifier) release(ctx context.Context, jobs []*job, claims []ledger.Claimed) error {
 	var ms []ledger.Mark
 	for i := range jobs {
@@ -201,8 +222,10 @@ func (n *Notifier) release(ctx context.Context, jobs []*job, claims []ledger.Cla
 	if len(ms) == 0 {
 		return nil
 	}
-	_, err := retryLedger(ctx, n, "release claims", func() (bool, error) {
-		return true, n.cfg.Ledger.Release(ctx, ms)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markSentTimeout)
+	defer cancel()
+	_, err := retryLedger(rctx, n, "release claims", func() (bool, error) {
+		return true, n.cfg.Ledger.Release(rctx, ms)
 	})
 	return err
 }
@@ -260,7 +283,12 @@ func (n *Notifier) deliver(ctx context.Context, w *kafka.Writer, j *job, first *
 		var c ledger.Claimed
 		if first != nil {
 			c, first = *first, nil
-		} else if c, err = n.claims.Claim(ctx, j.note, n.cfg.Lease); errors.Is(err, ledger.ErrInvalid) {
+		} else if cs, err := n.claimMany(ctx, []ledger.Notification{j.note}); err == nil {
+			c = cs[0]
+			if ctx.Err() != nil {
+				return false, errors.Join(ctx.Err(), n.release(ctx, []*job{j}, cs))
+			}
+		} else if errors.Is(err, ledger.ErrInvalid) {
 			if err := flush(); err != nil {
 				return false, err
 			}

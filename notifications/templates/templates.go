@@ -148,6 +148,20 @@ func (r *Renderer) Render(env published.Envelope, to Recipient) (Mail, bool, err
 	return m, true, nil
 }
 
+// Check tells, without rendering, what Render would say of env's type and
+// data: ok is false for the event types that get no mail, and the error is
+// Render's for data that does not make a mail (ErrInvalidData, wrapped).
+// A template failing to execute is found only by Render.
+func (r *Renderer) Check(env published.Envelope) (ok bool, err error) {
+	if _, ok := templateOf[env.Type]; !ok {
+		return false, nil
+	}
+	if _, err := r.view(env, Recipient{}); err != nil {
+		return false, fmt.Errorf("render %s of event %s: %w", env.Type, env.ID, err)
+	}
+	return true, nil
+}
+
 // blankLines matches the runs of empty lines that optional sections
 // leave behind in the text part.
 var blankLines = regexp.MustCompile(`\n{3,}`)

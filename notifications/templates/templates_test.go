@@ -264,6 +264,9 @@ func TestOtherTypesGetNoMail(t *testing.T) {
 		if ok || err != nil || m != (templates.Mail{}) {
 			t.Errorf("Render(%q) = %+v, %v, %v; want nothing", typ, m, ok, err)
 		}
+		if ok, err := r.Check(rawEnvelope("x-1", typ, []byte(`not even json`))); ok || err != nil {
+			t.Errorf("Check(%q) = %v, %v; want nothing", typ, ok, err)
+		}
 	}
 }
 
@@ -283,6 +286,9 @@ func TestMalformedDataIsAnError(t *testing.T) {
 		m, ok, err := r.Render(rawEnvelope("order-o1", tc.typ, []byte(tc.data)), ada)
 		if !errors.Is(err, templates.ErrInvalidData) || ok || m != (templates.Mail{}) {
 			t.Errorf("Render(%s %s) = ok %v, %v; want ErrInvalidData", tc.typ, tc.data, ok, err)
+		}
+		if ok, err := r.Check(rawEnvelope("order-o1", tc.typ, []byte(tc.data))); !errors.Is(err, templates.ErrInvalidData) || ok {
+			t.Errorf("Check(%s %s) = ok %v, %v; want ErrInvalidData", tc.typ, tc.data, ok, err)
 		}
 	}
 }

@@ -495,3 +495,43 @@ func (p *replyHolder) serve(client net.Conn) {
 		}
 	}
 }
+
+// TestLookupWaitDoesNotHoldBackItsBatch: a lane behind on three orders,
+// the second of whose customer the read model does not have yet, sends the
+// first order's mail at once rather than holding it in the batch while the
+// lookup waits; the second and third follow, in the lane's order, once the
+// customer is there.
+func TestLookupWaitDoesNotHoldBackItsBatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ada, zed := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	e.users.Store(ada, templates.Recipient{Email: "ada@example.com", Name: "Ada"})
+	e.users.Store(zed, templates.Recipient{Email: "zed@example.com", Name: "Zed"})
+	var zedKnown atomic.Bool
+	var keys []string
+	for _, who := range []uuid.UUID{ada, zed, ada} {
+		oid := e.newOrderID(who)
+		keys = append(keys, e.keyOf(e.publish(order.StreamPrefix+oid, created(oid, who))))
+	}
+	stop := e.startWith(func(c *notifier.Config) {
+		oneLane(c)
+		recipients := c.Recipients
+		c.Recipients = func(ctx context.Context, id uuid.UUID) (templates.Recipient, error) {
+			if id == zed && !zedKnown.Load() {
+				return templates.Recipient{}, errors.New("user read model behind")
+			}
+			return recipients(ctx, id)
+		}
+	})
+	defer stop()
+	first := e.waitMails(1)
+	zedKnown.Store(true)
+	if first[0].MessageID != e.messageID(keys[0]) {
+		t.Fatalf("first mail %v, want Ada's first confirmation", summary(first))
+	}
+	e.waitAllSent(keys, 30*time.Second)
+	msgs := e.sink.Messages()
+	if len(msgs) != 3 || msgs[1].MessageID != e.messageID(keys[1]) || msgs[2].MessageID != e.messageID(keys[2]) {
+		t.Fatalf("mails %v, want Ada's, Zed's, Ada's, in the lane's order", summary(msgs))
+	}
+}

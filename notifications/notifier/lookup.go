@@ -18,7 +18,8 @@ import (
 // and a lookup that finds nothing yet is retried).
 type ReadModels interface {
 	User(ctx context.Context, id string) (resource.User, error)
-	Order(ctx context.Context, id string) (resource.Order, error)
+	// OrderOwner is the id of the user who placed the order.
+	OrderOwner(ctx context.Context, orderID string) (string, error)
 }
 
 // LookIn sets Recipients to the user read model and Owner to the order
@@ -36,10 +37,10 @@ func (c *Config) LookIn(m ReadModels) {
 		if !ok {
 			return uuid.Nil, fmt.Errorf("subject %q is not an order stream", env.Subject)
 		}
-		o, err := m.Order(ctx, id)
+		owner, err := m.OrderOwner(ctx, id)
 		if err != nil {
 			return uuid.Nil, err
 		}
-		return uuid.Parse(o.UserID)
+		return uuid.Parse(owner)
 	}
 }

@@ -100,6 +100,25 @@ func (s *Store) Order(ctx context.Context, id string) (resource.Order, error) {
 	return o, nil
 }
 
+// OrderOwner returns the id of the user who placed order id: Order's
+// UserID, without reading the order's lines. Errors: ErrNotFound, the
+// database's.
+func (s *Store) OrderOwner(ctx context.Context, id string) (string, error) {
+	oid, err := uuid.Parse(id)
+	if err != nil {
+		return "", ErrNotFound
+	}
+	var owner string
+	err = s.pool.QueryRow(ctx, "SELECT user_id::text FROM readmodel.orders WHERE id = $1 AND status <> 'abandoned'", oid).Scan(&owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("read model: owner of order %s: %w", id, err)
+	}
+	return owner, nil
+}
+
 // vendorHolds is the condition "order o holds a product of vendor $n".
 func vendorHolds(n int) string {
 	return `EXISTS (SELECT 1 FROM readmodel.order_items it

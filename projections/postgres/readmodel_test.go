@@ -279,6 +279,9 @@ func caughtUp(e *env, tr truth) string {
 		if d := sameOrder(got, want); d != "" {
 			return d
 		}
+		if owner, err := e.rm.OrderOwner(ctx, id); err != nil || owner != want.UserID {
+			return fmt.Sprintf("owner of order %s: %q, %v; want %s", id, owner, err, want.UserID)
+		}
 	}
 	for id, want := range tr.users {
 		got, err := e.rm.User(ctx, id)
@@ -322,6 +325,11 @@ func TestReadModels(t *testing.T) {
 		}
 		if _, err := e.rm.Order(ctx, h.abandoned); !errors.Is(err, postgres.ErrNotFound) {
 			t.Errorf("abandoned order: %v, want ErrNotFound", err)
+		}
+		for _, id := range []string{h.abandoned, uuid.NewString(), "not-a-uuid"} {
+			if _, err := e.rm.OrderOwner(ctx, id); !errors.Is(err, postgres.ErrNotFound) {
+				t.Errorf("owner of order %q: %v, want ErrNotFound", id, err)
+			}
 		}
 		if _, err := e.rm.Order(ctx, uuid.NewString()); !errors.Is(err, postgres.ErrNotFound) {
 			t.Errorf("unknown order: %v, want ErrNotFound", err)

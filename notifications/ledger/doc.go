@@ -37,7 +37,10 @@
 //     MarkRetrying and MarkFailed apply only to a row still 'sending' at
 //     the caller's attempt. A holder that stalled past its lease and was
 //     taken over cannot overwrite the newer holder's outcome; it learns so
-//     from the false result.
+//     from the false result. Release undoes a claim that sent nothing,
+//     attempt count included, so the next claim is at the same attempt:
+//     a holder never marks a claim it gave back, nor repeats a Release
+//     whose outcome it does not know.
 //   - Crash after the SMTP send, before MarkSent. Nothing can make this
 //     window atomic: SMTP has no idempotent submission, so the server may
 //     have accepted the message and the ledger cannot know. The row stays

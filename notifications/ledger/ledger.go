@@ -257,13 +257,13 @@ func (l *Ledger) ClaimMany(ctx context.Context, ns []Notification, lease time.Du
 	}
 	rows, err = l.pool.Query(ctx, "SELECT "+columns+" FROM notifications.ledger WHERE key = ANY($1)", rest)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: claim %d: read rows: %w", len(ns), err)
+		return nil, l.unclaim(ctx, out, fmt.Errorf("ledger: claim %d: read rows: %w", len(ns), err))
 	}
 	for rows.Next() {
 		row, err := scanRow(rows)
 		if err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("ledger: claim %d: read rows: %w", len(ns), err)
+			return nil, l.unclaim(ctx, out, fmt.Errorf("ledger: claim %d: read rows: %w", len(ns), err))
 		}
 		c := &out[at[row.Key]]
 		c.Row, c.Outcome = row, Busy
@@ -275,7 +275,7 @@ func (l *Ledger) ClaimMany(ctx context.Context, ns []Notification, lease time.Du
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("ledger: claim %d: read rows: %w", len(ns), err)
+		return nil, l.unclaim(ctx, out, fmt.Errorf("ledger: claim %d: read rows: %w", len(ns), err))
 	}
 	for i := range out {
 		if out[i].Outcome == 0 {
@@ -285,6 +285,26 @@ func (l *Ledger) ClaimMany(ctx context.Context, ns []Notification, lease time.Du
 		}
 	}
 	return out, nil
+}
+
+// unclaim gives back, once, the rows a ClaimMany won before it failed
+// with err, so that the caller's retry finds them claimable rather than
+// held by itself; it returns err.
+func (l *Ledger) unclaim(ctx context.Context, claimed []Claimed, err error) error {
+	var ms []Mark
+	for _, c := range claimed {
+		if c.Outcome == Won {
+			ms = append(ms, Mark{ID: c.Row.ID, Attempt: c.Row.Attempts})
+		}
+	}
+	if len(ms) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rerr := l.Release(rctx, ms); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+	}
+	return err
 }
 
 // Validate checks that n has what the ledger stores: Claim and ClaimMany
@@ -363,7 +383,8 @@ func (l *Ledger) MarkSentMany(ctx context.Context, ms []Mark) ([]uuid.UUID, erro
 // that claimed several notifications at once and will not send the rest
 // soon (a send failed, or the claims have grown old) releases them, so
 // that their leases do not run out while they wait and the wait costs
-// them no attempt. A released claim must not be marked afterwards: the
+// them no attempt. A released claim must not be marked afterwards, and a
+// Release that failed must not be repeated (it may have applied): the
 // next claim of its row is at the same attempt. Errors: the database's.
 func (l *Ledger) Release(ctx context.Context, ms []Mark) error {
 	ids, attempts := marks(ms)

@@ -15,8 +15,8 @@ const RequeuedPrefix = "requeued after failing: "
 // that are not final, in one statement. The count reads the snapshot the
 // statement started with, in which the rows being reset are still
 // 'failed', so they are not counted. Rows in status 'retrying' at attempt
-// 0 are not counted either: only Requeue writes that state (a claim always
-// makes attempts 1 or more), so no attempt is in flight on them; they
+// 0 are not counted either: only Requeue and Release (a first claim given
+// back) write that state, so no attempt is in flight on them; they
 // wait for a message to claim them, and counting them would make a caller
 // wait for a message it has not published yet (a replay interrupted
 // between requeueing and publishing, or a second dead letter of the

@@ -535,3 +535,44 @@ func TestLookupWaitDoesNotHoldBackItsBatch(t *testing.T) {
 		t.Fatalf("mails %v, want Ada's, Zed's, Ada's, in the lane's order", summary(msgs))
 	}
 }
+
+// slowSender takes d over each send, as a slow SMTP server would.
+type slowSender struct {
+	notifier.Sender
+	d time.Duration
+}
+
+func (s slowSender) Send(ctx context.Context, m mail.Message) error {
+	time.Sleep(s.d)
+	return s.Sender.Send(ctx, m)
+}
+
+// TestSlowBatchRecordsWhileItsClaimsLive: a batch whose sends outlast its
+// claims' lease records what it sent, and gives back what it has not
+// tried, once the claims are half their lease old; every mail is then
+// recorded sent while its claim was live, so no other member could have
+// taken it over and sent it again.
+func TestSlowBatchRecordsWhileItsClaimsLive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var keys []string
+	for i := range 2 * notifier.DefaultBatch {
+		_, reg := e.newUser(fmt.Sprintf("Slow%02d", i))
+		keys = append(keys, e.keyOf(reg))
+	}
+	// 16 sends of 40 ms outlast a lease of 400 ms.
+	stop := e.startWith(func(c *notifier.Config) {
+		oneLane(c)
+		c.Sender, c.Lease = slowSender{Sender: c.Sender, d: 40 * time.Millisecond}, 400*time.Millisecond
+	})
+	defer stop()
+	rows := e.waitAllSent(keys, 60*time.Second)
+	for _, r := range rows {
+		if r.Attempts != 1 || r.SentAt == nil || r.SentAt.After(r.LeaseUntil) {
+			t.Errorf("%s: attempt %d, sent at %v, lease until %v; want recorded at attempt 1 within its lease", r.Key, r.Attempts, r.SentAt, r.LeaseUntil)
+		}
+	}
+	if n := len(e.sink.Messages()); n != len(keys) {
+		t.Errorf("%d mails, want %d", n, len(keys))
+	}
+}

@@ -50,12 +50,13 @@ type sentMail struct {
 
 // handleBatch does everything for ms, messages of one lane in the order
 // they were fetched, except the commit. Their mails are claimed in one
-// statement, sent in order, and recorded sent in one statement; a mail
-// that takes another path (already sent, busy, a failed send) is handled
-// on its own, and what the batch claimed after it is released first and
-// claimed again in turn, so that no claim waits out its lease. A nil
-// error means every message is handled; an error means ctx ended
-// (infrastructure failures are retried here until it does).
+// statement, sent in order, and recorded sent in one statement. Before a
+// mail waits (busy, a failed send), and once the batch's claims are half
+// their lease old, what was sent is recorded and the claims not tried yet
+// are given back, to be claimed again in turn: a claim never waits out its
+// lease. A nil error means every message is handled; an error means ctx
+// ended, or recording what was sent failed for markSentTimeout
+// (infrastructure failures are retried until then).
 func (n *Notifier) handleBatch(ctx context.Context, w *kafka.Writer, ms []kafka.Message) error {
 	var (
 		jobs []*job
@@ -147,10 +148,14 @@ func (n *Notifier) sendAll(ctx context.Context, w *kafka.Writer, jobs []*job) er
 	for i, j := range jobs {
 		notes[i] = j.note
 	}
-	var claims []ledger.Claimed
+	var (
+		claims  []ledger.Claimed
+		claimed time.Time // no later than the database's start of the claims' lease
+	)
 	tries := 0
 	for {
 		var err error
+		claimed = time.Now()
 		claims, err = n.claimMany(ctx, notes)
 		if err == nil {
 			break
@@ -164,36 +169,37 @@ func (n *Notifier) sendAll(ctx context.Context, w *kafka.Writer, jobs []*job) er
 			return err
 		}
 	}
-	claimed := time.Now()
 	var sent []sentMail
+	next := 0 // jobs[next:] are not tried yet
+	// settle records what was sent, then gives back the claims not tried
+	// yet: before any wait, once the claims are half their lease old, and
+	// on the way out. What it gives back is claimed again in turn.
+	settle := func() error {
+		err := n.recordSent(ctx, sent)
+		sent = nil
+		n.release(ctx, jobs[next:], claims[next:])
+		return err
+	}
 	for i, j := range jobs {
+		next = i
 		if ctx.Err() != nil {
-			// Run is stopping: the claims not tried yet are given back,
-			// so that the next member takes them at once and at the
-			// same attempt.
-			return n.recordSent(ctx, sent, errors.Join(ctx.Err(), n.release(ctx, jobs[i:], claims[i:])))
+			return errors.Join(ctx.Err(), settle())
 		}
-		// Past half the lease, the claims left are given back and made
-		// again one by one, so that none runs out while it waits.
-		if claims[i].Outcome == ledger.Won && time.Since(claimed) > n.cfg.Lease/2 {
-			if err := n.release(ctx, jobs[i:], claims[i:]); err != nil {
-				return n.recordSent(ctx, sent, err)
+		if time.Since(claimed) > n.cfg.Lease/2 {
+			if err := settle(); err != nil {
+				return err
 			}
 		}
+		next = i + 1
 		var c *ledger.Claimed
 		if claims[i].Outcome != 0 {
 			c = &claims[i]
 		}
-		smooth, err := n.deliver(ctx, w, j, c, &sent)
-		if err != nil || !smooth {
-			// After a wait, or on the way out, the claims not tried yet
-			// are given back (j's own may have been sent and stays).
-			if err := errors.Join(err, n.release(ctx, jobs[i+1:], claims[i+1:])); err != nil {
-				return n.recordSent(ctx, sent, err)
-			}
+		if err := n.deliver(ctx, w, j, c, &sent, settle); err != nil {
+			return errors.Join(err, settle())
 		}
 	}
-	return n.recordSent(ctx, sent, nil)
+	return settle()
 }
 
 // claimMany claims ns, letting a claim that has started finish when Run
@@ -208,35 +214,35 @@ func (n *Notifier) claimMany(ctx context.Context, ns []ledger.Notification) ([]l
 	return n.claims.ClaimMany(cctx, ns, n.cfg.Lease)
 }
 
-// release gives back the claims of jobs that were won and not sent, even
-// when Run is stopping. An error means they could not be given back: their
-// holder's end or their lease frees them then.
-func (n *Notifier) release(ctx context.Context, jobs []*job, claims []ledger.Claimed) error {
+// release gives back the claims of jobs that were won and not tried, once:
+// a give-back whose outcome is unknown must not be repeated, since by
+// then another claim may hold the row at the same attempt. One that fails
+// leaves the claims to their holder's end or their lease.
+func (n *Notifier) release(ctx context.Context, jobs []*job, claims []ledger.Claimed) {
 	var ms []ledger.Mark
 	for i := range jobs {
 		if claims[i].Outcome == ledger.Won {
 			ms = append(ms, ledger.Mark{ID: claims[i].Row.ID, Attempt: claims[i].Row.Attempts})
-			claims[i].Outcome = 0
 		}
+		claims[i].Outcome = 0 // claimed again in turn
 	}
 	if len(ms) == 0 {
-		return nil
+		return
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markSentTimeout)
 	defer cancel()
-	_, err := retryLedger(rctx, n, "release claims", func() (bool, error) {
-		return true, n.cfg.Ledger.Release(rctx, ms)
-	})
-	return err
+	if err := n.cfg.Ledger.Release(rctx, ms); err != nil {
+		n.log.WarnContext(ctx, "notifier: giving claims back failed; their lease frees them", "claims", len(ms), "err", err)
+	}
 }
 
 // recordSent records the mails of sent sent, even when Run is stopping,
 // so that the next member of the group finds them sent (a redelivery
-// then commits without sending again). It returns failed when that is not
-// nil, and otherwise what recording returned.
-func (n *Notifier) recordSent(ctx context.Context, sent []sentMail, failed error) error {
+// then commits without sending again). Errors: ctx's, when recording has
+// not succeeded within markSentTimeout after ctx ended.
+func (n *Notifier) recordSent(ctx context.Context, sent []sentMail) error {
 	if len(sent) == 0 {
-		return failed
+		return nil
 	}
 	ms := make([]ledger.Mark, len(sent))
 	for i, s := range sent {
@@ -259,26 +265,21 @@ func (n *Notifier) recordSent(ctx context.Context, sent []sentMail, failed error
 		n.log.InfoContext(ctx, "notifier: mail sent", "key", s.j.key(), "attempt", s.row.Attempts)
 		n.cfg.Observe(s.j.ml.Template, OutcomeSent)
 	}
-	return failed
+	return nil
 }
 
 // deliver sends j's mail through the ledger's protocol, from the claim
 // first when it is not nil, and otherwise from a claim of its own. A mail
-// sent is added to sent, to be recorded with the batch's; sent is recorded
-// first whenever deliver is about to wait. smooth reports that the mail
-// was sent at the first claim, or found sent or failed already, without a
-// wait: the batch's other claims are still fresh. A nil error means j's
-// message is handled; an error means ctx ended.
-func (n *Notifier) deliver(ctx context.Context, w *kafka.Writer, j *job, first *ledger.Claimed, sent *[]sentMail) (smooth bool, err error) {
+// sent at the batch's claim is added to sent, to be recorded with the
+// batch's; deliver calls settle (which records sent and gives the batch's
+// other claims back) before it waits, and after sending from a claim of
+// its own. A nil error means j's message is handled; an error means ctx
+// ended.
+func (n *Notifier) deliver(ctx context.Context, w *kafka.Writer, j *job, first *ledger.Claimed, sent *[]sentMail, settle func() error) (err error) {
 	key := j.key()
-	// flush records what was sent before a wait.
-	flush := func() error {
-		err := n.recordSent(ctx, *sent, nil)
-		*sent = nil
-		return err
-	}
+	// smooth: sent at the batch's claim, no wait so far.
+	smooth := first != nil
 	busy := 0
-	smooth = true
 	for {
 		var c ledger.Claimed
 		if first != nil {
@@ -286,20 +287,21 @@ func (n *Notifier) deliver(ctx context.Context, w *kafka.Writer, j *job, first *
 		} else if cs, err := n.claimMany(ctx, []ledger.Notification{j.note}); err == nil {
 			c = cs[0]
 			if ctx.Err() != nil {
-				return false, errors.Join(ctx.Err(), n.release(ctx, []*job{j}, cs))
+				n.release(ctx, []*job{j}, cs)
+				return ctx.Err()
 			}
 		} else if errors.Is(err, ledger.ErrInvalid) {
-			if err := flush(); err != nil {
-				return false, err
+			if err := settle(); err != nil {
+				return err
 			}
-			return false, n.deadLetter(ctx, w, j.m, nil, 0, err.Error())
+			return n.deadLetter(ctx, w, j.m, nil, 0, err.Error())
 		} else if err != nil {
 			smooth = false
-			if err := flush(); err != nil {
-				return false, err
+			if err := settle(); err != nil {
+				return err
 			}
 			if err := n.pause(ctx, "claim", err, &busy); err != nil {
-				return false, err
+				return err
 			}
 			continue
 		}
@@ -307,15 +309,15 @@ func (n *Notifier) deliver(ctx context.Context, w *kafka.Writer, j *job, first *
 		case ledger.AlreadySent, ledger.AlreadyFailed:
 			n.log.InfoContext(ctx, "notifier: duplicate delivery skipped", "key", key, "status", c.Row.Status)
 			n.cfg.Observe(j.ml.Template, OutcomeDuplicate)
-			return smooth, nil
+			return nil
 		case ledger.Busy:
 			// Another holder, or the wait before a retry: its lease ends it.
 			smooth = false
-			if err := flush(); err != nil {
-				return false, err
+			if err := settle(); err != nil {
+				return err
 			}
 			if err := retry.Sleep(ctx, n.backoff(busy)); err != nil {
-				return false, err
+				return err
 			}
 			busy++
 			continue
@@ -324,10 +326,10 @@ func (n *Notifier) deliver(ctx context.Context, w *kafka.Writer, j *job, first *
 		row := c.Row
 		if row.Attempts > n.cfg.MaxAttempts {
 			// Attempts ran out before a crash let the row be dead-lettered.
-			if err := flush(); err != nil {
-				return false, err
+			if err := settle(); err != nil {
+				return err
 			}
-			return false, n.deadLetter(ctx, w, j.m, &row, row.Attempts, "attempts exhausted")
+			return n.deadLetter(ctx, w, j.m, &row, row.Attempts, "attempts exhausted")
 		}
 		// A send that has started runs to its end even when Run is
 		// stopping: aborting it after the server took the message would
@@ -342,31 +344,31 @@ func (n *Notifier) deliver(ctx context.Context, w *kafka.Writer, j *job, first *
 		if err == nil {
 			*sent = append(*sent, sentMail{j: j, row: row})
 			if !smooth {
-				// After a wait the batch's pace is lost: record at once.
-				return false, flush()
+				// Claimed on its own or after a wait: recorded at once.
+				return settle()
 			}
-			return true, nil
+			return nil
 		}
 		if ctx.Err() != nil {
-			return false, ctx.Err()
+			return ctx.Err()
 		}
 		smooth = false
-		if err := flush(); err != nil {
-			return false, err
+		if err := settle(); err != nil {
+			return err
 		}
 		if !errors.Is(err, mail.ErrTemporary) || row.Attempts >= n.cfg.MaxAttempts {
-			return false, n.deadLetter(ctx, w, j.m, &row, row.Attempts, err.Error())
+			return n.deadLetter(ctx, w, j.m, &row, row.Attempts, err.Error())
 		}
 		wait := n.backoff(row.Attempts - 1)
 		n.log.WarnContext(ctx, "notifier: send failed, retrying", "key", key, "attempt", row.Attempts, "wait", wait, "err", err)
 		if _, err2 := retryLedger(ctx, n, "mark retrying", func() (bool, error) {
 			return n.cfg.Ledger.MarkRetrying(ctx, row.ID, row.Attempts, err.Error(), wait)
 		}); err2 != nil {
-			return false, err2
+			return err2
 		}
 		n.cfg.Observe(j.ml.Template, OutcomeRetrying)
 		if err := retry.Sleep(ctx, wait); err != nil {
-			return false, err
+			return err
 		}
 	}
 }

@@ -104,8 +104,9 @@ type Config struct {
 	LookupTimeout time.Duration
 	// Lease is how long a claim holds a notification while this process
 	// lives (a killed process's claims are taken over at once: see
-	// ledger.Hold); default DefaultLease. Choose it longer than a send
-	// takes.
+	// ledger.Hold); default DefaultLease. Choose it longer than twice what
+	// a send takes: a batch records what it sent, and gives back the
+	// claims it has not tried, once they are half their lease old.
 	Lease time.Duration
 	// DLQTopic receives dead letters; default DefaultDLQTopic.
 	DLQTopic string
@@ -349,8 +350,9 @@ func (n *Notifier) consume(parent context.Context, r *kafka.Reader, w *kafka.Wri
 				for k, f := range batch {
 					ms[k] = f.m
 				}
-				// handleBatch fails when ctx has ended; what is left in
-				// the lane then stays unhandled and uncommitted.
+				// handleBatch fails when ctx has ended, or on what it
+				// cannot retry; either way what is left in the lane
+				// stays unhandled and uncommitted.
 				if err := n.handleBatch(ctx, w, ms); err != nil {
 					if ctx.Err() == nil {
 						fail(err)

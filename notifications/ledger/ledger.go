@@ -235,7 +235,7 @@ func (l *Ledger) ClaimMany(ctx context.Context, ns []Notification, lease time.Du
 		row, err := scanRow(rows)
 		if err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("ledger: claim %d: %w", len(ns), err)
+			return nil, l.unclaim(ctx, out, fmt.Errorf("ledger: claim %d: %w", len(ns), err))
 		}
 		out[at[row.Key]] = Claimed{Row: row, Outcome: Won}
 		won++
@@ -281,7 +281,7 @@ func (l *Ledger) ClaimMany(ctx context.Context, ns []Notification, lease time.Du
 		if out[i].Outcome == 0 {
 			// Neither claimed nor there: deleted in between, which
 			// nothing in eventshop does.
-			return nil, fmt.Errorf("ledger: claim %s: the row vanished", keys[i])
+			return nil, l.unclaim(ctx, out, fmt.Errorf("ledger: claim %s: the row vanished", keys[i]))
 		}
 	}
 	return out, nil

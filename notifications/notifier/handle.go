@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,8 +56,7 @@ type sentMail struct {
 // their lease old, what was sent is recorded and the claims not tried yet
 // are given back, to be claimed again in turn: a claim never waits out its
 // lease. A nil error means every message is handled; an error means ctx
-// ended, or recording what was sent failed for markSentTimeout
-// (infrastructure failures are retried until then).
+// ended (infrastructure failures are retried until it does).
 func (n *Notifier) handleBatch(ctx context.Context, w *kafka.Writer, ms []kafka.Message) error {
 	var (
 		jobs []*job
@@ -248,7 +248,9 @@ func (n *Notifier) recordSent(ctx context.Context, sent []sentMail) error {
 	for i, s := range sent {
 		ms[i] = ledger.Mark{ID: s.row.ID, Attempt: s.row.Attempts}
 	}
-	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markSentTimeout)
+	// Retried while Run lives, as the claims are: a mail sent and not
+	// recorded is sent again by whoever handles its message next.
+	mctx, cancel := afterStop(ctx, markSentTimeout)
 	defer cancel()
 	var applied []uuid.UUID
 	if _, err := retryLedger(mctx, n, "mark sent", func() (bool, error) {
@@ -266,6 +268,27 @@ func (n *Notifier) recordSent(ctx context.Context, sent []sentMail) error {
 		n.cfg.Observe(s.j.ml.Template, OutcomeSent)
 	}
 	return nil
+}
+
+// afterStop is a context that ends d after ctx does.
+func afterStop(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var t *time.Timer
+	var mu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		t = time.AfterFunc(d, cancel)
+	})
+	return c, func() {
+		stop()
+		mu.Lock()
+		if t != nil {
+			t.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
 }
 
 // deliver sends j's mail through the ledger's protocol, from the claim

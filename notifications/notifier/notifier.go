@@ -45,7 +45,7 @@ const (
 	DefaultMaxAttempts = 5
 	DefaultRetryMin    = time.Second
 	DefaultRetryMax    = time.Minute
-	DefaultLease       = time.Minute
+	DefaultLease       = 2 * time.Minute
 	DefaultLookup      = 2 * time.Minute
 )
 
@@ -104,9 +104,11 @@ type Config struct {
 	LookupTimeout time.Duration
 	// Lease is how long a claim holds a notification while this process
 	// lives (a killed process's claims are taken over at once: see
-	// ledger.Hold); default DefaultLease. Choose it longer than twice what
-	// a send takes: a batch records what it sent, and gives back the
-	// claims it has not tried, once they are half their lease old.
+	// ledger.Hold); default DefaultLease. A batch records what it sent, and
+	// gives back the claims it has not tried, once they are half their
+	// lease old, and a send and its record may take 40 s (sendTimeout and
+	// markSentTimeout): with a lease of at least 80 s every mail is
+	// recorded before its claim runs out.
 	Lease time.Duration
 	// DLQTopic receives dead letters; default DefaultDLQTopic.
 	DLQTopic string

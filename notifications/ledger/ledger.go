@@ -287,17 +287,22 @@ func (l *Ledger) ClaimMany(ctx context.Context, ns []Notification, lease time.Du
 	return out, nil
 }
 
-// unclaim gives back, once, the rows a ClaimMany won before it failed
-// with err, so that the caller's retry finds them claimable rather than
-// held by itself; it returns err.
-func (l *Ledger) unclaim(ctx context.Context, claimed []Claimed, err error) error {
+// WonMarks names the claims of cs that were won, for Release.
+func WonMarks(cs []Claimed) []Mark {
 	var ms []Mark
-	for _, c := range claimed {
+	for _, c := range cs {
 		if c.Outcome == Won {
 			ms = append(ms, Mark{ID: c.Row.ID, Attempt: c.Row.Attempts})
 		}
 	}
-	if len(ms) > 0 {
+	return ms
+}
+
+// unclaim gives back, once, the rows a ClaimMany won before it failed
+// with err, so that the caller's retry finds them claimable rather than
+// held by itself; it returns err.
+func (l *Ledger) unclaim(ctx context.Context, claimed []Claimed, err error) error {
+	if ms := WonMarks(claimed); len(ms) > 0 {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if rerr := l.Release(rctx, ms); rerr != nil {

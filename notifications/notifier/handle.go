@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -219,11 +218,8 @@ func (n *Notifier) claimMany(ctx context.Context, ns []ledger.Notification) ([]l
 // then another claim may hold the row at the same attempt. One that fails
 // leaves the claims to their holder's end or their lease.
 func (n *Notifier) release(ctx context.Context, jobs []*job, claims []ledger.Claimed) {
-	var ms []ledger.Mark
+	ms := ledger.WonMarks(claims[:len(jobs)])
 	for i := range jobs {
-		if claims[i].Outcome == ledger.Won {
-			ms = append(ms, ledger.Mark{ID: claims[i].Row.ID, Attempt: claims[i].Row.Attempts})
-		}
 		claims[i].Outcome = 0 // claimed again in turn
 	}
 	if len(ms) == 0 {
@@ -273,22 +269,8 @@ func (n *Notifier) recordSent(ctx context.Context, sent []sentMail) error {
 // afterStop is a context that ends d after ctx does.
 func afterStop(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	c, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var t *time.Timer
-	var mu sync.Mutex
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		t = time.AfterFunc(d, cancel)
-	})
-	return c, func() {
-		stop()
-		mu.Lock()
-		if t != nil {
-			t.Stop()
-		}
-		mu.Unlock()
-		cancel()
-	}
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(d, cancel) })
+	return c, func() { stop(); cancel() }
 }
 
 // deliver sends j's mail through the ledger's protocol, from the claim

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -14,8 +13,9 @@ import (
 var _ eventstore.MultiAppender = (*Store)(nil)
 
 // AppendMulti implements eventstore.MultiAppender in one statement
-// (appendMultiSQL), so every part commits in one transaction, with one
-// round trip and one WAL flush. Conflicts are resolved as Append resolves
+// (appendGroupSQL), so every part commits in one transaction, with one
+// round trip and one WAL flush, and it may share that statement with
+// other appends (group.go). Conflicts are resolved as Append resolves
 // them: a retry of parts already written succeeds with the first results,
 // and a concurrent append that took a version makes the statement run
 // again, which then reports the stream whose condition no longer holds.
@@ -24,9 +24,13 @@ func (s *Store) AppendMulti(ctx context.Context, parts ...eventstore.StreamAppen
 	if err != nil {
 		return nil, err
 	}
-	args := appendMultiArgs(parts)
+	return s.group.run(ctx, parts, func() ([]eventstore.AppendResult, error) { return s.appendMultiAlone(ctx, parts) })
+}
+
+// appendMultiAlone is AppendMulti in a statement of its own.
+func (s *Store) appendMultiAlone(ctx context.Context, parts []eventstore.StreamAppend) ([]eventstore.AppendResult, error) {
 	for attempt := 1; ; attempt++ {
-		res, err := s.appendMulti(ctx, parts, args)
+		res, err := s.appendMulti(ctx, parts)
 		if err == nil {
 			s.committed()
 			return res, nil
@@ -57,40 +61,24 @@ func (s *Store) AppendMulti(ctx context.Context, parts ...eventstore.StreamAppen
 	}
 }
 
-// appendMulti runs appendMultiSQL once. Errors: *WrongExpectedVersionError
-// for the first part whose condition failed, the database's.
-func (s *Store) appendMulti(ctx context.Context, parts []eventstore.StreamAppend, args []any) ([]eventstore.AppendResult, error) {
-	rows, err := s.pool.Query(ctx, appendMultiSQL, args...)
+// appendMulti runs appendGroupSQL once with parts as its one member.
+// Errors: *WrongExpectedVersionError for the first part whose condition
+// failed, the database's.
+func (s *Store) appendMulti(ctx context.Context, parts []eventstore.StreamAppend) ([]eventstore.AppendResult, error) {
+	rows, err := s.runGroup(ctx, [][]eventstore.StreamAppend{parts})
 	if err != nil {
 		return nil, fmt.Errorf("append to %s: %w", streams(parts), err)
 	}
-	defer rows.Close()
-	results := make([]eventstore.AppendResult, 0, len(parts))
-	var wrong error
-	for rows.Next() {
-		var before int64
-		var version, txID, id *int64
-		if err := rows.Scan(&before, &version, &txID, &id); err != nil {
-			return nil, fmt.Errorf("append to %s: %w", streams(parts), err)
+	results := make([]eventstore.AppendResult, len(parts))
+	missing := false
+	for k, r := range rows {
+		if p := parts[k]; !p.Expected.Satisfied(r.before) {
+			return nil, &eventstore.WrongExpectedVersionError{Stream: p.Stream, Expected: p.Expected, Actual: r.before}
 		}
-		k := len(results)
-		if version == nil {
-			if p := parts[k]; wrong == nil && !p.Expected.Satisfied(before) {
-				wrong = &eventstore.WrongExpectedVersionError{Stream: p.Stream, Expected: p.Expected, Actual: before}
-			}
-			results = append(results, eventstore.AppendResult{})
-			continue
-		}
-		results = append(results, eventstore.AppendResult{Version: *version, Position: eventstore.Position{Commit: uint64(*txID), Prepare: uint64(*id)}})
+		results[k], missing = r.res, missing || !r.inserted
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("append to %s: %w", streams(parts), err)
-	}
-	if wrong != nil {
-		return nil, wrong
-	}
-	if len(results) != len(parts) {
-		return nil, fmt.Errorf("append to %s: %d results for %d parts", streams(parts), len(results), len(parts))
+	if missing {
+		return nil, fmt.Errorf("append to %s: nothing inserted, yet every condition held", streams(parts))
 	}
 	return results, nil
 }
@@ -109,25 +97,6 @@ func (s *Store) writtenMulti(ctx context.Context, parts []eventstore.StreamAppen
 		results[k], found, reused = res, found && ok, reused || r
 	}
 	return results, found, reused, nil
-}
-
-// appendMultiArgs are the parameters of appendMultiSQL.
-func appendMultiArgs(parts []eventstore.StreamAppend) []any {
-	names := make([]string, len(parts))
-	expected := make([]int64, len(parts))
-	var part, n, versions []int32
-	var ids, types, data, corr, cause, actor []string
-	var created []time.Time
-	for k, p := range parts {
-		names[k], expected[k] = p.Stream, int64(p.Expected)
-		for i, e := range p.Events {
-			part, n = append(part, int32(k+1)), append(n, int32(i+1))
-			ids, types, versions, data = append(ids, e.ID.String()), append(types, e.Type), append(versions, int32(e.SchemaVersion)), append(data, string(e.Data))
-			m := e.Metadata
-			corr, cause, actor, created = append(corr, m.CorrelationID), append(cause, m.CausationID), append(actor, m.ActorID), append(created, m.Timestamp)
-		}
-	}
-	return []any{names, expected, part, n, ids, types, versions, data, corr, cause, actor, created}
 }
 
 // streams names the parts' streams in errors.

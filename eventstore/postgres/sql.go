@@ -61,30 +61,35 @@ SELECT v.found, v.reused, l.version, l.tx_id, l.id
   FROM verdict v
   LEFT JOIN batch l ON v.found AND l.n = cardinality($3::uuid[])`
 
-// appendMultiSQL is appendSQL across streams, in one statement and so one
-// transaction: $1 and $2 are the parts' streams and expected versions;
-// each event names its part ($3, 1-based) and its place in that part
-// ($4, 1-based). Each part's current version and condition are read first;
-// if any condition fails nothing is inserted. It returns, per part in
-// order, the stream's version before the append and its last inserted
-// row's (version, tx_id, id), NULL when nothing was inserted.
-const appendMultiSQL = `
+// appendGroupSQL is appendSQL across streams and across appends, in one
+// statement and so one transaction. $1, $2 and $3 are the parts' streams,
+// expected versions and members (1-based): a member is one append, of one
+// stream or several, whose parts commit all or none. Each event names its
+// part ($4, 1-based across all members) and its place in that part ($5,
+// 1-based). Each part's current version is read first; a member inserts
+// its events only if every one of its parts' conditions holds, whatever
+// the other members find. It returns, per part in order, the stream's
+// version before the statement and its last inserted row's (version,
+// tx_id, id), NULL when that part's member inserted nothing.
+const appendGroupSQL = `
 WITH cur AS (
-    SELECT p.k, p.stream_id, p.expected,
-           (SELECT coalesce(max(e.version), -1) FROM events e WHERE e.stream_id = p.stream_id) AS v
-      FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS p(stream_id, expected, k)
+    SELECT p.k, p.g, p.stream_id,
+           (SELECT coalesce(max(e.version), -1) FROM events e WHERE e.stream_id = p.stream_id) AS v,
+           p.expected
+      FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS p(stream_id, expected, g, k)
 ), ok AS (
-    SELECT bool_and(expected = -2 OR (expected = -1 AND v = -1) OR (expected = -4 AND v >= 0) OR expected = v) AS all_hold
-      FROM cur
+    SELECT g FROM cur
+     GROUP BY g
+    HAVING bool_and(expected = -2 OR (expected = -1 AND v = -1) OR (expected = -4 AND v >= 0) OR expected = v)
 ), ins AS (
     INSERT INTO events (event_id, stream_id, version, type, schema_version, data,
                         correlation_id, causation_id, actor_id, created_at)
     SELECT b.event_id, c.stream_id, c.v + b.n, b.type, b.schema_version, b.data::json,
            b.correlation, b.causation, b.actor, b.created
-      FROM ok, unnest($3::int[], $4::int[], $5::uuid[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
+      FROM unnest($4::int[], $5::int[], $6::uuid[], $7::text[], $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])
                WITH ORDINALITY AS b(part, n, event_id, type, schema_version, data, correlation, causation, actor, created, i)
       JOIN cur c ON c.k = b.part
-     WHERE ok.all_hold
+      JOIN ok ON ok.g = c.g
      ORDER BY b.i
     RETURNING stream_id, version, tx_id, id
 )

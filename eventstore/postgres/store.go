@@ -2,7 +2,8 @@
 // default wherever no EventStoreDB runs.
 //
 // An append is one statement (sql.go), so it costs one round trip;
-// UNIQUE (stream_id, version) is the concurrency guard. The
+// UNIQUE (stream_id, version) is the concurrency guard. Under concurrent
+// appends, several share one statement and its commit (group.go). The
 // global order is (transaction id, row id) and readers only see
 // transactions older than every transaction still in progress, so a
 // reader that continues from the last position it saw never skips an event
@@ -42,6 +43,10 @@ type Options struct {
 	// HeldWarning is how long readers may be held back by an open
 	// transaction before a warning names it; default 10 s.
 	HeldWarning time.Duration
+	// GroupSlots is how many append statements the store has in flight
+	// before further appends wait to share one (group.go); default
+	// DefaultGroupSlots, negative: every append runs on its own.
+	GroupSlots int
 }
 
 // Store is the PostgreSQL event store.
@@ -54,6 +59,7 @@ type Store struct {
 	now     func() time.Time
 	held    heldWatch
 	tail    *tail        // the subscriptions' shared reader
+	group   grouper      // appends sharing statements
 	reads   atomic.Int64 // reads of the global log (readAll), for the tests
 
 	dirty  chan struct{}   // an append committed; tell other processes
@@ -101,6 +107,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.HeldWarning <= 0 {
 		opts.HeldWarning = 10 * time.Second
 	}
+	if opts.GroupSlots == 0 {
+		opts.GroupSlots = DefaultGroupSlots
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("event store: parse database url: %w", err)
@@ -134,6 +143,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		dirty: make(chan struct{}, 1), ctx: bg, cancel: cancel,
 	}
 	s.tail = &tail{store: s, wake: eventstore.NewWaker()}
+	s.group = grouper{store: s, slots: max(opts.GroupSlots, 0), more: make(chan struct{}, 1)}
 	s.wg.Add(1)
 	go s.notifyLoop()
 	return s, nil
@@ -148,6 +158,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // Close stops the background work and closes the pool. Subscriptions end.
 func (s *Store) Close() error {
+	s.group.close()
 	s.mu.Lock()
 	s.cancel()
 	s.mu.Unlock()
@@ -156,12 +167,25 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Append implements eventstore.Store.
+// Append implements eventstore.Store. It may share its statement with
+// other appends (group.go).
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
 	events, err := eventstore.PrepareAppend(stream, expected, events, s.now())
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
+	res, err := s.group.run(ctx, []eventstore.StreamAppend{{Stream: stream, Expected: expected, Events: events}}, func() ([]eventstore.AppendResult, error) {
+		res, err := s.appendAlone(ctx, stream, expected, events)
+		return []eventstore.AppendResult{res}, err
+	})
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	return res[0], nil
+}
+
+// appendAlone is Append in a statement of its own.
+func (s *Store) appendAlone(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
 	args := appendArgs(stream, expected, events)
 	for attempt := 1; ; attempt++ {
 		res, err := s.append(ctx, args)

@@ -255,7 +255,7 @@ func (l *Ledger) ClaimMany(ctx context.Context, ns []Notification, lease time.Du
 			rest = append(rest, keys[i])
 		}
 	}
-	rows, err = l.pool.Query(ctx, "SELECT "+columns+" FROM notifications.ledger WHERE key = ANY($1)", rest)
+	rows, err = l.pool.Query(ctx, "SELECT "+columns+" FROM notifications.ledger WHERE key = ANY($1)", planned, rest)
 	if err != nil {
 		return nil, l.unclaim(ctx, out, fmt.Errorf("ledger: claim %d: read rows: %w", len(ns), err))
 	}
@@ -371,7 +371,7 @@ func (l *Ledger) MarkSentMany(ctx context.Context, ms []Mark) ([]uuid.UUID, erro
 	rows, err := l.pool.Query(ctx, `UPDATE notifications.ledger AS l SET status = 'sent', sent_at = now(), last_error = '', updated_at = now()
 		FROM unnest($1::uuid[], $2::int[]) AS m(id, attempts)
 		WHERE l.id = m.id AND l.attempts = m.attempts AND l.status = 'sending'
-		RETURNING l.id`, ids, attempts)
+		RETURNING l.id`, planned, ids, attempts)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: mark %d sent: %w", len(ms), err)
 	}
@@ -396,18 +396,28 @@ func (l *Ledger) Release(ctx context.Context, ms []Mark) error {
 	_, err := l.pool.Exec(ctx, `UPDATE notifications.ledger AS l
 		SET status = 'retrying', attempts = l.attempts - 1, lease_until = now(), updated_at = now()
 		FROM unnest($1::uuid[], $2::int[]) AS m(id, attempts)
-		WHERE l.id = m.id AND l.attempts = m.attempts AND l.status = 'sending'`, ids, attempts)
+		WHERE l.id = m.id AND l.attempts = m.attempts AND l.status = 'sending'`, planned, ids, attempts)
 	if err != nil {
 		return fmt.Errorf("ledger: release %d: %w", len(ms), err)
 	}
 	return nil
 }
 
-// marks are ms as the arrays the statements take.
-func marks(ms []Mark) ([]uuid.UUID, []int32) {
-	ids, attempts := make([]uuid.UUID, len(ms)), make([]int32, len(ms))
+// planned, as a statement's first argument, has PostgreSQL plan it for
+// each call with its values, rather than keep one plan per connection.
+// It is for the statements that find a batch's rows by a list of keys: a
+// connection's first calls come while the ledger is small, and the plan
+// kept from then on read the whole table however it grew (see
+// TestBatchStatementsReadByKeyAsTheLedgerGrows). A plan costs a fraction
+// of what a scan of a busy ledger does.
+const planned = pgx.QueryExecModeExec
+
+// marks are ms as the arrays the statements take: the ids as text, which
+// a statement run as planned can send (it names no uuid type).
+func marks(ms []Mark) ([]string, []int32) {
+	ids, attempts := make([]string, len(ms)), make([]int32, len(ms))
 	for i, m := range ms {
-		ids[i], attempts[i] = m.ID, int32(m.Attempt)
+		ids[i], attempts[i] = m.ID.String(), int32(m.Attempt)
 	}
 	return ids, attempts
 }

@@ -17,11 +17,18 @@ import (
 // newPool connects to a database of the test's own.
 func newPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
+	return newPoolOf(t, 25) // so that the concurrent tests really are
+}
+
+// newPoolOf connects to a database of the test's own with at most conns
+// connections.
+func newPoolOf(t *testing.T, conns int32) *pgxpool.Pool {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.MaxConns = 25 // so that the concurrent tests really are
+	cfg.MaxConns = conns
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

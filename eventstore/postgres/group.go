@@ -31,11 +31,14 @@ import (
 // group to run on its own, as if there had been no group. A group holds
 // one append per stream, so its own members never collide.
 
-// Group limits: members and events of one statement, and the longest a
-// slot waits for the members of its last group to come back (gather).
+// Group limits: members, events and bytes of event data of one
+// statement (as much as one append may hold; a single member may take
+// all of it), and the longest a slot waits for the members of its last
+// group to come back (gather).
 const (
 	maxGroupMembers = 64
 	maxGroupEvents  = eventstore.MaxAppendEvents
+	maxGroupBytes   = eventstore.MaxAppendBytes
 	maxGather       = time.Millisecond
 )
 
@@ -63,7 +66,8 @@ type grouper struct {
 type member struct {
 	ctx    context.Context
 	parts  []eventstore.StreamAppend
-	events int
+	events int // its events, and bytes of their data
+	bytes  int
 	done   chan struct{} // closed when res is set, or the member must run alone
 	res    []eventstore.AppendResult
 }
@@ -86,6 +90,9 @@ func (g *grouper) run(ctx context.Context, parts []eventstore.StreamAppend, alon
 	m := &member{ctx: ctx, parts: parts, done: make(chan struct{})}
 	for _, p := range parts {
 		m.events += len(p.Events)
+		for _, e := range p.Events {
+			m.bytes += len(e.Data)
+		}
 	}
 	g.queue = append(g.queue, m)
 	g.mu.Unlock()
@@ -146,8 +153,10 @@ func (g *grouper) leave() {
 }
 
 // take removes the next group from the queue: the oldest appends, one per
-// stream, within the group limits. Once the store is closing, it sends
-// every queued append to run alone (and fail) instead. It needs g.mu.
+// stream, within the group limits (a later append that does not fit
+// waits for the next group). Once the store is closing, it sends
+// every queued append to run alone instead, on a pool about to close. It
+// needs g.mu.
 func (g *grouper) take() []*member {
 	if g.closed {
 		for _, m := range g.queue {
@@ -161,16 +170,17 @@ func (g *grouper) take() []*member {
 	}
 	var batch, rest []*member
 	seen := make(map[string]bool)
-	events := 0
+	events, bytes := 0, 0
 	for _, m := range g.queue {
-		if len(batch) > 0 && (len(batch) == maxGroupMembers || events+m.events > maxGroupEvents || clash(seen, m.parts)) {
+		full := len(batch) == maxGroupMembers || events+m.events > maxGroupEvents || bytes+m.bytes > maxGroupBytes
+		if len(batch) > 0 && (full || clash(seen, m.parts)) {
 			rest = append(rest, m)
 			continue
 		}
 		for _, p := range m.parts {
 			seen[p.Stream] = true
 		}
-		batch, events = append(batch, m), events+m.events
+		batch, events, bytes = append(batch, m), events+m.events, bytes+m.bytes
 	}
 	g.queue = rest
 	return batch

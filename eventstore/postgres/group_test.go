@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +171,33 @@ func TestGroupThatFailsSendsItsMembersAlone(t *testing.T) {
 	}
 	if all := eventstoretest.ReadAllPrefix(t, s, p, 100); len(all) != 3 {
 		t.Fatalf("%d events under the prefix, want 3", len(all))
+	}
+}
+
+// TestGroupKeepsToTheLimitsOfOneAppend: two appends that together hold
+// more event data than one append may are not put in one statement.
+func TestGroupKeepsToTheLimitsOfOneAppend(t *testing.T) {
+	s := openStore(t, pgtest.NewDatabase(t), Options{})
+	ctx := eventstoretest.Ctx(t)
+	p := eventstoretest.Prefix(t)
+	big := func() eventstore.EventData {
+		e := eventstoretest.Ev("x", 0)
+		e.Data = []byte(`{"s":"` + strings.Repeat("a", eventstore.MaxAppendBytes*6/10) + `"}`)
+		return e
+	}
+	release := holdSlots(t, s)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = s.Append(ctx, fmt.Sprintf("%sbig-%d", p, i), eventstore.NoStream, big()) })
+	}
+	release(2)
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("appends: %v, %v", errs[0], errs[1])
+	}
+	if n := s.group.grouped.Load(); n != 0 {
+		t.Fatalf("%d appends of over half the byte limit each shared a statement", n)
 	}
 }
 

@@ -309,18 +309,16 @@ func (s *Store) appendGroup(ctx context.Context, members [][]eventstore.StreamAp
 		return nil, err
 	}
 	out := make([][]eventstore.AppendResult, len(members))
-	k := 0
 	for i, parts := range members {
-		res := make([]eventstore.AppendResult, len(parts))
-		for j := range parts {
-			if !rows[k].inserted {
-				res = nil
-			} else if res != nil {
-				res[j] = rows[k].res
-			}
-			k++
+		mine := rows[:len(parts)]
+		rows = rows[len(parts):]
+		if !mine[0].inserted {
+			continue // a member's parts are inserted all or none
 		}
-		out[i] = res
+		out[i] = make([]eventstore.AppendResult, len(mine))
+		for j, r := range mine {
+			out[i][j] = r.res
+		}
 	}
 	return out, nil
 }

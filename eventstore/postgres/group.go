@@ -343,7 +343,7 @@ func (s *Store) runGroup(ctx context.Context, members [][]eventstore.StreamAppen
 		}
 		if version != nil {
 			r.inserted = true
-			r.res = eventstore.AppendResult{Version: *version, Position: eventstore.Position{Commit: uint64(*txID), Prepare: uint64(*id)}}
+			r.res = lastRow(version, txID, id)
 		}
 		out = append(out, r)
 	}

@@ -235,7 +235,13 @@ func (s *Store) written(ctx context.Context, stream string, expected eventstore.
 	if err != nil || !found {
 		return res, false, reused, err
 	}
-	return eventstore.AppendResult{Version: *version, Position: eventstore.Position{Commit: uint64(*txID), Prepare: uint64(*id)}}, true, reused, nil
+	return lastRow(version, txID, id), true, reused, nil
+}
+
+// lastRow is the result of an append whose last row is (version, tx_id,
+// id), as the statements return them.
+func lastRow(version, txID, id *int64) eventstore.AppendResult {
+	return eventstore.AppendResult{Version: *version, Position: eventstore.Position{Commit: uint64(*txID), Prepare: uint64(*id)}}
 }
 
 // errWrongVersion is append's report that the expected version did not hold.
@@ -252,7 +258,7 @@ func (s *Store) append(ctx context.Context, a []any) (eventstore.AppendResult, e
 	if version == nil {
 		return eventstore.AppendResult{}, errWrongVersion{actual: before}
 	}
-	return eventstore.AppendResult{Version: *version, Position: eventstore.Position{Commit: uint64(*txID), Prepare: uint64(*id)}}, nil
+	return lastRow(version, txID, id), nil
 }
 
 // appendStatement is the statement that takes the parameters a.
